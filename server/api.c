@@ -1,0 +1,403 @@
+/*
+ * api — HTTP routes. JSON in and out through jansson.
+ *
+ * Login is the one slow call: argon2id verification takes ~100 ms and 64 MiB,
+ * so it runs on libuv's worker pool with its own SQLite handle, bounded by
+ * cfg.login_inflight, and failed attempts per login name are limited per
+ * minute. Unknown logins are checked against a dummy hash, so the answer
+ * time does not tell which logins exist.
+ */
+#include "api.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "store.h"
+
+#define LOGIN_MAX 64
+#define PASSWORD_MAX 1024
+#define THROTTLE_SLOTS 4096 /* failed-login counters, hashed by login name */
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static void reply_json(http_req *r, int status, json_t *j) {
+  char *s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!s) {
+    http_reply_error(r, 500, "internal", "Could not build the answer.");
+    return;
+  }
+  http_reply_take(r, status, "application/json", s, strlen(s));
+}
+
+/* Parses the body as a JSON object, or answers 400 and returns NULL. */
+static json_t *body_object(http_req *r) {
+  if (!r->body || r->body_len == 0) {
+    http_reply_error(r, 400, "bad_request", "The request needs a JSON body.");
+    return NULL;
+  }
+  json_error_t e;
+  json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+  if (!j) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "The body is not valid JSON (line %d: %s).",
+             e.line, e.text);
+    http_reply_error(r, 400, "bad_request", msg);
+    return NULL;
+  }
+  if (!json_is_object(j)) {
+    json_decref(j);
+    http_reply_error(r, 400, "bad_request", "The body must be a JSON object.");
+    return NULL;
+  }
+  return j;
+}
+
+static json_t *user_json(const store_user *u) {
+  return json_pack("{s:I, s:s, s:s, s:{s:I, s:s}, s:b, s:b, s:b}", "id",
+                   (json_int_t)u->id, "login", u->login, "name", u->name,
+                   "department", "id", (json_int_t)u->department_id, "name",
+                   u->department, "responsible", store_user_is_responsible(u),
+                   "admin", u->is_admin, "management", u->management);
+}
+
+/* Resolves the caller. Returns 0 and fills *u, or answers 401 and returns -1. */
+static int require_user(http_req *r, store_user *u) {
+  unsigned char digest[AUTH_TOKEN_HASH_LEN];
+  int64_t uid;
+  if (r->token[0] &&
+      auth_token_digest(r->token, strlen(r->token), digest) == 0 &&
+      store_session_user(r->d->db, digest, (int64_t)time(NULL), &uid) == 0 &&
+      store_user_by_id(r->d->db, uid, u) == 0)
+    return 0;
+  http_reply_error(r, 401, "unauthorized",
+                   r->token[0] ? "Your session has expired; log in again."
+                               : "Log in first.");
+  return -1;
+}
+
+/* ---- login throttle ---------------------------------------------------- */
+
+static struct {
+  uint64_t window; /* minute number */
+  uint32_t fails;
+} throttle[THROTTLE_SLOTS];
+
+static size_t throttle_slot(const char *login) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (const char *p = login; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return (size_t)(h % THROTTLE_SLOTS);
+}
+
+static int throttled(const otjd *d, const char *login) {
+  size_t i = throttle_slot(login);
+  uint64_t minute = (uint64_t)time(NULL) / 60;
+  return throttle[i].window == minute &&
+         throttle[i].fails >= d->cfg.login_per_minute;
+}
+
+static void throttle_fail(const char *login) {
+  size_t i = throttle_slot(login);
+  uint64_t minute = (uint64_t)time(NULL) / 60;
+  if (throttle[i].window != minute) {
+    throttle[i].window = minute;
+    throttle[i].fails = 0;
+  }
+  throttle[i].fails++;
+}
+
+/* ---- POST /api/login --------------------------------------------------- */
+
+typedef struct login_job {
+  uv_work_t work;
+  http_req *r;
+  char login[LOGIN_MAX + 1];
+  char password[PASSWORD_MAX + 1];
+  int ok;         /* 1: logged in; 0: wrong; -1: internal */
+  store_user user;
+  char token[AUTH_TOKEN_LEN + 1];
+} login_job;
+
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+static char dummy_hash[AUTH_HASH_MAX];
+static void make_dummy_hash(void) {
+  if (auth_hash_password("not a password of anyone", dummy_hash) != 0)
+    dummy_hash[0] = '\0';
+}
+
+static void login_work(uv_work_t *w) {
+  login_job *j = w->data;
+  otjd *d = j->r->d;
+  uv_mutex_lock(&d->db_worker_lock);
+  int rc = store_user_by_login(d->db_worker, j->login, &j->user);
+  uv_mutex_unlock(&d->db_worker_lock);
+  if (rc == STORE_NOTFOUND) {
+    pthread_once(&dummy_once, make_dummy_hash);
+    auth_verify_password(dummy_hash, j->password);
+    j->ok = 0;
+    return;
+  }
+  if (rc != 0) {
+    j->ok = -1;
+    return;
+  }
+  if (auth_verify_password(j->user.password_hash, j->password) != 0) {
+    j->ok = 0;
+    return;
+  }
+  unsigned char digest[AUTH_TOKEN_HASH_LEN];
+  auth_new_token(j->token, digest);
+  int64_t now = (int64_t)time(NULL);
+  uv_mutex_lock(&d->db_worker_lock);
+  rc = store_session_create(d->db_worker, j->user.id, digest, now,
+                            now + (int64_t)d->cfg.session_ttl_s);
+  uv_mutex_unlock(&d->db_worker_lock);
+  j->ok = rc == 0 ? 1 : -1;
+}
+
+static void login_done(uv_work_t *w, int status) {
+  login_job *j = w->data;
+  http_req *r = j->r;
+  otjd *d = r->d;
+  d->login_inflight--;
+  if (status != 0 || j->ok < 0) {
+    http_reply_error(r, 500, "internal",
+                     "Logging in failed on our side; try again.");
+  } else if (j->ok == 0) {
+    d->st.logins_failed++;
+    throttle_fail(j->login);
+    http_reply_error(r, 401, "unauthorized", "Wrong login or password.");
+  } else {
+    d->st.logins_ok++;
+    char cookie[256];
+    snprintf(cookie, sizeof cookie,
+             "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%u",
+             HTTP_SESSION_COOKIE, j->token, d->cfg.session_ttl_s);
+    http_add_header(r, "Set-Cookie", cookie);
+    reply_json(r, 200,
+               json_pack("{s:s, s:o}", "token", j->token, "user",
+                         user_json(&j->user)));
+  }
+  memset(j->password, 0, sizeof j->password);
+  http_req_unref(r);
+  free(j);
+}
+
+static void api_login(http_req *r) {
+  otjd *d = r->d;
+  json_t *b = body_object(r);
+  if (!b) return;
+  const char *login = json_string_value(json_object_get(b, "login"));
+  const char *password = json_string_value(json_object_get(b, "password"));
+  if (!login || !password || !*login) {
+    json_decref(b);
+    http_reply_error(r, 400, "bad_request",
+                     "Send {\"login\": ..., \"password\": ...} as strings.");
+    return;
+  }
+  if (strlen(login) > LOGIN_MAX || strlen(password) > PASSWORD_MAX) {
+    json_decref(b);
+    http_reply_error(r, 401, "unauthorized", "Wrong login or password.");
+    return;
+  }
+  if (throttled(d, login)) {
+    json_decref(b);
+    d->st.logins_throttled++;
+    http_add_header(r, "Retry-After", "60");
+    http_reply_error(r, 429, "rate_limited",
+                     "Too many failed logins for this name; wait a minute "
+                     "and try again.");
+    return;
+  }
+  if ((uint32_t)d->login_inflight >= d->cfg.login_inflight) {
+    json_decref(b);
+    http_add_header(r, "Retry-After", "1");
+    http_reply_error(r, 503, "unavailable",
+                     "Many people are logging in right now; try again in a "
+                     "second.");
+    return;
+  }
+  login_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    json_decref(b);
+    http_reply_error(r, 500, "internal", "Out of memory.");
+    return;
+  }
+  snprintf(j->login, sizeof j->login, "%s", login);
+  snprintf(j->password, sizeof j->password, "%s", password);
+  json_decref(b);
+  j->r = r;
+  j->work.data = j;
+  http_req_ref(r);
+  d->login_inflight++;
+  if (uv_queue_work(d->loop, &j->work, login_work, login_done) != 0) {
+    d->login_inflight--;
+    http_req_unref(r);
+    free(j);
+    http_reply_error(r, 500, "internal", "Could not start the login check.");
+  }
+}
+
+/* ---- POST /api/logout, GET /api/me -------------------------------------- */
+
+static void api_logout(http_req *r) {
+  unsigned char digest[AUTH_TOKEN_HASH_LEN];
+  if (r->token[0] &&
+      auth_token_digest(r->token, strlen(r->token), digest) == 0)
+    store_session_delete(r->d->db, digest);
+  char cookie[128];
+  snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
+           HTTP_SESSION_COOKIE);
+  http_add_header(r, "Set-Cookie", cookie);
+  reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void api_me(http_req *r) {
+  store_user u;
+  if (require_user(r, &u)) return;
+  reply_json(r, 200, user_json(&u));
+}
+
+/* ---- GET /healthz ------------------------------------------------------ */
+
+typedef struct health_job {
+  http_req *r;
+  uv_timer_t timer;
+  int sqlite_ok;
+  int done;
+  int refs; /* the timer handle and the Redis callback */
+} health_job;
+
+static void health_answer(health_job *h, int redis_ok) {
+  if (h->done) return;
+  h->done = 1;
+  uv_timer_stop(&h->timer);
+  int ok = redis_ok && h->sqlite_ok;
+  reply_json(h->r, ok ? 200 : 503,
+             json_pack("{s:s, s:{s:b}, s:{s:b}}", "status",
+                       ok ? "ok" : "degraded", "redis", "ok", redis_ok,
+                       "sqlite", "ok", h->sqlite_ok));
+}
+
+static void health_unref(health_job *h) {
+  if (--h->refs > 0) return;
+  http_req_unref(h->r);
+  free(h);
+}
+
+static void health_timer_closed(uv_handle_t *t) { health_unref(t->data); }
+
+static void health_finish(health_job *h, int redis_ok) {
+  health_answer(h, redis_ok);
+  if (!uv_is_closing((uv_handle_t *)&h->timer))
+    uv_close((uv_handle_t *)&h->timer, health_timer_closed);
+}
+
+static void health_pong(redisAsyncContext *ac, void *reply, void *priv) {
+  health_job *h = priv;
+  redisReply *rep = reply;
+  int ok = rep && rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "PONG");
+  health_finish(h, ok);
+  health_unref(h);
+}
+
+static void health_timeout(uv_timer_t *t) { health_finish(t->data, 0); }
+
+static void api_healthz(http_req *r) {
+  health_job *h = calloc(1, sizeof *h);
+  if (!h) {
+    http_reply_error(r, 500, "internal", "Out of memory.");
+    return;
+  }
+  h->r = r;
+  http_req_ref(r);
+  h->sqlite_ok = store_ping(r->d->db) == 0;
+  uv_timer_init(r->d->loop, &h->timer);
+  h->timer.data = h;
+  h->refs = 1;
+  if (rconn_command(r->d->redis, health_pong, h, "PING") == 0) {
+    h->refs++;
+    uv_timer_start(&h->timer, health_timeout, 1000, 0);
+  } else {
+    health_finish(h, 0);
+  }
+}
+
+/* ---- GET /metrics ------------------------------------------------------ */
+
+static void api_metrics(http_req *r) {
+  const otjd *d = r->d;
+  const otjd_stats *s = &d->st;
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) {
+    http_reply_error(r, 500, "internal", "Out of memory.");
+    return;
+  }
+#define G(name, help, type, val)                                             \
+  fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, \
+          name, (unsigned long long)(val))
+  G("otj_ws_connections", "Open websocket connections.", "gauge", s->ws_open);
+  G("otj_ws_authenticated", "Websocket connections past hello.", "gauge",
+    s->ws_authed);
+  G("otj_ws_accepted_total", "Websocket connections accepted.", "counter",
+    s->ws_accepted);
+  G("otj_frames_in_total", "Websocket messages received.", "counter",
+    s->frames_in);
+  G("otj_frames_out_total", "Websocket messages sent.", "counter",
+    s->frames_out);
+  G("otj_bytes_out_total", "Websocket payload bytes sent.", "counter",
+    s->bytes_out);
+  G("otj_bad_frames_total", "Messages refused as malformed or too large.",
+    "counter", s->bad_frames);
+  G("otj_rate_limited_total", "Messages dropped by the per-connection rate "
+    "limit.", "counter", s->rate_limited);
+  G("otj_dropped_slow_total", "Connections dropped for a full send queue.",
+    "counter", s->dropped_slow);
+  G("otj_http_requests_total", "HTTP API requests.", "counter",
+    s->http_requests);
+  G("otj_logins_ok_total", "Successful logins.", "counter", s->logins_ok);
+  G("otj_logins_failed_total", "Failed logins.", "counter", s->logins_failed);
+  G("otj_logins_throttled_total", "Logins refused by the rate limit.",
+    "counter", s->logins_throttled);
+  G("otj_redis_up", "1 when Redis is connected.", "gauge",
+    rconn_up(d->redis) ? 1 : 0);
+  G("otj_redis_losses_total", "Redis connections lost.", "counter",
+    rconn_losses(d->redis));
+  G("otj_uptime_seconds", "Seconds since start.", "gauge",
+    (otjd_now_ms(d) - d->started_ms) / 1000);
+#undef G
+  fclose(f);
+  http_reply_take(r, 200, "text/plain; version=0.0.4", buf, len);
+}
+
+/* ---- routing ----------------------------------------------------------- */
+
+void api_handle(http_req *r) {
+  const char *p = r->path;
+  http_method m = r->method;
+  if (!strcmp(p, "/healthz")) {
+    if (m == HTTP_GET) api_healthz(r);
+    else http_reply_error(r, 405, "bad_request", "Use GET.");
+  } else if (!strcmp(p, "/metrics")) {
+    if (m == HTTP_GET) api_metrics(r);
+    else http_reply_error(r, 405, "bad_request", "Use GET.");
+  } else if (!strcmp(p, "/api/login")) {
+    if (m == HTTP_POST) api_login(r);
+    else http_reply_error(r, 405, "bad_request", "Use POST.");
+  } else if (!strcmp(p, "/api/logout")) {
+    if (m == HTTP_POST) api_logout(r);
+    else http_reply_error(r, 405, "bad_request", "Use POST.");
+  } else if (!strcmp(p, "/api/me")) {
+    if (m == HTTP_GET) api_me(r);
+    else http_reply_error(r, 405, "bad_request", "Use GET.");
+  } else {
+    http_reply_error(r, 404, "not_found", "There is no such API call.");
+  }
+}

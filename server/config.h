@@ -1,0 +1,44 @@
+/*
+ * config — otjd's settings: defaults, then environment variables, then
+ * command-line flags (a flag wins over its variable). Every limit of
+ * DESIGN §6 is a setting with a default here, never a number in the logic.
+ */
+#ifndef OTJ_CONFIG_H
+#define OTJ_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct otj_config {
+  char listen_addr[64];      /* --listen ADDR:PORT, OTJ_LISTEN */
+  int listen_port;
+  char data_dir[512];        /* --data DIR, OTJ_DATA: otj.db, private redis socket */
+  char redis[512];           /* --redis HOST:PORT or /path.sock; empty = embedded */
+  char redis_server_bin[256];/* OTJ_REDIS_SERVER: the redis-server to start */
+  char web_root[512];        /* --web DIR, OTJ_WEB: static files */
+  char origins[1024];        /* --origins a,b: allowed Origin values for cookie upgrades */
+  int demo;                  /* --demo, OTJ_DEMO=1 */
+  int verbose;               /* -v, OTJ_LOG_LEVEL */
+
+  /* limits (DESIGN §6) */
+  uint32_t max_frame;            /* bytes of one websocket message */
+  uint32_t max_msgs_per_sec;     /* per connection */
+  uint32_t max_send_queue;       /* frames queued for one slow client */
+  uint32_t max_send_bytes;       /* bytes queued for one slow client */
+  uint32_t max_connections;
+  uint32_t max_http_body;        /* bytes of one HTTP request body */
+  uint32_t login_per_minute;     /* failed logins per login name per minute */
+  uint32_t login_inflight;       /* password checks running or queued at once */
+  uint32_t hello_timeout_s;      /* seconds a new socket may wait before hello */
+  uint32_t idle_timeout_s;       /* seconds without any frame before a close */
+  uint32_t session_ttl_s;        /* lifetime of a login token */
+  uint32_t room_idle_ttl_s;      /* Redis expiry of an idle room */
+} otj_config;
+
+/* Fills `c` from defaults, the environment and argv. Returns 0 to run,
+ * 1 when --help was printed, -1 on a bad flag (message already on stderr). */
+int config_load(otj_config *c, int argc, char **argv);
+
+void config_usage(FILE *out);
+
+#endif

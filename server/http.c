@@ -1,0 +1,367 @@
+/*
+ * http — request objects, bodies, deferred answers (see http.h).
+ */
+#include "http.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+
+typedef struct http_pss {
+  http_req *req;
+} http_pss;
+
+size_t http_pss_size(void) { return sizeof(http_pss); }
+
+void http_req_ref(http_req *r) { r->refs++; }
+
+void http_req_unref(http_req *r) {
+  if (--r->refs > 0) return;
+  if (r->handler_free) r->handler_free(r->handler_data);
+  free(r->body);
+  free(r->resp);
+  free(r);
+}
+
+void http_add_header(http_req *r, const char *name, const char *value) {
+  size_t used = strlen(r->extra_headers);
+  snprintf(r->extra_headers + used, sizeof r->extra_headers - used,
+           "%s: %s\r\n", name, value);
+}
+
+void http_reply_take(http_req *r, int status, const char *ctype, char *body,
+                     size_t len) {
+  if (r->answered) {
+    free(body);
+    return;
+  }
+  r->answered = 1;
+  r->status = status;
+  r->ctype = ctype;
+  r->resp = body;
+  r->resp_len = len;
+  if (r->wsi) lws_callback_on_writable(r->wsi);
+}
+
+void http_reply(http_req *r, int status, const char *ctype, const char *body,
+                size_t len) {
+  char *copy = malloc(len + 1);
+  if (!copy) {
+    status = 500;
+    len = 0;
+  } else {
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+  }
+  http_reply_take(r, status, ctype, copy, len);
+}
+
+static void json_escape_into(char *out, size_t cap, const char *s) {
+  size_t o = 0;
+  for (; *s && o + 7 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)c;
+    } else if (c < 0x20) {
+      o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  out[o] = '\0';
+}
+
+void http_reply_error(http_req *r, int status, const char *code,
+                      const char *message) {
+  char esc[768], body[1024];
+  json_escape_into(esc, sizeof esc, message);
+  int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}",
+                   code, esc);
+  http_reply(r, status, "application/json", body, (size_t)n);
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int http_query(const http_req *r, const char *name, char *out, size_t cap) {
+  size_t nl = strlen(name);
+  const char *p = r->query;
+  while (*p) {
+    const char *end = strchr(p, '&');
+    if (!end) end = p + strlen(p);
+    if ((size_t)(end - p) >= nl && !strncmp(p, name, nl) &&
+        (p[nl] == '=' || p + nl == end)) {
+      const char *v = p + nl + (p[nl] == '=' ? 1 : 0);
+      size_t o = 0;
+      while (v < end && o + 1 < cap) {
+        if (*v == '%' && v + 2 < end && hexval(v[1]) >= 0 &&
+            hexval(v[2]) >= 0) {
+          out[o++] = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+          v += 3;
+        } else {
+          out[o++] = *v == '+' ? ' ' : *v;
+          v++;
+        }
+      }
+      out[o] = '\0';
+      return (int)o;
+    }
+    p = *end ? end + 1 : end;
+  }
+  return -1;
+}
+
+int http_cookie_value(const char *header, const char *name, char *out,
+                      size_t cap) {
+  size_t nl = strlen(name);
+  const char *p = header;
+  while (*p) {
+    while (*p == ' ' || *p == ';') p++;
+    if (!strncmp(p, name, nl) && p[nl] == '=') {
+      const char *v = p + nl + 1;
+      size_t n = strcspn(v, ";");
+      while (n && v[n - 1] == ' ') n--;
+      if (n >= cap) return -1;
+      memcpy(out, v, n);
+      out[n] = '\0';
+      return 0;
+    }
+    p += strcspn(p, ";");
+  }
+  return -1;
+}
+
+int http_origin_allowed(struct lws *wsi, const otjd *d) {
+  char origin[256], host[256];
+  if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+    return 1; /* not a browser page: no cookie riding */
+  if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
+    const char *o = origin;
+    if (!strncmp(o, "http://", 7)) o += 7;
+    else if (!strncmp(o, "https://", 8)) o += 8;
+    if (!strcasecmp(o, host)) return 1;
+  }
+  const char *list = d->cfg.origins;
+  size_t ol = strlen(origin);
+  while (*list) {
+    size_t n = strcspn(list, ",");
+    if (n == ol && !strncasecmp(list, origin, n)) return 1;
+    list += n;
+    if (*list == ',') list++;
+  }
+  return 0;
+}
+
+/* ---- request start ----------------------------------------------------- */
+
+static const struct {
+  enum lws_token_indexes tok;
+  http_method m;
+} methods[] = {
+    {WSI_TOKEN_GET_URI, HTTP_GET},       {WSI_TOKEN_POST_URI, HTTP_POST},
+    {WSI_TOKEN_PUT_URI, HTTP_PUT},       {WSI_TOKEN_PATCH_URI, HTTP_PATCH},
+    {WSI_TOKEN_DELETE_URI, HTTP_DELETE},
+};
+
+static http_req *req_start(struct lws *wsi) {
+  http_req *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->d = otjd_of(wsi);
+  r->wsi = wsi;
+  r->refs = 1;
+  r->method = HTTP_OTHER;
+  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+    if (lws_hdr_total_length(wsi, methods[i].tok) > 0) {
+      r->method = methods[i].m;
+      lws_hdr_copy(wsi, r->path, sizeof r->path, methods[i].tok);
+      break;
+    }
+  }
+  /* the query string, argument by argument, joined back with '&' */
+  size_t used = 0;
+  for (int i = 0; used + 1 < sizeof r->query; i++) {
+    char frag[HTTP_PATH_MAX];
+    int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag,
+                                  WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n <= 0) break;
+    int w = snprintf(r->query + used, sizeof r->query - used, "%s%s",
+                     used ? "&" : "", frag);
+    if (w < 0 || (size_t)w >= sizeof r->query - used) break;
+    used += (size_t)w;
+  }
+  char auth[256];
+  if (lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
+      !strncasecmp(auth, "Bearer ", 7)) {
+    size_t n = strlen(auth + 7);
+    if (n < sizeof r->token) memcpy(r->token, auth + 7, n + 1);
+  } else {
+    char cookie[2048];
+    if (lws_hdr_copy(wsi, cookie, sizeof cookie, WSI_TOKEN_HTTP_COOKIE) > 0)
+      http_cookie_value(cookie, HTTP_SESSION_COOKIE, r->token,
+                        sizeof r->token);
+  }
+  char cl[32];
+  if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+    r->body_expected = strtoull(cl, NULL, 10);
+  return r;
+}
+
+/* ---- writing the answer ------------------------------------------------ */
+
+static int write_headers(http_req *r) {
+  struct lws *wsi = r->wsi;
+  unsigned char buf[LWS_PRE + 2048];
+  unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+  if (lws_add_http_common_headers(wsi, (unsigned)r->status,
+                                  r->ctype ? r->ctype : "application/json",
+                                  r->resp_len, &p, end))
+    return -1;
+  if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                  (const unsigned char *)"no-store", 8, &p,
+                                  end))
+    return -1;
+  /* extra "Name: value\r\n" lines */
+  char *line = r->extra_headers;
+  while (*line) {
+    char *eol = strstr(line, "\r\n");
+    if (!eol) break;
+    char *colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon) {
+      char name[64];
+      size_t nl = (size_t)(colon - line);
+      if (nl + 2 < sizeof name) {
+        for (size_t i = 0; i < nl; i++) name[i] = (char)tolower(line[i]);
+        name[nl] = ':';
+        name[nl + 1] = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ') v++;
+        if (lws_add_http_header_by_name(wsi, (unsigned char *)name,
+                                        (const unsigned char *)v,
+                                        (int)(eol - v), &p, end))
+          return -1;
+      }
+    }
+    line = eol + 2;
+  }
+  if (r->close_after &&
+      lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                  (const unsigned char *)"close", 5, &p, end))
+    return -1;
+  if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+  return 0;
+}
+
+/* Returns -1 to close the connection, 0 to keep it. */
+static int on_http_writeable(http_pss *pss) {
+  http_req *r = pss->req;
+  if (!r || !r->answered) return 0;
+  struct lws *wsi = r->wsi;
+  if (!r->headers_sent) {
+    if (write_headers(r)) return -1;
+    r->headers_sent = 1;
+    if (r->resp_len > 0) {
+      lws_callback_on_writable(wsi);
+      return 0;
+    }
+  } else if (r->resp_sent < r->resp_len) {
+    size_t n = r->resp_len - r->resp_sent;
+    if (n > HTTP_CHUNK) n = HTTP_CHUNK;
+    unsigned char buf[LWS_PRE + HTTP_CHUNK];
+    memcpy(buf + LWS_PRE, r->resp + r->resp_sent, n);
+    int last = r->resp_sent + n == r->resp_len;
+    if (lws_write(wsi, buf + LWS_PRE, n,
+                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+      return -1;
+    r->resp_sent += n;
+    if (!last) {
+      lws_callback_on_writable(wsi);
+      return 0;
+    }
+  }
+  /* the transaction is complete */
+  int close_after = r->close_after;
+  pss->req = NULL;
+  r->wsi = NULL;
+  http_req_unref(r);
+  if (close_after) return -1;
+  return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int dispatch(http_pss *pss) {
+  http_req *r = pss->req;
+  r->d->st.http_requests++;
+  api_handle(r);
+  return 0;
+}
+
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                  void *user, void *in, size_t len) {
+  http_pss *pss = user;
+  switch (reason) {
+  case LWS_CALLBACK_HTTP: {
+    if (pss->req) { /* a keep-alive connection's earlier request */
+      pss->req->wsi = NULL;
+      http_req_unref(pss->req);
+    }
+    pss->req = req_start(wsi);
+    if (!pss->req) return -1;
+    http_req *r = pss->req;
+    if (r->body_expected > r->d->cfg.max_http_body) {
+      r->close_after = 1; /* the body stays unread */
+      char msg[128];
+      snprintf(msg, sizeof msg, "The request body may be at most %u bytes.",
+               r->d->cfg.max_http_body);
+      http_reply_error(r, 413, "too_large", msg);
+      return 0;
+    }
+    if ((r->method == HTTP_POST || r->method == HTTP_PUT ||
+         r->method == HTTP_PATCH) &&
+        r->body_expected > 0) {
+      r->body = malloc(r->body_expected + 1);
+      if (!r->body) return -1;
+      return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+    }
+    return dispatch(pss);
+  }
+
+  case LWS_CALLBACK_HTTP_BODY: {
+    http_req *r = pss ? pss->req : NULL;
+    if (!r || !r->body) return 0;
+    if (r->body_len + len > r->body_expected) return -1; /* lies about length */
+    memcpy(r->body + r->body_len, in, len);
+    r->body_len += len;
+    return 0;
+  }
+
+  case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+    http_req *r = pss ? pss->req : NULL;
+    if (!r) return -1;
+    if (r->body) r->body[r->body_len] = '\0';
+    return dispatch(pss);
+  }
+
+  case LWS_CALLBACK_HTTP_WRITEABLE:
+    if (!pss) return 0;
+    return on_http_writeable(pss);
+
+  case LWS_CALLBACK_CLOSED_HTTP:
+  case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    if (pss && pss->req) {
+      pss->req->wsi = NULL;
+      http_req_unref(pss->req);
+      pss->req = NULL;
+    }
+    return 0;
+
+  default:
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+  }
+}

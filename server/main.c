@@ -1,0 +1,345 @@
+/*
+ * main — otjd's start and stop.
+ *
+ * Start: settings, the data folder, SQLite (migrations, the demo
+ * organisation on request), Redis (a private redis-server unless --redis),
+ * then one libuv loop that libwebsockets (as a foreign loop) and hiredis
+ * share. Stop, on SIGINT or SIGTERM: every websocket gets a close frame with
+ * "going away", the loop drains, lws lets go of the loop, Redis is
+ * disconnected and the private redis-server is stopped and reaped.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+#include <libwebsockets.h>
+
+#include "api.h"
+#include "auth.h"
+#include "config.h"
+#include "http.h"
+#include "otjd.h"
+#include "proto.h"
+#include "rconn.h"
+#include "redischild.h"
+#include "store.h"
+#include "ws.h"
+
+#define SHUTDOWN_GRACE_MS 2000 /* time given to clients to take the close */
+#define SHUTDOWN_POLL_MS 50
+#define DEMO_PASSWORD "otj-demo"
+
+static otjd g_d;
+static uv_signal_t sig_int, sig_term, sig_chld;
+static uv_timer_t shutdown_timer;
+static uint64_t shutdown_started;
+
+static int mkdir_p(const char *path) {
+  char tmp[PATH_MAX];
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof tmp) return -1;
+  memcpy(tmp, path, n + 1);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
+  return 0;
+}
+
+static void raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+      rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64 &&
+      g_d.cfg.max_connections > rl.rlim_cur - 64) {
+    /* stay below the descriptor limit: lws spins when accept() fails */
+    g_d.cfg.max_connections = (uint32_t)(rl.rlim_cur - 64);
+  }
+}
+
+static void on_redis_state(void *ud, int up) {
+  (void)ud;
+  (void)up; /* rooms resync here once they live in Redis */
+}
+
+/* ---- shutdown ---------------------------------------------------------- */
+
+static void close_handle(uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void finish_shutdown(void) {
+  otjd *d = &g_d;
+  uv_timer_stop(&shutdown_timer);
+  close_handle((uv_handle_t *)&shutdown_timer);
+  if (d->lws) {
+    lws_context_destroy(d->lws);
+    d->lws = NULL;
+  }
+  ws_fini(d);
+  rconn_destroy(d->redis);
+  d->redis = NULL;
+  uv_signal_stop(&sig_int);
+  uv_signal_stop(&sig_term);
+  uv_signal_stop(&sig_chld);
+  close_handle((uv_handle_t *)&sig_int);
+  close_handle((uv_handle_t *)&sig_term);
+  close_handle((uv_handle_t *)&sig_chld);
+}
+
+static void on_shutdown_tick(uv_timer_t *t) {
+  otjd *d = &g_d;
+  if (d->st.ws_open == 0 ||
+      otjd_now_ms(d) - shutdown_started >= SHUTDOWN_GRACE_MS)
+    finish_shutdown();
+}
+
+static void begin_shutdown(const char *why) {
+  otjd *d = &g_d;
+  if (d->shutting_down) return;
+  d->shutting_down = 1;
+  size_t n = ws_close_all(d);
+  fprintf(stderr, "otjd: %s: closing %zu connection%s\n", why, n,
+          n == 1 ? "" : "s");
+  shutdown_started = otjd_now_ms(d);
+  uv_timer_start(&shutdown_timer, on_shutdown_tick, SHUTDOWN_POLL_MS,
+                 SHUTDOWN_POLL_MS);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  begin_shutdown(signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* The private redis-server died under us: start a new one (its rooms are
+ * gone; clients resync) unless we are stopping anyway. */
+static void on_sigchld(uv_signal_t *h, int signum) {
+  otjd *d = &g_d;
+  if (d->redis_child <= 0) return;
+  int status;
+  if (waitpid(d->redis_child, &status, WNOHANG) != d->redis_child) return;
+  d->redis_child = 0;
+  if (d->shutting_down) return;
+  fprintf(stderr, "otjd: the private redis-server exited (status %d); "
+                  "starting a new one\n", status);
+  char err[512], sock[512];
+  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir, sock,
+                               sizeof sock, err, sizeof err);
+  if (pid > 0) d->redis_child = pid;
+  else fprintf(stderr, "otjd: %s\n", err);
+  /* rconn reconnects to the same socket path by itself */
+}
+
+/* ---- start ------------------------------------------------------------- */
+
+static int open_storage(otjd *d) {
+  char path[600], err[512];
+  snprintf(path, sizeof path, "%s/otj.db", d->cfg.data_dir);
+  if (store_open(path, &d->db, err, sizeof err) != 0) {
+    fprintf(stderr, "otjd: cannot open %s: %s\n", path, err);
+    return EX_CANTCREAT;
+  }
+  if (store_open(path, &d->db_worker, err, sizeof err) != 0) {
+    fprintf(stderr, "otjd: cannot open %s: %s\n", path, err);
+    return EX_CANTCREAT;
+  }
+  uv_mutex_init(&d->db_worker_lock);
+  if (d->cfg.demo) {
+    int users = store_user_count(d->db);
+    if (users < 0) {
+      fprintf(stderr, "otjd: cannot read %s: %s\n", path,
+              store_errmsg(d->db));
+      return EX_CANTCREAT;
+    }
+    if (users > 0) {
+      fprintf(stderr, "otjd: --demo: the database already has users; "
+                      "leaving it as it is\n");
+    } else {
+      char hash[AUTH_HASH_MAX];
+      if (auth_hash_password(DEMO_PASSWORD, hash) != 0 ||
+          store_load_demo(d->db, hash) != 0) {
+        fprintf(stderr, "otjd: loading the demo organisation failed: %s\n",
+                store_errmsg(d->db));
+        return EX_SOFTWARE;
+      }
+      fprintf(stderr, "otjd: demo organisation loaded (every password is "
+                      "'%s')\n", DEMO_PASSWORD);
+    }
+  }
+  return 0;
+}
+
+static int start_redis(otjd *d) {
+  if (d->cfg.redis[0]) {
+    snprintf(d->redis_addr, sizeof d->redis_addr, "%s", d->cfg.redis);
+    return 0;
+  }
+  char err[600];
+  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir,
+                               d->redis_addr, sizeof d->redis_addr, err,
+                               sizeof err);
+  if (pid <= 0) {
+    fprintf(stderr, "otjd: %s\n", err);
+    return EX_UNAVAILABLE;
+  }
+  d->redis_child = pid;
+  fprintf(stderr, "otjd: private redis-server (pid %d) on %s\n", (int)pid,
+          d->redis_addr);
+  return 0;
+}
+
+static struct lws_protocols protocols[3];
+static struct lws_http_mount mounts[4];
+
+static int start_lws(otjd *d) {
+  protocols[0] = (struct lws_protocols){
+      .name = "http",
+      .callback = http_callback,
+      .per_session_data_size = http_pss_size(),
+  };
+  protocols[1] = (struct lws_protocols){
+      .name = PROTO_SUBPROTOCOL,
+      .callback = ws_callback,
+      .per_session_data_size = ws_sess_size(),
+      .rx_buffer_size = 16384,
+  };
+  /* protocols[2] stays zeroed: the end of the list */
+
+  /* lws picks the longest matching mountpoint */
+  static const char *api_points[] = {"/api", "/healthz", "/metrics"};
+  for (int i = 0; i < 3; i++) {
+    mounts[i] = (struct lws_http_mount){
+        .mount_next = &mounts[i + 1],
+        .mountpoint = api_points[i],
+        .mountpoint_len = (unsigned char)strlen(api_points[i]),
+        .origin = "http",
+        .origin_protocol = LWSMPRO_CALLBACK,
+    };
+  }
+  mounts[3] = (struct lws_http_mount){
+      .mountpoint = "/",
+      .mountpoint_len = 1,
+      .origin = d->cfg.web_root,
+      .def = "index.html",
+      .origin_protocol = LWSMPRO_FILE,
+  };
+
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof info);
+  void *loops[1] = {d->loop};
+  info.options = LWS_SERVER_OPTION_LIBUV |
+                 LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+                 LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
+                 LWS_SERVER_OPTION_DISABLE_IPV6;
+  info.foreign_loops = loops;
+  info.port = d->cfg.listen_port;
+  info.iface = strcmp(d->cfg.listen_addr, "0.0.0.0") ? d->cfg.listen_addr
+                                                       : NULL;
+  info.protocols = protocols;
+  info.mounts = mounts;
+  info.user = d;
+  info.vhost_name = "otjd";
+  info.server_string = "otjd";
+  info.timeout_secs = 20;
+  info.ka_time = 0;
+  d->lws = lws_create_context(&info);
+  if (!d->lws) {
+    fprintf(stderr,
+            "otjd: cannot serve on %s:%d (is the port in use? is "
+            "libwebsockets-evlib-uv installed?)\n",
+            d->cfg.listen_addr, d->cfg.listen_port);
+    return EX_SOFTWARE;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  otjd *d = &g_d;
+  int rc = config_load(&d->cfg, argc, argv);
+  if (rc > 0) return 0;
+  if (rc < 0) return EX_USAGE;
+  setvbuf(stderr, NULL, _IOLBF, 0);
+  signal(SIGPIPE, SIG_IGN);
+  srand((unsigned)time(NULL) ^ (unsigned)getpid());
+  lws_set_log_level(d->cfg.verbose ? (LLL_ERR | LLL_WARN | LLL_NOTICE)
+                                   : (LLL_ERR | LLL_WARN),
+                    NULL);
+  if (auth_init() != 0) {
+    fprintf(stderr, "otjd: libsodium did not start\n");
+    return EX_SOFTWARE;
+  }
+  raise_nofile();
+  if (mkdir_p(d->cfg.data_dir) != 0) {
+    fprintf(stderr, "otjd: cannot create data folder %s: %s\n",
+            d->cfg.data_dir, strerror(errno));
+    return EX_CANTCREAT;
+  }
+  if ((rc = open_storage(d)) != 0) goto out_store;
+  if ((rc = start_redis(d)) != 0) goto out_store;
+
+  d->loop = malloc(sizeof *d->loop);
+  if (!d->loop || uv_loop_init(d->loop) != 0) {
+    rc = EX_SOFTWARE;
+    goto out_redis;
+  }
+  d->started_ms = uv_now(d->loop);
+  uv_signal_init(d->loop, &sig_int);
+  uv_signal_init(d->loop, &sig_term);
+  uv_signal_init(d->loop, &sig_chld);
+  uv_timer_init(d->loop, &shutdown_timer);
+  uv_signal_start(&sig_int, on_signal, SIGINT);
+  uv_signal_start(&sig_term, on_signal, SIGTERM);
+  uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
+  ws_init(d);
+
+  if ((rc = start_lws(d)) != 0) {
+    finish_shutdown();
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    goto out_loop;
+  }
+  d->redis = rconn_create(d->loop, d->redis_addr, on_redis_state, d);
+  if (!d->redis) {
+    fprintf(stderr, "otjd: bad Redis address '%s' (want HOST:PORT or "
+                    "/path/to.sock)\n", d->redis_addr);
+    rc = EX_USAGE;
+    begin_shutdown("bad configuration");
+  } else {
+    fprintf(stderr, "otjd: serving http://%s:%d (web client from %s)\n",
+            d->cfg.listen_addr, d->cfg.listen_port, d->cfg.web_root);
+  }
+
+  uv_run(d->loop, UV_RUN_DEFAULT);
+
+out_loop:
+  if (uv_loop_close(d->loop) != 0) {
+    /* something still holds the loop; say so rather than hang */
+    fprintf(stderr, "otjd: loop still had handles at exit\n");
+  }
+  free(d->loop);
+out_redis:
+  if (d->redis_child > 0) {
+    redischild_stop(d->redis_child);
+    d->redis_child = 0;
+  }
+out_store:
+  store_close(d->db_worker);
+  store_close(d->db);
+  if (d->db_worker) uv_mutex_destroy(&d->db_worker_lock);
+  fprintf(stderr, "otjd: stopped\n");
+  return rc;
+}

@@ -1,0 +1,180 @@
+/*
+ * rconn — connect, time out, back off, reconnect (see rconn.h).
+ */
+#include "rconn.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rconn {
+  uv_loop_t *loop;
+  uv_timer_t timer;          /* connect timeout or backoff delay */
+  redisAsyncContext *ac;     /* NULL when neither connecting nor connected */
+  int connected;
+  int closing;
+  unsigned attempt;          /* failures in a row, for the backoff */
+  unsigned long losses;
+  char host[256];
+  int port;                  /* 0: host is a unix socket path */
+  rconn_state_fn *cb;
+  void *ud;
+};
+
+static void start_connect(rconn *r);
+
+static void schedule_retry(rconn *r) {
+  if (r->closing) return;
+  unsigned shift = r->attempt < 6 ? r->attempt : 6;
+  uint64_t base = (uint64_t)RCONN_BACKOFF_MIN_MS << shift;
+  if (base > RCONN_BACKOFF_MAX_MS) base = RCONN_BACKOFF_MAX_MS;
+  /* "equal jitter": half fixed, half random */
+  uint64_t delay = base / 2 + (uint64_t)(rand() % (int)(base / 2 + 1));
+  r->attempt++;
+  uv_timer_stop(&r->timer);
+  uv_timer_start(&r->timer, (uv_timer_cb)start_connect, delay, 0);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+  rconn *r = ac->data;
+  if (!r) return;
+  uv_timer_stop(&r->timer);
+  if (status != REDIS_OK) {
+    /* hiredis frees the context after this callback */
+    if (r->attempt == 0 || r->attempt % 10 == 0)
+      fprintf(stderr, "otjd: redis: connect failed: %s; retrying\n",
+              ac->errstr);
+    r->ac = NULL;
+    schedule_retry(r);
+    return;
+  }
+  r->connected = 1;
+  r->attempt = 0;
+  fprintf(stderr, "otjd: redis: connected\n");
+  if (r->cb) r->cb(r->ud, 1);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+  rconn *r = ac->data;
+  if (!r) return;
+  /* hiredis frees the context after this callback: forget it now. */
+  r->ac = NULL;
+  int was = r->connected;
+  r->connected = 0;
+  if (r->closing) return;
+  r->losses++;
+  fprintf(stderr, "otjd: redis: connection lost (%s); reconnecting\n",
+          status == REDIS_OK ? "closed" : ac->errstr);
+  if (was && r->cb) r->cb(r->ud, 0);
+  schedule_retry(r);
+}
+
+static void on_connect_timeout(uv_timer_t *t) {
+  rconn *r = t->data;
+  if (r->ac && !r->connected) {
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    ac->data = NULL;
+    redisAsyncFree(ac); /* never connected: no disconnect callback */
+    if (r->attempt == 0 || r->attempt % 10 == 0)
+      fprintf(stderr, "otjd: redis: connect timed out; retrying\n");
+    schedule_retry(r);
+  }
+}
+
+static void start_connect(rconn *r) {
+  if (r->closing) return;
+  redisAsyncContext *ac = r->port ? redisAsyncConnect(r->host, r->port)
+                                  : redisAsyncConnectUnix(r->host);
+  if (!ac) {
+    schedule_retry(r);
+    return;
+  }
+  if (ac->err) {
+    if (r->attempt == 0 || r->attempt % 10 == 0)
+      fprintf(stderr, "otjd: redis: %s; retrying\n", ac->errstr);
+    redisAsyncFree(ac);
+    schedule_retry(r);
+    return;
+  }
+  ac->data = r;
+  redisLibuvAttach(ac, r->loop);
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  r->ac = ac;
+  uv_timer_stop(&r->timer);
+  r->timer.data = r;
+  uv_timer_start(&r->timer, on_connect_timeout, RCONN_CONNECT_TIMEOUT_MS, 0);
+}
+
+rconn *rconn_create(uv_loop_t *loop, const char *addr, rconn_state_fn *cb,
+                    void *ud) {
+  rconn *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->loop = loop;
+  r->cb = cb;
+  r->ud = ud;
+  if (addr[0] == '/') {
+    if (strlen(addr) >= sizeof r->host) goto fail;
+    strcpy(r->host, addr);
+  } else {
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof r->host)
+      goto fail;
+    memcpy(r->host, addr, (size_t)(colon - addr));
+    r->port = atoi(colon + 1);
+    if (r->port <= 0 || r->port > 65535) goto fail;
+  }
+  uv_timer_init(loop, &r->timer);
+  r->timer.data = r;
+  start_connect(r);
+  return r;
+fail:
+  free(r);
+  return NULL;
+}
+
+static void free_after_close(uv_handle_t *h) { free(h->data); }
+
+void rconn_destroy(rconn *r) {
+  if (!r) return;
+  r->closing = 1;
+  uv_timer_stop(&r->timer);
+  if (r->ac) {
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    ac->data = NULL; /* r is freed before hiredis may call back */
+    if (r->connected)
+      redisAsyncDisconnect(ac); /* pending replies first, then the close */
+    else
+      redisAsyncFree(ac);
+  }
+  r->connected = 0;
+  r->timer.data = r;
+  uv_close((uv_handle_t *)&r->timer, free_after_close);
+}
+
+int rconn_up(const rconn *r) { return r && r->connected && r->ac; }
+
+unsigned long rconn_losses(const rconn *r) { return r ? r->losses : 0; }
+
+int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata,
+                  const char *fmt, ...) {
+  if (!rconn_up(r)) return -1;
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = redisvAsyncCommand(r->ac, fn, privdata, fmt, ap);
+  va_end(ap);
+  return rc == REDIS_OK ? 0 : -1;
+}
+
+int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata,
+                       int argc, const char **argv, const size_t *argvlen) {
+  if (!rconn_up(r)) return -1;
+  return redisAsyncCommandArgv(r->ac, fn, privdata, argc, argv, argvlen) ==
+                 REDIS_OK
+             ? 0
+             : -1;
+}

@@ -1,0 +1,51 @@
+/*
+ * rconn — otjd's connection to Redis, on the shared libuv loop.
+ *
+ * hiredis 0.14 neither times out a connect nor reconnects, so this module
+ * does both: a connect that has not finished in RCONN_CONNECT_TIMEOUT_MS is
+ * dropped, and every loss is followed by a new attempt after an exponential
+ * backoff with jitter (RCONN_BACKOFF_MIN_MS .. RCONN_BACKOFF_MAX_MS), so a
+ * fleet of otjd processes does not hammer a Redis that comes back. The owner
+ * hears every change of state through one callback.
+ */
+#ifndef OTJ_RCONN_H
+#define OTJ_RCONN_H
+
+#include <uv.h>
+#include <hiredis/async.h>
+
+#define RCONN_CONNECT_TIMEOUT_MS 2000
+#define RCONN_BACKOFF_MIN_MS 100
+#define RCONN_BACKOFF_MAX_MS 5000
+
+typedef struct rconn rconn;
+
+/* Called on the loop when Redis becomes reachable (up = 1) or is lost (0). */
+typedef void rconn_state_fn(void *ud, int up);
+
+/* Creates the connection and starts connecting to `addr` ("HOST:PORT" or a
+ * path starting with '/'). Returns NULL on a malformed address or no memory. */
+rconn *rconn_create(uv_loop_t *loop, const char *addr, rconn_state_fn *cb,
+                    void *ud);
+
+/* Disconnects; pending commands get their callback with a NULL reply. The
+ * handle's memory is released once its timer has closed on the loop. */
+void rconn_destroy(rconn *r);
+
+/* 1 when connected. */
+int rconn_up(const rconn *r);
+
+/* Sends a command (hiredis format). Returns 0, or -1 when Redis is not
+ * connected (then `fn` is never called). `fn` may get a NULL reply when the
+ * connection drops; the reply is valid only during the callback. */
+int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata,
+                  const char *fmt, ...);
+
+/* Same, with an argv vector. */
+int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata,
+                       int argc, const char **argv, const size_t *argvlen);
+
+/* Number of connection losses since start (for /metrics). */
+unsigned long rconn_losses(const rconn *r);
+
+#endif

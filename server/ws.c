@@ -1,0 +1,469 @@
+/*
+ * ws — otj.v1 sessions: reassembly, decode, dispatch, queued output.
+ * See ws.h for the design.
+ */
+#include "ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "http.h"
+#include "proto.h"
+
+#define WS_PATH "/ws"
+#define WS_MAX_BAD_HELLOS 3 /* wrong tokens before the socket is closed */
+
+typedef struct ws_frame {
+  struct ws_frame *next;
+  size_t len;
+  uint8_t buf[]; /* LWS_PRE bytes of headroom, then the payload */
+} ws_frame;
+
+struct ws_sess {
+  struct lws *wsi;
+  otjd *d;
+  ws_sess *prev, *next;         /* otjd.sessions */
+  ws_sess *arm_prev, *arm_next; /* otjd.arm_head, when on_arm_list */
+  int on_arm_list;
+  int closing;
+  int authed;
+  int bad_hellos;
+
+  int64_t user_id;
+  int responsible;
+  char name[128];
+  char cookie_token[AUTH_TOKEN_LEN + 1];
+
+  uint8_t *rx;      /* reassembly of a fragmented message */
+  size_t rx_len, rx_cap;
+  int rx_oversize;  /* the current message passed max_frame: drop it */
+
+  ws_frame *q_head, *q_tail;
+  uint32_t q_count;
+  size_t q_bytes;
+
+  uint64_t rate_window_ms;
+  uint32_t rate_count;
+};
+
+size_t ws_sess_size(void) { return sizeof(ws_sess); }
+
+/* One decode target and one encode buffer for the whole loop: a decoded
+ * message is about 8 KiB and lives only while one frame is handled. */
+static proto_msg g_msg;
+static proto_buf g_out;
+static int g_out_ready;
+
+static proto_buf *outbuf(void) {
+  if (!g_out_ready) {
+    proto_buf_init(&g_out, 0);
+    g_out_ready = 1;
+  }
+  proto_buf_clear(&g_out);
+  return &g_out;
+}
+
+/* ---- output queue ------------------------------------------------------ */
+
+/* Runs only so that the poll phase does not block while arms wait. */
+static void on_arm_idle(uv_idle_t *h) { (void)h; }
+
+static void arm_add(ws_sess *s) {
+  if (s->on_arm_list) return;
+  otjd *d = s->d;
+  if (!d->arm_head) uv_idle_start(&d->arm_idle, on_arm_idle);
+  s->arm_prev = NULL;
+  s->arm_next = d->arm_head;
+  if (d->arm_head) d->arm_head->arm_prev = s;
+  d->arm_head = s;
+  s->on_arm_list = 1;
+}
+
+static void arm_remove(ws_sess *s) {
+  if (!s->on_arm_list) return;
+  if (s->arm_prev) s->arm_prev->arm_next = s->arm_next;
+  else s->d->arm_head = s->arm_next;
+  if (s->arm_next) s->arm_next->arm_prev = s->arm_prev;
+  s->on_arm_list = 0;
+  s->arm_prev = s->arm_next = NULL;
+}
+
+static void on_arm_check(uv_check_t *h) {
+  otjd *d = h->data;
+  ws_sess *s = d->arm_head;
+  d->arm_head = NULL;
+  uv_idle_stop(&d->arm_idle);
+  while (s) {
+    ws_sess *next = s->arm_next;
+    s->on_arm_list = 0;
+    s->arm_prev = s->arm_next = NULL;
+    lws_callback_on_writable(s->wsi);
+    s = next;
+  }
+}
+
+static void close_session(ws_sess *s, enum lws_close_status code,
+                          const char *reason) {
+  if (s->closing) return;
+  s->closing = 1;
+  lws_close_reason(s->wsi, code, (unsigned char *)reason, strlen(reason));
+  arm_add(s);
+}
+
+int ws_send(ws_sess *s, const uint8_t *data, size_t len) {
+  otjd *d = s->d;
+  if (s->closing) return -1;
+  if (s->q_count >= d->cfg.max_send_queue ||
+      s->q_bytes + len > d->cfg.max_send_bytes) {
+    d->st.dropped_slow++;
+    close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                  "too slow: reconnect and sync");
+    return -1;
+  }
+  ws_frame *f = malloc(sizeof *f + LWS_PRE + len);
+  if (!f) {
+    close_session(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    return -1;
+  }
+  f->next = NULL;
+  f->len = len;
+  memcpy(f->buf + LWS_PRE, data, len);
+  if (s->q_tail) s->q_tail->next = f;
+  else s->q_head = f;
+  s->q_tail = f;
+  s->q_count++;
+  s->q_bytes += len;
+  arm_add(s);
+  return 0;
+}
+
+static void send_buf(ws_sess *s, proto_buf *b) {
+  if (b->failed || proto_buf_size(b) == 0) return;
+  ws_send(s, proto_buf_bytes(b), proto_buf_size(b));
+}
+
+static void send_err(ws_sess *s, proto_rid rid, proto_code code,
+                     const char *msg) {
+  proto_buf *b = outbuf();
+  if (proto_encode_err(b, rid, code, msg) == 0) send_buf(s, b);
+}
+
+static void free_queue(ws_sess *s) {
+  ws_frame *f = s->q_head;
+  while (f) {
+    ws_frame *n = f->next;
+    free(f);
+    f = n;
+  }
+  s->q_head = s->q_tail = NULL;
+  s->q_count = 0;
+  s->q_bytes = 0;
+}
+
+/* Writes queued frames until the socket would block. Returns -1 to have lws
+ * close the connection (after a requested close). */
+static int on_writeable(ws_sess *s) {
+  otjd *d = s->d;
+  while (s->q_head && !lws_send_pipe_choked(s->wsi)) {
+    ws_frame *f = s->q_head;
+    int n = lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_BINARY);
+    if (n < (int)f->len) return -1;
+    s->q_head = f->next;
+    if (!s->q_head) s->q_tail = NULL;
+    s->q_count--;
+    s->q_bytes -= f->len;
+    d->st.frames_out++;
+    d->st.bytes_out += f->len;
+    free(f);
+  }
+  if (s->q_head) {
+    lws_callback_on_writable(s->wsi);
+    return 0;
+  }
+  if (s->closing) return -1; /* lws sends the close frame set earlier */
+  return 0;
+}
+
+/* ---- handshake --------------------------------------------------------- */
+
+/* Reads the otj_session cookie from the upgrade request into `out`.
+ * Returns 1 when one was present. */
+static int read_cookie_token(struct lws *wsi, char *out, size_t cap) {
+  char hdr[2048];
+  if (lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_COOKIE) <= 0) return 0;
+  return http_cookie_value(hdr, HTTP_SESSION_COOKIE, out, cap) == 0;
+}
+
+/* The upgrade is refused unless it is for /ws; with a session cookie the
+ * Origin must be allowed (a page elsewhere must not ride on the cookie). */
+static int filter_connection(struct lws *wsi) {
+  otjd *d = otjd_of(wsi);
+  char uri[64];
+  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+      strcmp(uri, WS_PATH) != 0)
+    return 1;
+  if (d->shutting_down) return 1;
+  if (d->st.ws_open >= d->cfg.max_connections) return 1;
+  char tok[AUTH_TOKEN_LEN + 1];
+  if (read_cookie_token(wsi, tok, sizeof tok) && !http_origin_allowed(wsi, d))
+    return 1;
+  return 0;
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+static void handle_hello(ws_sess *s, const proto_msg *m) {
+  otjd *d = s->d;
+  proto_rid rid = proto_rid_of(m);
+  if (s->authed) {
+    send_err(s, rid, PROTO_CONFLICT, "This connection already said hello.");
+    return;
+  }
+  const char *tok = NULL;
+  size_t toklen = 0;
+  if (m->hello.has_token) {
+    tok = m->hello.token.ptr;
+    toklen = m->hello.token.len;
+  } else if (s->cookie_token[0]) {
+    tok = s->cookie_token;
+    toklen = strlen(s->cookie_token);
+  }
+  unsigned char digest[AUTH_TOKEN_HASH_LEN];
+  int64_t uid = 0;
+  store_user u;
+  int ok = tok && auth_token_digest(tok, toklen, digest) == 0 &&
+           store_session_user(d->db, digest, (int64_t)time(NULL), &uid) == 0 &&
+           store_user_by_id(d->db, uid, &u) == 0;
+  if (!ok) {
+    if (++s->bad_hellos >= WS_MAX_BAD_HELLOS) {
+      send_err(s, rid, PROTO_UNAUTHORIZED,
+               "Too many unknown tokens; log in again.");
+      close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "unauthorized");
+      return;
+    }
+    send_err(s, rid, PROTO_UNAUTHORIZED,
+             tok ? "That session is unknown or has expired; log in again."
+                 : "Send hello with the token from /api/login.");
+    return;
+  }
+  s->authed = 1;
+  s->user_id = u.id;
+  s->responsible = store_user_is_responsible(&u);
+  snprintf(s->name, sizeof s->name, "%s", u.name);
+  d->st.ws_authed++;
+  lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
+  proto_user pu = {.id = (uint64_t)u.id,
+                   .name = proto_s(s->name),
+                   .responsible = s->responsible != 0};
+  proto_buf *b = outbuf();
+  if (proto_encode_welcome(b, rid, &pu) == 0) send_buf(s, b);
+}
+
+static int rate_ok(ws_sess *s) {
+  otjd *d = s->d;
+  uint64_t now = otjd_now_ms(d);
+  if (now - s->rate_window_ms >= 1000) {
+    s->rate_window_ms = now;
+    s->rate_count = 0;
+  }
+  return ++s->rate_count <= d->cfg.max_msgs_per_sec;
+}
+
+static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
+                         int binary) {
+  otjd *d = s->d;
+  d->st.frames_in++;
+  if (!rate_ok(s)) {
+    d->st.rate_limited++;
+    /* One err per window: a flood must not turn into a flood back. */
+    if (s->rate_count == d->cfg.max_msgs_per_sec + 1)
+      send_err(s, PROTO_NO_RID, PROTO_RATE_LIMITED,
+               "Too many messages: slow down; messages in this second are "
+               "dropped.");
+    return;
+  }
+  if (!binary) {
+    d->st.bad_frames++;
+    send_err(s, PROTO_NO_RID, PROTO_BAD_REQUEST,
+             "Text frames are not understood: send one msgpack map per "
+             "binary frame.");
+    return;
+  }
+  proto_limits lim = proto_limits_default();
+  lim.max_frame = d->cfg.max_frame;
+  proto_error perr;
+  if (proto_decode(buf, len, &lim, &g_msg, &perr) != 0) {
+    d->st.bad_frames++;
+    proto_buf *b = outbuf();
+    if (proto_encode_decode_error(b, &perr) == 0) send_buf(s, b);
+    return;
+  }
+  const proto_msg *m = &g_msg;
+  proto_rid rid = proto_rid_of(m);
+  if (m->type == PROTO_T_HELLO) {
+    handle_hello(s, m);
+    return;
+  }
+  if (!s->authed) {
+    send_err(s, rid, PROTO_UNAUTHORIZED,
+             "Say hello with your token before anything else.");
+    return;
+  }
+  switch (m->type) {
+  case PROTO_T_PING: {
+    proto_buf *b = outbuf();
+    if (proto_encode_pong(b, rid) == 0) send_buf(s, b);
+    break;
+  }
+  default:
+    send_err(s, rid, PROTO_UNAVAILABLE,
+             "Live rooms are not available on this server version yet.");
+    break;
+  }
+}
+
+/* Appends a fragment; on the last one, handles the whole message. */
+static void on_receive(ws_sess *s, const uint8_t *in, size_t len) {
+  otjd *d = s->d;
+  struct lws *wsi = s->wsi;
+  int first = lws_is_first_fragment(wsi);
+  int final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+  int binary = lws_frame_is_binary(wsi);
+  if (first && s->rx_len == 0) s->rx_oversize = 0;
+
+  if (final && s->rx_len == 0 && !s->rx_oversize) {
+    /* the usual case: the whole message in one piece, no copy */
+    if (len > d->cfg.max_frame) goto too_large;
+    handle_frame(s, in, len, binary);
+    return;
+  }
+  if (!s->rx_oversize) {
+    if (s->rx_len + len > d->cfg.max_frame) {
+      s->rx_oversize = 1;
+      free(s->rx);
+      s->rx = NULL;
+      s->rx_len = s->rx_cap = 0;
+    } else {
+      if (s->rx_len + len > s->rx_cap) {
+        size_t cap = s->rx_cap ? s->rx_cap * 2 : 4096;
+        while (cap < s->rx_len + len) cap *= 2;
+        if (cap > d->cfg.max_frame) cap = d->cfg.max_frame;
+        uint8_t *n = realloc(s->rx, cap);
+        if (!n) {
+          close_session(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                        "out of memory");
+          return;
+        }
+        s->rx = n;
+        s->rx_cap = cap;
+      }
+      memcpy(s->rx + s->rx_len, in, len);
+      s->rx_len += len;
+    }
+  }
+  if (!final) return;
+  if (s->rx_oversize) goto too_large;
+  handle_frame(s, s->rx, s->rx_len, binary);
+  s->rx_len = 0;
+  if (s->rx_cap > 4096) { /* do not keep a big buffer per idle session */
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_cap = 0;
+  }
+  return;
+too_large:
+  s->rx_oversize = 0;
+  s->rx_len = 0;
+  d->st.bad_frames++;
+  {
+    char msg[128];
+    snprintf(msg, sizeof msg, "A message may be at most %u bytes.",
+             d->cfg.max_frame);
+    send_err(s, PROTO_NO_RID, PROTO_TOO_LARGE, msg);
+  }
+}
+
+/* ---- the lws callback -------------------------------------------------- */
+
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                void *in, size_t len) {
+  ws_sess *s = user;
+  otjd *d;
+  switch (reason) {
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    return filter_connection(wsi);
+
+  case LWS_CALLBACK_ESTABLISHED:
+    d = otjd_of(wsi);
+    memset(s, 0, sizeof *s);
+    s->wsi = wsi;
+    s->d = d;
+    read_cookie_token(wsi, s->cookie_token, sizeof s->cookie_token);
+    s->next = d->sessions;
+    if (d->sessions) d->sessions->prev = s;
+    d->sessions = s;
+    d->st.ws_accepted++;
+    d->st.ws_open++;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)d->cfg.hello_timeout_s);
+    return 0;
+
+  case LWS_CALLBACK_RECEIVE:
+    if (!s || !s->d || s->closing) return 0;
+    on_receive(s, in, len);
+    return 0;
+
+  case LWS_CALLBACK_SERVER_WRITEABLE:
+    if (!s || !s->d) return 0;
+    return on_writeable(s);
+
+  case LWS_CALLBACK_CLOSED:
+    if (!s || !s->d) return 0;
+    d = s->d;
+    arm_remove(s);
+    if (s->prev) s->prev->next = s->next;
+    else d->sessions = s->next;
+    if (s->next) s->next->prev = s->prev;
+    if (s->authed) d->st.ws_authed--;
+    d->st.ws_open--;
+    free_queue(s);
+    free(s->rx);
+    s->rx = NULL;
+    s->d = NULL;
+    return 0;
+
+  default:
+    return 0;
+  }
+}
+
+int ws_init(otjd *d) {
+  uv_check_init(d->loop, &d->arm_check);
+  d->arm_check.data = d;
+  uv_check_start(&d->arm_check, on_arm_check);
+  uv_unref((uv_handle_t *)&d->arm_check);
+  uv_idle_init(d->loop, &d->arm_idle);
+  uv_unref((uv_handle_t *)&d->arm_idle);
+  return 0;
+}
+
+size_t ws_close_all(otjd *d) {
+  size_t n = 0;
+  for (ws_sess *s = d->sessions; s; s = s->next) {
+    close_session(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+    n++;
+  }
+  return n;
+}
+
+void ws_fini(otjd *d) {
+  uv_check_stop(&d->arm_check);
+  uv_close((uv_handle_t *)&d->arm_check, NULL);
+  uv_idle_stop(&d->arm_idle);
+  uv_close((uv_handle_t *)&d->arm_idle, NULL);
+  if (g_out_ready) {
+    proto_buf_free(&g_out);
+    g_out_ready = 0;
+  }
+}

@@ -1,0 +1,42 @@
+/*
+ * ws — the otj.v1 websocket endpoint at /ws.
+ *
+ * One lws protocol callback with a per-session struct (ws_sess). Frames
+ * arrive possibly fragmented and are reassembled up to the configured frame
+ * limit, decoded by protocol/, and answered. Output never leaves directly:
+ * a frame is appended to the session's bounded queue, the session is put on
+ * an "arm" list, and a uv_check handle (after the poll phase) asks lws for a
+ * writable callback once per session per loop turn; the WRITEABLE callback
+ * then writes queued frames until the socket would block. A client whose
+ * queue overflows is dropped (it resyncs on reconnect), never the room.
+ */
+#ifndef OTJ_WS_H
+#define OTJ_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "otjd.h"
+
+typedef struct ws_sess ws_sess;
+
+/* The lws protocol callback and its per-session size. */
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                void *in, size_t len);
+size_t ws_sess_size(void);
+
+/* Starts the arm check handle. Returns 0. */
+int ws_init(otjd *d);
+
+/* Begins a graceful stop: every session is closed with "going away".
+ * Returns the number of sessions still open. */
+size_t ws_close_all(otjd *d);
+
+/* Closes the loop handles of this module (after the lws context is gone). */
+void ws_fini(otjd *d);
+
+/* Queues one frame (the payload bytes, copied) for the session. Returns 0,
+ * or -1 when the session's queue is full (the session is then being closed). */
+int ws_send(ws_sess *s, const uint8_t *data, size_t len);
+
+#endif
