@@ -1,0 +1,319 @@
+/* migrations.c — the schema of OTJ live and how a database reaches it.
+ *
+ * The schema is an ordered list of steps; step i (1-based) brings the
+ * database from version i-1 to version i. Each step runs in its own
+ * BEGIN IMMEDIATE transaction together with the row recording it in
+ * `schema_version`, so a step is either wholly applied and recorded or not at
+ * all. The version is re-read inside that transaction: when several handles
+ * or processes open one fresh file at once, the first one migrates and the
+ * others find nothing left to do. A database recording a version newer than
+ * the steps below is refused untouched (an older build must not write to it).
+ *
+ * Steps are append-only: once a step has shipped it is never edited; a change
+ * is a new step at the end of the list.
+ */
+#include <stdio.h>
+
+#include "store_int.h"
+
+/* Schema v1: the whole domain of DESIGN §2.
+ *
+ * Rules the database enforces by itself:
+ *   - departments form a tree: a trigger refuses a parent that is the
+ *     department itself or one of its descendants;
+ *   - facilitate_otj requires management (CHECK, R2);
+ *   - otj only on quiz modules, also when the type changes (CHECK, R3);
+ *   - one completion per learner and module (UNIQUE, R10);
+ *   - the audit log is append-only (triggers, R11);
+ *   - JSON columns hold valid JSON (CHECK json_valid).
+ * Tables are STRICT so a wrongly typed value is an error, not a silent cast.
+ */
+static const char MIGRATION_1[] =
+    "CREATE TABLE departments ("
+    "  id        INTEGER PRIMARY KEY,"
+    "  name      TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 127),"
+    "  parent_id INTEGER REFERENCES departments(id) ON DELETE RESTRICT"
+    ") STRICT;"
+    "CREATE INDEX departments_parent ON departments(parent_id);"
+    "CREATE INDEX departments_name ON departments(name);"
+
+    /* A new row has no descendants yet, so only 'its own parent' can loop. */
+    "CREATE TRIGGER departments_no_self_parent AFTER INSERT ON departments"
+    "  WHEN NEW.parent_id = NEW.id "
+    "BEGIN SELECT RAISE(ABORT, 'a department cannot be its own parent'); END;"
+
+    /* Moving a department: refuse when it is among the new parent's ancestors
+     * (the new parent included). */
+    "CREATE TRIGGER departments_no_cycle BEFORE UPDATE OF parent_id, id ON departments"
+    "  WHEN NEW.parent_id IS NOT NULL AND ("
+    "    NEW.parent_id = NEW.id OR OLD.id IN ("
+    "      WITH RECURSIVE up(x) AS ("
+    "        SELECT NEW.parent_id"
+    "        UNION SELECT d.parent_id FROM departments d JOIN up ON d.id = up.x"
+    "        WHERE d.parent_id IS NOT NULL)"
+    "      SELECT x FROM up)) "
+    "BEGIN SELECT RAISE(ABORT, 'a department cannot be moved below itself (cycle)'); END;"
+
+    /* Logins compare without case: phones capitalise the first letter. */
+    "CREATE TABLE users ("
+    "  id            INTEGER PRIMARY KEY,"
+    "  login         TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(login) BETWEEN 1 AND 63),"
+    "  name          TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 127),"
+    "  department_id INTEGER NOT NULL REFERENCES departments(id) ON DELETE RESTRICT,"
+    "  password_hash TEXT NOT NULL CHECK (length(password_hash) < 160),"
+    "  is_admin      INTEGER NOT NULL DEFAULT 0 CHECK (is_admin IN (0, 1)),"
+    "  created_at    INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX users_department ON users(department_id);"
+
+    /* No row = no permission. */
+    "CREATE TABLE permissions ("
+    "  user_id        INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+    "  management     INTEGER NOT NULL DEFAULT 0 CHECK (management IN (0, 1)),"
+    "  facilitate_otj INTEGER NOT NULL DEFAULT 0 CHECK (facilitate_otj IN (0, 1)),"
+    "  updated_at     INTEGER NOT NULL,"
+    "  CHECK (facilitate_otj = 0 OR management = 1)"
+    ") STRICT;"
+    "CREATE INDEX permissions_responsible ON permissions(user_id)"
+    "  WHERE management = 1 AND facilitate_otj = 1;"
+
+    "CREATE TABLE modules ("
+    "  id         INTEGER PRIMARY KEY,"
+    "  title      TEXT NOT NULL CHECK (length(title) BETWEEN 1 AND 127),"
+    "  type       TEXT NOT NULL CHECK (type IN ('quiz', 'content', 'video', 'document')),"
+    "  otj        INTEGER NOT NULL DEFAULT 0 CHECK (otj IN (0, 1)),"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  CHECK (otj = 0 OR type = 'quiz')"
+    ") STRICT;"
+    "CREATE INDEX modules_title ON modules(title);"
+
+    /* position is the 0-based task index the wire protocol uses. */
+    "CREATE TABLE tasks ("
+    "  id        INTEGER PRIMARY KEY,"
+    "  module_id INTEGER NOT NULL REFERENCES modules(id) ON DELETE CASCADE,"
+    "  position  INTEGER NOT NULL CHECK (position >= 0),"
+    "  kind      TEXT NOT NULL CHECK (kind IN ('question', 'observe')),"
+    "  text      TEXT NOT NULL CHECK (length(text) >= 1),"
+    "  options   TEXT CHECK (options IS NULL OR json_valid(options)),"
+    "  correct   TEXT CHECK (correct IS NULL OR json_valid(correct)),"
+    "  CHECK (kind = 'question' OR (options IS NULL AND correct IS NULL)),"
+    "  UNIQUE (module_id, position)"
+    ") STRICT;"
+
+    "CREATE TABLE paths ("
+    "  id         INTEGER PRIMARY KEY,"
+    "  title      TEXT NOT NULL CHECK (length(title) BETWEEN 1 AND 127),"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX paths_title ON paths(title);"
+
+    /* A module appears at most once in a path (progress is per module). */
+    "CREATE TABLE path_modules ("
+    "  path_id   INTEGER NOT NULL REFERENCES paths(id) ON DELETE CASCADE,"
+    "  position  INTEGER NOT NULL CHECK (position >= 0),"
+    "  module_id INTEGER NOT NULL REFERENCES modules(id) ON DELETE RESTRICT,"
+    "  PRIMARY KEY (path_id, position),"
+    "  UNIQUE (path_id, module_id)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX path_modules_module ON path_modules(module_id);"
+
+    /* R4: a sharing names exactly one user or one department (which covers
+     * its sub-departments, resolved at query time). */
+    "CREATE TABLE sharings ("
+    "  id            INTEGER PRIMARY KEY,"
+    "  path_id       INTEGER NOT NULL REFERENCES paths(id) ON DELETE CASCADE,"
+    "  user_id       INTEGER REFERENCES users(id) ON DELETE CASCADE,"
+    "  department_id INTEGER REFERENCES departments(id) ON DELETE CASCADE,"
+    "  created_at    INTEGER NOT NULL,"
+    "  CHECK ((user_id IS NULL) <> (department_id IS NULL))"
+    ") STRICT;"
+    "CREATE UNIQUE INDEX sharings_user ON sharings(user_id, path_id) WHERE user_id IS NOT NULL;"
+    "CREATE UNIQUE INDEX sharings_department ON sharings(department_id, path_id)"
+    "  WHERE department_id IS NOT NULL;"
+    "CREATE INDEX sharings_path ON sharings(path_id);"
+
+    /* History of live rooms (the live state itself is in Redis). A join code
+     * is unique among open rooms only. */
+    "CREATE TABLE otj_rooms ("
+    "  id        TEXT PRIMARY KEY,"
+    "  module_id INTEGER NOT NULL REFERENCES modules(id) ON DELETE RESTRICT,"
+    "  host_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,"
+    "  code      TEXT NOT NULL,"
+    "  opened_at INTEGER NOT NULL,"
+    "  closed_at INTEGER,"
+    "  CHECK (closed_at IS NULL OR closed_at >= opened_at)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX otj_rooms_open_code ON otj_rooms(code) WHERE closed_at IS NULL;"
+    "CREATE INDEX otj_rooms_host ON otj_rooms(host_id, opened_at);"
+
+    /* R9/R10. approved_by NULL = the learner completed the module alone.
+     * room_id is deliberately not a foreign key: an approval must commit even
+     * if the room's history row is written later or never. answers and marks
+     * are JSON whose shape belongs to the server. */
+    "CREATE TABLE completions ("
+    "  id           INTEGER PRIMARY KEY,"
+    "  user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  module_id    INTEGER NOT NULL REFERENCES modules(id) ON DELETE RESTRICT,"
+    "  path_id      INTEGER REFERENCES paths(id) ON DELETE SET NULL,"
+    "  approved_by  INTEGER REFERENCES users(id) ON DELETE RESTRICT,"
+    "  room_id      TEXT,"
+    "  completed_at INTEGER NOT NULL,"
+    "  answers      TEXT CHECK (answers IS NULL OR json_valid(answers)),"
+    "  marks        TEXT CHECK (marks IS NULL OR json_valid(marks)),"
+    "  note         TEXT,"
+    "  UNIQUE (user_id, module_id)"
+    ") STRICT;"
+    "CREATE INDEX completions_module ON completions(module_id);"
+    "CREATE INDEX completions_time ON completions(completed_at);"
+
+    "CREATE TABLE login_sessions ("
+    "  token_hash BLOB PRIMARY KEY CHECK (length(token_hash) = 32),"
+    "  user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX login_sessions_user ON login_sessions(user_id);"
+    "CREATE INDEX login_sessions_expiry ON login_sessions(expires_at);"
+
+    /* R11. actor_id NULL = the system; not a foreign key, so the log outlives
+     * the people in it. prev_hash/hash are reserved for the tamper-evident
+     * chain (DESIGN §8) and are NULL until a later step fills them. */
+    "CREATE TABLE audit ("
+    "  id        INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at        INTEGER NOT NULL,"
+    "  actor_id  INTEGER,"
+    "  action    TEXT NOT NULL CHECK (length(action) >= 1),"
+    "  subject   TEXT,"
+    "  detail    TEXT CHECK (detail IS NULL OR json_valid(detail)),"
+    "  prev_hash BLOB,"
+    "  hash      BLOB"
+    ") STRICT;"
+    "CREATE INDEX audit_at ON audit(at);"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be changed'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be deleted'); END;";
+
+typedef struct migration {
+    const char *description;
+    const char *sql;
+} migration;
+
+static const migration MIGRATIONS[] = {
+    {"domain of DESIGN §2: departments, users, permissions, modules, tasks, paths, "
+     "sharings, rooms, completions, sessions, audit",
+     MIGRATION_1},
+};
+
+#define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+int store_schema_latest(void) { return MIGRATION_COUNT; }
+
+/* Reads MAX(version) from schema_version (0 for none) into *version. */
+static int read_version(store *s, int *version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        int code = store_fail(s, rc);
+        sqlite3_finalize(st);
+        return code;
+    }
+    *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int store_schema_version(store *s)
+{
+    int v = 0;
+    int rc = read_version(s, &v);
+    return rc < 0 ? rc : v;
+}
+
+/* Applies step `target` (1-based) unless another handle did it meanwhile. */
+static int apply_step(store *s, int target)
+{
+    const migration *m = &MIGRATIONS[target - 1];
+    int rc = store_begin(s);
+    if (rc < 0)
+        return rc;
+
+    int current = 0;
+    rc = read_version(s, &current);
+    if (rc < 0)
+        goto fail;
+    if (current >= target) { /* somebody else got there first */
+        store_rollback(s);
+        return 0;
+    }
+
+    rc = store_exec(s, m->sql);
+    if (rc < 0) {
+        char why[STORE_ERRMSG_MAX];
+        snprintf(why, sizeof why, "%s", s->err);
+        rc = store_failf(s, rc, "schema migration %d failed: %s", target, why);
+        goto fail;
+    }
+
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(s->db,
+                                 "INSERT INTO schema_version(version, applied_at, description) "
+                                 "VALUES (?1, unixepoch(), ?2)",
+                                 -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, target);
+        sqlite3_bind_text(st, 2, m->description, -1, SQLITE_STATIC);
+        src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            src = SQLITE_OK;
+    }
+    if (src != SQLITE_OK) {
+        rc = store_fail(s, src);
+        sqlite3_finalize(st);
+        goto fail;
+    }
+    sqlite3_finalize(st);
+
+    rc = store_commit(s);
+    if (rc < 0)
+        goto fail;
+    return 0;
+
+fail:
+    store_rollback(s);
+    return rc;
+}
+
+int store_migrate(store *s)
+{
+    int rc = store_exec(s, "CREATE TABLE IF NOT EXISTS schema_version ("
+                           "  version     INTEGER PRIMARY KEY,"
+                           "  applied_at  INTEGER NOT NULL,"
+                           "  description TEXT NOT NULL"
+                           ") STRICT");
+    if (rc < 0)
+        return rc;
+
+    int current = 0;
+    rc = read_version(s, &current);
+    if (rc < 0)
+        return rc;
+    if (current > MIGRATION_COUNT)
+        return store_failf(s, STORE_ERR,
+                           "the database has schema version %d but this build of otjd knows "
+                           "versions up to %d only; run a newer otjd (the database was not changed)",
+                           current, MIGRATION_COUNT);
+
+    for (int v = current + 1; v <= MIGRATION_COUNT; v++) {
+        rc = apply_step(s, v);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
