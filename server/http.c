@@ -295,6 +295,13 @@ static int on_http_writeable(http_pss *pss) {
   return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+static void reply_too_large(http_req *r) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "The request body may be at most %u bytes.",
+           r->d->cfg.max_http_body);
+  http_reply_error(r, 413, "too_large", msg);
+}
+
 static int dispatch(http_pss *pss) {
   http_req *r = pss->req;
   r->d->st.http_requests++;
@@ -315,11 +322,13 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     if (!pss->req) return -1;
     http_req *r = pss->req;
     if (r->body_expected > r->d->cfg.max_http_body) {
-      r->close_after = 1; /* the body stays unread */
-      char msg[128];
-      snprintf(msg, sizeof msg, "The request body may be at most %u bytes.",
-               r->d->cfg.max_http_body);
-      http_reply_error(r, 413, "too_large", msg);
+      /* Read and drop a moderately large body so the client sees the 413;
+       * refuse a huge one at once and close. */
+      r->too_large = 1;
+      if (r->body_expected / HTTP_DRAIN_FACTOR > r->d->cfg.max_http_body) {
+        r->close_after = 1;
+        reply_too_large(r);
+      }
       return 0;
     }
     if ((r->method == HTTP_POST || r->method == HTTP_PUT ||
@@ -334,6 +343,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
   case LWS_CALLBACK_HTTP_BODY: {
     http_req *r = pss ? pss->req : NULL;
+    if (r && r->too_large) {
+      r->body_len += len;
+      return r->body_len > r->body_expected ? -1 : 0;
+    }
     if (!r || !r->body) return 0;
     if (r->body_len + len > r->body_expected) return -1; /* lies about length */
     memcpy(r->body + r->body_len, in, len);
@@ -344,6 +357,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
   case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
     http_req *r = pss ? pss->req : NULL;
     if (!r) return -1;
+    if (r->too_large) {
+      reply_too_large(r);
+      return 0;
+    }
     if (r->body) r->body[r->body_len] = '\0';
     return dispatch(pss);
   }

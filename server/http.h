@@ -19,6 +19,7 @@
 #define HTTP_SESSION_COOKIE "otj_session"
 #define HTTP_PATH_MAX 512
 #define HTTP_CHUNK 16384
+#define HTTP_DRAIN_FACTOR 16 /* bodies up to 16x the limit are read and dropped */
 
 typedef enum http_method {
   HTTP_GET = 1, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DELETE, HTTP_OTHER
@@ -35,6 +36,7 @@ typedef struct http_req {
   char *body;                 /* NUL-terminated, body_len bytes */
   size_t body_len;
   size_t body_expected;
+  int too_large;              /* the body is over the limit: drained, 413 */
 
   /* response */
   int answered;

@@ -28,6 +28,9 @@ struct ws_sess {
   ws_sess *arm_prev, *arm_next; /* otjd.arm_head, when on_arm_list */
   int on_arm_list;
   int closing;
+  enum lws_close_status close_code; /* sent when closing */
+  const char *close_why;            /* static text */
+  int close_sent;
   int authed;
   int bad_hellos;
 
@@ -99,7 +102,19 @@ static void on_arm_check(uv_check_t *h) {
     ws_sess *next = s->arm_next;
     s->on_arm_list = 0;
     s->arm_prev = s->arm_next = NULL;
-    lws_callback_on_writable(s->wsi);
+    if (s->closing && !s->q_head) {
+      /* Start the closing handshake outside any callback of this wsi: lws
+       * 4.1 drops a socket without a close frame when WRITEABLE returns
+       * -1, but a close it is asked for here sends the frame first. */
+      if (!s->close_sent) {
+        s->close_sent = 1;
+        lws_close_reason(s->wsi, s->close_code, (unsigned char *)s->close_why,
+                         strlen(s->close_why));
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
+      }
+    } else {
+      lws_callback_on_writable(s->wsi);
+    }
     s = next;
   }
 }
@@ -108,7 +123,8 @@ static void close_session(ws_sess *s, enum lws_close_status code,
                           const char *reason) {
   if (s->closing) return;
   s->closing = 1;
-  lws_close_reason(s->wsi, code, (unsigned char *)reason, strlen(reason));
+  s->close_code = code;
+  s->close_why = reason;
   arm_add(s);
 }
 
@@ -178,11 +194,7 @@ static int on_writeable(ws_sess *s) {
     d->st.bytes_out += f->len;
     free(f);
   }
-  if (s->q_head) {
-    lws_callback_on_writable(s->wsi);
-    return 0;
-  }
-  if (s->closing) return -1; /* lws sends the close frame set earlier */
+  if (s->q_head || s->closing) arm_add(s); /* more later, or the close */ 
   return 0;
 }
 

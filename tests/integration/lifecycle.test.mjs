@@ -1,0 +1,94 @@
+// otjd's life: the embedded redis-server, graceful stop, missing Redis.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { startOtjd, connectAs, childPids, alive, exited, freePort, OTJD, sleep, waitFor } from './harness.mjs';
+import { spawn } from 'node:child_process';
+
+test('without --redis otjd runs its own redis-server and stops it on SIGTERM', async () => {
+  const srv = await startOtjd(); // no redis: embedded
+  try {
+    const kids = childPids(srv.proc.pid).filter((k) => k.comm.startsWith('redis-server'));
+    assert.equal(kids.length, 1, `children: ${JSON.stringify(childPids(srv.proc.pid))}`);
+    const redisPid = kids[0].pid;
+    assert.ok(existsSync(`${srv.dataDir}/redis.sock`));
+    const health = await (await fetch(`${srv.base}/healthz`)).json();
+    assert.equal(health.redis.ok, true);
+
+    const c = await connectAs(srv, 'lea');
+    const { code, signal } = await srv.stop('SIGTERM');
+    assert.equal(signal, null);
+    assert.equal(code, 0);
+    const closed = await c.closed;
+    assert.equal(closed.code, 1001, 'clients get "going away"');
+    assert.equal(alive(redisPid), false, 'the private redis-server is gone');
+  } finally {
+    await srv.stop('SIGKILL');
+    srv.cleanup();
+  }
+});
+
+test('SIGINT stops it gracefully too', async () => {
+  const srv = await startOtjd();
+  try {
+    const redisPid = childPids(srv.proc.pid).find((k) => k.comm.startsWith('redis-server')).pid;
+    const { code } = await srv.stop('SIGINT');
+    assert.equal(code, 0);
+    assert.equal(alive(redisPid), false);
+  } finally {
+    srv.cleanup();
+  }
+});
+
+test('kill -9 of otjd leaves no running redis-server behind', async () => {
+  const srv = await startOtjd();
+  try {
+    const redisPid = childPids(srv.proc.pid).find((k) => k.comm.startsWith('redis-server')).pid;
+    await srv.stop('SIGKILL');
+    await waitFor(() => !alive(redisPid), 'the orphaned redis-server to exit', 5000);
+  } finally {
+    srv.cleanup();
+  }
+});
+
+test('a missing redis-server is a clear message and exit code 69', async () => {
+  const port = await freePort();
+  const p = spawn(OTJD, ['--listen', `127.0.0.1:${port}`, '--data', `/tmp/otj-missing-${port}`],
+    { env: { ...process.env, OTJ_REDIS_SERVER: '/nonexistent/redis-server' } });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  const { code } = await exited(p);
+  assert.equal(code, 69);
+  assert.match(err, /not found/);
+  assert.match(err, /--redis/);
+});
+
+test('a bad flag is exit code 64 with the usage; --help is 0', async () => {
+  const bad = spawn(OTJD, ['--listen', 'nonsense']);
+  let err = '';
+  bad.stderr.on('data', (d) => { err += d; });
+  assert.equal((await exited(bad)).code, 64);
+  assert.match(err, /ADDR:PORT/);
+  const help = spawn(OTJD, ['--help']);
+  let out = '';
+  help.stdout.on('data', (d) => { out += d; });
+  assert.equal((await exited(help)).code, 0);
+  assert.match(out, /--redis/);
+  assert.match(out, /--demo/);
+});
+
+test('the database survives a restart and --demo does not load twice', async () => {
+  const first = await startOtjd();
+  const dataDir = first.dataDir;
+  await first.stop();
+  const second = await startOtjd({ dataDir });
+  try {
+    assert.match(second.log, /already has users/);
+    const c = await connectAs(second, 'rita');
+    assert.equal(c.user.responsible, true);
+    await c.close();
+  } finally {
+    await second.stop();
+    first.cleanup();
+  }
+});
