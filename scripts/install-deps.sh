@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what OTJ live needs on Debian 12 (run as root). Safe to run again:
+# it asks apt only for what is missing, and npm only when the lock changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential cmake pkg-config git curl ca-certificates
+      libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libhiredis-dev
+      libsqlite3-dev sqlite3 libmsgpack-dev libcmocka-dev libsodium-dev
+      libqrencode-dev libjansson-dev redis-server)
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "==> installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node packages of the tests (and later the web client), from the lock file.
+for dir in tests; do
+  if [ -f "$dir/package-lock.json" ] &&
+     ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json" 2>/dev/null; then
+    echo "==> npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
