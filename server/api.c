@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_util.h"
 #include "auth.h"
 #include "store.h"
 
@@ -23,63 +24,7 @@
 #define PASSWORD_MAX 1024
 #define THROTTLE_SLOTS 4096 /* failed-login counters, hashed by login name */
 
-/* ---- helpers ----------------------------------------------------------- */
-
-static void reply_json(http_req *r, int status, json_t *j) {
-  char *s = json_dumps(j, JSON_COMPACT);
-  json_decref(j);
-  if (!s) {
-    http_reply_error(r, 500, "internal", "Could not build the answer.");
-    return;
-  }
-  http_reply_take(r, status, "application/json", s, strlen(s));
-}
-
-/* Parses the body as a JSON object, or answers 400 and returns NULL. */
-static json_t *body_object(http_req *r) {
-  if (!r->body || r->body_len == 0) {
-    http_reply_error(r, 400, "bad_request", "The request needs a JSON body.");
-    return NULL;
-  }
-  json_error_t e;
-  json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
-  if (!j) {
-    char msg[300];
-    snprintf(msg, sizeof msg, "The body is not valid JSON (line %d: %s).",
-             e.line, e.text);
-    http_reply_error(r, 400, "bad_request", msg);
-    return NULL;
-  }
-  if (!json_is_object(j)) {
-    json_decref(j);
-    http_reply_error(r, 400, "bad_request", "The body must be a JSON object.");
-    return NULL;
-  }
-  return j;
-}
-
-static json_t *user_json(const store_user *u) {
-  return json_pack("{s:I, s:s, s:s, s:{s:I, s:s}, s:b, s:b, s:b}", "id",
-                   (json_int_t)u->id, "login", u->login, "name", u->name,
-                   "department", "id", (json_int_t)u->department_id, "name",
-                   u->department, "responsible", store_user_is_responsible(u),
-                   "admin", u->is_admin, "management", u->management);
-}
-
-/* Resolves the caller. Returns 0 and fills *u, or answers 401 and returns -1. */
-static int require_user(http_req *r, store_user *u) {
-  unsigned char digest[AUTH_TOKEN_HASH_LEN];
-  int64_t uid;
-  if (r->token[0] &&
-      auth_token_digest(r->token, strlen(r->token), digest) == 0 &&
-      store_session_user(r->d->db, digest, (int64_t)time(NULL), &uid) == 0 &&
-      store_user_by_id(r->d->db, uid, u) == 0)
-    return 0;
-  http_reply_error(r, 401, "unauthorized",
-                   r->token[0] ? "Your session has expired; log in again."
-                               : "Log in first.");
-  return -1;
-}
+/* reply_json, body_object, user_json, require_user: api_util.c */
 
 /* ---- login throttle ---------------------------------------------------- */
 
@@ -397,6 +342,8 @@ void api_handle(http_req *r) {
   } else if (!strcmp(p, "/api/me")) {
     if (m == HTTP_GET) api_me(r);
     else http_reply_error(r, 405, "bad_request", "Use GET.");
+  } else if (api_org_handle(r) || api_admin_handle(r)) {
+    /* answered by a route of api_org.c / api_admin.c (or a 405) */
   } else {
     http_reply_error(r, 404, "not_found", "There is no such API call.");
   }

@@ -245,4 +245,391 @@ int store_audit_count(store *s);
 int store_load_demo(store *s, const char *password_hash);
 int store_load_demo_at(store *s, const char *password_hash, int64_t now);
 
+/* ========================================================================= *
+ * Organisation, learning paths and progress (org.c)                         *
+ * ========================================================================= *
+ *
+ * The rules that span rows: R1 reach, R2 responsible, R4 sharing, R5 next
+ * module, R6 pending; the admin side of departments, users, modules, paths
+ * and sharings; the organisation import; reading the audit log back.
+ *
+ * Sharings are resolved when asked, never materialised: a path shared with
+ * a department reaches everybody in it and in every department below it,
+ * including people who join later. "Next module" (R5) is the first module
+ * of a path, in order, that the learner has no completion of; a completion
+ * belongs to (learner, module), so it counts in every path holding that
+ * module.
+ *
+ * Strings handed to a callback are owned by the store and valid only during
+ * that callback. A callback returns 0 to go on, non-zero to stop (the listing
+ * function then returns that value). A callback must not call the same
+ * listing function again on the same handle.
+ */
+
+/* --- R1/R2 reach --------------------------------------------------------- */
+
+/* 1 when responsible_id is a responsible (R2) and learner_id is a different
+ * user whose department is the responsible's own or below it (R1); 0 when
+ * not (also for unknown users); <0 on error. Nobody reaches themselves: a
+ * responsible does not approve their own OTJ. */
+int store_responsible_reaches(store *s, int64_t responsible_id, int64_t learner_id);
+
+/* A person as listings show them. */
+typedef struct store_person {
+    int64_t id;
+    const char *login;
+    const char *name;
+    int64_t department_id;
+    const char *department;
+} store_person;
+typedef int (*store_person_cb)(const store_person *p, void *ud);
+
+/* R5 pop-up: every responsible who reaches the learner (R1, R2), by name.
+ * Returns 0, the callback's value, or <0. */
+int store_responsibles_of(store *s, int64_t learner_id, store_person_cb cb, void *ud);
+
+/* --- R4/R5 paths and progress -------------------------------------------- */
+
+typedef enum store_step_state {
+    STORE_STEP_COMPLETED = 1,  /* the learner has a completion of the module */
+    STORE_STEP_AVAILABLE,      /* the next module, ordinary: the learner may complete it */
+    STORE_STEP_LOCKED,         /* after the next module */
+    STORE_STEP_OTJ_WAITING     /* the next module is OTJ: waits for a responsible */
+} store_step_state;
+
+/* "completed", "available", "locked", "otj_waiting". Static string. */
+const char *store_step_state_name(int state);
+
+/* One module of one path shared with a learner. */
+typedef struct store_path_step {
+    int64_t path_id;
+    const char *path_title;
+    int64_t shared_at;      /* when the path reached the learner: the earliest
+                               sharing, or the learner's creation when later */
+    int position;           /* the module's place in the path */
+    int64_t module_id;
+    const char *module_title;
+    const char *module_type;
+    int otj;
+    int task_count;
+    int state;              /* store_step_state */
+    int64_t completion_id;  /* 0 when not completed */
+    int64_t completed_at;   /* 0 when not completed */
+} store_path_step;
+typedef int (*store_path_step_cb)(const store_path_step *st, void *ud);
+
+/* R4 + R5: every module of every path shared with the learner (directly or
+ * through their department or one above it), path by path (by title, then
+ * id), each in order, with its state. Returns 0, the callback's value, <0. */
+int store_learner_paths(store *s, int64_t learner_id, store_path_step_cb cb, void *ud);
+
+/* R5: 1 when module_id is the learner's next module in some path shared
+ * with them (ordinary or OTJ), setting *path_id (may be NULL) to the first
+ * such path; 0 when not; <0 on error. */
+int store_learner_next_in_path(store *s, int64_t learner_id, int64_t module_id,
+                               int64_t *path_id);
+
+/* R6/R7: 1 when module_id is an OTJ module, the learner's next module in some
+ * shared path, and not completed: sets *path_id to that path and *since
+ * (either may be NULL) to when the learner started waiting (the completion
+ * of the module before it in that path, or when the path reached the learner
+ * if it is the first). 0 when not, <0 on error. */
+int store_learner_otj_pending(store *s, int64_t learner_id, int64_t module_id, int64_t *path_id,
+                              int64_t *since);
+
+/* R5: the learner completes an ordinary module alone. In one transaction:
+ * checks that the module is not OTJ and is the learner's next module in a
+ * shared path, then writes the completion (approved_by NULL) with
+ * answers_json (may be NULL; must be JSON). Sets *completion_id and *path_id
+ * (either may be NULL). STORE_CONFLICT when already completed, STORE_INVALID
+ * (with a sentence in store_errmsg) when OTJ or not the next module,
+ * STORE_NOTFOUND for an unknown module. */
+int store_complete_self(store *s, int64_t now, int64_t learner_id, int64_t module_id,
+                        const char *answers_json, int64_t *completion_id, int64_t *path_id);
+
+/* --- R6 pending OTJ ------------------------------------------------------ */
+
+typedef struct store_pending {
+    int64_t learner_id;
+    const char *learner_login;
+    const char *learner_name;
+    int64_t department_id;
+    const char *department;
+    int64_t module_id;
+    const char *module_title;
+    int64_t path_id;
+    const char *path_title;
+    int64_t waiting_since;
+} store_pending;
+typedef int (*store_pending_cb)(const store_pending *p, void *ud);
+
+/* R6: every (learner, module, path) where the learner is reached by the
+ * responsible, the learner's next module in a shared path is OTJ and not
+ * completed; longest waiting first. Nothing for a user who is not a
+ * responsible. Returns 0, the callback's value, or <0. */
+int store_pending_list(store *s, int64_t responsible_id, store_pending_cb cb, void *ud);
+
+/* The number of items store_pending_list would give (the dashboard count),
+ * or <0. */
+int store_pending_count(store *s, int64_t responsible_id);
+
+/* --- Completions listing ---------------------------------------------------- */
+
+typedef enum store_scope {
+    STORE_SCOPE_ALL = 0,   /* every completion (admin) */
+    STORE_SCOPE_REACH = 1, /* learners in the viewer's department or below (responsible) */
+    STORE_SCOPE_OWN = 2    /* the viewer's own */
+} store_scope;
+
+typedef struct store_completion_row {
+    int64_t id;
+    int64_t user_id;
+    const char *login;
+    const char *name;
+    const char *department;
+    int64_t module_id;
+    const char *module_title;
+    int64_t path_id;          /* 0 when none */
+    const char *path_title;   /* NULL when none */
+    int64_t approved_by;      /* 0 when completed alone */
+    const char *approved_by_name;
+    const char *room_id;      /* NULL when not in a room */
+    int64_t completed_at;
+} store_completion_row;
+typedef int (*store_completion_cb)(const store_completion_row *c, void *ud);
+
+/* Completions the scope allows, oldest first. Returns 0, the callback's
+ * value, or <0. */
+int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store_completion_cb cb,
+                           void *ud);
+
+/* --- Admin: departments, users ------------------------------------------- */
+
+typedef struct store_department {
+    int64_t id;
+    const char *name;
+    int64_t parent_id; /* 0 for a root */
+} store_department;
+typedef int (*store_department_cb)(const store_department *d, void *ud);
+
+/* Every department, parents before children (by depth, then name). */
+int store_departments_list(store *s, store_department_cb cb, void *ud);
+
+/* Renames a department. STORE_NOTFOUND, STORE_INVALID for a bad name. */
+int store_department_rename(store *s, int64_t id, const char *name);
+
+typedef int (*store_user_cb)(const store_user *u, void *ud);
+
+/* Every user by login; password_hash is left empty. */
+int store_users_list(store *s, store_user_cb cb, void *ud);
+
+/* Changes a user: name (NULL keeps), department (0 keeps), is_admin (<0
+ * keeps). A change of is_admin is audited ("user.admin", R11) in the same
+ * transaction. STORE_NOTFOUND, STORE_INVALID for an unknown department or a
+ * bad name. */
+int store_user_update(store *s, int64_t now, int64_t actor_id, int64_t user_id, const char *name,
+                      int64_t department_id, int is_admin);
+
+/* --- Admin: modules with tasks (R3) --------------------------------------- */
+
+/* A task as a caller gives it; options_json / correct_json may be NULL. */
+typedef struct store_task_in {
+    const char *kind;
+    const char *text;
+    const char *options_json;
+    const char *correct_json;
+} store_task_in;
+
+/* A module as a caller gives it. For an update, NULL title/type, otj < 0
+ * and task_count < 0 keep what is there. */
+typedef struct store_module_in {
+    const char *title;
+    const char *type;
+    int otj;
+    const store_task_in *tasks;
+    int task_count;
+} store_module_in;
+
+/* Creates a module with its tasks and OTJ setting in one transaction (the
+ * OTJ switch is audited, R11). STORE_INVALID (with a sentence) for a bad
+ * type, OTJ on a non-quiz (R3) or a bad task. */
+int store_module_create_full(store *s, int64_t now, int64_t actor_id, const store_module_in *in,
+                             int64_t *id);
+
+/* Changes a module in one transaction: OTJ off first, then title, type and
+ * tasks, then OTJ on, so {type:"content", otj:false} works on an OTJ quiz.
+ * A refusal (R3: OTJ on a non-quiz, or a type away from quiz while OTJ
+ * stays on) changes nothing and writes no audit entry; an OTJ change is
+ * audited (R11). STORE_NOTFOUND, STORE_INVALID. */
+int store_module_update(store *s, int64_t now, int64_t actor_id, int64_t id,
+                        const store_module_in *in);
+
+typedef int (*store_module_cb)(const store_module *m, void *ud);
+
+/* Every module by title. */
+int store_modules_list(store *s, store_module_cb cb, void *ud);
+
+/* --- Admin: paths and sharings (R4) --------------------------------------- */
+
+typedef struct store_path_info {
+    int64_t id;
+    const char *title;
+    int64_t created_at;
+    const char *modules_json; /* JSON array of module ids, in order */
+} store_path_info;
+typedef int (*store_path_cb)(const store_path_info *p, void *ud);
+
+/* Creates a path with its modules in this order. STORE_INVALID for an
+ * unknown module or a module listed twice. */
+int store_path_create(store *s, int64_t now, const char *title, const int64_t *module_ids, int n,
+                      int64_t *id);
+
+/* Changes a path's title (NULL keeps) and/or its modules (n < 0 keeps). */
+int store_path_update(store *s, int64_t id, const char *title, const int64_t *module_ids, int n);
+
+/* Every path by title; id > 0 limits it to that path (STORE_NOTFOUND). */
+int store_paths_list(store *s, int64_t id, store_path_cb cb, void *ud);
+
+typedef struct store_sharing {
+    int64_t id;
+    int64_t path_id;
+    int64_t user_id;       /* 0 when a department sharing */
+    int64_t department_id; /* 0 when a user sharing */
+    int64_t created_at;
+} store_sharing;
+typedef int (*store_sharing_cb)(const store_sharing *sh, void *ud);
+
+/* Shares a path with exactly one of a user or a department. STORE_CONFLICT
+ * when that sharing exists, STORE_INVALID for unknown ids. */
+int store_sharing_create(store *s, int64_t now, int64_t path_id, int64_t user_id,
+                         int64_t department_id, int64_t *id);
+
+/* Removes a sharing. STORE_NOTFOUND. */
+int store_sharing_delete(store *s, int64_t id);
+
+/* Every sharing (path_id 0) or those of one path, oldest first. */
+int store_sharings_list(store *s, int64_t path_id, store_sharing_cb cb, void *ud);
+
+/* --- Audit read back (R11) ------------------------------------------------ */
+
+typedef struct store_audit_entry {
+    int64_t id;
+    int64_t at;
+    int64_t actor_id;        /* 0 = the system */
+    const char *actor_login; /* NULL for the system or a deleted user */
+    const char *action;
+    const char *subject;     /* may be NULL */
+    const char *detail_json; /* may be NULL */
+} store_audit_entry;
+typedef int (*store_audit_cb)(const store_audit_entry *e, void *ud);
+
+/* Audit entries newest first, those with id < before_id (0 = from the
+ * newest), at most limit of them. */
+int store_audit_list(store *s, int64_t before_id, int limit, store_audit_cb cb, void *ud);
+
+/* --- Organisation import ---------------------------------------------------- */
+
+/* A whole organisation as plain data (the server builds it from JSON; see
+ * docs/import-format.md). Rows refer to each other by name: a name is looked
+ * up among the document's own rows first, then in the database. */
+typedef struct store_import_department {
+    const char *name;
+    const char *parent; /* NULL for a root; must come earlier or exist */
+} store_import_department;
+
+typedef struct store_import_user {
+    const char *login;
+    const char *name;
+    const char *department;
+    const char *password_hash; /* already hashed */
+    int admin, management, facilitate_otj;
+} store_import_user;
+
+typedef struct store_import_module {
+    const char *title;
+    const char *type;
+    int otj;
+    const store_task_in *tasks;
+    int task_count;
+} store_import_module;
+
+typedef struct store_import_path {
+    const char *title;
+    const char *const *modules; /* titles, in order */
+    int module_count;
+} store_import_path;
+
+typedef struct store_import_sharing {
+    const char *path;
+    const char *const *users; /* logins */
+    int user_count;
+    const char *const *departments; /* names */
+    int department_count;
+} store_import_sharing;
+
+typedef struct store_import_completion {
+    const char *login;
+    const char *module;
+    const char *path;     /* may be NULL */
+    int64_t completed_at; /* 0 = now */
+} store_import_completion;
+
+typedef struct store_import {
+    const store_import_department *departments;
+    int department_count;
+    const store_import_user *users;
+    int user_count;
+    const store_import_module *modules;
+    int module_count;
+    const store_import_path *paths;
+    int path_count;
+    const store_import_sharing *sharings;
+    int sharing_count;
+    const store_import_completion *completions;
+    int completion_count;
+} store_import;
+
+/* Applies the whole document in ONE transaction, or nothing. On failure
+ * store_errmsg names the first offending place, e.g.
+ * `users[3].department: no department named "Kitchn"`, and the code is
+ * STORE_INVALID (a bad reference or a refused value), STORE_CONFLICT (a
+ * name taken or repeated) or another negative code. Permission grants and
+ * OTJ switches are audited one by one, and the import as a whole once. */
+int store_import_org(store *s, int64_t now, int64_t actor_id, const store_import *doc);
+
+
+/* --- OTJ decisions and room history (R9, R10, R11) ----------------------- */
+
+typedef enum store_outcome {
+    STORE_APPROVED = 0,     /* write (or find) the completion */
+    STORE_NOT_APPROVED = 1, /* the responsible said no: audit only */
+    STORE_REFUSED = 2       /* a rule refused the approval (R9): audit only */
+} store_outcome;
+
+/* One decision of a batch. Inputs are the caller's; answers_json and
+ * marks_json must be valid JSON (or NULL); room, note and reason may be NULL.
+ * path 0 = none. The outputs are set by store_approvals_commit. */
+typedef struct store_approval {
+    int64_t learner, module, path, approver, now;
+    store_outcome outcome;
+    const char *room, *answers_json, *marks_json, *note, *reason;
+    /* out */
+    int rc;             /* 0, or the STORE_ code of this decision */
+    int64_t completion; /* STORE_APPROVED: the completion's id */
+    int created;        /* 1 when this call created it, 0 when it existed */
+} store_approval;
+
+/* Applies n decisions in one transaction (group commit: with
+ * synchronous=FULL, one fsync for the batch). An approval of a learner who
+ * already completed the module returns the existing completion (R10). Each
+ * decision is audited (R11). A decision that fails on its own gets its rc;
+ * the others still commit. Returns 0 when the transaction committed (check
+ * each rc), or a STORE_ code when nothing was written. */
+int store_approvals_commit(store *s, store_approval *a, size_t n);
+
+/* Room history: a live room opened / closed. */
+int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
+                      const char *code, int64_t now);
+int store_room_closed(store *s, const char *room, int64_t now);
+
 #endif /* OTJ_STORE_H */

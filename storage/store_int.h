@@ -19,6 +19,11 @@ typedef enum store_stmt_id {
     ST_AUDIT_APPEND,
     ST_WITHIN_REACH,
     ST_COMPLETION_EXISTS,
+    /* org.c prepares these itself (org_stmt); store_close finalizes them */
+    ST_ORG_LEARNER_PATHS,
+    ST_ORG_REACHES,
+    ST_ORG_PENDING,
+    ST_ORG_PENDING_COUNT,
     ST__COUNT
 } store_stmt_id;
 

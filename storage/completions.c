@@ -1,0 +1,159 @@
+/*
+ * completions — durable OTJ decisions (R9, R10, R11), written in batches.
+ *
+ * The writer thread hands a whole batch of decisions to
+ * store_approvals_commit, which applies them in ONE transaction: with
+ * synchronous=FULL a commit costs one fsync whatever the number of rows, so
+ * concurrent approvals share it (group commit). An approval inserts the
+ * completion unless the learner already has one for the module, in which
+ * case the existing id is returned (R10); every decision, including a
+ * refusal, is appended to the audit log in the same transaction (R11).
+ */
+#include <sqlite3.h>
+#include <string.h>
+
+#include "store_int.h"
+
+static const char SQL_INSERT[] =
+    "INSERT INTO completions(user_id, module_id, path_id, approved_by, room_id,"
+    " completed_at, answers, marks, note)"
+    " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9)"
+    " ON CONFLICT(user_id, module_id) DO NOTHING";
+static const char SQL_FIND[] =
+    "SELECT id FROM completions WHERE user_id = ?1 AND module_id = ?2";
+static const char SQL_AUDIT[] =
+    "INSERT INTO audit(at, actor_id, action, subject, detail)"
+    " VALUES (?1, ?2, ?3, ?4, json_object('learner', ?5, 'module', ?6,"
+    " 'path', NULLIF(?7, 0), 'room', ?8, 'completion', NULLIF(?9, 0),"
+    " 'note', ?10, 'reason', ?11, 'created', ?12))";
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+  if (v) sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+  else sqlite3_bind_null(st, i);
+}
+
+static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find,
+                     sqlite3_stmt *aud, store_approval *a) {
+  int rc;
+  a->completion = 0;
+  a->created = 0;
+  if (a->outcome == STORE_APPROVED) {
+    sqlite3_reset(ins);
+    sqlite3_clear_bindings(ins);
+    sqlite3_bind_int64(ins, 1, a->learner);
+    sqlite3_bind_int64(ins, 2, a->module);
+    sqlite3_bind_int64(ins, 3, a->path);
+    sqlite3_bind_int64(ins, 4, a->approver);
+    bind_text_or_null(ins, 5, a->room);
+    sqlite3_bind_int64(ins, 6, a->now);
+    bind_text_or_null(ins, 7, a->answers_json);
+    bind_text_or_null(ins, 8, a->marks_json);
+    bind_text_or_null(ins, 9, a->note);
+    rc = sqlite3_step(ins);
+    if (rc != SQLITE_DONE) return store_fail(s, rc);
+    if (sqlite3_changes(s->db) == 1) {
+      a->completion = sqlite3_last_insert_rowid(s->db);
+      a->created = 1;
+    } else {
+      sqlite3_reset(find);
+      sqlite3_bind_int64(find, 1, a->learner);
+      sqlite3_bind_int64(find, 2, a->module);
+      rc = sqlite3_step(find);
+      if (rc != SQLITE_ROW) return store_fail(s, rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+      a->completion = sqlite3_column_int64(find, 0);
+    }
+  }
+  static const char *const actions[] = {
+      [STORE_APPROVED] = "otj.approved",
+      [STORE_NOT_APPROVED] = "otj.not_approved",
+      [STORE_REFUSED] = "otj.refused",
+  };
+  sqlite3_reset(aud);
+  sqlite3_clear_bindings(aud);
+  sqlite3_bind_int64(aud, 1, a->now);
+  sqlite3_bind_int64(aud, 2, a->approver);
+  sqlite3_bind_text(aud, 3, actions[a->outcome], -1, SQLITE_STATIC);
+  bind_text_or_null(aud, 4, a->room);
+  sqlite3_bind_int64(aud, 5, a->learner);
+  sqlite3_bind_int64(aud, 6, a->module);
+  sqlite3_bind_int64(aud, 7, a->path);
+  bind_text_or_null(aud, 8, a->room);
+  sqlite3_bind_int64(aud, 9, a->completion);
+  bind_text_or_null(aud, 10, a->note);
+  bind_text_or_null(aud, 11, a->reason);
+  sqlite3_bind_int(aud, 12, a->created);
+  rc = sqlite3_step(aud);
+  if (rc != SQLITE_DONE) return store_fail(s, rc);
+  return 0;
+}
+
+int store_approvals_commit(store *s, store_approval *a, size_t n) {
+  sqlite3_stmt *ins = NULL, *find = NULL, *aud = NULL;
+  int rc = STORE_ERR;
+  if (sqlite3_prepare_v2(s->db, SQL_INSERT, -1, &ins, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, SQL_FIND, -1, &find, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, SQL_AUDIT, -1, &aud, NULL) != SQLITE_OK) {
+    rc = store_fail(s, sqlite3_errcode(s->db));
+    goto out;
+  }
+  if ((rc = store_begin(s)) != 0) goto out;
+  for (size_t i = 0; i < n; i++) {
+    /* each decision in a savepoint: one that fails leaves no half (a
+     * completion without its audit entry), and the others still commit */
+    store_exec(s, "SAVEPOINT decision");
+    a[i].rc = apply_one(s, ins, find, aud, &a[i]);
+    if (a[i].rc != 0) {
+      store_exec(s, "ROLLBACK TO decision");
+      a[i].completion = 0;
+      a[i].created = 0;
+    }
+    store_exec(s, "RELEASE decision");
+  }
+  if ((rc = store_commit(s)) != 0) {
+    store_rollback(s);
+    for (size_t i = 0; i < n; i++) {
+      a[i].rc = rc;
+      a[i].completion = 0;
+      a[i].created = 0;
+    }
+  }
+out:
+  sqlite3_finalize(ins);
+  sqlite3_finalize(find);
+  sqlite3_finalize(aud);
+  return rc;
+}
+
+int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
+                      const char *code, int64_t now) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(
+      s->db,
+      "INSERT INTO otj_rooms(id, module_id, host_id, code, opened_at)"
+      " VALUES (?1, ?2, ?3, ?4, ?5)",
+      -1, &st, NULL);
+  if (rc != SQLITE_OK) return store_fail(s, rc);
+  sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, module);
+  sqlite3_bind_int64(st, 3, host);
+  sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, now);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
+}
+
+int store_room_closed(store *s, const char *room, int64_t now) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(
+      s->db,
+      "UPDATE otj_rooms SET closed_at = max(?2, opened_at)"
+      " WHERE id = ?1 AND closed_at IS NULL",
+      -1, &st, NULL);
+  if (rc != SQLITE_OK) return store_fail(s, rc);
+  sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, now);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
+}

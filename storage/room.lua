@@ -1,0 +1,230 @@
+-- room.lua: every mutation of a live OTJ room, atomic inside Redis.
+--
+-- A room's keys share one hash tag, so the whole room lives on one shard:
+--   KEYS[1] meta      hash  host, module, code, task, ntasks, state, seq, opened
+--   KEYS[2] members   hash  learner id -> display name (the room's learners)
+--   KEYS[3] log       list  the last ARGV[6] events, oldest first
+--   KEYS[4] answers   hash  "learner:task" -> answer record (msgpack, made by otjd)
+--   KEYS[5] marks     hash  "learner:task" -> mark record (msgpack, made by otjd)
+--   KEYS[6] ikeys     hash  "by:key" -> seq of the answer that key recorded
+--   KEYS[7] presence  hash  user id -> number of attached connections
+--   KEYS[8] outcomes  hash  learner id -> "status:completion"
+-- ARGV[1] op, ARGV[2] now (ms), ARGV[3] idle ttl (s), ARGV[4] channel,
+-- ARGV[5] "1" for sharded pub/sub, ARGV[6] events kept in the log; the op's
+-- own arguments follow from ARGV[7].
+--
+-- Every event is recorded, numbered and published in the same step: the
+-- room's seq grows by one, the event {seq, subject, whole, redacted} goes to
+-- the log and to the channel. `subject` is the learner an event is about
+-- (0 for none); `redacted` is the event without private fields, or "" when
+-- the event has none. Replies: {"ok", seq, ...} or {"err", code, message}.
+
+local op = ARGV[1]
+local META, MEMBERS, LOG, ANSWERS, MARKS, IKEYS, PRESENCE, OUTCOMES =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+
+local function emit(subject, whole, redacted)
+  local seq = redis.call('HINCRBY', META, 'seq', 1)
+  local msg = cmsgpack.pack({seq, tonumber(subject), whole, redacted})
+  redis.call('RPUSH', LOG, msg)
+  redis.call('LTRIM', LOG, -tonumber(ARGV[6]), -1)
+  if ARGV[5] == '1' then
+    redis.call('SPUBLISH', ARGV[4], msg)
+  else
+    redis.call('PUBLISH', ARGV[4], msg)
+  end
+  return seq
+end
+
+-- an idle room expires: every mutation pushes its keys' expiry out again
+local function touch()
+  local ttl = tonumber(ARGV[3])
+  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+
+local function seq_now()
+  return tonumber(redis.call('HGET', META, 'seq') or '0')
+end
+
+local function snapshot(seq)
+  return {'ok', seq,
+    redis.call('HGETALL', META), redis.call('HGETALL', MEMBERS),
+    redis.call('HGETALL', PRESENCE), redis.call('HVALS', ANSWERS),
+    redis.call('HVALS', MARKS), redis.call('HGETALL', OUTCOMES)}
+end
+
+local function must_exist()
+  if redis.call('EXISTS', META) == 0 then
+    return {'err', 'not_found', 'This room does not exist or has ended.'}
+  end
+end
+
+local function must_be_open()
+  local e = must_exist()
+  if e then return e end
+  if redis.call('HGET', META, 'state') ~= 'open' then
+    return {'err', 'conflict', 'This room is closed.'}
+  end
+end
+
+if op == 'open' then
+  -- host, module, code, ntasks, then learner id / name pairs
+  if redis.call('EXISTS', META) == 1 then
+    return {'err', 'conflict', 'A room with this id exists.'}
+  end
+  redis.call('HSET', META, 'host', ARGV[7], 'module', ARGV[8], 'code', ARGV[9],
+    'ntasks', ARGV[10], 'task', 0, 'state', 'open', 'seq', 0, 'opened', ARGV[2])
+  for i = 11, #ARGV, 2 do
+    redis.call('HSET', MEMBERS, ARGV[i], ARGV[i + 1])
+  end
+  touch()
+  return {'ok', 0}
+
+elseif op == 'meta' then
+  local e = must_exist()
+  if e then return e end
+  return {'ok', seq_now(), redis.call('HGETALL', META)}
+
+elseif op == 'snapshot' then
+  local e = must_exist()
+  if e then return e end
+  return snapshot(seq_now())
+
+elseif op == 'join' then
+  -- user, role ("host"/"learner"), may_add ("1"/"0"), name, added, joined
+  local e = must_exist()
+  if e then return e end
+  local user = ARGV[7]
+  if redis.call('HGET', META, 'state') ~= 'open' then
+    return snapshot(seq_now())   -- a closed room can still be looked at
+  end
+  if ARGV[8] == 'learner' and redis.call('HEXISTS', MEMBERS, user) == 0 then
+    if ARGV[9] ~= '1' then
+      return {'err', 'forbidden', 'You are not a learner of this room.'}
+    end
+    redis.call('HSET', MEMBERS, user, ARGV[10])
+    emit(user, ARGV[11], '')
+  end
+  if redis.call('HINCRBY', PRESENCE, user, 1) == 1 then
+    emit(user, ARGV[12], '')
+  end
+  touch()
+  return snapshot(seq_now())
+
+elseif op == 'leave' then
+  -- user, left
+  local e = must_exist()
+  if e then return e end
+  local user = ARGV[7]
+  local n = tonumber(redis.call('HGET', PRESENCE, user) or '0')
+  if n <= 0 then return {'ok', seq_now()} end
+  if n == 1 then
+    redis.call('HDEL', PRESENCE, user)
+    if redis.call('HGET', META, 'state') == 'open' then emit(user, ARGV[8], '') end
+  else
+    redis.call('HINCRBY', PRESENCE, user, -1)
+  end
+  touch()
+  return {'ok', seq_now()}
+
+elseif op == 'add' then
+  -- learner, name, added
+  local e = must_be_open()
+  if e then return e end
+  if redis.call('HEXISTS', MEMBERS, ARGV[7]) == 1 then return {'ok', seq_now()} end
+  redis.call('HSET', MEMBERS, ARGV[7], ARGV[8])
+  local seq = emit(ARGV[7], ARGV[9], '')
+  touch()
+  return {'ok', seq}
+
+elseif op == 'remove' then
+  -- learner, removed
+  local e = must_be_open()
+  if e then return e end
+  if redis.call('HDEL', MEMBERS, ARGV[7]) == 0 then
+    return {'err', 'not_found', 'That learner is not in this room.'}
+  end
+  redis.call('HDEL', PRESENCE, ARGV[7])
+  local seq = emit(ARGV[7], ARGV[8], '')
+  touch()
+  return {'ok', seq}
+
+elseif op == 'step' then
+  -- task, step
+  local e = must_be_open()
+  if e then return e end
+  redis.call('HSET', META, 'task', ARGV[7])
+  local seq = emit(0, ARGV[8], '')
+  touch()
+  return {'ok', seq}
+
+elseif op == 'answer' then
+  -- by, learner, task, key, record, whole, redacted, current_only
+  local ik = ARGV[7] .. ':' .. ARGV[10]
+  local had = redis.call('HGET', IKEYS, ik)
+  if had then return {'ok', tonumber(had), 'dup'} end
+  local e = must_be_open()
+  if e then return e end
+  if redis.call('HEXISTS', MEMBERS, ARGV[8]) == 0 then
+    return {'err', 'forbidden', 'That learner is not in this room.'}
+  end
+  if ARGV[14] == '1' and redis.call('HGET', META, 'task') ~= ARGV[9] then
+    return {'err', 'conflict', 'The room has moved to another task; answer the current one.'}
+  end
+  redis.call('HSET', ANSWERS, ARGV[8] .. ':' .. ARGV[9], ARGV[11])
+  local seq = emit(ARGV[8], ARGV[12], ARGV[13])
+  redis.call('HSET', IKEYS, ik, seq)
+  touch()
+  return {'ok', seq}
+
+elseif op == 'mark' then
+  -- learner, task, record, whole, redacted
+  local e = must_be_open()
+  if e then return e end
+  if redis.call('HEXISTS', MEMBERS, ARGV[7]) == 0 then
+    return {'err', 'not_found', 'That learner is not in this room.'}
+  end
+  redis.call('HSET', MARKS, ARGV[7] .. ':' .. ARGV[8], ARGV[9])
+  local seq = emit(ARGV[7], ARGV[10], ARGV[11])
+  touch()
+  return {'ok', seq}
+
+elseif op == 'outcomes' then
+  -- repeated: learner, "status:completion", whole, redacted
+  local e = must_exist()
+  if e then return e end
+  local seq = seq_now()
+  for i = 7, #ARGV, 4 do
+    redis.call('HSET', OUTCOMES, ARGV[i], ARGV[i + 1])
+    seq = emit(ARGV[i], ARGV[i + 2], ARGV[i + 3])
+  end
+  touch()
+  return {'ok', seq}
+
+elseif op == 'close' then
+  -- closed
+  local e = must_exist()
+  if e then return e end
+  if redis.call('HGET', META, 'state') ~= 'open' then return {'ok', seq_now()} end
+  redis.call('HSET', META, 'state', 'closed')
+  local seq = emit(0, ARGV[7], '')
+  touch()
+  return {'ok', seq}
+
+elseif op == 'sync' then
+  -- since: the events after it, or {"old"} when the log no longer has them
+  local e = must_exist()
+  if e then return e end
+  local seq = seq_now()
+  local since = tonumber(ARGV[7])
+  if since >= seq then return {'ok', seq} end
+  local n = redis.call('LLEN', LOG)
+  local first = seq - n + 1
+  if since + 1 < first then return {'old', seq} end
+  local out = {'ok', seq}
+  local entries = redis.call('LRANGE', LOG, since + 1 - first, -1)
+  for i = 1, #entries do out[#out + 1] = entries[i] end
+  return out
+end
+
+return {'err', 'bad_request', 'Unknown room operation.'}
