@@ -1335,6 +1335,54 @@ int proto_encode_ev(proto_buf *b, proto_str room, uint64_t seq, const proto_even
     return enc_end(&e);
 }
 
+int proto_encode_invite(proto_buf *b, proto_str room, proto_str code, uint64_t module,
+                        proto_str title, uint64_t host, proto_str host_name)
+{
+    enc e;
+    enc_begin(&e, b);
+    enc_head(&e, "invite", PROTO_NO_RID, 4);
+    enc_cstr(&e, "room");
+    enc_str(&e, room);
+    enc_cstr(&e, "code");
+    enc_str(&e, code);
+    enc_cstr(&e, "module");
+    enc_map(&e, 2);
+    enc_cstr(&e, "id");
+    enc_u(&e, module);
+    enc_cstr(&e, "title");
+    enc_str(&e, title);
+    enc_cstr(&e, "host");
+    enc_map(&e, 2);
+    enc_cstr(&e, "id");
+    enc_u(&e, host);
+    enc_cstr(&e, "name");
+    enc_str(&e, host_name);
+    return enc_end(&e);
+}
+
+int proto_encode_event_body(proto_buf *b, const proto_event *ev, bool redacted)
+{
+    enc e;
+    enc_begin(&e, b);
+    enc_event(&e, ev, redacted);
+    return enc_end(&e);
+}
+
+int proto_encode_ev_raw(proto_buf *b, proto_str room, uint64_t seq, const uint8_t *body,
+                        size_t len)
+{
+    enc e;
+    enc_begin(&e, b);
+    enc_head(&e, "ev", PROTO_NO_RID, 3);
+    enc_cstr(&e, "room");
+    enc_str(&e, room);
+    enc_cstr(&e, "seq");
+    enc_u(&e, seq);
+    enc_cstr(&e, "e");
+    buf_write(b, (const char *)body, len);
+    return enc_end(&e);
+}
+
 int proto_encode_ev_for(proto_buf *b, proto_str room, uint64_t seq, const proto_event *ev,
                         proto_viewer viewer)
 {

@@ -312,6 +312,19 @@ bool proto_event_hidden_for(const proto_event *ev, proto_viewer viewer);
  * mark.result and mark.note; approved.status and approved.completion). */
 int proto_encode_ev(proto_buf *b, proto_str room, uint64_t seq,
                     const proto_event *ev, bool redacted);
+/* invite {room, code, module {id, title}, host {id, name}}: extension, sent
+ * to a learner's connections when a responsible adds them to a live room. */
+int proto_encode_invite(proto_buf *b, proto_str room, proto_str code, uint64_t module,
+                        proto_str title, uint64_t host, proto_str host_name);
+
+/* The `e` map of an event on its own, whole or redacted. A server that keeps
+ * a room's log stores these bytes once and frames them per delivery with
+ * proto_encode_ev_raw, so fan-out never re-encodes an event. */
+int proto_encode_event_body(proto_buf *b, const proto_event *ev, bool redacted);
+/* ev {room, seq, e} around `body`, the bytes of an `e` map made by
+ * proto_encode_event_body (trusted: copied as they are). */
+int proto_encode_ev_raw(proto_buf *b, proto_str room, uint64_t seq, const uint8_t *body,
+                        size_t len);
 /* Same, with `redacted` decided by proto_event_hidden_for(ev, viewer). */
 int proto_encode_ev_for(proto_buf *b, proto_str room, uint64_t seq,
                         const proto_event *ev, proto_viewer viewer);

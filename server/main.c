@@ -28,6 +28,7 @@
 #include "auth.h"
 #include "config.h"
 #include "http.h"
+#include "live.h"
 #include "otjd.h"
 #include "proto.h"
 #include "rconn.h"
@@ -73,10 +74,7 @@ static void raise_nofile(void) {
   }
 }
 
-static void on_redis_state(void *ud, int up) {
-  (void)ud;
-  (void)up; /* rooms resync here once they live in Redis */
-}
+static void on_redis_state(void *ud, int up) { live_redis_state(ud, up); }
 
 /* ---- shutdown ---------------------------------------------------------- */
 
@@ -93,6 +91,7 @@ static void finish_shutdown(void) {
     d->lws = NULL;
   }
   ws_fini(d);
+  live_fini(d);
   rconn_destroy(d->redis);
   d->redis = NULL;
   uv_signal_stop(&sig_int);
@@ -313,7 +312,10 @@ int main(int argc, char **argv) {
     goto out_loop;
   }
   d->redis = rconn_create(d->loop, d->redis_addr, on_redis_state, d);
-  if (!d->redis) {
+  if (d->redis && live_init(d) != 0) {
+    rc = EX_SOFTWARE;
+    begin_shutdown("cannot start live rooms");
+  } else if (!d->redis) {
     fprintf(stderr, "otjd: bad Redis address '%s' (want HOST:PORT or "
                     "/path/to.sock)\n", d->redis_addr);
     rc = EX_USAGE;

@@ -10,6 +10,7 @@
 
 #include "auth.h"
 #include "http.h"
+#include "live.h"
 #include "proto.h"
 
 #define WS_PATH "/ws"
@@ -36,6 +37,8 @@ struct ws_sess {
 
   int64_t user_id;
   int responsible;
+  ws_ref *ref;       /* for replies that arrive after a Redis round trip */
+  void *live;        /* live.c's attachments of this session */
   char name[128];
   char cookie_token[AUTH_TOKEN_LEN + 1];
 
@@ -128,6 +131,43 @@ static void close_session(ws_sess *s, enum lws_close_status code,
   arm_add(s);
 }
 
+struct ws_ref {
+  ws_sess *s;
+  int refs;
+};
+
+ws_ref *ws_ref_get(ws_sess *s) {
+  s->ref->refs++;
+  return s->ref;
+}
+
+ws_sess *ws_ref_sess(const ws_ref *r) { return r->s; }
+
+void ws_ref_put(ws_ref *r) {
+  if (--r->refs == 0) free(r);
+}
+
+int64_t ws_user(const ws_sess *s) { return s->user_id; }
+const char *ws_user_name(const ws_sess *s) { return s->name; }
+int ws_is_responsible(const ws_sess *s) { return s->responsible; }
+int ws_authed(const ws_sess *s) { return s->authed; }
+void **ws_live_slot(ws_sess *s) { return &s->live; }
+
+void ws_each_of_user(otjd *d, int64_t user, void (*fn)(ws_sess *, void *),
+                     void *arg) {
+  for (ws_sess *s = d->sessions, *next; s; s = next) {
+    next = s->next;
+    if (s->authed && !s->closing && s->user_id == user) fn(s, arg);
+  }
+}
+
+void ws_each_responsible(otjd *d, void (*fn)(ws_sess *, void *), void *arg) {
+  for (ws_sess *s = d->sessions, *next; s; s = next) {
+    next = s->next;
+    if (s->authed && !s->closing && s->responsible) fn(s, arg);
+  }
+}
+
 int ws_send(ws_sess *s, const uint8_t *data, size_t len) {
   otjd *d = s->d;
   if (s->closing) return -1;
@@ -160,8 +200,7 @@ static void send_buf(ws_sess *s, proto_buf *b) {
   ws_send(s, proto_buf_bytes(b), proto_buf_size(b));
 }
 
-static void send_err(ws_sess *s, proto_rid rid, proto_code code,
-                     const char *msg) {
+void ws_send_err(ws_sess *s, proto_rid rid, proto_code code, const char *msg) {
   proto_buf *b = outbuf();
   if (proto_encode_err(b, rid, code, msg) == 0) send_buf(s, b);
 }
@@ -230,7 +269,7 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
   otjd *d = s->d;
   proto_rid rid = proto_rid_of(m);
   if (s->authed) {
-    send_err(s, rid, PROTO_CONFLICT, "This connection already said hello.");
+    ws_send_err(s, rid, PROTO_CONFLICT, "This connection already said hello.");
     return;
   }
   const char *tok = NULL;
@@ -250,12 +289,12 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
            store_user_by_id(d->db, uid, &u) == 0;
   if (!ok) {
     if (++s->bad_hellos >= WS_MAX_BAD_HELLOS) {
-      send_err(s, rid, PROTO_UNAUTHORIZED,
+      ws_send_err(s, rid, PROTO_UNAUTHORIZED,
                "Too many unknown tokens; log in again.");
       close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "unauthorized");
       return;
     }
-    send_err(s, rid, PROTO_UNAUTHORIZED,
+    ws_send_err(s, rid, PROTO_UNAUTHORIZED,
              tok ? "That session is unknown or has expired; log in again."
                  : "Send hello with the token from /api/login.");
     return;
@@ -271,6 +310,7 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
                    .responsible = s->responsible != 0};
   proto_buf *b = outbuf();
   if (proto_encode_welcome(b, rid, &pu) == 0) send_buf(s, b);
+  live_session_ready(s);
 }
 
 static int rate_ok(ws_sess *s) {
@@ -291,14 +331,14 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
     d->st.rate_limited++;
     /* One err per window: a flood must not turn into a flood back. */
     if (s->rate_count == d->cfg.max_msgs_per_sec + 1)
-      send_err(s, PROTO_NO_RID, PROTO_RATE_LIMITED,
+      ws_send_err(s, PROTO_NO_RID, PROTO_RATE_LIMITED,
                "Too many messages: slow down; messages in this second are "
                "dropped.");
     return;
   }
   if (!binary) {
     d->st.bad_frames++;
-    send_err(s, PROTO_NO_RID, PROTO_BAD_REQUEST,
+    ws_send_err(s, PROTO_NO_RID, PROTO_BAD_REQUEST,
              "Text frames are not understood: send one msgpack map per "
              "binary frame.");
     return;
@@ -319,7 +359,7 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
     return;
   }
   if (!s->authed) {
-    send_err(s, rid, PROTO_UNAUTHORIZED,
+    ws_send_err(s, rid, PROTO_UNAUTHORIZED,
              "Say hello with your token before anything else.");
     return;
   }
@@ -330,8 +370,7 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
     break;
   }
   default:
-    send_err(s, rid, PROTO_UNAVAILABLE,
-             "Live rooms are not available on this server version yet.");
+    live_handle(s, m);
     break;
   }
 }
@@ -393,7 +432,7 @@ too_large:
     char msg[128];
     snprintf(msg, sizeof msg, "A message may be at most %u bytes.",
              d->cfg.max_frame);
-    send_err(s, PROTO_NO_RID, PROTO_TOO_LARGE, msg);
+    ws_send_err(s, PROTO_NO_RID, PROTO_TOO_LARGE, msg);
   }
 }
 
@@ -412,6 +451,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     memset(s, 0, sizeof *s);
     s->wsi = wsi;
     s->d = d;
+    s->ref = calloc(1, sizeof *s->ref);
+    if (!s->ref) return -1;
+    s->ref->s = s;
+    s->ref->refs = 1;
     read_cookie_token(wsi, s->cookie_token, sizeof s->cookie_token);
     s->next = d->sessions;
     if (d->sessions) d->sessions->prev = s;
@@ -433,6 +476,12 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
   case LWS_CALLBACK_CLOSED:
     if (!s || !s->d) return 0;
     d = s->d;
+    live_session_closed(s);
+    if (s->ref) {
+      s->ref->s = NULL;
+      ws_ref_put(s->ref);
+      s->ref = NULL;
+    }
     arm_remove(s);
     if (s->prev) s->prev->next = s->next;
     else d->sessions = s->next;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "otjd.h"
+#include "proto.h"
 
 typedef struct ws_sess ws_sess;
 
@@ -38,5 +39,30 @@ void ws_fini(otjd *d);
 /* Queues one frame (the payload bytes, copied) for the session. Returns 0,
  * or -1 when the session's queue is full (the session is then being closed). */
 int ws_send(ws_sess *s, const uint8_t *data, size_t len);
+
+/* Queues an err {rid?, code, msg}. */
+void ws_send_err(ws_sess *s, proto_rid rid, proto_code code, const char *msg);
+
+/* Who is on the other end (valid after a successful hello). */
+int64_t ws_user(const ws_sess *s);
+const char *ws_user_name(const ws_sess *s);
+int ws_is_responsible(const ws_sess *s);
+int ws_authed(const ws_sess *s);
+
+/* The live-room module's per-session slot (its attachment list). */
+void **ws_live_slot(ws_sess *s);
+
+/* A counted handle on a session for replies that come later: the session
+ * may close meanwhile, and then ws_ref_sess() returns NULL. */
+typedef struct ws_ref ws_ref;
+ws_ref *ws_ref_get(ws_sess *s);     /* +1 */
+ws_sess *ws_ref_sess(const ws_ref *r);
+void ws_ref_put(ws_ref *r);         /* -1; frees at 0 */
+
+/* Calls fn for every authenticated session of `user` on this instance. */
+void ws_each_of_user(otjd *d, int64_t user, void (*fn)(ws_sess *, void *),
+                     void *arg);
+/* Calls fn for every authenticated responsible session on this instance. */
+void ws_each_responsible(otjd *d, void (*fn)(ws_sess *, void *), void *arg);
 
 #endif

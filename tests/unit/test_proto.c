@@ -1749,6 +1749,38 @@ static void test_encoded_frames_are_valid_otj(void **state)
     proto_buf_free(&b);
 }
 
+/* An event stored once as its `e` body and framed later is byte for byte the
+ * frame proto_encode_ev makes, whole and redacted. */
+static void test_ev_body_then_raw_frame(void **state)
+{
+    (void)state;
+    proto_event ev = { .type = PROTO_EV_MARK };
+    ev.mark.learner = 7;
+    ev.mark.task = 2;
+    ev.mark.result = PROTO_RESULT_FAIL;
+    ev.mark.has_note = true;
+    ev.mark.note = proto_s("missed the thumbs");
+    for (int red = 0; red < 2; red++) {
+        proto_buf direct, body, framed;
+        proto_buf_init(&direct, 0);
+        proto_buf_init(&body, 0);
+        proto_buf_init(&framed, 16);
+        assert_int_equal(proto_encode_ev(&direct, proto_s("r1"), 42, &ev, red), 0);
+        assert_int_equal(proto_encode_event_body(&body, &ev, red), 0);
+        assert_int_equal(proto_encode_ev_raw(&framed, proto_s("r1"), 42, proto_buf_bytes(&body),
+                                             proto_buf_size(&body)), 0);
+        assert_int_equal(proto_buf_size(&direct), proto_buf_size(&framed));
+        assert_memory_equal(proto_buf_bytes(&direct), proto_buf_bytes(&framed),
+                            proto_buf_size(&direct));
+        /* the redacted body carries no result and no note */
+        if (red)
+            assert_null(memmem(proto_buf_bytes(&body), proto_buf_size(&body), "thumbs", 6));
+        proto_buf_free(&direct);
+        proto_buf_free(&body);
+        proto_buf_free(&framed);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1781,6 +1813,7 @@ int main(void)
         cmocka_unit_test(test_relay_raw_value),
         cmocka_unit_test(test_encode_snapshot),
         cmocka_unit_test(test_encoded_frames_are_valid_otj),
+        cmocka_unit_test(test_ev_body_then_raw_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,48 @@
+/*
+ * live — live OTJ rooms: the otj.v1 room messages, Redis room state and
+ * fan-out between otjd instances.
+ *
+ * Every mutation is one call of the room script (storage/room.lua), which
+ * records it, numbers it (the room's gapless seq) and publishes it on the
+ * room's channel. Every instance with members of a room subscribes to that
+ * channel and delivers each event to its own connections in seq order; an
+ * instance that sees a gap fetches the missing events from the room's log
+ * before it goes on, so a member never sees a hole. Events are stored once,
+ * whole and redacted, and framed once per variant per instance: fan-out
+ * copies bytes, it never re-encodes. Approvals go through the writer thread
+ * (group commit) and are acknowledged only after the commit.
+ */
+#ifndef OTJ_LIVE_H
+#define OTJ_LIVE_H
+
+#include "otjd.h"
+#include "proto.h"
+
+typedef struct ws_sess ws_sess;
+
+/* Starts the module: pub/sub connection, writer thread. Returns 0, or -1
+ * with a message on stderr. */
+int live_init(otjd *d);
+
+/* Redis came back (up = 1) or went away (0): loads the script, resyncs
+ * rooms. Called by main's rconn state callback. */
+void live_redis_state(otjd *d, int up);
+
+/* Stops everything of the module (at shutdown, while the loop still runs). */
+void live_fini(otjd *d);
+
+/* A session said hello: a responsible gets its dashboard count. */
+void live_session_ready(ws_sess *s);
+
+/* Handles a decoded room message (every type but hello and ping). The
+ * message is valid only during the call. */
+void live_handle(ws_sess *s, const proto_msg *m);
+
+/* The session is gone: its rooms see it leave. */
+void live_session_closed(ws_sess *s);
+
+/* Something changed who waits for OTJ (an approval, a completion, a new
+ * sharing): every instance refreshes its responsibles' dashboard counts. */
+void live_pending_changed(otjd *d);
+
+#endif
