@@ -18,6 +18,7 @@
 
 #include "api_util.h"
 #include "auth.h"
+#include "qr.h"
 #include "store.h"
 
 #define LOGIN_MAX 64
@@ -324,9 +325,85 @@ static void api_metrics(http_req *r) {
 
 /* ---- routing ----------------------------------------------------------- */
 
+/* ---- GET /api/rooms/{room}/qr.svg ------------------------------------ */
+
+/* The QR code of a live room's join link, for the room's responsible only
+ * (anyone holding the code could join if they may; the image is for the
+ * wall screen of the one who runs the drill). */
+static void api_room_qr(http_req *r, const char *room) {
+  store_user u;
+  if (require_user(r, &u)) return;
+  int64_t host;
+  char code[32];
+  int open;
+  if (store_room_get(r->d->db, room, &host, code, sizeof code, &open) != 0 || !open) {
+    http_reply_error(r, 404, "not_found", "There is no open room with that id.");
+    return;
+  }
+  if (host != u.id) {
+    http_reply_error(r, 403, "forbidden",
+                     "Only the responsible who runs this room may show its QR code.");
+    return;
+  }
+  char url[700], hostname[256] = "localhost";
+  if (r->d->cfg.public_url[0]) {
+    snprintf(url, sizeof url, "%s/join/%s", r->d->cfg.public_url, code);
+  } else {
+    if (r->wsi) lws_hdr_copy(r->wsi, hostname, sizeof hostname, WSI_TOKEN_HOST);
+    snprintf(url, sizeof url, "http://%s/join/%s", hostname, code);
+  }
+  size_t len;
+  char *svg = qr_svg(url, &len);
+  if (!svg) {
+    http_reply_error(r, 500, "internal", "Could not draw the QR code.");
+    return;
+  }
+  http_reply_take(r, 200, "image/svg+xml", svg, len);
+}
+
+static int room_qr_path(const char *p, char *room, size_t cap) {
+  static const char pre[] = "/api/rooms/", post[] = "/qr.svg";
+  size_t pl = sizeof pre - 1, ql = sizeof post - 1, n = strlen(p);
+  if (n <= pl + ql || strncmp(p, pre, pl) || strcmp(p + n - ql, post)) return 0;
+  size_t idl = n - pl - ql;
+  if (idl >= cap) return 0;
+  memcpy(room, p + pl, idl);
+  room[idl] = '\0';
+  for (size_t i = 0; i < idl; i++)
+    if (!((room[i] >= 'a' && room[i] <= 'z') || (room[i] >= '0' && room[i] <= '9')))
+      return 0;
+  return 1;
+}
+
+/* ---- GET /join/CODE: the web client's page for a join link ------------ */
+
+static void api_join_page(http_req *r) {
+  char path[700];
+  snprintf(path, sizeof path, "%s/index.html", r->d->cfg.web_root);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    http_reply_error(r, 404, "not_found", "The web client is not installed.");
+    return;
+  }
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *out = open_memstream(&buf, &n);
+  char chunk[8192];
+  size_t k;
+  while (out && (k = fread(chunk, 1, sizeof chunk, f)) > 0) fwrite(chunk, 1, k, out);
+  fclose(f);
+  if (!out || fclose(out) != 0) {
+    free(buf);
+    http_reply_error(r, 500, "internal", "Could not read the web client.");
+    return;
+  }
+  http_reply_take(r, 200, "text/html; charset=utf-8", buf, n);
+}
+
 void api_handle(http_req *r) {
   const char *p = r->path;
   http_method m = r->method;
+  char room[65];
   if (!strcmp(p, "/healthz")) {
     if (m == HTTP_GET) api_healthz(r);
     else http_reply_error(r, 405, "bad_request", "Use GET.");
@@ -341,6 +418,11 @@ void api_handle(http_req *r) {
     else http_reply_error(r, 405, "bad_request", "Use POST.");
   } else if (!strcmp(p, "/api/me")) {
     if (m == HTTP_GET) api_me(r);
+    else http_reply_error(r, 405, "bad_request", "Use GET.");
+  } else if (!strncmp(p, "/join/", 6) && m == HTTP_GET) {
+    api_join_page(r);
+  } else if (room_qr_path(p, room, sizeof room)) {
+    if (m == HTTP_GET) api_room_qr(r, room);
     else http_reply_error(r, 405, "bad_request", "Use GET.");
   } else if (api_org_handle(r) || api_admin_handle(r)) {
     /* answered by a route of api_org.c / api_admin.c (or a 405) */

@@ -30,6 +30,10 @@ void config_usage(FILE *out) {
           "websocket with the session\n"
           "                      cookie (OTJ_ORIGINS); the server's own "
           "host is always allowed\n"
+          "  --public-url URL    base of the join links in QR codes, e.g. "
+          "https://otj.example.org\n"
+          "                      (OTJ_PUBLIC_URL; default: the Host the "
+          "browser used)\n"
           "  -v, --verbose       more logging (OTJ_VERBOSE=1)\n"
           "  -h, --help          this text\n\n"
           "Limits (environment only): OTJ_MAX_FRAME (65536), "
@@ -112,6 +116,7 @@ int config_load(otj_config *c, int argc, char **argv) {
   if ((v = getenv("OTJ_REDIS")) && *v && set_str(c->redis, sizeof c->redis, v, "OTJ_REDIS")) return -1;
   if ((v = getenv("OTJ_REDIS_SERVER")) && *v && set_str(c->redis_server_bin, sizeof c->redis_server_bin, v, "OTJ_REDIS_SERVER")) return -1;
   if ((v = getenv("OTJ_WEB")) && *v && set_str(c->web_root, sizeof c->web_root, v, "OTJ_WEB")) return -1;
+  if ((v = getenv("OTJ_PUBLIC_URL")) && *v && set_str(c->public_url, sizeof c->public_url, v, "OTJ_PUBLIC_URL")) return -1;
   if ((v = getenv("OTJ_ORIGINS")) && *v && set_str(c->origins, sizeof c->origins, v, "OTJ_ORIGINS")) return -1;
   c->demo = truthy(getenv("OTJ_DEMO"));
   c->verbose = truthy(getenv("OTJ_VERBOSE"));
@@ -134,6 +139,7 @@ int config_load(otj_config *c, int argc, char **argv) {
       {"redis", required_argument, NULL, 'r'},
       {"web", required_argument, NULL, 'w'},
       {"origins", required_argument, NULL, 'o'},
+      {"public-url", required_argument, NULL, 'p'},
       {"demo", no_argument, NULL, 'D'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
@@ -147,6 +153,7 @@ int config_load(otj_config *c, int argc, char **argv) {
     case 'r': if (set_str(c->redis, sizeof c->redis, optarg, "--redis")) return -1; break;
     case 'w': if (set_str(c->web_root, sizeof c->web_root, optarg, "--web")) return -1; break;
     case 'o': if (set_str(c->origins, sizeof c->origins, optarg, "--origins")) return -1; break;
+    case 'p': if (set_str(c->public_url, sizeof c->public_url, optarg, "--public-url")) return -1; break;
     case 'D': c->demo = 1; break;
     case 'v': c->verbose = 1; break;
     case 'h': config_usage(stdout); return 1;

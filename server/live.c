@@ -1898,10 +1898,23 @@ void live_fini(otjd *d) {
   L.w = NULL;
   psub_destroy(L.ps);
   L.ps = NULL;
+  /* rooms that ops still hold are freed by live_free, after the loop */
+}
+
+void live_free(otjd *d) {
+  (void)d;
   for (size_t i = 0; i < LIVE_BUCKETS; i++) {
     lroom *r = L.tab[i];
     while (r) {
       lroom *n = r->hnext;
+      for (attach *a = r->atts, *an; a; a = an) {
+        an = a->rnext;
+        free(a);
+      }
+      for (waiter *w = r->waiters, *wn; w; w = wn) {
+        wn = w->next;
+        free(w);
+      }
       for (int k = 0; k < LIVE_RING; k++) free(r->ring[k]);
       for (ev_msg *e = r->pend, *en; e; e = en) {
         en = e->next;

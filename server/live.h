@@ -28,8 +28,10 @@ int live_init(otjd *d);
  * rooms. Called by main's rconn state callback. */
 void live_redis_state(otjd *d, int up);
 
-/* Stops everything of the module (at shutdown, while the loop still runs). */
+/* Stops the module's writer and pub/sub connection (at shutdown, while the
+ * loop still runs); live_free releases the rest once the loop has ended. */
 void live_fini(otjd *d);
+void live_free(otjd *d);
 
 /* A session said hello: a responsible gets its dashboard count. */
 void live_session_ready(ws_sess *s);

@@ -203,7 +203,7 @@ static int start_redis(otjd *d) {
 }
 
 static struct lws_protocols protocols[3];
-static struct lws_http_mount mounts[4];
+static struct lws_http_mount mounts[5];
 
 static int start_lws(otjd *d) {
   protocols[0] = (struct lws_protocols){
@@ -220,8 +220,9 @@ static int start_lws(otjd *d) {
   /* protocols[2] stays zeroed: the end of the list */
 
   /* lws picks the longest matching mountpoint */
-  static const char *api_points[] = {"/api", "/healthz", "/metrics"};
-  for (int i = 0; i < 3; i++) {
+  /* /join/CODE is a page of the web client: the callback serves index.html */
+  static const char *api_points[] = {"/api", "/healthz", "/metrics", "/join"};
+  for (int i = 0; i < 4; i++) {
     mounts[i] = (struct lws_http_mount){
         .mount_next = &mounts[i + 1],
         .mountpoint = api_points[i],
@@ -230,7 +231,7 @@ static int start_lws(otjd *d) {
         .origin_protocol = LWSMPRO_CALLBACK,
     };
   }
-  mounts[3] = (struct lws_http_mount){
+  mounts[4] = (struct lws_http_mount){
       .mountpoint = "/",
       .mountpoint_len = 1,
       .origin = d->cfg.web_root,
@@ -328,6 +329,7 @@ int main(int argc, char **argv) {
   uv_run(d->loop, UV_RUN_DEFAULT);
 
 out_loop:
+  live_free(d);
   if (uv_loop_close(d->loop) != 0) {
     /* something still holds the loop; say so rather than hang */
     fprintf(stderr, "otjd: loop still had handles at exit\n");

@@ -54,6 +54,8 @@ struct psub {
 
 static void start_connect(psub *p);
 
+static void on_retry_timer(uv_timer_t *t) { start_connect(t->data); }
+
 static void unref(psub *p) {
   if (--p->refs > 0) return;
   for (chan *c = p->chans, *n; c; c = n) {
@@ -142,7 +144,7 @@ static void on_stream_closed(uv_handle_t *h) {
     if (base > PSUB_BACKOFF_MAX_MS) base = PSUB_BACKOFF_MAX_MS;
     uint64_t delay = base / 2 + (uint64_t)(rand() % (int)(base / 2 + 1));
     p->attempt++;
-    uv_timer_start(&p->timer, (uv_timer_cb)start_connect, delay, 0);
+    uv_timer_start(&p->timer, on_retry_timer, delay, 0);
   }
   unref(p);
 }

@@ -25,6 +25,8 @@ struct rconn {
 
 static void start_connect(rconn *r);
 
+static void on_retry_timer(uv_timer_t *t) { start_connect(t->data); }
+
 static void schedule_retry(rconn *r) {
   if (r->closing) return;
   unsigned shift = r->attempt < 6 ? r->attempt : 6;
@@ -34,7 +36,7 @@ static void schedule_retry(rconn *r) {
   uint64_t delay = base / 2 + (uint64_t)(rand() % (int)(base / 2 + 1));
   r->attempt++;
   uv_timer_stop(&r->timer);
-  uv_timer_start(&r->timer, (uv_timer_cb)start_connect, delay, 0);
+  uv_timer_start(&r->timer, on_retry_timer, delay, 0);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {

@@ -10,6 +10,7 @@
  * refusal, is appended to the audit log in the same transaction (R11).
  */
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "store_int.h"
@@ -156,4 +157,26 @@ int store_room_closed(store *s, const char *room, int64_t now) {
   rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
+}
+
+int store_room_get(store *s, const char *room, int64_t *host, char *code,
+                   size_t code_cap, int *open) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(
+      s->db, "SELECT host_id, code, closed_at IS NULL FROM otj_rooms WHERE id = ?1",
+      -1, &st, NULL);
+  if (rc != SQLITE_OK) return store_fail(s, rc);
+  sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *host = sqlite3_column_int64(st, 0);
+    const unsigned char *c = sqlite3_column_text(st, 1);
+    snprintf(code, code_cap, "%s", c ? (const char *)c : "");
+    *open = sqlite3_column_int(st, 2);
+    rc = 0;
+  } else {
+    rc = rc == SQLITE_DONE ? STORE_NOTFOUND : store_fail(s, rc);
+  }
+  sqlite3_finalize(st);
+  return rc;
 }

@@ -631,5 +631,9 @@ int store_approvals_commit(store *s, store_approval *a, size_t n);
 int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
                       const char *code, int64_t now);
 int store_room_closed(store *s, const char *room, int64_t now);
+/* A room of the history: its host, join code and whether it is still open.
+ * STORE_NOTFOUND for an unknown room. */
+int store_room_get(store *s, const char *room, int64_t *host, char *code,
+                   size_t code_cap, int *open);
 
 #endif /* OTJ_STORE_H */

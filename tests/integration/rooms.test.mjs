@@ -348,3 +348,80 @@ test('presence is per person: two tabs are one learner, left only when the last 
   assert.equal(evOf('left').length, 1);
   await sam.close();
 });
+
+test('the QR code of the join link is for the room\'s responsible only; /join/CODE is the web page', async () => {
+  const HH = moduleId('Hand hygiene');
+  const rita = await as(A, 'rita');
+  const { room, code } = await rita.ask({ t: 'open', module: HH, learners: [] });
+  const qr = await fetch(`${A.base}/api/rooms/${room}/qr.svg`, { headers: { authorization: `Bearer ${rita.token}` } });
+  assert.equal(qr.status, 200);
+  assert.match(qr.headers.get('content-type'), /image\/svg\+xml/);
+  const svg = await qr.text();
+  assert.match(svg, /^<svg [^>]*viewBox="0 0 (\d+) \1"/);
+  assert.match(svg, /<path fill="#000" d="M/);
+  const lea = await as(A, 'lea');
+  const other = await fetch(`${A.base}/api/rooms/${room}/qr.svg`, { headers: { authorization: `Bearer ${lea.token}` } });
+  assert.equal(other.status, 403);
+  assert.equal((await fetch(`${A.base}/api/rooms/${room}/qr.svg`)).status, 401);
+  assert.equal((await fetch(`${A.base}/api/rooms/nosuch/qr.svg`, { headers: { authorization: `Bearer ${rita.token}` } })).status, 404);
+  const page = await fetch(`${A.base}/join/${code}`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<html/i);
+  // a closed room has no QR code any more, and its code is dead
+  assert.equal((await rita.ask({ t: 'close', room })).t, 'ok');
+  assert.equal((await fetch(`${A.base}/api/rooms/${room}/qr.svg`, { headers: { authorization: `Bearer ${rita.token}` } })).status, 404);
+  assert.equal((await lea.ask({ t: 'join', code })).code, 'not_found');
+  await rita.close();
+  await lea.close();
+});
+
+test('wrong join codes are rate-limited per user', async () => {
+  const nina = await as(B, 'nina');
+  let last;
+  for (let i = 0; i < 12; i++) last = await nina.ask({ t: 'join', code: String(900000 + i) });
+  assert.equal(last.code, 'rate_limited');
+  await nina.close();
+});
+
+test('a responsible\'s dashboard count is pushed when it changes', async () => {
+  // sam waits for omar and ola (unless an earlier test approved them)
+  const sam = await as(A, 'sam');
+  const first = await sam.pump((m) => m.t === 'dashboard');
+  assert.equal(typeof first.count, 'number');
+  const LT = moduleId('Lock-out/tag-out');
+  const omar = id('omar');
+  const { room } = await sam.ask({ t: 'open', module: LT, learners: [omar] });
+  for (const task of [0, 1, 2])
+    assert.equal((await sam.ask({ t: 'mark', room, learner: omar, task, result: 'pass' })).t, 'ok');
+  const res = await sam.ask({ t: 'approve', room, decisions: [{ learner: omar, approved: true }] });
+  assert.equal(res.results[0].status, 'approved', JSON.stringify(res));
+  const next = await sam.pump((m) => m.t === 'dashboard');
+  assert.equal(next.count, first.count - 1);
+  await sam.close();
+});
+
+test('Redis connections lost: clients hear unavailable, rooms resume and catch up', async () => {
+  const HH = moduleId('Hand hygiene');
+  const rita = await as(A, 'rita');
+  const leoId = id('leo');
+  const { room } = await rita.ask({ t: 'open', module: HH, learners: [leoId] });
+  const leo = await as(B, 'leo');
+  await leo.ask({ t: 'join', room });
+  // drop every client connection Redis has (the data stays)
+  execFileSync('redis-cli', ['-p', String(redis.port), 'CLIENT', 'KILL', 'TYPE', 'normal']);
+  execFileSync('redis-cli', ['-p', String(redis.port), 'CLIENT', 'KILL', 'TYPE', 'pubsub']);
+  const told = await leo.pump((m) => m.t === 'err' && m.code === 'unavailable');
+  assert.match(told.msg, /room/);
+  // back within the backoff: a step by rita reaches leo, gapless
+  let stepped;
+  for (let i = 0; i < 50 && !(stepped && stepped.t === 'ok'); i++) {
+    await sleep(100);
+    stepped = await rita.ask({ t: 'step', room, task: 1 });
+  }
+  assert.equal(stepped.t, 'ok', JSON.stringify(stepped));
+  await leo.untilSeq(room, stepped.seq);
+  gapless(leo.events, room);
+  assert.equal(leo.events.at(-1).e.type, 'step');
+  await rita.close();
+  await leo.close();
+});
