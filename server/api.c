@@ -18,6 +18,7 @@
 
 #include "api_util.h"
 #include "auth.h"
+#include "live.h"
 #include "qr.h"
 #include "store.h"
 
@@ -425,7 +426,12 @@ void api_handle(http_req *r) {
     if (m == HTTP_GET) api_room_qr(r, room);
     else http_reply_error(r, 405, "bad_request", "Use GET.");
   } else if (api_org_handle(r) || api_admin_handle(r)) {
-    /* answered by a route of api_org.c / api_admin.c (or a 405) */
+    /* answered by a route of api_org.c / api_admin.c (or a 405). A change
+     * may change who waits for OTJ: dashboards refresh their counts (a
+     * refresh that finds nothing new costs one count query per
+     * responsible online). */
+    if (m != HTTP_GET && r->answered && r->status < 300)
+      live_pending_changed(r->d);
   } else {
     http_reply_error(r, 404, "not_found", "There is no such API call.");
   }

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "api_util.h"
+#include "live.h"
 
 #define IMPORT_MAX_ROWS 20000      /* per array of the document */
 #define IMPORT_MAX_PASSWORDS 200   /* plain passwords hashed per import */
@@ -412,6 +413,7 @@ static void import_apply(http_req *r, void *ctx, int ok) {
     reply_store_error(r, code);
   } else {
     const store_import *d = &j->imp;
+    live_pending_changed(r->d); /* new people and sharings: new waiting */
     reply_json(r, 200,
                json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:i}}", "imported",
                          "departments", d->department_count, "users",

@@ -100,6 +100,13 @@ export async function startOtjd(opts = {}) {
       return { code: proc.exitCode, signal: proc.signalCode };
     },
     cleanup() { if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true }); },
+    // Stops with SIGTERM and throws unless otjd exited cleanly: under the
+    // sanitizers a leak or a memory error turns into a non-zero exit.
+    async stopClean() {
+      const r = await srv.stop('SIGTERM');
+      if (r.code !== 0 || /AddressSanitizer|runtime error:|LeakSanitizer/.test(log))
+        throw new Error(`otjd did not stop cleanly (${JSON.stringify(r)}):\n${log}`);
+    },
   };
   try {
     await waitFor(async () => {

@@ -22,9 +22,13 @@ before(async () => {
 });
 
 after(async () => {
-  if (B) await B.stop();
-  if (A) { await A.stop(); A.cleanup(); }
-  if (redis) await redis.stop();
+  try {
+    if (B) await B.stopClean();
+    if (A) await A.stopClean();
+  } finally {
+    if (A) A.cleanup();
+    if (redis) await redis.stop();
+  }
 });
 
 // Every message a client receives, with helpers to wait for a reply or an event.
@@ -424,4 +428,20 @@ test('Redis connections lost: clients hear unavailable, rooms resume and catch u
   assert.equal(leo.events.at(-1).e.type, 'step');
   await rita.close();
   await leo.close();
+});
+
+test('a learner who completes the module before an OTJ one appears on the dashboard at once', async () => {
+  const rita = await as(A, 'rita');
+  const first = await rita.pump((m) => m.t === 'dashboard');
+  // liv (Cold kitchen) completes Food safety basics on her own
+  const FS = moduleId('Food safety basics');
+  const correct = sql(`SELECT correct FROM tasks WHERE module_id=${FS} ORDER BY position`).map((t) => JSON.parse(t.correct));
+  const { body } = await login(B, 'liv');
+  const r = await fetch(`${B.base}/api/modules/${FS}/complete`, {
+    method: 'POST', headers: { authorization: `Bearer ${body.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ answers: correct }) });
+  assert.equal(r.status, 200, await r.text());
+  const next = await rita.pump((m) => m.t === 'dashboard');
+  assert.equal(next.count, first.count + 1, 'liv now waits for rita on Hand hygiene');
+  await rita.close();
 });

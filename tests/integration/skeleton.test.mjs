@@ -13,8 +13,12 @@ before(async () => {
 });
 
 after(async () => {
-  if (srv) { await srv.stop(); srv.cleanup(); }
-  if (redis) await redis.stop();
+  try {
+    if (srv) await srv.stopClean();
+  } finally {
+    if (srv) srv.cleanup();
+    if (redis) await redis.stop();
+  }
 });
 
 test('healthz says Redis and SQLite answer', async () => {

@@ -242,12 +242,10 @@ static void test_r3_module_update(void **state)
     assert_int_equal(m.otj, 1);
     assert_int_equal(m.task_count, 4);
     assert_int_equal(store_audit_count(f->s), audits);
-    store_module_in bad = {NULL, NULL, 1, NULL, -1};
     store_module_in clip = {"Clip", "video", 1, NULL, 0};
     int64_t id = 0;
     assert_int_equal(store_module_create_full(f->s, T0, admin, &clip, &id), STORE_INVALID);
     assert_int_equal(store_find_id(f->s, STORE_MODULE, "Clip", &id), STORE_NOTFOUND);
-    (void)bad;
 
     /* positive: OTJ off and type change in one call; OTJ on for a quiz */
     store_module_in off = {NULL, "content", 0, NULL, 0};
