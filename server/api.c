@@ -10,6 +10,7 @@
 #include "api.h"
 
 #include <jansson.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,6 +325,66 @@ static void api_metrics(http_req *r) {
   http_reply_take(r, 200, "text/plain; version=0.0.4", buf, len);
 }
 
+/* ---- POST /api/admin/tokens: sessions for load provisioning ------------ */
+
+#define API_TOKENS_MAX 10000 /* logins per call */
+
+/* {"logins": [login, ...]} -> {"tokens": {login: token}, "ids": {login: id}}.
+ * Admin only. Every session is created in one transaction with one audit
+ * entry for the call (store_sessions_bulk): a load generator gets tokens
+ * for thousands of users without an argon2id verification per user. */
+static void api_admin_tokens(http_req *r) {
+  store_user admin;
+  if (require_admin(r, &admin)) return;
+  json_t *b = body_object(r);
+  if (!b) return;
+  json_t *logins = json_object_get(b, "logins");
+  size_t n = json_array_size(logins);
+  if (!json_is_array(logins) || n == 0 || n > API_TOKENS_MAX) {
+    json_decref(b);
+    http_reply_error(r, 400, "bad_request",
+                     "Send {\"logins\": [...]} with 1 to 10000 logins.");
+    return;
+  }
+  store_bulk_session *items = calloc(n, sizeof *items);
+  char (*tokens)[AUTH_TOKEN_LEN + 1] = calloc(n, sizeof *tokens);
+  if (!items || !tokens) {
+    free(items);
+    free(tokens);
+    json_decref(b);
+    http_reply_error(r, 500, "internal", "Out of memory.");
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    items[i].login = json_string_value(json_array_get(logins, i));
+    if (!items[i].login || !*items[i].login) {
+      free(items);
+      free(tokens);
+      json_decref(b);
+      http_reply_error(r, 400, "bad_request", "Each login must be a non-empty string.");
+      return;
+    }
+    auth_new_token(tokens[i], items[i].token_hash);
+  }
+  int64_t now = (int64_t)time(NULL);
+  int code = store_sessions_bulk(r->d->db, now, now + (int64_t)r->d->cfg.session_ttl_s,
+                                 admin.id, items, n);
+  if (code != 0) {
+    reply_store_error(r, code);
+  } else {
+    json_t *tok = json_object(), *ids = json_object();
+    for (size_t i = 0; i < n; i++) {
+      json_object_set_new(tok, items[i].login, json_string(tokens[i]));
+      json_object_set_new(ids, items[i].login, json_integer((json_int_t)items[i].user_id));
+    }
+    reply_json(r, 200, json_pack("{s:o, s:o}", "tokens", tok, "ids", ids));
+  }
+  sodium_memzero(tokens, n * sizeof *tokens);
+  free(tokens);
+  free(items);
+  json_decref(b);
+}
+
 /* ---- routing ----------------------------------------------------------- */
 
 /* ---- GET /api/rooms/{room}/qr.svg ------------------------------------ */
@@ -425,6 +486,9 @@ void api_handle(http_req *r) {
   } else if (room_qr_path(p, room, sizeof room)) {
     if (m == HTTP_GET) api_room_qr(r, room);
     else http_reply_error(r, 405, "bad_request", "Use GET.");
+  } else if (!strcmp(p, "/api/admin/tokens")) {
+    if (m == HTTP_POST) api_admin_tokens(r);
+    else http_reply_error(r, 405, "bad_request", "Use POST.");
   } else if (api_org_handle(r) || api_admin_handle(r)) {
     /* answered by a route of api_org.c / api_admin.c (or a 405). A change
      * may change who waits for OTJ: dashboards refresh their counts (a

@@ -34,6 +34,8 @@ typedef struct otj_config {
   uint32_t idle_timeout_s;       /* seconds without any frame before a close */
   uint32_t session_ttl_s;        /* lifetime of a login token */
   uint32_t room_idle_ttl_s;      /* Redis expiry of an idle room */
+  uint32_t max_room_learners;    /* learners in one room */
+  uint32_t max_rooms_per_responsible; /* rooms one responsible has open */
 } otj_config;
 
 /* Fills `c` from defaults, the environment and argv. Returns 0 to run,

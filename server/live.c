@@ -467,6 +467,7 @@ static proto_code code_of(const char *name) {
   static const struct { const char *n; proto_code c; } t[] = {
       {"not_found", PROTO_NOT_FOUND}, {"forbidden", PROTO_FORBIDDEN},
       {"conflict", PROTO_CONFLICT},   {"bad_request", PROTO_BAD_REQUEST},
+      {"too_large", PROTO_TOO_LARGE},
   };
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
     if (!strcmp(t[i].n, name)) return t[i].c;
@@ -715,6 +716,7 @@ static void join_send(op *o) {
   rstore_cmd_str(&c, ws_user_name(s));
   cmd_buf(&c, &aw);
   cmd_buf(&c, &jw);
+  rstore_cmd_int(&c, L.d->cfg.max_room_learners);
   o->fn = join_reply;
   op_send(o, &c);
   proto_buf_free(&aw);
@@ -1187,6 +1189,18 @@ static void handle_open(ws_sess *s, const proto_msg *m) {
                 "Live rooms are unavailable for a moment; try again shortly.");
     return;
   }
+  if (m->open.n_learners > L.d->cfg.max_room_learners) {
+    ws_send_err(s, rid, PROTO_TOO_LARGE, "Too many learners for one room.");
+    return;
+  }
+  int64_t now = (int64_t)time(NULL);
+  int open_rooms = store_rooms_open_count(L.d->db, ws_user(s),
+                                          now - (int64_t)L.d->cfg.room_idle_ttl_s);
+  if (open_rooms >= (int)L.d->cfg.max_rooms_per_responsible) {
+    ws_send_err(s, rid, PROTO_RATE_LIMITED,
+                "You have too many open rooms; close one first.");
+    return;
+  }
   open_ctx *x = calloc(1, sizeof *x);
   if (!x) return;
   x->module = mod.id;
@@ -1457,6 +1471,7 @@ static void handle_add(ws_sess *s, const proto_msg *m) {
   rstore_cmd_int(&c, id);
   rstore_cmd_str(&c, u.name);
   cmd_buf(&c, &w);
+  rstore_cmd_int(&c, L.d->cfg.max_room_learners);
   op *o = op_new(add_reply, s, rid, a->r);
   if (o) {
     o->i1 = id;

@@ -45,6 +45,7 @@ typedef struct otjd {
   struct ws_sess *arm_head;  /* sessions with output waiting for a writable arm */
   uv_check_t arm_check;
   uv_idle_t arm_idle;        /* keeps the poll from blocking while arms wait */
+  uv_timer_t idle_sweep;     /* closes connections idle past the timeout */
 
   otjd_stats st;
   uint64_t started_ms;

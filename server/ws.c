@@ -51,6 +51,7 @@ struct ws_sess {
   size_t q_bytes;
 
   uint64_t rate_window_ms;
+  uint64_t last_rx_ms;  /* loop time of the last frame received */
   uint32_t rate_count;
 };
 
@@ -462,10 +463,12 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     d->st.ws_accepted++;
     d->st.ws_open++;
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)d->cfg.hello_timeout_s);
+    s->last_rx_ms = otjd_now_ms(d);
     return 0;
 
   case LWS_CALLBACK_RECEIVE:
     if (!s || !s->d || s->closing) return 0;
+    s->last_rx_ms = otjd_now_ms(s->d);
     on_receive(s, in, len);
     return 0;
 
@@ -499,7 +502,25 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
   }
 }
 
+/* Idle connections: a sweep every quarter of the idle timeout closes the
+ * sessions that sent nothing (not even a ping) for the whole timeout. One
+ * walk over the sessions per sweep costs less than re-arming a per-socket
+ * timer on every message. */
+static void on_idle_sweep(uv_timer_t *t) {
+  otjd *d = t->data;
+  uint64_t now = otjd_now_ms(d), limit = (uint64_t)d->cfg.idle_timeout_s * 1000;
+  for (ws_sess *s = d->sessions; s; s = s->next)
+    if (!s->closing && now - s->last_rx_ms > limit)
+      close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                    "idle: send a ping at least every minute");
+}
+
 int ws_init(otjd *d) {
+  uv_timer_init(d->loop, &d->idle_sweep);
+  d->idle_sweep.data = d;
+  uint64_t every = (uint64_t)d->cfg.idle_timeout_s * 250;
+  uv_timer_start(&d->idle_sweep, on_idle_sweep, every, every);
+  uv_unref((uv_handle_t *)&d->idle_sweep);
   uv_check_init(d->loop, &d->arm_check);
   d->arm_check.data = d;
   uv_check_start(&d->arm_check, on_arm_check);
@@ -519,6 +540,8 @@ size_t ws_close_all(otjd *d) {
 }
 
 void ws_fini(otjd *d) {
+  uv_timer_stop(&d->idle_sweep);
+  uv_close((uv_handle_t *)&d->idle_sweep, NULL);
   uv_check_stop(&d->arm_check);
   uv_close((uv_handle_t *)&d->arm_check, NULL);
   uv_idle_stop(&d->arm_idle);

@@ -180,3 +180,19 @@ int store_room_get(store *s, const char *room, int64_t *host, char *code,
   sqlite3_finalize(st);
   return rc;
 }
+
+int store_rooms_open_count(store *s, int64_t host, int64_t since) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(
+      s->db,
+      "SELECT count(*) FROM otj_rooms WHERE host_id = ?1 AND closed_at IS NULL"
+      " AND opened_at >= ?2",
+      -1, &st, NULL);
+  if (rc != SQLITE_OK) return store_fail(s, rc);
+  sqlite3_bind_int64(st, 1, host);
+  sqlite3_bind_int64(st, 2, since);
+  rc = sqlite3_step(st);
+  int n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : store_fail(s, rc);
+  sqlite3_finalize(st);
+  return n;
+}

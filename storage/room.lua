@@ -91,7 +91,8 @@ elseif op == 'snapshot' then
   return snapshot(seq_now())
 
 elseif op == 'join' then
-  -- user, role ("host"/"learner"), may_add ("1"/"0"), name, added, joined
+  -- user, role ("host"/"learner"), may_add ("1"/"0"), name, added, joined,
+  -- most learners
   local e = must_exist()
   if e then return e end
   local user = ARGV[7]
@@ -101,6 +102,9 @@ elseif op == 'join' then
   if ARGV[8] == 'learner' and redis.call('HEXISTS', MEMBERS, user) == 0 then
     if ARGV[9] ~= '1' then
       return {'err', 'forbidden', 'You are not a learner of this room.'}
+    end
+    if redis.call('HLEN', MEMBERS) >= tonumber(ARGV[13]) then
+      return {'err', 'too_large', 'This room is full.'}
     end
     redis.call('HSET', MEMBERS, user, ARGV[10])
     emit(user, ARGV[11], '')
@@ -128,10 +132,13 @@ elseif op == 'leave' then
   return {'ok', seq_now()}
 
 elseif op == 'add' then
-  -- learner, name, added
+  -- learner, name, added, most learners
   local e = must_be_open()
   if e then return e end
   if redis.call('HEXISTS', MEMBERS, ARGV[7]) == 1 then return {'ok', seq_now()} end
+  if redis.call('HLEN', MEMBERS) >= tonumber(ARGV[10]) then
+    return {'err', 'too_large', 'This room is full.'}
+  end
   redis.call('HSET', MEMBERS, ARGV[7], ARGV[8])
   local seq = emit(ARGV[7], ARGV[9], '')
   touch()

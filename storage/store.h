@@ -631,9 +631,31 @@ int store_approvals_commit(store *s, store_approval *a, size_t n);
 int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
                       const char *code, int64_t now);
 int store_room_closed(store *s, const char *room, int64_t now);
+/* Rooms `host` opened since `since` and has not closed (a room left open
+ * expires from Redis after its idle time; `since` excludes those). */
+int store_rooms_open_count(store *s, int64_t host, int64_t since);
 /* A room of the history: its host, join code and whether it is still open.
  * STORE_NOTFOUND for an unknown room. */
 int store_room_get(store *s, const char *room, int64_t *host, char *code,
                    size_t code_cap, int *open);
+
+/* --- Load provisioning (bulk.c) ------------------------------------------ */
+
+/* One login session to create in bulk: the caller fills login and the
+ * token's digest; the store fills user_id. */
+typedef struct store_bulk_session {
+    const char *login;
+    unsigned char token_hash[STORE_TOKEN_HASH_LEN];
+    int64_t user_id; /* out */
+} store_bulk_session;
+
+/* Creates one session per item and appends ONE audit entry ("session.bulk",
+ * actor_id, detail {"count": n}), all in one transaction: either every
+ * session exists afterwards or none does. For load tests, which cannot log
+ * in thousands of users through argon2id. Returns 0; STORE_NOTFOUND (with
+ * the login in store_errmsg) when a login does not exist; another code on
+ * error. */
+int store_sessions_bulk(store *s, int64_t now, int64_t expires_at, int64_t actor_id,
+                        store_bulk_session *items, size_t n);
 
 #endif /* OTJ_STORE_H */

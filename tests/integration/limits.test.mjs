@@ -1,0 +1,148 @@
+// Limits and faults: a full room, too many rooms, idle connections, a
+// stalled reader, and kill -9 right after an approval was acknowledged.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { startRedis, startOtjd, connectAs, sleep } from './harness.mjs';
+
+function sqlOf(srv) {
+  return (query) => {
+    const out = execFileSync('sqlite3', ['-json', `${srv.dataDir}/otj.db`, query]).toString();
+    return out.trim() ? JSON.parse(out) : [];
+  };
+}
+
+async function ask(c, msg, ms = 5000) {
+  const rid = Math.floor(Math.random() * 1e9);
+  c.send({ ...msg, rid });
+  for (;;) {
+    const m = await c.next(ms);
+    if (m.rid === rid) return m;
+  }
+}
+
+async function withServer(env, fn) {
+  const redis = await startRedis();
+  const srv = await startOtjd({ redis: redis.addr, env });
+  try {
+    await fn(srv, redis);
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+    await redis.stop();
+  }
+}
+
+test('a full room refuses one learner more; a responsible has a bounded number of open rooms', async () => {
+  await withServer({ OTJ_MAX_ROOM_LEARNERS: '1', OTJ_MAX_ROOMS_PER_RESPONSIBLE: '2' }, async (srv) => {
+    const sql = sqlOf(srv);
+    const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
+    const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
+    const rita = await connectAs(srv, 'rita');
+    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea] });
+    assert.equal(snap.t, 'snapshot');
+    const leo = await connectAs(srv, 'leo');
+    const full = await ask(leo, { t: 'join', code: snap.code });
+    assert.equal(full.code, 'too_large');
+    assert.match(full.msg, /full/);
+    assert.equal((await ask(rita, { t: 'open', module: HH, learners: [] })).t, 'snapshot');
+    const third = await ask(rita, { t: 'open', module: HH, learners: [] });
+    assert.equal(third.code, 'rate_limited');
+    // closing one makes room for another
+    assert.equal((await ask(rita, { t: 'close', room: snap.room })).t, 'ok');
+    assert.equal((await ask(rita, { t: 'open', module: HH, learners: [] })).t, 'snapshot');
+    await rita.close();
+    await leo.close();
+  });
+});
+
+test('a connection that says nothing past the idle timeout is closed; a pinging one stays', async () => {
+  await withServer({ OTJ_IDLE_TIMEOUT: '2' }, async (srv) => {
+    const quiet = await connectAs(srv, 'lea');
+    const busy = await connectAs(srv, 'leo');
+    const t0 = Date.now();
+    const pinger = setInterval(() => busy.send({ t: 'ping' }), 300);
+    const closed = await quiet.closed;
+    clearInterval(pinger);
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /idle/);
+    assert.ok(Date.now() - t0 < 6000);
+    assert.equal((await ask(busy, { t: 'ping' })).t, 'pong');
+    await busy.close();
+  });
+});
+
+test('a stalled reader is dropped when its queue is full; the room and the others go on', async () => {
+  await withServer({ OTJ_MAX_SEND_QUEUE: '64', OTJ_MAX_SEND_BYTES: '262144',
+                     OTJ_MAX_MSGS_PER_SEC: '100000' }, async (srv) => {
+    const sql = sqlOf(srv);
+    const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
+    const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
+    const rita = await connectAs(srv, 'rita');
+    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea] });
+    const stalled = await connectAs(srv, 'lea');
+    assert.equal((await ask(stalled, { t: 'join', room: snap.room })).t, 'snapshot');
+    stalled.ws._socket.pause();                       // stops reading
+    let isClosed = false;
+    stalled.ws._socket.once('close', () => { isClosed = true; });
+    const stalledClosed = () => isClosed;
+    const note = 'n'.repeat(1900);
+    let lastSeq = 0, rid = 0;
+    // the responsible sends in small batches and reads every reply (her own
+    // queue stays short); the stalled learner's queue is what grows
+    for (let batch = 0; batch < 300 && !stalledClosed(); batch++) {
+      for (let i = 0; i < 20; i++)
+        rita.send({ t: 'mark', room: snap.room, learner: lea, task: 1 + (i % 3), result: 'pass', note, rid: ++rid });
+      for (;;) { const m = await rita.next(); if (m.rid === rid) { lastSeq = m.seq; break; } }
+    }
+    assert.ok(lastSeq > 100, `marks went through (${lastSeq})`);
+    stalled.ws._socket.resume();
+    const closed = await stalled.closed;
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /slow/);
+    // the responsible's connection is fine, and the room too
+    assert.equal((await ask(rita, { t: 'ping' })).t, 'pong');
+    assert.equal((await ask(rita, { t: 'step', room: snap.room, task: 2 })).t, 'ok');
+    const metrics = await (await fetch(`${srv.base}/metrics`)).text();
+    assert.match(metrics, /^otj_dropped_slow_total [1-9]/m);
+    await rita.close();
+  });
+});
+
+test('kill -9 right after an acknowledged approval loses nothing and duplicates nothing', async () => {
+  const redis = await startRedis();
+  let srv = await startOtjd({ redis: redis.addr });
+  const dataDir = srv.dataDir;
+  try {
+    const sql = sqlOf(srv);
+    const LT = sql(`SELECT id FROM modules WHERE title='Lock-out/tag-out'`)[0].id;
+    const omar = sql(`SELECT id FROM users WHERE login='omar'`)[0].id;
+    const sam = await connectAs(srv, 'sam');
+    const snap = await ask(sam, { t: 'open', module: LT, learners: [omar] });
+    for (const task of [0, 1, 2])
+      assert.equal((await ask(sam, { t: 'mark', room: snap.room, learner: omar, task, result: 'pass' })).t, 'ok');
+    const res = await ask(sam, { t: 'approve', room: snap.room, decisions: [{ learner: omar, approved: true }] });
+    assert.equal(res.results[0].status, 'approved');
+    srv.proc.kill('SIGKILL');                          // at once, no goodbye
+    await srv.stop();
+    const rows = sql(`SELECT id, approved_by, room_id FROM completions WHERE user_id=${omar} AND module_id=${LT}`);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].id, res.results[0].completion);
+    assert.equal(rows[0].room_id, snap.room);
+
+    // a new otjd on the same data: the room is still in Redis, and approving
+    // again gives the same completion
+    srv = await startOtjd({ redis: redis.addr, dataDir, demo: false });
+    const sam2 = await connectAs(srv, 'sam');
+    assert.equal((await ask(sam2, { t: 'join', room: snap.room })).t, 'snapshot');
+    const again = await ask(sam2, { t: 'approve', room: snap.room, decisions: [{ learner: omar, approved: true }] });
+    assert.equal(again.results[0].status, 'approved');
+    assert.equal(again.results[0].completion, res.results[0].completion);
+    assert.equal(sql(`SELECT count(*) AS n FROM completions WHERE user_id=${omar} AND module_id=${LT}`)[0].n, 1);
+    await sam2.close();
+  } finally {
+    await srv.stop();
+    execFileSync('rm', ['-rf', dataDir]);
+    await redis.stop();
+  }
+});
