@@ -230,29 +230,43 @@ static void att_remove(attach *a) {
 
 /* ---- delivery ---------------------------------------------------------- */
 
+/* The two frames of an event being delivered (whole, redacted), each made
+ * at most once and shared by every session that gets it. */
+static ws_frame *g_variant[2];
+
+static void variants_reset(void) {
+  for (int i = 0; i < 2; i++) {
+    ws_frame_put(g_variant[i]);
+    g_variant[i] = NULL;
+  }
+}
+
 static void send_frame_to(attach *a, const ev_msg *e) {
   /* visibility: an event about another learner reaches a learner redacted */
   int red = e->rlen > 0 && !a->host && (uint64_t)ws_user(a->s) != e->subject;
-  proto_buf *b = red ? &L.fr : &L.fw;
-  if (proto_buf_size(b) == 0) {
+  if (!g_variant[red]) {
+    proto_buf *b = red ? &L.fr : &L.fw;
+    proto_buf_clear(b);
     const uint8_t *body = red ? e->red : e->whole;
     size_t len = red ? e->rlen : e->wlen;
     if (proto_encode_ev_raw(b, proto_s(a->r->id), e->seq, body, len) != 0) return;
+    g_variant[red] = ws_frame_new(proto_buf_bytes(b), proto_buf_size(b));
+    if (!g_variant[red]) return;
   }
-  ws_send(a->s, proto_buf_bytes(b), proto_buf_size(b));
+  ws_send_frame(a->s, g_variant[red]);
 }
 
 static void after_delivery(lroom *r, const ev_msg *e);
 
 /* Delivers one in-order event to every ready attachment that lacks it. */
 static void deliver(lroom *r, const ev_msg *e) {
-  proto_buf_clear(&L.fw);
-  proto_buf_clear(&L.fr);
+  variants_reset();
   for (attach *a = r->atts; a; a = a->rnext) {
     if (!a->ready || e->seq <= a->last) continue;
     send_frame_to(a, e);
     a->last = e->seq;
   }
+  variants_reset();
   after_delivery(r, e);
 }
 
@@ -265,9 +279,9 @@ static void catch_up(attach *a) {
   for (uint64_t q = from; q <= r->seq; q++) {
     ev_msg *e = r->ring[q % LIVE_RING];
     if (!e || e->seq != q) continue;
-    proto_buf_clear(&L.fw);
-    proto_buf_clear(&L.fr);
+    variants_reset();
     send_frame_to(a, e);
+    variants_reset();
     a->last = q;
   }
 }
@@ -780,9 +794,9 @@ static uint64_t send_events(attach *a, redisReply *rep, uint64_t since) {
     ev_msg *e = ev_parse(x->str, x->len);
     if (!e) continue;
     if (e->seq > since) {
-      proto_buf_clear(&L.fw);
-      proto_buf_clear(&L.fr);
+      variants_reset();
       send_frame_to(a, e);
+      variants_reset();
       last = e->seq;
     }
     free(e);

@@ -216,6 +216,7 @@ static int start_lws(otjd *d) {
       .callback = ws_callback,
       .per_session_data_size = ws_sess_size(),
       .rx_buffer_size = 16384,
+      .tx_packet_size = WS_TX_PACKET,
   };
   /* protocols[2] stays zeroed: the end of the list */
 

@@ -21,7 +21,7 @@ struct ws_sess;
 
 typedef struct otjd_stats {
   uint64_t ws_accepted, ws_open, ws_authed;
-  uint64_t frames_in, frames_out, bytes_out;
+  uint64_t frames_in, frames_out, bytes_out, writes_out;
   uint64_t bad_frames, rate_limited, dropped_slow;
   uint64_t http_requests;
   uint64_t logins_ok, logins_failed, logins_throttled;

@@ -21,6 +21,19 @@
 
 typedef struct ws_sess ws_sess;
 
+/* A frame that several sessions may hold in their queues (fan-out): made
+ * once, refcounted. */
+typedef struct ws_frame ws_frame;
+ws_frame *ws_frame_new(const uint8_t *data, size_t len); /* refs = 1, or NULL */
+void ws_frame_put(ws_frame *f);                          /* refs - 1 */
+/* Queues `f` (taking a reference). Returns 0, or -1 when the session's
+ * queue is full (the session is then being closed) or it is closing. */
+int ws_send_frame(ws_sess *s, ws_frame *f);
+
+/* Bytes lws may send in one go for this protocol (its tx_packet_size): a
+ * whole coalesced batch. */
+#define WS_TX_PACKET 65536
+
 /* The lws protocol callback and its per-session size. */
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 void *in, size_t len);
