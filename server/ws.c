@@ -174,6 +174,8 @@ void ws_each_responsible(otjd *d, void (*fn)(ws_sess *, void *), void *arg) {
   }
 }
 
+static void free_queue(ws_sess *s);
+
 ws_frame *ws_frame_new(const uint8_t *data, size_t len) {
   ws_frame *f = malloc(sizeof *f + LWS_PRE + len);
   if (!f) return NULL;
@@ -192,7 +194,11 @@ int ws_send_frame(ws_sess *s, ws_frame *f) {
   if (s->closing) return -1;
   if (s->q_count >= d->cfg.max_send_queue ||
       s->q_bytes + f->len > d->cfg.max_send_bytes) {
+    /* A reader this far behind gets nothing more: its queue is dropped
+     * (it resyncs on reconnect) and it is closed, without waiting for the
+     * socket to drain. */
     d->st.dropped_slow++;
+    free_queue(s);
     close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
                   "too slow: reconnect and sync");
     return -1;
