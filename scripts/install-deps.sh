@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config git curl ca-certificates
       libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libhiredis-dev
       libsqlite3-dev sqlite3 libmsgpack-dev libcmocka-dev libsodium-dev
-      libqrencode-dev libjansson-dev redis-server)
+      libqrencode-dev libjansson-dev redis-server chromium)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
@@ -23,11 +23,15 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Node packages of the tests (and later the web client), from the lock file.
-for dir in tests; do
+# Node packages of the tests and of the web client, from the lock files.
+for dir in tests web-client; do
   if [ -f "$dir/package-lock.json" ] &&
      ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json" 2>/dev/null; then
     echo "==> npm ci in $dir"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+
+# The web client's one build step: copies the browser build of
+# @msgpack/msgpack into web-client/vendor/ (cheap; always run).
+(cd web-client && npm run --silent build)

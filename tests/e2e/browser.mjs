@@ -1,0 +1,104 @@
+// Browser helpers for the e2e tests: Debian's chromium driven by
+// playwright-core (never a downloaded browser), one isolated context per
+// person, logging in through the real login page, screenshots of the main
+// screens into docs/screenshots/, and a TCP proxy that can cut a phone's
+// network for a few seconds.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const PHONE = { width: 360, height: 640 };
+export const DESKTOP = { width: 1280, height: 800 };
+export const SHOTS = process.env.OTJ_SCREENSHOTS_DIR || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/screenshots');
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    // launch() gives every run a fresh, temporary user-data-dir
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+}
+
+// A person in their own browser context. Collects page errors so a test can
+// assert that the pages ran clean.
+export async function person(browser, base, login, { viewport = PHONE, reducedMotion = 'reduce' } = {}) {
+  const context = await browser.newContext({ baseURL: base, viewport, reducedMotion, isMobile: viewport === PHONE, hasTouch: viewport === PHONE });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`${login}: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource|WebSocket connection to .* failed/.test(m.text())) errors.push(`${login}: ${m.text()}`);
+  });
+  return { login, context, page, errors, base };
+}
+
+// Logs in through the login page, starting at `route` (a hash route such as
+// /#/join/123456): the app sends the person to the login page and back.
+export async function logIn(p, route = '/#/') {
+  await p.page.goto(p.base + route);
+  await p.page.getByLabel('Login', { exact: true }).fill(p.login);
+  await p.page.getByLabel('Password').fill('otj-demo');
+  await p.page.getByRole('button', { name: 'Log in' }).click();
+  await p.page.locator('#conn[data-status="online"]').waitFor({ timeout: 15000 });
+}
+
+// Saves docs/screenshots/<name>-phone.png and -desktop.png of the page as it
+// is now (the viewport is switched for the second one and switched back).
+export async function shoot(page, name, { both = true } = {}) {
+  mkdirSync(SHOTS, { recursive: true });
+  const vp = page.viewportSize();
+  const kind = vp.width <= 480 ? 'phone' : 'desktop';
+  await settle(page);
+  await page.screenshot({ path: path.join(SHOTS, `${name}-${kind}.png`), fullPage: false });
+  if (!both) return;
+  const other = kind === 'phone' ? DESKTOP : PHONE;
+  await page.setViewportSize(other);
+  await settle(page);
+  await page.screenshot({ path: path.join(SHOTS, `${name}-${kind === 'phone' ? 'desktop' : 'phone'}.png`), fullPage: false });
+  await page.setViewportSize(vp);
+  await settle(page);
+}
+
+async function settle(page) {
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await page.waitForTimeout(150);
+}
+
+// A TCP proxy in front of otjd for one phone. mode 'pass' forwards; 'down'
+// cuts every connection and refuses new ones (the network is gone);
+// 'blackhole' keeps the sockets but forwards nothing (packets lost).
+export async function netProxy(targetPort) {
+  const pairs = new Set();
+  let mode = 'pass';
+  const server = net.createServer((client) => {
+    if (mode === 'down') { client.destroy(); return; }
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const forward = (from, to) => from.on('data', (d) => { if (mode === 'pass') to.write(d); });
+    forward(client, upstream);
+    forward(upstream, client);
+    const end = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
+    client.on('close', end);
+    upstream.on('close', end);
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    base: `http://127.0.0.1:${server.address().port}`,
+    set(m) {
+      mode = m;
+      if (m === 'down') for (const p of [...pairs]) { p.client.destroy(); p.upstream.destroy(); }
+    },
+    close() {
+      for (const p of [...pairs]) { p.client.destroy(); p.upstream.destroy(); }
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

@@ -1,0 +1,38 @@
+// Completions: who completed what, when, approved by whom — the audit
+// record, with a CSV download of exactly the same list.
+import { h, replace, fmtDate } from '../ui.js';
+import { get, normaliseCompletions } from '../api.js';
+
+export async function render({ main, me }) {
+  const rows = normaliseCompletions(await get('/api/completions'));
+  const filter = h('input', { type: 'search', id: 'comp-filter', placeholder: 'Name, module, path…' });
+  const tbody = h('tbody');
+  const countEl = h('p', { class: 'muted', 'aria-live': 'polite' });
+  main.append(
+    h('div', { class: 'page-head' }, h('h1', null, 'Completions'),
+      h('a', { class: 'btn btn-secondary', href: '/api/completions?format=csv', download: 'completions.csv' }, h('span', { 'aria-hidden': 'true' }, '⤓'), 'Download CSV')),
+    h('section', { class: 'card' },
+      h('p', { class: 'muted' }, me.admin ? 'Every completion in the organisation.' : me.responsible ? 'Completions of the learners within your reach.' : 'Your completions.'),
+      h('div', { class: 'field' }, h('label', { for: 'comp-filter' }, 'Filter'), filter),
+      countEl,
+      h('div', { class: 'table-wrap' }, h('table', { class: 'stack-table' },
+        h('caption', { class: 'sr-only' }, 'Completions'),
+        h('thead', null, h('tr', null, ['When', 'Learner', 'Module', 'Path', 'Approved by'].map((t) => h('th', { scope: 'col' }, t)))),
+        tbody))));
+
+  function draw() {
+    const q = filter.value.trim().toLowerCase();
+    const shown = rows.filter((r) => !q || [r.learner && r.learner.name, r.learner && r.learner.department, r.module.title, r.path.title, r.approvedBy && r.approvedBy.name]
+      .some((v) => v && String(v).toLowerCase().includes(q)));
+    countEl.textContent = `${shown.length} of ${rows.length} completions`;
+    replace(tbody, shown.length ? shown.map((r) => h('tr', null,
+      h('td', null, fmtDate(r.at)),
+      h('td', null, r.learner ? r.learner.name : '', r.learner && r.learner.department ? h('div', { class: 'muted' }, r.learner.department) : null),
+      h('td', null, r.module.title || ''),
+      h('td', null, r.path.title || '—'),
+      h('td', null, r.approvedBy ? h('span', null, h('span', { 'aria-hidden': 'true' }, '✓ '), r.approvedBy.name) : h('span', { class: 'muted' }, 'Completed alone'))))
+      : h('tr', null, h('td', { colspan: 5, class: 'empty' }, 'No completions match.')));
+  }
+  filter.addEventListener('input', draw);
+  draw();
+}
