@@ -476,10 +476,74 @@ static void api_completions(http_req *r, const int64_t *ids) {
                                "items", items));
 }
 
+/* ---- GET /api/modules/{id} ------------------------------------------------ */
+
+typedef struct module_find {
+  int64_t module_id;
+  int found;
+  int state;
+  int64_t path_id;
+  char path_title[128];
+} module_find;
+
+static int find_in_paths(const store_path_step *st, void *ud) {
+  module_find *f = ud;
+  if (st->module_id != f->module_id) return 0;
+  /* the most useful place: where it is next, else the first seen */
+  if (!f->found || st->state == STORE_STEP_AVAILABLE ||
+      st->state == STORE_STEP_OTJ_WAITING) {
+    f->found = 1;
+    f->state = st->state;
+    f->path_id = st->path_id;
+    snprintf(f->path_title, sizeof f->path_title, "%s", st->path_title);
+  }
+  return 0;
+}
+
+/* A module as its learner sees it: the tasks without their correct
+ * answers. Only for modules on a path shared with the caller (R4), or for
+ * an administrator. */
+static void api_module(http_req *r, const int64_t *ids) {
+  store_user u;
+  if (require_user(r, &u)) return;
+  store *s = r->d->db;
+  store_module m;
+  int code = store_module_by_id(s, ids[0], &m);
+  if (code) {
+    reply_store_error(r, code);
+    return;
+  }
+  module_find f = {.module_id = ids[0]};
+  code = store_learner_paths(s, u.id, find_in_paths, &f);
+  if (code < 0) {
+    reply_store_error(r, code);
+    return;
+  }
+  if (!f.found && !u.is_admin) {
+    http_reply_error(r, 404, "not_found",
+                     "That module is not on any learning path shared with you.");
+    return;
+  }
+  json_t *tasks = api_tasks_json(s, m.id, 0);
+  if (!tasks) {
+    http_reply_error(r, 500, "internal", "Could not read the module's tasks.");
+    return;
+  }
+  json_t *j = json_pack("{s:I, s:s, s:s, s:b, s:o}", "id", (json_int_t)m.id, "title",
+                        m.title, "type", m.type, "otj", m.otj, "tasks", tasks);
+  if (f.found) {
+    json_object_set_new(j, "state", json_string(store_step_state_name(f.state)));
+    json_object_set_new(j, "path", json_pack("{s:I, s:s}", "id", (json_int_t)f.path_id,
+                                             "title", f.path_title));
+  }
+  reply_json(r, 200, j);
+}
+
 /* ---- routes ------------------------------------------------------------- */
 
 static const api_route ORG_ROUTES[] = {
     {HTTP_GET, "/api/me/paths", api_me_paths},
+    {HTTP_GET, "/api/modules/{id}", api_module},
     {HTTP_POST, "/api/modules/{id}/complete", api_complete},
     {HTTP_GET, "/api/otj/pending", api_pending},
     {HTTP_GET, "/api/completions", api_completions},

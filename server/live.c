@@ -984,6 +984,18 @@ static void send_invite(int64_t user, lroom *r, const char *room,
     p[0] = 'I';
     for (int i = 0; i < 8; i++) p[1 + i] = (uint8_t)((uint64_t)user >> (56 - 8 * i));
     publish_dash(p, proto_buf_size(&b) + 9);
+    /* kept for the learner's later connections, until the room ends */
+    if (rconn_up(L.d->redis)) {
+      char key[64], ttl[16];
+      snprintf(key, sizeof key, "otj:inv:%lld", (long long)user);
+      snprintf(ttl, sizeof ttl, "%u", L.d->cfg.room_idle_ttl_s);
+      const char *a1[4] = {"HSET", key, room, (const char *)proto_buf_bytes(&b)};
+      size_t l1[4] = {4, strlen(key), strlen(room), proto_buf_size(&b)};
+      rconn_command_argv(L.d->redis, NULL, NULL, 4, a1, l1);
+      const char *a2[3] = {"EXPIRE", key, ttl};
+      size_t l2[3] = {6, strlen(key), strlen(ttl)};
+      rconn_command_argv(L.d->redis, NULL, NULL, 3, a2, l2);
+    }
   }
   proto_buf_free(&b);
 }
@@ -1015,8 +1027,64 @@ static void on_dash(const char *data, size_t len) {
   }
 }
 
+/* Invitations that wait for a learner who connects later: each is sent
+ * when its room is still open, and forgotten when it is not. */
+typedef struct invite_check {
+  ws_ref *ref;
+  int64_t user;
+  char room[PROTO_MAX_ROOM + 1];
+  size_t len;
+  uint8_t frame[];
+} invite_check;
+
+static void invite_state(redisAsyncContext *ac, void *reply, void *priv) {
+  invite_check *c = priv;
+  redisReply *rep = reply;
+  ws_sess *s = ws_ref_sess(c->ref);
+  if (rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, "open")) {
+    if (s) ws_send(s, c->frame, c->len);
+  } else if (rep && rconn_up(L.d->redis)) {
+    rconn_command(L.d->redis, NULL, NULL, "HDEL otj:inv:%lld %s",
+                  (long long)c->user, c->room);
+  }
+  ws_ref_put(c->ref);
+  free(c);
+}
+
+static void invites_read(redisAsyncContext *ac, void *reply, void *priv) {
+  ws_ref *ref = priv;
+  redisReply *rep = reply;
+  ws_sess *s = ws_ref_sess(ref);
+  if (s && rep && rep->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+      redisReply *room = rep->element[i], *frame = rep->element[i + 1];
+      if (room->type != REDIS_REPLY_STRING || room->len > PROTO_MAX_ROOM) continue;
+      invite_check *c = malloc(sizeof *c + frame->len);
+      if (!c) break;
+      c->ref = ws_ref_get(s);
+      c->user = ws_user(s);
+      memcpy(c->room, room->str, room->len);
+      c->room[room->len] = '\0';
+      c->len = frame->len;
+      memcpy(c->frame, frame->str, frame->len);
+      rstore_keys k;
+      rstore_room_keys(c->room, &k);
+      if (rconn_command(L.d->redis, invite_state, c, "HGET %s state", k.key[0]) != 0) {
+        ws_ref_put(c->ref);
+        free(c);
+      }
+    }
+  }
+  ws_ref_put(ref);
+}
+
 void live_session_ready(ws_sess *s) {
   if (ws_is_responsible(s)) send_dash_count(s, NULL);
+  if (!rconn_up(L.d->redis)) return;
+  ws_ref *ref = ws_ref_get(s);
+  if (rconn_command(L.d->redis, invites_read, ref, "HGETALL otj:inv:%lld",
+                    (long long)ws_user(s)) != 0)
+    ws_ref_put(ref);
 }
 
 /* ---- channel messages --------------------------------------------------- */
@@ -1677,6 +1745,9 @@ static void approve_committed(writer_job *job, void *arg) {
     encode_bodies(&ev, &bufs[nb][0], &bufs[nb][1]);
     snprintf(st[nb], sizeof st[nb], "%d:%llu", (int)res[i].status,
              (unsigned long long)res[i].completion);
+    if (res[i].status == PROTO_STATUS_APPROVED && rconn_up(L.d->redis))
+      rconn_command(L.d->redis, NULL, NULL, "HDEL otj:inv:%lld %s",
+                    (long long)x->items[i].learner, r->id);
     rstore_cmd_int(&c, x->items[i].learner);
     rstore_cmd_str(&c, st[nb]);
     cmd_buf(&c, &bufs[nb][0]);

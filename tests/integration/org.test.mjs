@@ -505,3 +505,23 @@ test('an import with one bad row changes nothing and names the place', async () 
   assert.equal(r5.body.where, 'paths[0].modules[2]');
   assert.deepEqual(await snapshot(srv), before_);
 });
+
+test('a learner reads a module of her path without its correct answers; others are not shown', async () => {
+  const paths = await get(srv, 'liv', '/api/me/paths');
+  const fs = moduleOf(paths, 'Food safety basics');
+  const r = await get(srv, 'liv', `/api/modules/${fs.id}`);
+  assert.equal(r.status, 200);
+  assert.equal(r.body.title, 'Food safety basics');
+  assert.equal(r.body.state, 'available');
+  assert.ok(r.body.tasks.length >= 1);
+  for (const t of r.body.tasks) {
+    assert.equal(t.correct, undefined, 'no correct answers for learners');
+    assert.ok(t.text);
+  }
+  // omar's paths do not hold Food safety basics
+  const other = await get(srv, 'omar', `/api/modules/${fs.id}`);
+  assert.equal(other.status, 404);
+  assert.equal((await get(srv, null, `/api/modules/${fs.id}`)).status, 401);
+  // an administrator may look at any module
+  assert.equal((await get(srv, 'admin', `/api/modules/${fs.id}`)).status, 200);
+});

@@ -445,3 +445,26 @@ test('a learner who completes the module before an OTJ one appears on the dashbo
   assert.equal(next.count, first.count + 1, 'liv now waits for rita on Hand hygiene');
   await rita.close();
 });
+
+test('a learner added while offline finds the invitation when she connects', async () => {
+  // liv waits for rita on Hand hygiene once Food safety basics is done
+  const FS = moduleId('Food safety basics');
+  const HH = moduleId('Hand hygiene');
+  const correct = sql(`SELECT correct FROM tasks WHERE module_id=${FS} ORDER BY position`).map((t) => JSON.parse(t.correct));
+  const { body } = await login(A, 'liv');
+  await fetch(`${A.base}/api/modules/${FS}/complete`, {
+    method: 'POST', headers: { authorization: `Bearer ${body.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ answers: correct }) });   // 200, or 409 when already done
+  const rita = await as(A, 'rita');
+  const snap = await rita.ask({ t: 'open', module: HH, learners: [id('liv')] });
+  assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
+  const liv = await as(B, 'liv');                   // connects after the open
+  const inv = await liv.pump((m) => m.t === 'invite' && m.room === snap.room);
+  assert.equal(inv.code, snap.code);
+  assert.equal(inv.host.id, id('rita'));
+  // once the room is closed, a new connection is not invited to it
+  assert.equal((await rita.ask({ t: 'close', room: snap.room })).t, 'ok');
+  const later = await as(A, 'liv');
+  await assert.rejects(later.pump((m) => m.t === 'invite' && m.room === snap.room, 700));
+  for (const c of [rita, liv, later]) await c.close();
+});
