@@ -75,18 +75,12 @@ test('the OTJ pop-up names the responsibles within reach (rita), and is a keyboa
   await dlg.waitFor({ state: 'detached' });
 });
 
-test('liv sees Hand hygiene locked and can take Food safety basics herself', async (t) => {
+test('liv sees Hand hygiene locked and can take Food safety basics herself', async () => {
   const liv = await as('liv');
   await logIn(liv, '/#/learn');
   await liv.page.locator('.module').first().waitFor();
   assert.equal(await liv.page.locator('.module[data-module="Hand hygiene"]').getAttribute('data-state'), 'locked');
   assert.equal(await liv.page.locator('.module[data-module="Food safety basics"]').getAttribute('data-state'), 'available');
-  // a learner can only take an ordinary module when the server gives its questions
-  const probe = await liv.page.evaluate(async () => (await fetch('/api/modules/1')).status);
-  if (probe === 404 || probe === 403 || probe === 405) {
-    t.skip('otjd has no learner-readable GET /api/modules/{id} yet: the questions cannot be shown');
-    return;
-  }
   await liv.page.getByRole('link', { name: 'Start Food safety basics' }).click();
   await liv.page.getByRole('heading', { name: 'Food safety basics' }).waitFor();
   await liv.page.getByRole('button', { name: /4 °C/ }).click();
