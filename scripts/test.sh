@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command for a fresh Debian 12 machine (as root): installs what is
-# needed, builds, and runs every test: cmocka unit tests and integration
-# tests against real redis-server and otjd processes, first in a normal
-# build (warnings are errors), then again in a build with AddressSanitizer
+# needed, builds, and runs every test: cmocka unit tests, integration tests
+# against real redis-server and otjd processes, browser tests in Chromium
+# and the load-generator smoke run, in a normal build (warnings are errors);
+# then the unit and integration tests again in a build with AddressSanitizer
 # and UndefinedBehaviorSanitizer. OTJ_TEST_SANITIZE=0 skips the second run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,8 @@ echo "==> tests"
 if [ "${OTJ_TEST_SANITIZE:-1}" != 0 ]; then
   echo "==> build with -DOTJ_SANITIZE=address,undefined"
   bash scripts/build.sh build-asan -DOTJ_WERROR=ON -DOTJ_SANITIZE=address,undefined
-  echo "==> tests under the sanitizers"
+  echo "==> unit and integration tests under the sanitizers"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-     ctest --output-on-failure -j2)
+     ctest --output-on-failure -j2 -L "unit|integration")
 fi
