@@ -581,6 +581,27 @@ static const char *meta_get(const redisReply *pairs, const char *key) {
   return NULL;
 }
 
+/* Stored records (room.lua keeps them as otjd wrote them): an answer is
+ * [learner, task, by, 0, value bytes], a mark [learner, task, result
+ * (1 pass, 2 fail), note or nil]. Unpacks one into u and returns its
+ * fields, or NULL when it is not such a record. */
+#define REC_ANSWER_FIELDS 5
+#define REC_MARK_FIELDS 4
+
+static msgpack_object *rec_fields(msgpack_unpacked *u, const redisReply *x, uint32_t n) {
+  msgpack_unpacked_init(u);
+  if (x->type != REDIS_REPLY_STRING ||
+      msgpack_unpack_next(u, x->str, x->len, NULL) != MSGPACK_UNPACK_SUCCESS)
+    return NULL;
+  msgpack_object o = u->data;
+  if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != n) return NULL;
+  msgpack_object *f = o.via.array.ptr;
+  for (uint32_t i = 0; i < 3; i++)
+    if (f[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER) return NULL;
+  if (n == REC_ANSWER_FIELDS && f[4].type != MSGPACK_OBJECT_STR) return NULL;
+  return f;
+}
+
 /* ---- snapshots ----------------------------------------------------------- */
 
 /* Builds and sends the snapshot in a script reply {"ok", seq, meta,
@@ -609,15 +630,8 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
   }
   size_t na = 0, nk = 0, nu = 0;
   for (size_t i = 0; i < ans->elements; i++) {
-    /* [learner, task, by, value] */
-    msgpack_unpacked *u = &ua[nu++];
-    msgpack_unpacked_init(u);
-    if (msgpack_unpack_next(u, ans->element[i]->str, ans->element[i]->len, NULL) !=
-        MSGPACK_UNPACK_SUCCESS)
-      continue;
-    msgpack_object o = u->data;
-    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 5) continue;
-    msgpack_object *f = o.via.array.ptr;
+    msgpack_object *f = rec_fields(&ua[nu++], ans->element[i], REC_ANSWER_FIELDS);
+    if (!f) continue;
     answers[na].learner = f[0].via.u64;
     answers[na].task = (uint32_t)f[1].via.u64;
     answers[na].by = f[2].via.u64;
@@ -626,15 +640,8 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
     na++;
   }
   for (size_t i = 0; i < marks->elements; i++) {
-    /* [learner, task, result (1 pass, 2 fail), note] */
-    msgpack_unpacked *u = &ua[nu++];
-    msgpack_unpacked_init(u);
-    if (msgpack_unpack_next(u, marks->element[i]->str, marks->element[i]->len, NULL) !=
-        MSGPACK_UNPACK_SUCCESS)
-      continue;
-    msgpack_object o = u->data;
-    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 4) continue;
-    msgpack_object *f = o.via.array.ptr;
+    msgpack_object *f = rec_fields(&ua[nu++], marks->element[i], REC_MARK_FIELDS);
+    if (!f) continue;
     mrecs[nk].learner = f[0].via.u64;
     mrecs[nk].task = (uint32_t)f[1].via.u64;
     mrecs[nk].result = f[2].via.u64 == 1 ? PROTO_RESULT_PASS : PROTO_RESULT_FAIL;
@@ -1778,28 +1785,23 @@ static void learner_records(approve_ctx *x, redisReply *rep, int64_t learner,
   for (int k = 0; k < 2; k++) {
     for (size_t i = 0; i < arr[k]->elements; i++) {
       msgpack_unpacked u;
-      msgpack_unpacked_init(&u);
-      if (msgpack_unpack_next(&u, arr[k]->element[i]->str, arr[k]->element[i]->len,
-                              NULL) == MSGPACK_UNPACK_SUCCESS &&
-          u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size >= 4 &&
-          u.data.via.array.ptr[0].via.u64 == (uint64_t)learner) {
-        msgpack_object *f = u.data.via.array.ptr;
+      msgpack_object *f = rec_fields(&u, arr[k]->element[i],
+                                     k == 0 ? REC_ANSWER_FIELDS : REC_MARK_FIELDS);
+      if (f && f[0].via.u64 == (uint64_t)learner) {
         uint32_t task = (uint32_t)f[1].via.u64;
-        if (k == 0 && u.data.via.array.size == 5) {
+        if (k == 0) {
           /* the value is stored as its own msgpack bytes */
           msgpack_unpacked v;
           msgpack_unpacked_init(&v);
-          json_t *jv = json_null();
-          if (msgpack_unpack_next(&v, f[4].via.str.ptr, f[4].via.str.size, NULL) ==
-              MSGPACK_UNPACK_SUCCESS) {
-            json_decref(jv);
-            jv = json_of_msgpack(&v.data);
-          }
+          json_t *jv = msgpack_unpack_next(&v, f[4].via.str.ptr, f[4].via.str.size, NULL) ==
+                               MSGPACK_UNPACK_SUCCESS
+                           ? json_of_msgpack(&v.data)
+                           : json_null();
           msgpack_unpacked_destroy(&v);
           json_array_append_new(ans, json_pack("{s:i, s:o, s:I}", "task", (int)task,
                                                "value", jv, "by",
                                                (json_int_t)f[2].via.u64));
-        } else if (k == 1) {
+        } else {
           int pass = f[2].via.u64 == 1;
           if (task < ntasks) marks[task] = pass ? ROOM_PASS : ROOM_FAIL;
           json_t *jm = json_pack("{s:i, s:s}", "task", (int)task, "result",
