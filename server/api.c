@@ -302,6 +302,8 @@ static void api_metrics(http_req *r) {
     s->frames_out);
   G("otj_bytes_out_total", "Websocket payload bytes sent.", "counter",
     s->bytes_out);
+  G("otj_writes_out_total", "Socket writes carrying websocket messages "
+    "(several messages per write when they queue up).", "counter", s->writes_out);
   G("otj_bad_frames_total", "Messages refused as malformed or too large.",
     "counter", s->bad_frames);
   G("otj_rate_limited_total", "Messages dropped by the per-connection rate "

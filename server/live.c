@@ -1007,13 +1007,133 @@ static void send_invite(int64_t user, lroom *r, const char *room,
   proto_buf_free(&b);
 }
 
-static void send_dash_count(ws_sess *s, void *arg) {
-  (void)arg;
-  int n = store_pending_count(L.d->db, ws_user(s));
-  if (n < 0) return;
-  proto_buf_clear(&L.tmp);
-  if (proto_encode_dashboard(&L.tmp, (uint64_t)n) == 0)
-    ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
+/* Dashboard counts are computed on libuv's worker pool with the worker
+ * SQLite handle: a count walks every learner within the responsible's
+ * reach, and the loop must not. "Pending changed" notices arriving in a
+ * burst (one per approval commit, on every instance) are folded into one
+ * refresh per LIVE_DASH_DELAY_MS; one refresh runs at a time. */
+#define LIVE_DASH_DELAY_MS 300
+
+typedef struct dash_job {
+  uv_work_t work;
+  size_t n;
+  ws_ref **refs;
+  int64_t *users;
+  int *counts;
+} dash_job;
+
+static int dash_running, dash_again;
+static uv_timer_t dash_timer;
+static int dash_timer_ready;
+
+static void dash_work(uv_work_t *w) {
+  dash_job *j = w->data;
+  otjd *d = L.d;
+  uv_mutex_lock(&d->db_worker_lock);
+  for (size_t i = 0; i < j->n; i++) {
+    j->counts[i] = -1;
+    for (size_t k = 0; k < i; k++) /* one count per person */
+      if (j->users[k] == j->users[i]) j->counts[i] = j->counts[k];
+    if (j->counts[i] < 0) j->counts[i] = store_pending_count(d->db_worker, j->users[i]);
+  }
+  uv_mutex_unlock(&d->db_worker_lock);
+}
+
+static void dash_free(dash_job *j) {
+  for (size_t i = 0; i < j->n; i++) ws_ref_put(j->refs[i]);
+  free(j->refs);
+  free(j->users);
+  free(j->counts);
+  free(j);
+}
+
+static void dash_refresh_all(void);
+
+static void dash_done(uv_work_t *w, int status) {
+  dash_job *j = w->data;
+  for (size_t i = 0; status == 0 && i < j->n; i++) {
+    ws_sess *s = ws_ref_sess(j->refs[i]);
+    if (!s || j->counts[i] < 0) continue;
+    proto_buf_clear(&L.tmp);
+    if (proto_encode_dashboard(&L.tmp, (uint64_t)j->counts[i]) == 0)
+      ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
+  }
+  dash_free(j);
+  dash_running = 0;
+  if (dash_again) {
+    dash_again = 0;
+    dash_refresh_all();
+  }
+}
+
+static void dash_done_one(uv_work_t *w, int status) {
+  dash_job *j = w->data;
+  ws_sess *s = ws_ref_sess(j->refs[0]);
+  if (status == 0 && s && j->counts[0] >= 0) {
+    proto_buf_clear(&L.tmp);
+    if (proto_encode_dashboard(&L.tmp, (uint64_t)j->counts[0]) == 0)
+      ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
+  }
+  dash_free(j);
+}
+
+typedef struct dash_collect { dash_job *j; size_t cap; } dash_collect;
+
+static void dash_add(ws_sess *s, void *arg) {
+  dash_collect *c = arg;
+  dash_job *j = c->j;
+  if (j->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 16;
+    ws_ref **r = realloc(j->refs, cap * sizeof *r);
+    if (r) j->refs = r;
+    int64_t *u = realloc(j->users, cap * sizeof *u);
+    if (u) j->users = u;
+    int *k = realloc(j->counts, cap * sizeof *k);
+    if (k) j->counts = k;
+    if (!r || !u || !k) return;
+    c->cap = cap;
+  }
+  j->refs[j->n] = ws_ref_get(s);
+  j->users[j->n] = ws_user(s);
+  j->n++;
+}
+
+/* Counts for these sessions (one, or every responsible online). */
+static void dash_start(ws_sess *one) {
+  dash_job *j = calloc(1, sizeof *j);
+  if (!j) return;
+  dash_collect c = {j, 0};
+  if (one) dash_add(one, &c);
+  else ws_each_responsible(L.d, dash_add, &c);
+  if (j->n == 0) {
+    dash_free(j);
+    return;
+  }
+  j->work.data = j;
+  if (!one) dash_running = 1;
+  if (uv_queue_work(L.d->loop, &j->work, dash_work, one ? dash_done_one : dash_done) != 0) {
+    if (!one) dash_running = 0;
+    dash_free(j);
+  }
+}
+
+static void dash_refresh_all(void) {
+  if (dash_running) {
+    dash_again = 1;
+    return;
+  }
+  dash_start(NULL);
+}
+
+static void on_dash_timer(uv_timer_t *t) {
+  (void)t;
+  dash_refresh_all();
+}
+
+static void dash_schedule(void) {
+  if (!dash_timer_ready) return;
+  if (!uv_is_active((uv_handle_t *)&dash_timer))
+    uv_timer_start(&dash_timer, on_dash_timer, LIVE_DASH_DELAY_MS, 0);
 }
 
 typedef struct frame_arg { const uint8_t *p; size_t n; } frame_arg;
@@ -1025,7 +1145,7 @@ static void send_frame(ws_sess *s, void *arg) {
 
 static void on_dash(const char *data, size_t len) {
   if (len == 1 && data[0] == 'P') {
-    ws_each_responsible(L.d, send_dash_count, NULL);
+    dash_schedule();
   } else if (len > 9 && data[0] == 'I') {
     uint64_t user = 0;
     for (int i = 0; i < 8; i++) user = (user << 8) | (uint8_t)data[1 + i];
@@ -1086,7 +1206,7 @@ static void invites_read(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 void live_session_ready(ws_sess *s) {
-  if (ws_is_responsible(s)) send_dash_count(s, NULL);
+  if (ws_is_responsible(s)) dash_start(s);
   if (!rconn_up(L.d->redis)) return;
   ws_ref *ref = ws_ref_get(s);
   if (rconn_command(L.d->redis, invites_read, ref, "HGETALL otj:inv:%lld",
@@ -1985,6 +2105,8 @@ int live_init(otjd *d) {
     fprintf(stderr, "otjd: cannot start the approval writer: %s\n", err);
     return -1;
   }
+  uv_timer_init(d->loop, &dash_timer);
+  dash_timer_ready = 1;
   L.ps = psub_create(d->loop, d->redis_addr, RSTORE_DASH_CHANNEL, on_channel,
                      on_psub_state, NULL);
   if (!L.ps) {
@@ -2000,6 +2122,11 @@ void live_fini(otjd *d) {
   L.w = NULL;
   psub_destroy(L.ps);
   L.ps = NULL;
+  if (dash_timer_ready) {
+    uv_timer_stop(&dash_timer);
+    uv_close((uv_handle_t *)&dash_timer, NULL);
+    dash_timer_ready = 0;
+  }
   /* rooms that ops still hold are freed by live_free, after the loop */
 }
 

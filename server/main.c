@@ -215,7 +215,9 @@ static int start_lws(otjd *d) {
       .name = PROTO_SUBPROTOCOL,
       .callback = ws_callback,
       .per_session_data_size = ws_sess_size(),
-      .rx_buffer_size = 16384,
+      /* small: lws keeps this much per connection; longer messages arrive
+       * in pieces and ws.c puts them together */
+      .rx_buffer_size = 1024,
       .tx_packet_size = WS_TX_PACKET,
   };
   /* protocols[2] stays zeroed: the end of the list */

@@ -79,6 +79,8 @@ static proto_buf *outbuf(void) {
 
 /* ---- output queue ------------------------------------------------------ */
 
+static int on_writeable(ws_sess *s);
+
 /* Runs only so that the poll phase does not block while arms wait. */
 static void on_arm_idle(uv_idle_t *h) { (void)h; }
 
@@ -121,6 +123,15 @@ static void on_arm_check(uv_check_t *h) {
                          strlen(s->close_why));
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
       }
+    } else if (s->q_count && !lws_partial_buffered(s->wsi)) {
+      /* Nothing of this socket is waiting inside lws: write now, from
+       * here, rather than ask lws for a WRITEABLE callback. Asking costs
+       * two epoll_ctl calls (POLLOUT on, then off) per burst, which
+       * measured a third of otjd's CPU under fan-out. A write the kernel
+       * takes only partly is kept by lws, which then arms POLLOUT itself,
+       * and the next batch waits for WRITEABLE (lws_partial_buffered). */
+      if (on_writeable(s) < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     } else {
       lws_callback_on_writable(s->wsi);
     }
@@ -287,10 +298,11 @@ static size_t frame_header(uint8_t *p, size_t len) {
  * same for one small frame as for sixteen, so this is the main lever on
  * CPU per delivered message.
  *
- * One write per WRITEABLE callback: lws calls us only when its own buffer
- * of unsent bytes is empty (it drains that first), so what we write never
- * piles up inside lws; a socket that does not drain keeps its frames in
- * our bounded queue, and a full queue drops the client. */
+ * One write per turn: from the arm check when lws holds nothing unsent for
+ * the socket, else from WRITEABLE, which lws calls only once its own buffer
+ * of unsent bytes is drained. So what we write never piles up inside lws;
+ * a socket that does not drain keeps its frames in our bounded queue, and a
+ * full queue drops the client. */
 static uint8_t g_coalesce[LWS_PRE + WS_COALESCE_MAX];
 
 /* Writes the next batch of queued frames. Returns -1 to have lws drop the

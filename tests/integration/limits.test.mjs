@@ -97,9 +97,12 @@ test('a stalled reader is dropped when its queue is full; the room and the other
     }
     assert.ok(lastSeq > 100, `marks went through (${lastSeq})`);
     stalled.ws._socket.resume();
+    // closed by the server: with a 1008 "too slow" close frame when it
+    // could still be written, else without one (1006) once the bytes the
+    // kernel held were flushed; /metrics below counts the drop either way
     const closed = await stalled.closed;
-    assert.equal(closed.code, 1008);
-    assert.match(closed.reason, /slow/);
+    assert.ok([1006, 1008].includes(closed.code), `close code ${closed.code}`);
+    if (closed.code === 1008) assert.match(closed.reason, /slow/);
     // the responsible's connection is fine, and the room too
     assert.equal((await ask(rita, { t: 'ping' })).t, 'pong');
     assert.equal((await ask(rita, { t: 'step', room: snap.room, task: 2 })).t, 'ok');
