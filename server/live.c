@@ -1026,17 +1026,71 @@ static int dash_running, dash_again;
 static uv_timer_t dash_timer;
 static int dash_timer_ready;
 
+/* One query per department of the responsibles online: every learner's
+ * pending items within that department's reach; each responsible's count
+ * is the total less their own items. */
+typedef struct dept_sum {
+  int total;
+  size_t n;
+  int64_t *users;   /* the job's responsibles in this department */
+  int *own;         /* their own pending items */
+} dept_sum;
+
+static int dept_add(int64_t learner, int count, void *ud) {
+  dept_sum *ds = ud;
+  ds->total += count;
+  for (size_t i = 0; i < ds->n; i++)
+    if (ds->users[i] == learner) ds->own[i] = count;
+  return 0;
+}
+
 static void dash_work(uv_work_t *w) {
   dash_job *j = w->data;
   otjd *d = L.d;
+  int64_t *dept = calloc(j->n ? j->n : 1, sizeof *dept);
+  int *own = calloc(j->n ? j->n : 1, sizeof *own);
+  if (!dept || !own) {
+    free(dept);
+    free(own);
+    for (size_t i = 0; i < j->n; i++) j->counts[i] = -1;
+    return;
+  }
   uv_mutex_lock(&d->db_worker_lock);
   for (size_t i = 0; i < j->n; i++) {
+    store_user u;
     j->counts[i] = -1;
-    for (size_t k = 0; k < i; k++) /* one count per person */
-      if (j->users[k] == j->users[i]) j->counts[i] = j->counts[k];
-    if (j->counts[i] < 0) j->counts[i] = store_pending_count(d->db_worker, j->users[i]);
+    dept[i] = store_user_by_id(d->db_worker, j->users[i], &u) == 0 ? u.department_id : 0;
+  }
+  for (size_t i = 0; i < j->n; i++) {
+    if (!dept[i] || j->counts[i] >= 0) continue;
+    /* every responsible of this department in the job, counted at once */
+    size_t m = 0;
+    int64_t *users = malloc(j->n * sizeof *users);
+    size_t *at = malloc(j->n * sizeof *at);
+    if (!users || !at) {
+      free(users);
+      free(at);
+      continue;
+    }
+    for (size_t k = i; k < j->n; k++)
+      if (dept[k] == dept[i] && j->counts[k] < 0) {
+        users[m] = j->users[k];
+        at[m++] = k;
+      }
+    memset(own, 0, j->n * sizeof *own);
+    dept_sum ds = {0, m, users, own};
+    if (store_pending_by_learner(d->db_worker, dept[i], dept_add, &ds) == 0)
+      for (size_t k = 0; k < m; k++) j->counts[at[k]] = ds.total - own[k];
+    else /* no count rather than a wrong one */
+      for (size_t k = 0; k < m; k++) j->counts[at[k]] = -2;
+    free(users);
+    free(at);
   }
   uv_mutex_unlock(&d->db_worker_lock);
+  for (size_t i = 0; i < j->n; i++)
+    if (j->counts[i] < 0) j->counts[i] = -1;
+  free(dept);
+  free(own);
 }
 
 static void dash_free(dash_job *j) {

@@ -60,10 +60,20 @@ static const char SQL_REACHES[] =
     "WITH RECURSIVE"                                                                           \
     " resp(dept) AS (SELECT u.department_id FROM users u JOIN permissions p ON p.user_id = u.id" \
     "   WHERE u.id = ?1 AND p.management = 1 AND p.facilitate_otj = 1),"                        \
+    SQL_PENDING_CTE_REST
+
+/* The same from a department ?1 instead of a responsible (bound with
+ * ?2 = 0: nobody is left out). */
+#define SQL_PENDING_DEPT_CTE                                                                   \
+    "WITH RECURSIVE"                                                                           \
+    " resp(dept) AS (SELECT ?1),"                                                              \
+    SQL_PENDING_CTE_REST
+
+#define SQL_PENDING_CTE_REST                                                                   \
     " reach(id) AS (SELECT dept FROM resp"                                                     \
     "   UNION SELECT d.id FROM departments d JOIN reach ON d.parent_id = reach.id),"           \
     " learners(uid, dept) AS (SELECT id, department_id FROM users"                             \
-    "   WHERE department_id IN (SELECT id FROM reach) AND id <> ?1),"                          \
+    "   WHERE department_id IN (SELECT id FROM reach) AND id <> ?2),"                          \
     " up(uid, dept) AS (SELECT uid, dept FROM learners"                                        \
     "   UNION SELECT up.uid, d.parent_id FROM departments d JOIN up ON d.id = up.dept"         \
     "   WHERE d.parent_id IS NOT NULL),"                                                       \
@@ -95,6 +105,9 @@ static const char SQL_PENDING[] =
     " ORDER BY pd.since, u.name, p.title";
 
 static const char SQL_PENDING_COUNT[] = SQL_PENDING_CTE "SELECT count(*) FROM pending";
+
+static const char SQL_PENDING_BY_LEARNER[] =
+    SQL_PENDING_DEPT_CTE "SELECT uid, count(*) FROM pending GROUP BY uid";
 
 /* A statement kept in the handle's cache slot `id` (store_close finalizes
  * it); reset and unbound. NULL on error, the message in s->err. */
@@ -410,6 +423,7 @@ int store_pending_list(store *s, int64_t responsible_id, store_pending_cb cb, vo
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, responsible_id);
+    sqlite3_bind_int64(st, 2, responsible_id);
     int rc = SQLITE_DONE, code = 0;
     while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_pending p = {
@@ -437,10 +451,26 @@ int store_pending_count(store *s, int64_t responsible_id)
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, responsible_id);
+    sqlite3_bind_int64(st, 2, responsible_id);
     int rc = sqlite3_step(st);
     int result = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : store_fail(s, rc);
     sqlite3_reset(st);
     return result;
+}
+
+int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud)
+{
+    sqlite3_stmt *st = prepare(s, SQL_PENDING_BY_LEARNER);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, department_id);
+    sqlite3_bind_int64(st, 2, 0);
+    int rc, code = 0;
+    while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        code = cb(sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), ud);
+    code = loop_end(s, code ? SQLITE_DONE : rc, code);
+    sqlite3_finalize(st);
+    return code;
 }
 
 /* --- Completions listing ----------------------------------------------------------- */

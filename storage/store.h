@@ -373,6 +373,14 @@ int store_pending_list(store *s, int64_t responsible_id, store_pending_cb cb, vo
  * or <0. */
 int store_pending_count(store *s, int64_t responsible_id);
 
+/* R6 for every responsible of one department at once: the pending items of
+ * every learner within reach of `department_id`, as (learner, items) per
+ * learner. A responsible of that department has the sum less their own
+ * items (nobody waits on themselves). For dashboards: one query per
+ * department instead of one per responsible. Returns 0, cb's value, <0. */
+typedef int (*store_count_cb)(int64_t learner_id, int count, void *ud);
+int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud);
+
 /* --- Completions listing ---------------------------------------------------- */
 
 typedef enum store_scope {
