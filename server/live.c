@@ -1016,6 +1016,7 @@ static void send_invite(int64_t user, lroom *r, const char *room,
 
 typedef struct dash_job {
   uv_work_t work;
+  uint64_t took_ms;  /* how long the counts took: paces the next refresh */
   size_t n;
   ws_ref **refs;
   int64_t *users;
@@ -1023,6 +1024,7 @@ typedef struct dash_job {
 } dash_job;
 
 static int dash_running, dash_again;
+static uint64_t dash_delay_ms = LIVE_DASH_DELAY_MS;
 static uv_timer_t dash_timer;
 static int dash_timer_ready;
 
@@ -1047,6 +1049,7 @@ static int dept_add(int64_t learner, int count, void *ud) {
 static void dash_work(uv_work_t *w) {
   dash_job *j = w->data;
   otjd *d = L.d;
+  uint64_t t0 = uv_hrtime();
   int64_t *dept = calloc(j->n ? j->n : 1, sizeof *dept);
   int *own = calloc(j->n ? j->n : 1, sizeof *own);
   if (!dept || !own) {
@@ -1091,6 +1094,7 @@ static void dash_work(uv_work_t *w) {
     if (j->counts[i] < 0) j->counts[i] = -1;
   free(dept);
   free(own);
+  j->took_ms = (uv_hrtime() - t0) / 1000000;
 }
 
 static void dash_free(dash_job *j) {
@@ -1102,6 +1106,7 @@ static void dash_free(dash_job *j) {
 }
 
 static void dash_refresh_all(void);
+static void dash_schedule(void);
 
 static void dash_done(uv_work_t *w, int status) {
   dash_job *j = w->data;
@@ -1112,11 +1117,14 @@ static void dash_done(uv_work_t *w, int status) {
     if (proto_encode_dashboard(&L.tmp, (uint64_t)j->counts[i]) == 0)
       ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
   }
+  /* big organisations count slowly: the counting may take a tenth of a
+   * worker thread at most */
+  dash_delay_ms = j->took_ms * 10 > LIVE_DASH_DELAY_MS ? j->took_ms * 10 : LIVE_DASH_DELAY_MS;
   dash_free(j);
   dash_running = 0;
-  if (dash_again) {
+  if (dash_again) { /* notices came in while counting: once more, later */
     dash_again = 0;
-    dash_refresh_all();
+    dash_schedule();
   }
 }
 
@@ -1187,7 +1195,7 @@ static void on_dash_timer(uv_timer_t *t) {
 static void dash_schedule(void) {
   if (!dash_timer_ready) return;
   if (!uv_is_active((uv_handle_t *)&dash_timer))
-    uv_timer_start(&dash_timer, on_dash_timer, LIVE_DASH_DELAY_MS, 0);
+    uv_timer_start(&dash_timer, on_dash_timer, dash_delay_ms, 0);
 }
 
 typedef struct frame_arg { const uint8_t *p; size_t n; } frame_arg;
@@ -1837,24 +1845,28 @@ static void handle_close(ws_sess *s, const proto_msg *m) {
 
 /* ---- approve (R9, R10): read marks, commit through the writer, then tell -- */
 
+/* One approve message on its way to the disk; sized to its decisions. */
+#define APPROVE_OWNED_PER_ITEM 4 /* answers, marks, note, reason */
+
 typedef struct approve_ctx {
   writer_job job;
   ws_ref *ref;
   proto_rid rid;
   lroom *r;
   uint32_t n;
-  store_approval items[PROTO_MAX_DECISIONS];
-  char *owned[PROTO_MAX_DECISIONS * 4]; /* strings the items point to */
-  size_t nowned;
+  char **owned; /* strings the items point to */
+  size_t nowned, owned_cap;
+  store_approval items[];
 } approve_ctx;
 
 static char *ctx_own(approve_ctx *x, char *s) {
-  if (s && x->nowned < sizeof x->owned / sizeof x->owned[0]) x->owned[x->nowned++] = s;
+  if (s && x->nowned < x->owned_cap) x->owned[x->nowned++] = s;
   return s;
 }
 
 static void approve_ctx_free(approve_ctx *x) {
   for (size_t i = 0; i < x->nowned; i++) free(x->owned[i]);
+  free(x->owned);
   if (x->ref) ws_ref_put(x->ref);
   if (x->r) {
     x->r->refs--;
@@ -1951,13 +1963,13 @@ static void approve_committed(writer_job *job, void *arg) {
 }
 
 /* The learner's answers and marks in this room, from a snapshot reply. */
-static void learner_records(approve_ctx *x, redisReply *rep, int64_t learner,
-                            room_mark *marks, uint32_t ntasks, char **answers_json,
-                            char **marks_json) {
+static void learner_records(approve_ctx *x, redisReply *answers, redisReply *marks_rep,
+                            int64_t learner, room_mark *marks, uint32_t ntasks,
+                            char **answers_json, char **marks_json) {
   json_t *ans = json_array(), *mk = json_array();
-  redisReply *arr[2] = {rep->element[5], rep->element[6]};
+  redisReply *arr[2] = {answers, marks_rep};
   for (int k = 0; k < 2; k++) {
-    for (size_t i = 0; i < arr[k]->elements; i++) {
+    for (size_t i = 0; arr[k]->type == REDIS_REPLY_ARRAY && i < arr[k]->elements; i++) {
       msgpack_unpacked u;
       msgpack_object *f = rec_fields(&u, arr[k]->element[i],
                                      k == 0 ? REC_ANSWER_FIELDS : REC_MARK_FIELDS);
@@ -1998,26 +2010,26 @@ static void learner_records(approve_ctx *x, redisReply *rep, int64_t learner,
 static void approve_read(op *o, redisReply *rep) {
   ws_sess *s = op_sess(o);
   approve_ctx *x = o->extra;
-  if (reply_failed(o, rep) || !s || rep->elements < 8) return;
+  if (reply_failed(o, rep) || !s || rep->elements < 2 + 3 * (size_t)x->n) return;
   lroom *r = o->r;
-  redisReply *members = rep->element[3];
   int64_t now = (int64_t)time(NULL);
   for (uint32_t i = 0; i < x->n; i++) {
     store_approval *it = &x->items[i];
-    char idtxt[24];
-    snprintf(idtxt, sizeof idtxt, "%lld", (long long)it->learner);
+    /* {member, answers, marks} of this learner, from the records op */
+    redisReply *member = rep->element[2 + 3 * i];
     it->module = r->module;
     it->approver = ws_user(s);
     it->now = now;
     it->room = r->id;
-    if (!meta_get(members, idtxt)) {
+    if (member->type != REDIS_REPLY_INTEGER || member->integer != 1) {
       it->outcome = STORE_REFUSED;
       it->reason = "That learner is not in this room.";
       continue;
     }
     room_mark marks[ROOM_MAX_TASKS] = {0};
     char *aj = NULL, *mj = NULL;
-    learner_records(x, rep, it->learner, marks, r->mod->n_tasks, &aj, &mj);
+    learner_records(x, rep->element[3 + 3 * i], rep->element[4 + 3 * i], it->learner,
+                    marks, r->mod->n_tasks, &aj, &mj);
     it->answers_json = aj;
     it->marks_json = mj;
     if (it->outcome != STORE_APPROVED) continue; /* a "not approved" */
@@ -2056,9 +2068,16 @@ static void handle_approve(ws_sess *s, const proto_msg *m) {
   proto_rid rid = proto_rid_of(m);
   attach *a = member_of(s, rid, m->approve.room, 1);
   if (!a) return;
-  approve_ctx *x = calloc(1, sizeof *x);
+  uint32_t nd = m->approve.n_decisions;
+  approve_ctx *x = calloc(1, sizeof *x + nd * sizeof x->items[0]);
   if (!x) return;
-  for (uint32_t i = 0; i < m->approve.n_decisions; i++) {
+  x->owned_cap = (size_t)nd * APPROVE_OWNED_PER_ITEM;
+  x->owned = calloc(x->owned_cap, sizeof *x->owned);
+  if (!x->owned) {
+    free(x);
+    return;
+  }
+  for (uint32_t i = 0; i < nd; i++) {
     const proto_decision *d = &m->approve.decisions[i];
     int dup = 0;
     for (uint32_t k = 0; k < x->n; k++) dup |= x->items[k].learner == (int64_t)d->learner;
@@ -2082,8 +2101,11 @@ static void handle_approve(ws_sess *s, const proto_msg *m) {
   }
   o->extra = x;
   o->extra_free = (void (*)(void *))approve_ctx_free;
+  /* only the decided learners' records, not the whole room */
   rstore_cmd c;
-  room_cmd(&c, a->r, "snapshot");
+  room_cmd(&c, a->r, "records");
+  rstore_cmd_int(&c, a->r->mod->n_tasks);
+  for (uint32_t i = 0; i < x->n; i++) rstore_cmd_int(&c, x->items[i].learner);
   op_send(o, &c);
 }
 

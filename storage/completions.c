@@ -88,12 +88,20 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find,
   return 0;
 }
 
+static void run(sqlite3_stmt *st) {
+  sqlite3_step(st);
+  sqlite3_reset(st);
+}
+
 int store_approvals_commit(store *s, store_approval *a, size_t n) {
-  sqlite3_stmt *ins = NULL, *find = NULL, *aud = NULL;
+  sqlite3_stmt *ins = NULL, *find = NULL, *aud = NULL, *sp = NULL, *rel = NULL, *back = NULL;
   int rc = STORE_ERR;
   if (sqlite3_prepare_v2(s->db, SQL_INSERT, -1, &ins, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(s->db, SQL_FIND, -1, &find, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db, SQL_AUDIT, -1, &aud, NULL) != SQLITE_OK) {
+      sqlite3_prepare_v2(s->db, SQL_AUDIT, -1, &aud, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, "SAVEPOINT decision", -1, &sp, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, "RELEASE decision", -1, &rel, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, "ROLLBACK TO decision", -1, &back, NULL) != SQLITE_OK) {
     rc = store_fail(s, sqlite3_errcode(s->db));
     goto out;
   }
@@ -101,14 +109,14 @@ int store_approvals_commit(store *s, store_approval *a, size_t n) {
   for (size_t i = 0; i < n; i++) {
     /* each decision in a savepoint: one that fails leaves no half (a
      * completion without its audit entry), and the others still commit */
-    store_exec(s, "SAVEPOINT decision");
+    run(sp);
     a[i].rc = apply_one(s, ins, find, aud, &a[i]);
     if (a[i].rc != 0) {
-      store_exec(s, "ROLLBACK TO decision");
+      run(back);
       a[i].completion = 0;
       a[i].created = 0;
     }
-    store_exec(s, "RELEASE decision");
+    run(rel);
   }
   if ((rc = store_commit(s)) != 0) {
     store_rollback(s);
@@ -122,6 +130,9 @@ out:
   sqlite3_finalize(ins);
   sqlite3_finalize(find);
   sqlite3_finalize(aud);
+  sqlite3_finalize(sp);
+  sqlite3_finalize(rel);
+  sqlite3_finalize(back);
   return rc;
 }
 

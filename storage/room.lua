@@ -218,6 +218,27 @@ elseif op == 'close' then
   touch()
   return {'ok', seq}
 
+elseif op == 'records' then
+  -- ntasks, then learner ids: for each, {member 0/1, answers, marks}, the
+  -- answers and marks one per task (nil where there is none)
+  local e = must_exist()
+  if e then return e end
+  local n = tonumber(ARGV[7])
+  local out = {'ok', seq_now()}
+  for i = 8, #ARGV do
+    local fields = {}
+    for t = 0, n - 1 do fields[#fields + 1] = ARGV[i] .. ':' .. t end
+    out[#out + 1] = redis.call('HEXISTS', MEMBERS, ARGV[i])
+    if n > 0 then
+      out[#out + 1] = redis.call('HMGET', ANSWERS, unpack(fields))
+      out[#out + 1] = redis.call('HMGET', MARKS, unpack(fields))
+    else
+      out[#out + 1] = {}
+      out[#out + 1] = {}
+    end
+  end
+  return out
+
 elseif op == 'sync' then
   -- since: the events after it, or {"old"} when the log no longer has them
   local e = must_exist()
