@@ -217,7 +217,7 @@ static int start_lws(otjd *d) {
       .per_session_data_size = ws_sess_size(),
       /* small: lws keeps this much per connection; longer messages arrive
        * in pieces and ws.c puts them together */
-      .rx_buffer_size = 1024,
+      .rx_buffer_size = 512,
       .tx_packet_size = WS_TX_PACKET,
   };
   /* protocols[2] stays zeroed: the end of the list */

@@ -44,8 +44,8 @@ struct ws_sess {
   int responsible;
   ws_ref *ref;       /* for replies that arrive after a Redis round trip */
   void *live;        /* live.c's attachments of this session */
-  char name[128];
-  char cookie_token[AUTH_TOKEN_LEN + 1];
+  char *name;         /* display name, after hello (malloc'd) */
+  char *cookie_token; /* session cookie of the upgrade, until hello (malloc'd) */
 
   uint8_t *rx;      /* reassembly of a fragmented message */
   size_t rx_len, rx_cap;
@@ -165,7 +165,7 @@ void ws_ref_put(ws_ref *r) {
 }
 
 int64_t ws_user(const ws_sess *s) { return s->user_id; }
-const char *ws_user_name(const ws_sess *s) { return s->name; }
+const char *ws_user_name(const ws_sess *s) { return s->name ? s->name : ""; }
 int ws_is_responsible(const ws_sess *s) { return s->responsible; }
 int ws_authed(const ws_sess *s) { return s->authed; }
 void **ws_live_slot(ws_sess *s) { return &s->live; }
@@ -380,7 +380,7 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
   if (m->hello.has_token) {
     tok = m->hello.token.ptr;
     toklen = m->hello.token.len;
-  } else if (s->cookie_token[0]) {
+  } else if (s->cookie_token) {
     tok = s->cookie_token;
     toklen = strlen(s->cookie_token);
   }
@@ -405,11 +405,14 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
   s->authed = 1;
   s->user_id = u.id;
   s->responsible = store_user_is_responsible(&u);
-  snprintf(s->name, sizeof s->name, "%s", u.name);
+  free(s->name);
+  s->name = strdup(u.name);
+  free(s->cookie_token); /* used up: not kept per connection */
+  s->cookie_token = NULL;
   d->st.ws_authed++;
   lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
   proto_user pu = {.id = (uint64_t)u.id,
-                   .name = proto_s(s->name),
+                   .name = proto_s(ws_user_name(s)),
                    .responsible = s->responsible != 0};
   proto_buf *b = outbuf();
   if (proto_encode_welcome(b, rid, &pu) == 0) send_buf(s, b);
@@ -558,7 +561,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     if (!s->ref) return -1;
     s->ref->s = s;
     s->ref->refs = 1;
-    read_cookie_token(wsi, s->cookie_token, sizeof s->cookie_token);
+    {
+      char tok[AUTH_TOKEN_LEN + 1];
+      if (read_cookie_token(wsi, tok, sizeof tok)) s->cookie_token = strdup(tok);
+    }
     s->next = d->sessions;
     if (d->sessions) d->sessions->prev = s;
     d->sessions = s;
@@ -596,6 +602,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     free_queue(s);
     free(s->rx);
     s->rx = NULL;
+    free(s->name);
+    s->name = NULL;
+    free(s->cookie_token);
+    s->cookie_token = NULL;
     s->d = NULL;
     return 0;
 
