@@ -1128,17 +1128,6 @@ static void dash_done(uv_work_t *w, int status) {
   }
 }
 
-static void dash_done_one(uv_work_t *w, int status) {
-  dash_job *j = w->data;
-  ws_sess *s = ws_ref_sess(j->refs[0]);
-  if (status == 0 && s && j->counts[0] >= 0) {
-    proto_buf_clear(&L.tmp);
-    if (proto_encode_dashboard(&L.tmp, (uint64_t)j->counts[0]) == 0)
-      ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
-  }
-  dash_free(j);
-}
-
 typedef struct dash_collect { dash_job *j; size_t cap; } dash_collect;
 
 static void dash_add(ws_sess *s, void *arg) {
@@ -1160,21 +1149,20 @@ static void dash_add(ws_sess *s, void *arg) {
   j->n++;
 }
 
-/* Counts for these sessions (one, or every responsible online). */
-static void dash_start(ws_sess *one) {
+/* Counts for every responsible online on this instance. */
+static void dash_start(void) {
   dash_job *j = calloc(1, sizeof *j);
   if (!j) return;
   dash_collect c = {j, 0};
-  if (one) dash_add(one, &c);
-  else ws_each_responsible(L.d, dash_add, &c);
+  ws_each_responsible(L.d, dash_add, &c);
   if (j->n == 0) {
     dash_free(j);
     return;
   }
   j->work.data = j;
-  if (!one) dash_running = 1;
-  if (uv_queue_work(L.d->loop, &j->work, dash_work, one ? dash_done_one : dash_done) != 0) {
-    if (!one) dash_running = 0;
+  dash_running = 1;
+  if (uv_queue_work(L.d->loop, &j->work, dash_work, dash_done) != 0) {
+    dash_running = 0;
     dash_free(j);
   }
 }
@@ -1184,7 +1172,7 @@ static void dash_refresh_all(void) {
     dash_again = 1;
     return;
   }
-  dash_start(NULL);
+  dash_start();
 }
 
 static void on_dash_timer(uv_timer_t *t) {
@@ -1268,7 +1256,9 @@ static void invites_read(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 void live_session_ready(ws_sess *s) {
-  if (ws_is_responsible(s)) dash_start(s);
+  /* the count comes with the next (folded) refresh: a hundred responsibles
+   * logging in at once cost one query per department, not a hundred */
+  if (ws_is_responsible(s)) dash_schedule();
   if (!rconn_up(L.d->redis)) return;
   ws_ref *ref = ws_ref_get(s);
   if (rconn_command(L.d->redis, invites_read, ref, "HGETALL otj:inv:%lld",

@@ -57,6 +57,7 @@ struct ws_sess {
 
   uint64_t rate_window_ms;
   uint64_t last_rx_ms;  /* loop time of the last frame received */
+  uint64_t opened_ms;   /* loop time of the upgrade */
   uint32_t rate_count;
 };
 
@@ -410,7 +411,6 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
   free(s->cookie_token); /* used up: not kept per connection */
   s->cookie_token = NULL;
   d->st.ws_authed++;
-  lws_set_timeout(s->wsi, NO_PENDING_TIMEOUT, 0);
   proto_user pu = {.id = (uint64_t)u.id,
                    .name = proto_s(ws_user_name(s)),
                    .responsible = s->responsible != 0};
@@ -570,7 +570,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     d->sessions = s;
     d->st.ws_accepted++;
     d->st.ws_open++;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)d->cfg.hello_timeout_s);
+    s->opened_ms = otjd_now_ms(d);
     s->last_rx_ms = otjd_now_ms(d);
     return 0;
 
@@ -614,23 +614,35 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
   }
 }
 
-/* Idle connections: a sweep every quarter of the idle timeout closes the
- * sessions that sent nothing (not even a ping) for the whole timeout. One
+/* Idle connections: a sweep every quarter of the shorter timeout closes the
+ * sessions that did not say hello in time, or sent nothing (not even a
+ * ping) for the whole idle timeout. One
  * walk over the sessions per sweep costs less than re-arming a per-socket
  * timer on every message. */
 static void on_idle_sweep(uv_timer_t *t) {
   otjd *d = t->data;
-  uint64_t now = otjd_now_ms(d), limit = (uint64_t)d->cfg.idle_timeout_s * 1000;
-  for (ws_sess *s = d->sessions; s; s = s->next)
-    if (!s->closing && now - s->last_rx_ms > limit)
+  uint64_t now = otjd_now_ms(d), limit = (uint64_t)d->cfg.idle_timeout_s * 1000,
+           hello = (uint64_t)d->cfg.hello_timeout_s * 1000;
+  for (ws_sess *s = d->sessions; s; s = s->next) {
+    if (s->closing) continue;
+    if (!s->authed && now - s->opened_ms > hello)
+      close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "hello expected");
+    else if (now - s->last_rx_ms > limit)
       close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
                     "idle: send a ping at least every minute");
+  }
 }
 
 int ws_init(otjd *d) {
   uv_timer_init(d->loop, &d->idle_sweep);
   d->idle_sweep.data = d;
-  uint64_t every = (uint64_t)d->cfg.idle_timeout_s * 250;
+  /* lws's own per-socket timeouts are kept in a sorted list (an O(n)
+   * insert per new connection, the main cost of a join storm): the hello
+   * and idle limits are enforced by this sweep instead */
+  uint32_t shortest = d->cfg.hello_timeout_s < d->cfg.idle_timeout_s
+                          ? d->cfg.hello_timeout_s
+                          : d->cfg.idle_timeout_s;
+  uint64_t every = (uint64_t)shortest * 250;
   uv_timer_start(&d->idle_sweep, on_idle_sweep, every, every);
   uv_unref((uv_handle_t *)&d->idle_sweep);
   uv_check_init(d->loop, &d->arm_check);
