@@ -439,7 +439,7 @@ static int room_qr_path(const char *p, char *room, size_t cap) {
   return 1;
 }
 
-/* ---- GET /join/CODE: the web client's page for a join link ------------ */
+/* ---- GET /join and /join/CODE: the web client's page for joining ------- */
 
 static void api_join_page(http_req *r) {
   char path[700];
@@ -483,7 +483,7 @@ void api_handle(http_req *r) {
   } else if (!strcmp(p, "/api/me")) {
     if (m == HTTP_GET) api_me(r);
     else http_reply_error(r, 405, "bad_request", "Use GET.");
-  } else if (!strncmp(p, "/join/", 6) && m == HTTP_GET) {
+  } else if ((!strcmp(p, "/join") || !strncmp(p, "/join/", 6)) && m == HTTP_GET) {
     api_join_page(r);
   } else if (room_qr_path(p, room, sizeof room)) {
     if (m == HTTP_GET) api_room_qr(r, room);

@@ -86,6 +86,7 @@ test('rita runs Hand hygiene with lea, leo and lars through approval', async () 
 
   // lars: types the code
   await lars.page.getByLabel('Room code').fill(code);
+  await shoot(lars.page, 'join');
   await lars.page.getByRole('button', { name: 'Join' }).click();
   await lars.page.locator('#task-text', { hasText: 'How long should you rub your hands with soap?' }).waitFor({ timeout: T });
 

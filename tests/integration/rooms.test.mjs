@@ -368,9 +368,11 @@ test('the QR code of the join link is for the room\'s responsible only; /join/CO
   assert.equal(other.status, 403);
   assert.equal((await fetch(`${A.base}/api/rooms/${room}/qr.svg`)).status, 401);
   assert.equal((await fetch(`${A.base}/api/rooms/nosuch/qr.svg`, { headers: { authorization: `Bearer ${rita.token}` } })).status, 404);
-  const page = await fetch(`${A.base}/join/${code}`);
-  assert.equal(page.status, 200);
-  assert.match(await page.text(), /<html/i);
+  for (const path of [`/join/${code}`, '/join']) {
+    const page = await fetch(`${A.base}${path}`);
+    assert.equal(page.status, 200, path);
+    assert.match(await page.text(), /<html/i);
+  }
   // a closed room has no QR code any more, and its code is dead
   assert.equal((await rita.ask({ t: 'close', room })).t, 'ok');
   assert.equal((await fetch(`${A.base}/api/rooms/${room}/qr.svg`, { headers: { authorization: `Bearer ${rita.token}` } })).status, 404);

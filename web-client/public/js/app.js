@@ -24,8 +24,8 @@ let renderSeq = 0;
 
 // /join/CODE (a QR code or a shared link) becomes the hash route.
 {
-  const m = location.pathname.match(/^\/join\/([A-Za-z0-9-]+)\/?$/);
-  if (m) history.replaceState(null, '', `/#/join/${m[1]}`);
+  const m = location.pathname.match(/^\/join(?:\/([A-Za-z0-9-]+))?\/?$/);
+  if (m) history.replaceState(null, '', m[1] ? `/#/join/${m[1]}` : '/#/join');
 }
 
 function currentRoute() {
