@@ -1290,6 +1290,18 @@ static void gap_reply(op *o, redisReply *rep) {
   r->fetching = 0;
   const char *k = rep_kind(rep);
   if (!k) return;
+  if (!strcmp(k, "err") && rep->elements >= 3 &&
+      !strcmp(rep->element[1]->str, "not_found")) {
+    /* the room is gone from the store (it expired, or a Redis without
+     * persistence restarted): its connections are told and let go */
+    for (attach *a = r->atts, *n; a; a = n) {
+      n = a->rnext;
+      ws_send_err(a->s, PROTO_NO_RID, PROTO_NOT_FOUND,
+                  "This room has ended; ask the responsible to open a new one.");
+      att_remove(a);
+    }
+    return;
+  }
   if (!strcmp(k, "ok")) {
     for (size_t i = 2; i < rep->elements; i++) {
       redisReply *x = rep->element[i];

@@ -92,3 +92,42 @@ test('the database survives a restart and --demo does not load twice', async () 
     first.cleanup();
   }
 });
+
+test('the private redis-server dies: otjd starts a new one, rooms tell their members they ended, new rooms work', async () => {
+  const srv = await startOtjd();
+  try {
+    const ask = async (c, msg) => {
+      const rid = Math.floor(Math.random() * 1e9);
+      c.send({ ...msg, rid });
+      for (;;) { const m = await c.next(8000); if (m.rid === rid) return m; }
+    };
+    const rita = await connectAs(srv, 'rita');
+    const lea = await connectAs(srv, 'lea');
+    const snap = await ask(rita, { t: 'open', module: 2, learners: [] });
+    assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
+    assert.equal((await ask(lea, { t: 'join', code: snap.code })).t, 'snapshot');
+    const redisPid = childPids(srv.proc.pid).find((k) => k.comm.startsWith('redis-server')).pid;
+    process.kill(redisPid, 'SIGKILL');
+    const seen = [];
+    for (;;) {
+      const m = await lea.next(10000);
+      if (m.t === 'err') seen.push(m.code);
+      if (m.code === 'not_found') break;
+    }
+    assert.deepEqual(seen, ['unavailable', 'not_found']);
+    await waitFor(() => childPids(srv.proc.pid).some((k) => k.comm.startsWith('redis-server') && k.pid !== redisPid),
+      'a new redis-server');
+    let again;
+    for (let i = 0; i < 50; i++) {
+      again = await ask(rita, { t: 'open', module: 2, learners: [] });
+      if (again.t === 'snapshot') break;
+      await sleep(100);
+    }
+    assert.equal(again.t, 'snapshot', JSON.stringify(again));
+    await rita.close();
+    await lea.close();
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+  }
+});
