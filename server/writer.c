@@ -14,7 +14,7 @@ struct writer {
   uv_cond_t cond;
   uv_async_t async;
   store *db;
-  writer_job *todo_head, *todo_tail; /* loop -> thread */
+  writer_job *queue_head, *queue_tail; /* loop -> thread */
   writer_job *done_head, *done_tail; /* thread -> loop */
   int stopping;
   unsigned long batches, items;
@@ -32,19 +32,19 @@ static void thread_main(void *arg) {
   store_approval *batch = malloc(WRITER_MAX_BATCH * sizeof *batch);
   for (;;) {
     uv_mutex_lock(&w->lock);
-    while (!w->todo_head && !w->stopping) uv_cond_wait(&w->cond, &w->lock);
-    if (!w->todo_head && w->stopping) {
+    while (!w->queue_head && !w->stopping) uv_cond_wait(&w->cond, &w->lock);
+    if (!w->queue_head && w->stopping) {
       uv_mutex_unlock(&w->lock);
       break;
     }
     /* take whole jobs while they fit one batch (a job is never split) */
     writer_job *jobs = NULL, *last = NULL;
     size_t n = 0;
-    while (w->todo_head &&
-           (n == 0 || n + w->todo_head->n <= WRITER_MAX_BATCH)) {
-      writer_job *j = w->todo_head;
-      w->todo_head = j->next;
-      if (!w->todo_head) w->todo_tail = NULL;
+    while (w->queue_head &&
+           (n == 0 || n + w->queue_head->n <= WRITER_MAX_BATCH)) {
+      writer_job *j = w->queue_head;
+      w->queue_head = j->next;
+      if (!w->queue_head) w->queue_tail = NULL;
       j->next = NULL;
       if (last) last->next = j;
       else jobs = j;
@@ -137,7 +137,7 @@ int writer_submit(writer *w, writer_job *job) {
     uv_mutex_unlock(&w->lock);
     return -1;
   }
-  append(&w->todo_head, &w->todo_tail, job);
+  append(&w->queue_head, &w->queue_tail, job);
   uv_cond_signal(&w->cond);
   uv_mutex_unlock(&w->lock);
   return 0;

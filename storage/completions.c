@@ -136,49 +136,44 @@ out:
   return rc;
 }
 
+/* Steps a one-shot statement that returns no rows and finalizes it. */
+static int done_once(store *s, sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
+}
+
 int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
                       const char *code, int64_t now) {
-  sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(
-      s->db,
-      "INSERT INTO otj_rooms(id, module_id, host_id, code, opened_at)"
-      " VALUES (?1, ?2, ?3, ?4, ?5)",
-      -1, &st, NULL);
-  if (rc != SQLITE_OK) return store_fail(s, rc);
+  sqlite3_stmt *st = store_prepare(
+      s, "INSERT INTO otj_rooms(id, module_id, host_id, code, opened_at)"
+         " VALUES (?1, ?2, ?3, ?4, ?5)");
+  if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, module);
   sqlite3_bind_int64(st, 3, host);
   sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 5, now);
-  rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
+  return done_once(s, st);
 }
 
 int store_room_closed(store *s, const char *room, int64_t now) {
-  sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(
-      s->db,
-      "UPDATE otj_rooms SET closed_at = max(?2, opened_at)"
-      " WHERE id = ?1 AND closed_at IS NULL",
-      -1, &st, NULL);
-  if (rc != SQLITE_OK) return store_fail(s, rc);
+  sqlite3_stmt *st = store_prepare(
+      s, "UPDATE otj_rooms SET closed_at = max(?2, opened_at)"
+         " WHERE id = ?1 AND closed_at IS NULL");
+  if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, now);
-  rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
+  return done_once(s, st);
 }
 
 int store_room_get(store *s, const char *room, int64_t *host, char *code,
                    size_t code_cap, int *open) {
-  sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(
-      s->db, "SELECT host_id, code, closed_at IS NULL FROM otj_rooms WHERE id = ?1",
-      -1, &st, NULL);
-  if (rc != SQLITE_OK) return store_fail(s, rc);
+  sqlite3_stmt *st = store_prepare(
+      s, "SELECT host_id, code, closed_at IS NULL FROM otj_rooms WHERE id = ?1");
+  if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
-  rc = sqlite3_step(st);
+  int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     *host = sqlite3_column_int64(st, 0);
     const unsigned char *c = sqlite3_column_text(st, 1);
@@ -193,16 +188,13 @@ int store_room_get(store *s, const char *room, int64_t *host, char *code,
 }
 
 int store_rooms_open_count(store *s, int64_t host, int64_t since) {
-  sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(
-      s->db,
-      "SELECT count(*) FROM otj_rooms WHERE host_id = ?1 AND closed_at IS NULL"
-      " AND opened_at >= ?2",
-      -1, &st, NULL);
-  if (rc != SQLITE_OK) return store_fail(s, rc);
+  sqlite3_stmt *st = store_prepare(
+      s, "SELECT count(*) FROM otj_rooms WHERE host_id = ?1 AND closed_at IS NULL"
+         " AND opened_at >= ?2");
+  if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, host);
   sqlite3_bind_int64(st, 2, since);
-  rc = sqlite3_step(st);
+  int rc = sqlite3_step(st);
   int n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : store_fail(s, rc);
   sqlite3_finalize(st);
   return n;

@@ -128,17 +128,6 @@ static sqlite3_stmt *org_stmt(store *s, store_stmt_id id, const char *sql)
     return st;
 }
 
-static sqlite3_stmt *prepare(store *s, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        store_fail(s, rc);
-        return NULL;
-    }
-    return st;
-}
-
 static const char *col_text(sqlite3_stmt *st, int i)
 {
     return (const char *)sqlite3_column_text(st, i);
@@ -215,7 +204,7 @@ int store_responsible_reaches(store *s, int64_t responsible_id, int64_t learner_
 
 int store_responsibles_of(store *s, int64_t learner_id, store_person_cb cb, void *ud)
 {
-    sqlite3_stmt *st = prepare(
+    sqlite3_stmt *st = store_prepare(
         s, "WITH RECURSIVE " SQL_UP_OF_USER
            "SELECT r.id, r.login, r.name, d.id, d.name FROM users r"
            "  JOIN permissions p ON p.user_id = r.id AND p.management = 1 AND p.facilitate_otj = 1"
@@ -394,7 +383,7 @@ int store_complete_self(store *s, int64_t now, int64_t learner_id, int64_t modul
         goto out;
     }
 
-    sqlite3_stmt *st = prepare(s, "INSERT INTO completions(user_id, module_id, path_id,"
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO completions(user_id, module_id, path_id,"
                                   " completed_at, answers) VALUES (?1, ?2, ?3, ?4, ?5)");
     if (!st) {
         code = STORE_ERR;
@@ -460,7 +449,7 @@ int store_pending_count(store *s, int64_t responsible_id)
 
 int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud)
 {
-    sqlite3_stmt *st = prepare(s, SQL_PENDING_BY_LEARNER);
+    sqlite3_stmt *st = store_prepare(s, SQL_PENDING_BY_LEARNER);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, department_id);
@@ -478,7 +467,7 @@ int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb,
 int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store_completion_cb cb,
                            void *ud)
 {
-    sqlite3_stmt *st = prepare(
+    sqlite3_stmt *st = store_prepare(
         s, "WITH RECURSIVE reach(id) AS (SELECT department_id FROM users WHERE id = ?2"
            "  UNION SELECT d.id FROM departments d JOIN reach ON d.parent_id = reach.id)"
            "SELECT c.id, u.id, u.login, u.name, d.name, m.id, m.title, c.path_id, p.title,"
@@ -523,7 +512,7 @@ int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store
 
 int store_departments_list(store *s, store_department_cb cb, void *ud)
 {
-    sqlite3_stmt *st = prepare(
+    sqlite3_stmt *st = store_prepare(
         s, "WITH RECURSIVE t(id, depth) AS (SELECT id, 0 FROM departments WHERE parent_id IS NULL"
            "  UNION ALL SELECT d.id, t.depth + 1 FROM departments d JOIN t ON d.parent_id = t.id)"
            "SELECT d.id, d.name, coalesce(d.parent_id, 0) FROM t JOIN departments d ON d.id = t.id"
@@ -543,7 +532,7 @@ int store_departments_list(store *s, store_department_cb cb, void *ud)
 
 int store_department_rename(store *s, int64_t id, const char *name)
 {
-    sqlite3_stmt *st = prepare(s, "UPDATE departments SET name = ?2 WHERE id = ?1");
+    sqlite3_stmt *st = store_prepare(s, "UPDATE departments SET name = ?2 WHERE id = ?1");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -559,7 +548,7 @@ int store_department_rename(store *s, int64_t id, const char *name)
 
 int store_users_list(store *s, store_user_cb cb, void *ud)
 {
-    sqlite3_stmt *st = prepare(
+    sqlite3_stmt *st = store_prepare(
         s, "SELECT u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"
            "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0)"
            "  FROM users u JOIN departments d ON d.id = u.department_id"
@@ -596,7 +585,7 @@ int store_user_update(store *s, int64_t now, int64_t actor_id, int64_t user_id, 
         store_failf(s, code, "no user with id %lld", (long long)user_id);
         return finish_tx(s, code);
     }
-    sqlite3_stmt *st = prepare(s, "UPDATE users SET name = coalesce(?2, name),"
+    sqlite3_stmt *st = store_prepare(s, "UPDATE users SET name = coalesce(?2, name),"
                                   " department_id = coalesce(?3, department_id),"
                                   " is_admin = coalesce(?4, is_admin) WHERE id = ?1");
     if (!st)
@@ -632,14 +621,14 @@ static int valid_type(const char *type)
 /* Replaces the module's tasks with `tasks`. */
 static int put_tasks(store *s, int64_t module_id, const store_task_in *tasks, int n)
 {
-    sqlite3_stmt *del = prepare(s, "DELETE FROM tasks WHERE module_id = ?1");
+    sqlite3_stmt *del = store_prepare(s, "DELETE FROM tasks WHERE module_id = ?1");
     if (!del)
         return STORE_ERR;
     sqlite3_bind_int64(del, 1, module_id);
     int code = run_done(s, del, 1);
     if (code < 0)
         return code;
-    sqlite3_stmt *ins = prepare(s, "INSERT INTO tasks(module_id, position, kind, text, options,"
+    sqlite3_stmt *ins = store_prepare(s, "INSERT INTO tasks(module_id, position, kind, text, options,"
                                    " correct) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (!ins)
         return STORE_ERR;
@@ -666,7 +655,7 @@ static int put_tasks(store *s, int64_t module_id, const store_task_in *tasks, in
 static int module_set_type_title(store *s, int64_t now, int64_t id, const char *title,
                                  const char *type)
 {
-    sqlite3_stmt *st = prepare(s, "UPDATE modules SET title = coalesce(?2, title),"
+    sqlite3_stmt *st = store_prepare(s, "UPDATE modules SET title = coalesce(?2, title),"
                                   " type = coalesce(?3, type), updated_at = ?4 WHERE id = ?1");
     if (!st)
         return STORE_ERR;
@@ -764,7 +753,7 @@ int store_module_create_full(store *s, int64_t now, int64_t actor_id, const stor
 
 int store_modules_list(store *s, store_module_cb cb, void *ud)
 {
-    sqlite3_stmt *st = prepare(s, "SELECT m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"
+    sqlite3_stmt *st = store_prepare(s, "SELECT m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"
                                   " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
                                   " FROM modules m ORDER BY m.title, m.id");
     if (!st)
@@ -791,14 +780,14 @@ int store_modules_list(store *s, store_module_cb cb, void *ud)
 
 static int put_path_modules(store *s, int64_t path_id, const int64_t *ids, int n)
 {
-    sqlite3_stmt *del = prepare(s, "DELETE FROM path_modules WHERE path_id = ?1");
+    sqlite3_stmt *del = store_prepare(s, "DELETE FROM path_modules WHERE path_id = ?1");
     if (!del)
         return STORE_ERR;
     sqlite3_bind_int64(del, 1, path_id);
     int code = run_done(s, del, 1);
     if (code < 0)
         return code;
-    sqlite3_stmt *ins = prepare(s, "INSERT INTO path_modules(path_id, position, module_id)"
+    sqlite3_stmt *ins = store_prepare(s, "INSERT INTO path_modules(path_id, position, module_id)"
                                    " VALUES (?1, ?2, ?3)");
     if (!ins)
         return STORE_ERR;
@@ -822,7 +811,7 @@ static int put_path_modules(store *s, int64_t path_id, const int64_t *ids, int n
 static int path_create_in_tx(store *s, int64_t now, const char *title, const int64_t *ids, int n,
                              int64_t *id)
 {
-    sqlite3_stmt *st = prepare(s, "INSERT INTO paths(title, created_at) VALUES (?1, ?2)");
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO paths(title, created_at) VALUES (?1, ?2)");
     if (!st)
         return STORE_ERR;
     bind_text_or_null(st, 1, title);
@@ -854,7 +843,7 @@ int store_path_update(store *s, int64_t id, const char *title, const int64_t *mo
     int code = store_begin(s);
     if (code < 0)
         return code;
-    sqlite3_stmt *st = prepare(s, "UPDATE paths SET title = coalesce(?2, title) WHERE id = ?1");
+    sqlite3_stmt *st = store_prepare(s, "UPDATE paths SET title = coalesce(?2, title) WHERE id = ?1");
     if (!st)
         return finish_tx(s, STORE_ERR);
     sqlite3_bind_int64(st, 1, id);
@@ -871,7 +860,7 @@ int store_path_update(store *s, int64_t id, const char *title, const int64_t *mo
 
 int store_paths_list(store *s, int64_t id, store_path_cb cb, void *ud)
 {
-    sqlite3_stmt *st = prepare(
+    sqlite3_stmt *st = store_prepare(
         s, "SELECT p.id, p.title, p.created_at, (SELECT json_group_array(module_id) FROM"
            "  (SELECT module_id FROM path_modules WHERE path_id = p.id ORDER BY position))"
            "  FROM paths p WHERE ?1 = 0 OR p.id = ?1 ORDER BY p.title, p.id");
@@ -897,7 +886,7 @@ int store_sharing_create(store *s, int64_t now, int64_t path_id, int64_t user_id
 {
     if ((user_id > 0) == (department_id > 0))
         return store_failf(s, STORE_INVALID, "share a path with one user or one department");
-    sqlite3_stmt *st = prepare(s, "INSERT INTO sharings(path_id, user_id, department_id,"
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO sharings(path_id, user_id, department_id,"
                                   " created_at) VALUES (?1, ?2, ?3, ?4)");
     if (!st)
         return STORE_ERR;
@@ -918,7 +907,7 @@ int store_sharing_create(store *s, int64_t now, int64_t path_id, int64_t user_id
 
 int store_sharing_delete(store *s, int64_t id)
 {
-    sqlite3_stmt *st = prepare(s, "DELETE FROM sharings WHERE id = ?1");
+    sqlite3_stmt *st = store_prepare(s, "DELETE FROM sharings WHERE id = ?1");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -931,7 +920,7 @@ int store_sharing_delete(store *s, int64_t id)
 
 int store_sharings_list(store *s, int64_t path_id, store_sharing_cb cb, void *ud)
 {
-    sqlite3_stmt *st = prepare(s, "SELECT id, path_id, coalesce(user_id, 0),"
+    sqlite3_stmt *st = store_prepare(s, "SELECT id, path_id, coalesce(user_id, 0),"
                                   " coalesce(department_id, 0), created_at FROM sharings"
                                   " WHERE ?1 = 0 OR path_id = ?1 ORDER BY created_at, id");
     if (!st)
@@ -953,7 +942,7 @@ int store_sharings_list(store *s, int64_t path_id, store_sharing_cb cb, void *ud
 
 int store_audit_list(store *s, int64_t before_id, int limit, store_audit_cb cb, void *ud)
 {
-    sqlite3_stmt *st = prepare(s, "SELECT a.id, a.at, coalesce(a.actor_id, 0), u.login, a.action,"
+    sqlite3_stmt *st = store_prepare(s, "SELECT a.id, a.at, coalesce(a.actor_id, 0), u.login, a.action,"
                                   " a.subject, a.detail FROM audit a"
                                   " LEFT JOIN users u ON u.id = a.actor_id"
                                   " WHERE ?1 <= 0 OR a.id < ?1 ORDER BY a.id DESC LIMIT ?2");
@@ -1155,7 +1144,7 @@ static int import_progress(store *s, int64_t now, const store_import *doc, impor
         }
     }
 
-    sqlite3_stmt *st = prepare(s, "INSERT INTO completions(user_id, module_id, path_id,"
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO completions(user_id, module_id, path_id,"
                                   " completed_at) VALUES (?1, ?2, ?3, ?4)");
     if (!st)
         return STORE_ERR;

@@ -153,7 +153,7 @@ static int step_done(store *s, sqlite3_stmt *st)
     return code;
 }
 
-static sqlite3_stmt *prepare(store *s, const char *sql)
+sqlite3_stmt *store_prepare(store *s, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
@@ -168,7 +168,7 @@ static sqlite3_stmt *prepare(store *s, const char *sql)
  * integer; 0 and *out on a row, STORE_NOTFOUND when no row. */
 static int query_int64(store *s, const char *sql, int64_t param, int64_t *out)
 {
-    sqlite3_stmt *st = prepare(s, sql);
+    sqlite3_stmt *st = store_prepare(s, sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, param);
@@ -212,7 +212,7 @@ static int apply_pragmas(store *s)
 
     /* journal_mode answers with the mode now in force; a file that cannot do
      * WAL (or an in-memory database) answers something else. */
-    sqlite3_stmt *st = prepare(s, "PRAGMA journal_mode = WAL");
+    sqlite3_stmt *st = store_prepare(s, "PRAGMA journal_mode = WAL");
     if (!st)
         return STORE_ERR;
     rc = sqlite3_step(st);
@@ -290,7 +290,7 @@ int store_pragma(store *s, const char *name, char *out, size_t outlen)
         return store_failf(s, STORE_INVALID, "not a pragma name: %s", name ? name : "(none)");
     char sql[80];
     snprintf(sql, sizeof sql, "PRAGMA %s", name);
-    sqlite3_stmt *st = prepare(s, sql);
+    sqlite3_stmt *st = store_prepare(s, sql);
     if (!st)
         return STORE_ERR;
     int rc = sqlite3_step(st);
@@ -310,7 +310,7 @@ int store_pragma(store *s, const char *name, char *out, size_t outlen)
 int store_ping(store *s)
 {
     int64_t one = 0;
-    sqlite3_stmt *st = prepare(s, "SELECT 1");
+    sqlite3_stmt *st = store_prepare(s, "SELECT 1");
     if (!st)
         return STORE_ERR;
     int rc = sqlite3_step(st);
@@ -325,7 +325,7 @@ int store_ping(store *s)
 
 static int count_rows(store *s, const char *sql)
 {
-    sqlite3_stmt *st = prepare(s, sql);
+    sqlite3_stmt *st = store_prepare(s, sql);
     if (!st)
         return STORE_ERR;
     int rc = sqlite3_step(st);
@@ -354,7 +354,7 @@ int store_find_id(store *s, store_entity kind, const char *key, int64_t *id)
     }
     if (!key)
         return store_failf(s, STORE_NOTFOUND, "no key given");
-    sqlite3_stmt *st = prepare(s, sql);
+    sqlite3_stmt *st = store_prepare(s, sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -376,7 +376,7 @@ int store_find_id(store *s, store_entity kind, const char *key, int64_t *id)
 
 int store_department_create(store *s, const char *name, int64_t parent_id, int64_t *id)
 {
-    sqlite3_stmt *st = prepare(s, "INSERT INTO departments(name, parent_id) VALUES (?1, ?2)");
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO departments(name, parent_id) VALUES (?1, ?2)");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -390,7 +390,7 @@ int store_department_create(store *s, const char *name, int64_t parent_id, int64
 
 int store_department_move(store *s, int64_t id, int64_t new_parent_id)
 {
-    sqlite3_stmt *st = prepare(s, "UPDATE departments SET parent_id = ?2 WHERE id = ?1");
+    sqlite3_stmt *st = store_prepare(s, "UPDATE departments SET parent_id = ?2 WHERE id = ?1");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -429,7 +429,7 @@ int store_dept_within_reach(store *s, int64_t responsible_dept, int64_t dept)
 int store_user_create(store *s, int64_t now, const char *login, const char *name,
                       int64_t department_id, const char *password_hash, int is_admin, int64_t *id)
 {
-    sqlite3_stmt *st = prepare(s, "INSERT INTO users(login, name, department_id, password_hash,"
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO users(login, name, department_id, password_hash,"
                                   " is_admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (!st)
         return STORE_ERR;
@@ -538,7 +538,7 @@ int store_set_permission_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
     if (code < 0)
         return code;
 
-    sqlite3_stmt *st = prepare(s, "INSERT INTO permissions(user_id, management, facilitate_otj,"
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO permissions(user_id, management, facilitate_otj,"
                                   " updated_at) VALUES (?1, ?2, ?3, ?4)"
                                   " ON CONFLICT(user_id) DO UPDATE SET management = excluded.management,"
                                   " facilitate_otj = excluded.facilitate_otj,"
@@ -586,7 +586,7 @@ int store_set_permission(store *s, int64_t now, int64_t actor_id, int64_t user_i
 
 int store_module_by_id(store *s, int64_t id, store_module *out)
 {
-    sqlite3_stmt *st = prepare(s, "SELECT m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"
+    sqlite3_stmt *st = store_prepare(s, "SELECT m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"
                                   " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
                                   " FROM modules m WHERE m.id = ?1");
     if (!st)
@@ -615,7 +615,7 @@ int store_module_by_id(store *s, int64_t id, store_module *out)
 
 int store_module_create(store *s, int64_t now, const char *title, const char *type, int64_t *id)
 {
-    sqlite3_stmt *st = prepare(s, "INSERT INTO modules(title, type, otj, created_at, updated_at)"
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO modules(title, type, otj, created_at, updated_at)"
                                   " VALUES (?1, ?2, 0, ?3, ?3)");
     if (!st)
         return STORE_ERR;
@@ -643,7 +643,7 @@ int store_module_set_otj_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
                            "\"%s\" is a %s module",
                            m.title, m.type);
 
-    sqlite3_stmt *st = prepare(s, "UPDATE modules SET otj = ?2, updated_at = ?3 WHERE id = ?1");
+    sqlite3_stmt *st = store_prepare(s, "UPDATE modules SET otj = ?2, updated_at = ?3 WHERE id = ?1");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, module_id);
@@ -670,7 +670,7 @@ int store_module_set_otj(store *s, int64_t now, int64_t actor_id, int64_t module
 
 int store_module_set_type(store *s, int64_t now, int64_t module_id, const char *type)
 {
-    sqlite3_stmt *st = prepare(s, "UPDATE modules SET type = ?2, updated_at = ?3 WHERE id = ?1");
+    sqlite3_stmt *st = store_prepare(s, "UPDATE modules SET type = ?2, updated_at = ?3 WHERE id = ?1");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, module_id);
@@ -690,7 +690,7 @@ int store_module_set_type(store *s, int64_t now, int64_t module_id, const char *
 
 int store_module_tasks(store *s, int64_t module_id, store_task_cb cb, void *ud)
 {
-    sqlite3_stmt *st = prepare(s, "SELECT id, position, kind, text, options, correct FROM tasks"
+    sqlite3_stmt *st = store_prepare(s, "SELECT id, position, kind, text, options, correct FROM tasks"
                                   " WHERE module_id = ?1 ORDER BY position");
     if (!st)
         return STORE_ERR;
@@ -788,7 +788,7 @@ int store_session_delete(store *s, const unsigned char token_hash[32])
 
 int store_session_purge(store *s, int64_t now)
 {
-    sqlite3_stmt *st = prepare(s, "DELETE FROM login_sessions WHERE expires_at <= ?1");
+    sqlite3_stmt *st = store_prepare(s, "DELETE FROM login_sessions WHERE expires_at <= ?1");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, now);

@@ -43,6 +43,10 @@ int store_fail(store *s, int rc);
 /* Records a message of our own (printf-style) and returns code. */
 int store_failf(store *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* A fresh statement (the caller finalizes it); NULL on error, the message
+ * in s->err. */
+sqlite3_stmt *store_prepare(store *s, const char *sql);
+
 /* Runs SQL without results. Returns 0 or a STORE_ code. */
 int store_exec(store *s, const char *sql);
 
