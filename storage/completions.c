@@ -38,6 +38,16 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find,
   int rc;
   a->completion = 0;
   a->created = 0;
+  if (a->outcome == STORE_APPROVED && a->check_waiting &&
+      store_completion_exists(s, a->learner, a->module, NULL) != 1) {
+    int64_t since;
+    rc = store_learner_otj_pending(s, a->learner, a->module, &a->path, &since);
+    if (rc < 0) return rc;
+    if (rc != 1) {
+      a->outcome = STORE_REFUSED;
+      a->reason = "That learner is not waiting for this module any more.";
+    }
+  }
   if (a->outcome == STORE_APPROVED) {
     sqlite3_reset(ins);
     sqlite3_clear_bindings(ins);

@@ -620,6 +620,10 @@ typedef enum store_outcome {
 typedef struct store_approval {
     int64_t learner, module, path, approver, now;
     store_outcome outcome;
+    int check_waiting;  /* STORE_APPROVED: first check (in the transaction)
+                           that the learner waits for the module (R6/R7),
+                           unless they completed it already (R10); sets
+                           path, or turns the decision into STORE_REFUSED */
     const char *room, *answers_json, *marks_json, *note, *reason;
     /* out */
     int rc;             /* 0, or the STORE_ code of this decision */
