@@ -259,6 +259,12 @@ static int start_lws(otjd *d) {
   info.vhost_name = "otjd";
   info.server_string = "otjd";
   info.timeout_secs = 20;
+  /* No lws validity timer per connection: lws would re-insert it into a
+   * sorted list on every frame received (O(connections) each). Idle and
+   * hello limits are enforced by ws.c's sweep instead. */
+  static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                             .secs_since_valid_hangup = 0};
+  info.retry_and_idle_policy = &no_validity;
   info.ka_time = 0;
   d->lws = lws_create_context(&info);
   if (!d->lws) {
