@@ -414,12 +414,15 @@ static int redis_ready(void) {
   return L.up && L.sha_ok && rconn_up(L.d->redis) && psub_up(L.ps);
 }
 
+static void resync_rooms(void);
+
 static void script_loaded(redisAsyncContext *ac, void *reply, void *priv) {
   redisReply *rep = reply;
   if (rep && rep->type == REDIS_REPLY_STRING && rep->len < sizeof L.sha) {
     memcpy(L.sha, rep->str, rep->len);
     L.sha[rep->len] = '\0';
     L.sha_ok = 1;
+    resync_rooms();
   } else {
     fprintf(stderr, "otjd: loading the room script failed: %s\n",
             rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no reply");
@@ -2143,13 +2146,19 @@ void live_session_closed(ws_sess *s) {
   }
 }
 
-static void on_psub_state(void *ud, int up) {
-  (void)ud;
-  if (!up) return;
-  /* back after a loss: every room fetches what it missed */
+/* Back after a loss: every room fetches what it missed. Runs when the
+ * pub/sub connection is back and when the room script is loaded again,
+ * whichever comes last finds both ready. */
+static void resync_rooms(void) {
+  if (!redis_ready()) return;
   for (size_t i = 0; i < LIVE_BUCKETS; i++)
     for (lroom *r = L.tab[i]; r; r = r->hnext)
       if (r->seq_known) fetch_gap(r);
+}
+
+static void on_psub_state(void *ud, int up) {
+  (void)ud;
+  if (up) resync_rooms();
 }
 
 void live_redis_state(otjd *d, int up) {
