@@ -44,6 +44,7 @@ void config_usage(FILE *out) {
           "OTJ_IDLE_TIMEOUT (120 s),\n"
           "OTJ_SESSION_TTL (604800 s), OTJ_ROOM_IDLE_TTL (7200 s),\n"
           "OTJ_MAX_ROOM_LEARNERS (200), OTJ_MAX_ROOMS_PER_RESPONSIBLE (20), "
+          "OTJ_PRESENCE_STALE (30 s),\n"
           "OTJ_MAX_SEND_BYTES (4 MiB).\n"
           "Exit codes: 0 stopped cleanly, 64 bad usage, 69 Redis unavailable, "
           "70 internal error,\n"
@@ -112,6 +113,7 @@ int config_load(otj_config *c, int argc, char **argv) {
   c->session_ttl_s = 7 * 24 * 3600;
   c->room_idle_ttl_s = 2 * 3600;
   c->max_room_learners = 200;
+  c->presence_stale_s = 30;
   c->max_rooms_per_responsible = 20;
 
   const char *v;
@@ -137,6 +139,7 @@ int config_load(otj_config *c, int argc, char **argv) {
   env_u32(&c->session_ttl_s, "OTJ_SESSION_TTL");
   env_u32(&c->room_idle_ttl_s, "OTJ_ROOM_IDLE_TTL");
   env_u32(&c->max_room_learners, "OTJ_MAX_ROOM_LEARNERS");
+  env_u32(&c->presence_stale_s, "OTJ_PRESENCE_STALE");
   env_u32(&c->max_rooms_per_responsible, "OTJ_MAX_ROOMS_PER_RESPONSIBLE");
 
   static const struct option opts[] = {

@@ -129,6 +129,9 @@ struct lroom {
 
 typedef struct live {
   otjd *d;
+  char instance[17];  /* this process's name in presence entries */
+  uv_timer_t beat;    /* presence heartbeat */
+  int beat_ready;
   psub *ps;
   writer *w;
   char sha[48];
@@ -458,10 +461,16 @@ static int op_send(op *o, rstore_cmd *cmd) {
   return -1;
 }
 
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void room_cmd(rstore_cmd *c, lroom *r, const char *op_name) {
   rstore_cmd_init(c);
-  rstore_cmd_room(c, L.sha, &r->keys, op_name, (int64_t)uv_now(L.d->loop) +
-                  0, L.d->cfg.room_idle_ttl_s, psub_sharded(L.ps));
+  rstore_cmd_room(c, L.sha, &r->keys, op_name, wall_ms(), L.d->cfg.room_idle_ttl_s,
+                  psub_sharded(L.ps), L.instance, L.d->cfg.presence_stale_s * 1000);
 }
 
 /* Script replies: {"ok", seq, ...}, {"err", code, msg}, {"old", seq}. */
@@ -2146,6 +2155,35 @@ void live_session_closed(ws_sess *s) {
   }
 }
 
+/* Presence heartbeat: for every room with connections here, tell Redis
+ * which users this instance still holds; the same call drops the entries
+ * of instances that stopped beating (they died) and announces who left. */
+static void beat_done(op *o, redisReply *rep) { (void)o; (void)rep; }
+
+static void on_beat(uv_timer_t *t) {
+  (void)t;
+  if (!redis_ready()) return;
+  for (size_t i = 0; i < LIVE_BUCKETS; i++)
+    for (lroom *r = L.tab[i]; r; r = r->hnext) {
+      if (!r->atts) continue;
+      rstore_cmd c;
+      room_cmd(&c, r, "beat");
+      int64_t seen[64];
+      size_t ns = 0;
+      for (attach *a = r->atts; a; a = a->rnext) {
+        int64_t u = ws_user(a->s);
+        int dup = 0;
+        for (size_t k = 0; k < ns; k++) dup |= seen[k] == u;
+        if (dup) continue;
+        if (ns < sizeof seen / sizeof seen[0]) seen[ns++] = u;
+        rstore_cmd_int(&c, u);
+      }
+      op *o = op_new(beat_done, NULL, PROTO_NO_RID, r);
+      if (o) op_send(o, &c);
+      else rstore_cmd_free(&c);
+    }
+}
+
 /* Back after a loss: every room fetches what it missed. Runs when the
  * pub/sub connection is back and when the room script is loaded again,
  * whichever comes last finds both ready. */
@@ -2192,6 +2230,14 @@ int live_init(otjd *d) {
   }
   uv_timer_init(d->loop, &dash_timer);
   dash_timer_ready = 1;
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 16; i++) L.instance[i] = hex[randombytes_uniform(16)];
+  L.instance[16] = '\0';
+  uv_timer_init(d->loop, &L.beat);
+  L.beat_ready = 1;
+  uint64_t every = (uint64_t)d->cfg.presence_stale_s * 1000 / 3;
+  uv_timer_start(&L.beat, on_beat, every, every);
+  uv_unref((uv_handle_t *)&L.beat);
   L.ps = psub_create(d->loop, d->redis_addr, RSTORE_DASH_CHANNEL, on_channel,
                      on_psub_state, NULL);
   if (!L.ps) {
@@ -2207,6 +2253,11 @@ void live_fini(otjd *d) {
   L.w = NULL;
   psub_destroy(L.ps);
   L.ps = NULL;
+  if (L.beat_ready) {
+    uv_timer_stop(&L.beat);
+    uv_close((uv_handle_t *)&L.beat, NULL);
+    L.beat_ready = 0;
+  }
   if (dash_timer_ready) {
     uv_timer_stop(&dash_timer);
     uv_close((uv_handle_t *)&dash_timer, NULL);

@@ -7,11 +7,17 @@
 --   KEYS[4] answers   hash  "learner:task" -> answer record (msgpack, made by otjd)
 --   KEYS[5] marks     hash  "learner:task" -> mark record (msgpack, made by otjd)
 --   KEYS[6] ikeys     hash  "by:key" -> seq of the answer that key recorded
---   KEYS[7] presence  hash  user id -> number of attached connections
+--   KEYS[7] presence  hash  "user|instance" -> "connections:last beat (ms)"
 --   KEYS[8] outcomes  hash  learner id -> "status:completion"
 -- ARGV[1] op, ARGV[2] now (ms), ARGV[3] idle ttl (s), ARGV[4] channel,
--- ARGV[5] "1" for sharded pub/sub, ARGV[6] events kept in the log; the op's
--- own arguments follow from ARGV[7].
+-- ARGV[5] "1" for sharded pub/sub, ARGV[6] events kept in the log,
+-- ARGV[7] the calling otjd instance, ARGV[8] presence staleness (ms); the
+-- op's own arguments follow from ARGV[9].
+--
+-- Presence is per person and per instance: a person is online while some
+-- instance holds a connection of theirs and keeps beating for it. An
+-- instance that dies stops beating; the next beat of any other instance in
+-- the room removes its stale entries and announces who left.
 --
 -- Every event is recorded, numbered and published in the same step: the
 -- room's seq grows by one, the event {seq, subject, whole, redacted} goes to
@@ -42,6 +48,35 @@ local function touch()
   for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
 end
 
+-- NOW for arithmetic; ARGV[2] itself where it is written (Lua 5.1 would
+-- write a 13-digit number in exponent notation)
+local NOW, INST, STALE = tonumber(ARGV[2]), ARGV[7], tonumber(ARGV[8])
+
+-- {user id -> true} of everyone with a live presence entry (or with any
+-- entry at all, stale ones included, when `any` is true)
+local function online_set(any)
+  local set, all = {}, redis.call('HGETALL', PRESENCE)
+  for i = 1, #all, 2 do
+    local user = string.match(all[i], '^(%d+)|')
+    local n, t = string.match(all[i + 1], '^(%d+):(%d+)$')
+    if user and n and tonumber(n) > 0 and (any or NOW - tonumber(t) <= STALE) then
+      set[user] = true
+    end
+  end
+  return set
+end
+
+local function presence_pairs()
+  local out = {}
+  for user in pairs(online_set()) do out[#out + 1] = user; out[#out + 1] = '1' end
+  return out
+end
+
+local function my_count(user)
+  local v = redis.call('HGET', PRESENCE, user .. '|' .. INST)
+  return v and tonumber(string.match(v, '^(%d+):')) or 0
+end
+
 local function seq_now()
   return tonumber(redis.call('HGET', META, 'seq') or '0')
 end
@@ -49,7 +84,7 @@ end
 local function snapshot(seq)
   return {'ok', seq,
     redis.call('HGETALL', META), redis.call('HGETALL', MEMBERS),
-    redis.call('HGETALL', PRESENCE), redis.call('HVALS', ANSWERS),
+    presence_pairs(), redis.call('HVALS', ANSWERS),
     redis.call('HVALS', MARKS), redis.call('HGETALL', OUTCOMES)}
 end
 
@@ -72,9 +107,9 @@ if op == 'open' then
   if redis.call('EXISTS', META) == 1 then
     return {'err', 'conflict', 'A room with this id exists.'}
   end
-  redis.call('HSET', META, 'host', ARGV[7], 'module', ARGV[8], 'code', ARGV[9],
-    'ntasks', ARGV[10], 'task', 0, 'state', 'open', 'seq', 0, 'opened', ARGV[2])
-  for i = 11, #ARGV, 2 do
+  redis.call('HSET', META, 'host', ARGV[9], 'module', ARGV[10], 'code', ARGV[11],
+    'ntasks', ARGV[12], 'task', 0, 'state', 'open', 'seq', 0, 'opened', ARGV[2])
+  for i = 13, #ARGV, 2 do
     redis.call('HSET', MEMBERS, ARGV[i], ARGV[i + 1])
   end
   touch()
@@ -95,22 +130,24 @@ elseif op == 'join' then
   -- most learners
   local e = must_exist()
   if e then return e end
-  local user = ARGV[7]
+  local user = ARGV[9]
   if redis.call('HGET', META, 'state') ~= 'open' then
     return snapshot(seq_now())   -- a closed room can still be looked at
   end
-  if ARGV[8] == 'learner' and redis.call('HEXISTS', MEMBERS, user) == 0 then
-    if ARGV[9] ~= '1' then
+  if ARGV[10] == 'learner' and redis.call('HEXISTS', MEMBERS, user) == 0 then
+    if ARGV[11] ~= '1' then
       return {'err', 'forbidden', 'You are not a learner of this room.'}
     end
-    if redis.call('HLEN', MEMBERS) >= tonumber(ARGV[13]) then
+    if redis.call('HLEN', MEMBERS) >= tonumber(ARGV[15]) then
       return {'err', 'too_large', 'This room is full.'}
     end
-    redis.call('HSET', MEMBERS, user, ARGV[10])
-    emit(user, ARGV[11], '')
+    redis.call('HSET', MEMBERS, user, ARGV[12])
+    emit(user, ARGV[13], '')
   end
-  if redis.call('HINCRBY', PRESENCE, user, 1) == 1 then
-    emit(user, ARGV[12], '')
+  local was = online_set()[user]
+  redis.call('HSET', PRESENCE, user .. '|' .. INST, (my_count(user) + 1) .. ':' .. ARGV[2])
+  if not was then
+    emit(user, ARGV[14], '')
   end
   touch()
   return snapshot(seq_now())
@@ -119,14 +156,16 @@ elseif op == 'leave' then
   -- user, left
   local e = must_exist()
   if e then return e end
-  local user = ARGV[7]
-  local n = tonumber(redis.call('HGET', PRESENCE, user) or '0')
+  local user = ARGV[9]
+  local n = my_count(user)
   if n <= 0 then return {'ok', seq_now()} end
   if n == 1 then
-    redis.call('HDEL', PRESENCE, user)
-    if redis.call('HGET', META, 'state') == 'open' then emit(user, ARGV[8], '') end
+    redis.call('HDEL', PRESENCE, user .. '|' .. INST)
   else
-    redis.call('HINCRBY', PRESENCE, user, -1)
+    redis.call('HSET', PRESENCE, user .. '|' .. INST, (n - 1) .. ':' .. ARGV[2])
+  end
+  if not online_set()[user] and redis.call('HGET', META, 'state') == 'open' then
+    emit(user, ARGV[10], '')
   end
   touch()
   return {'ok', seq_now()}
@@ -135,12 +174,12 @@ elseif op == 'add' then
   -- learner, name, added, most learners
   local e = must_be_open()
   if e then return e end
-  if redis.call('HEXISTS', MEMBERS, ARGV[7]) == 1 then return {'ok', seq_now()} end
-  if redis.call('HLEN', MEMBERS) >= tonumber(ARGV[10]) then
+  if redis.call('HEXISTS', MEMBERS, ARGV[9]) == 1 then return {'ok', seq_now()} end
+  if redis.call('HLEN', MEMBERS) >= tonumber(ARGV[12]) then
     return {'err', 'too_large', 'This room is full.'}
   end
-  redis.call('HSET', MEMBERS, ARGV[7], ARGV[8])
-  local seq = emit(ARGV[7], ARGV[9], '')
+  redis.call('HSET', MEMBERS, ARGV[9], ARGV[10])
+  local seq = emit(ARGV[9], ARGV[11], '')
   touch()
   return {'ok', seq}
 
@@ -148,11 +187,14 @@ elseif op == 'remove' then
   -- learner, removed
   local e = must_be_open()
   if e then return e end
-  if redis.call('HDEL', MEMBERS, ARGV[7]) == 0 then
+  if redis.call('HDEL', MEMBERS, ARGV[9]) == 0 then
     return {'err', 'not_found', 'That learner is not in this room.'}
   end
-  redis.call('HDEL', PRESENCE, ARGV[7])
-  local seq = emit(ARGV[7], ARGV[8], '')
+  local all = redis.call('HKEYS', PRESENCE)
+  for i = 1, #all do
+    if string.match(all[i], '^(%d+)|') == ARGV[9] then redis.call('HDEL', PRESENCE, all[i]) end
+  end
+  local seq = emit(ARGV[9], ARGV[10], '')
   touch()
   return {'ok', seq}
 
@@ -160,26 +202,26 @@ elseif op == 'step' then
   -- task, step
   local e = must_be_open()
   if e then return e end
-  redis.call('HSET', META, 'task', ARGV[7])
-  local seq = emit(0, ARGV[8], '')
+  redis.call('HSET', META, 'task', ARGV[9])
+  local seq = emit(0, ARGV[10], '')
   touch()
   return {'ok', seq}
 
 elseif op == 'answer' then
   -- by, learner, task, key, record, whole, redacted, current_only
-  local ik = ARGV[7] .. ':' .. ARGV[10]
+  local ik = ARGV[9] .. ':' .. ARGV[12]
   local had = redis.call('HGET', IKEYS, ik)
   if had then return {'ok', tonumber(had), 'dup'} end
   local e = must_be_open()
   if e then return e end
-  if redis.call('HEXISTS', MEMBERS, ARGV[8]) == 0 then
+  if redis.call('HEXISTS', MEMBERS, ARGV[10]) == 0 then
     return {'err', 'forbidden', 'That learner is not in this room.'}
   end
-  if ARGV[14] == '1' and redis.call('HGET', META, 'task') ~= ARGV[9] then
+  if ARGV[16] == '1' and redis.call('HGET', META, 'task') ~= ARGV[11] then
     return {'err', 'conflict', 'The room has moved to another task; answer the current one.'}
   end
-  redis.call('HSET', ANSWERS, ARGV[8] .. ':' .. ARGV[9], ARGV[11])
-  local seq = emit(ARGV[8], ARGV[12], ARGV[13])
+  redis.call('HSET', ANSWERS, ARGV[10] .. ':' .. ARGV[11], ARGV[13])
+  local seq = emit(ARGV[10], ARGV[14], ARGV[15])
   redis.call('HSET', IKEYS, ik, seq)
   touch()
   return {'ok', seq}
@@ -188,11 +230,11 @@ elseif op == 'mark' then
   -- learner, task, record, whole, redacted
   local e = must_be_open()
   if e then return e end
-  if redis.call('HEXISTS', MEMBERS, ARGV[7]) == 0 then
+  if redis.call('HEXISTS', MEMBERS, ARGV[9]) == 0 then
     return {'err', 'not_found', 'That learner is not in this room.'}
   end
-  redis.call('HSET', MARKS, ARGV[7] .. ':' .. ARGV[8], ARGV[9])
-  local seq = emit(ARGV[7], ARGV[10], ARGV[11])
+  redis.call('HSET', MARKS, ARGV[9] .. ':' .. ARGV[10], ARGV[11])
+  local seq = emit(ARGV[9], ARGV[12], ARGV[13])
   touch()
   return {'ok', seq}
 
@@ -201,7 +243,7 @@ elseif op == 'outcomes' then
   local e = must_exist()
   if e then return e end
   local seq = seq_now()
-  for i = 7, #ARGV, 4 do
+  for i = 9, #ARGV, 4 do
     redis.call('HSET', OUTCOMES, ARGV[i], ARGV[i + 1])
     seq = emit(ARGV[i], ARGV[i + 2], ARGV[i + 3])
   end
@@ -214,7 +256,7 @@ elseif op == 'close' then
   if e then return e end
   if redis.call('HGET', META, 'state') ~= 'open' then return {'ok', seq_now()} end
   redis.call('HSET', META, 'state', 'closed')
-  local seq = emit(0, ARGV[7], '')
+  local seq = emit(0, ARGV[9], '')
   touch()
   return {'ok', seq}
 
@@ -223,9 +265,9 @@ elseif op == 'records' then
   -- answers and marks one per task (nil where there is none)
   local e = must_exist()
   if e then return e end
-  local n = tonumber(ARGV[7])
+  local n = tonumber(ARGV[9])
   local out = {'ok', seq_now()}
-  for i = 8, #ARGV do
+  for i = 10, #ARGV do
     local fields = {}
     for t = 0, n - 1 do fields[#fields + 1] = ARGV[i] .. ':' .. t end
     out[#out + 1] = redis.call('HEXISTS', MEMBERS, ARGV[i])
@@ -239,12 +281,41 @@ elseif op == 'records' then
   end
   return out
 
+elseif op == 'beat' then
+  -- user ids: this instance still holds their connections, so their
+  -- entries are refreshed; entries nobody refreshed in time belong to an
+  -- instance that is gone: they are dropped, and the room hears `left` for
+  -- everyone no longer online
+  local e = must_exist()
+  if e then return e end
+  local before = online_set(true)
+  for i = 9, #ARGV do
+    local n = my_count(ARGV[i])
+    if n > 0 then redis.call('HSET', PRESENCE, ARGV[i] .. '|' .. INST, n .. ':' .. ARGV[2]) end
+  end
+  local all = redis.call('HGETALL', PRESENCE)
+  for i = 1, #all, 2 do
+    local t = string.match(all[i + 1], ':(%d+)$')
+    if not t or NOW - tonumber(t) > STALE then redis.call('HDEL', PRESENCE, all[i]) end
+  end
+  local after = online_set()
+  local open = redis.call('HGET', META, 'state') == 'open'
+  for user in pairs(before) do
+    if not after[user] and open then
+      -- the same `e` map otjd makes for a left event (only the key order
+      -- may differ, which msgpack readers ignore)
+      local role = redis.call('HGET', META, 'host') == user and 'host' or 'learner'
+      emit(user, cmsgpack.pack({type = 'left', user = tonumber(user), role = role}), '')
+    end
+  end
+  return {'ok', seq_now()}
+
 elseif op == 'sync' then
   -- since: the events after it, or {"old"} when the log no longer has them
   local e = must_exist()
   if e then return e end
   local seq = seq_now()
-  local since = tonumber(ARGV[7])
+  local since = tonumber(ARGV[9])
   if since >= seq then return {'ok', seq} end
   local n = redis.call('LLEN', LOG)
   local first = seq - n + 1

@@ -82,7 +82,7 @@ void rstore_room_keys(const char *room, rstore_keys *k) {
 
 void rstore_cmd_room(rstore_cmd *c, const char *sha, const rstore_keys *k,
                      const char *op, int64_t now_ms, uint32_t ttl_s,
-                     int sharded) {
+                     int sharded, const char *instance, uint32_t stale_ms) {
   rstore_cmd_str(c, "EVALSHA");
   rstore_cmd_str(c, sha);
   rstore_cmd_int(c, RSTORE_NKEYS);
@@ -93,6 +93,8 @@ void rstore_cmd_room(rstore_cmd *c, const char *sha, const rstore_keys *k,
   rstore_cmd_str(c, k->chan);
   rstore_cmd_str(c, sharded ? "1" : "0");
   rstore_cmd_int(c, RSTORE_LOG_KEEP);
+  rstore_cmd_str(c, instance);
+  rstore_cmd_int(c, stale_ms);
 }
 
 void rstore_code_key(const char *code, char *out, size_t cap) {

@@ -42,8 +42,9 @@ void rstore_cmd_str(rstore_cmd *c, const char *s);
 void rstore_cmd_int(rstore_cmd *c, int64_t v);
 
 /* Starts EVALSHA <sha> 8 <room keys> <op> <now> <ttl> <channel> <sharded>
- * <log keep>; the op's own arguments are appended after. The room id and
- * sha must outlive the command. Key texts are kept in `keys`. */
+ * <log keep> <instance> <presence staleness>; the op's own arguments are
+ * appended after. `now_ms` is wall-clock time (instances compare it). The
+ * sha, the instance name and `k` must outlive the command. */
 typedef struct rstore_keys {
   char key[RSTORE_NKEYS][RSTORE_KEY_MAX];
   char chan[RSTORE_KEY_MAX];
@@ -51,7 +52,8 @@ typedef struct rstore_keys {
 
 void rstore_room_keys(const char *room, rstore_keys *k);
 void rstore_cmd_room(rstore_cmd *c, const char *sha, const rstore_keys *k,
-                     const char *op, int64_t now_ms, uint32_t ttl_s, int sharded);
+                     const char *op, int64_t now_ms, uint32_t ttl_s, int sharded,
+                     const char *instance, uint32_t stale_ms);
 
 /* "otj:code:<code>" into out. */
 void rstore_code_key(const char *code, char *out, size_t cap);

@@ -149,3 +149,39 @@ test('kill -9 right after an acknowledged approval loses nothing and duplicates 
     await redis.stop();
   }
 });
+
+test('an otjd instance dies: its learners show as gone on the other instance', async () => {
+  const redis = await startRedis();
+  const env = { OTJ_PRESENCE_STALE: '2' };
+  const A = await startOtjd({ redis: redis.addr, env });
+  const B = await startOtjd({ redis: redis.addr, env, dataDir: A.dataDir, demo: false });
+  try {
+    const sql = sqlOf(A);
+    const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
+    const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
+    const rita = await connectAs(A, 'rita');
+    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea] });
+    const cLea = await connectAs(B, 'lea');
+    assert.equal((await ask(cLea, { t: 'join', room: snap.room })).t, 'snapshot');
+    for (;;) { const m = await rita.next(); if (m.t === 'ev' && m.e.type === 'joined' && m.e.user === lea) break; }
+    B.proc.kill('SIGKILL');                          // no leave is ever sent
+    const t0 = Date.now();
+    for (;;) {
+      const m = await rita.next(8000);
+      if (m.t === 'ev' && m.e.type === 'left' && m.e.user === lea) {
+        assert.equal(m.e.role, 'learner');
+        break;
+      }
+    }
+    assert.ok(Date.now() - t0 < 8000);
+    // and a fresh snapshot shows her offline
+    const again = await ask(rita, { t: 'join', room: snap.room });
+    assert.equal(again.learners.find((l) => l.id === lea).online, false);
+    await rita.close();
+  } finally {
+    await B.stop();
+    await A.stop();
+    A.cleanup();
+    await redis.stop();
+  }
+});
