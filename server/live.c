@@ -2160,10 +2160,16 @@ void live_session_closed(ws_sess *s) {
  * of instances that stopped beating (they died) and announces who left. */
 static void beat_done(op *o, redisReply *rep) { (void)o; (void)rep; }
 
+/* Beats are spread: each tick serves one slice of the rooms, so a
+ * thousand rooms do not land on Redis in the same millisecond. */
+#define LIVE_BEAT_SLICES 10
+
 static void on_beat(uv_timer_t *t) {
   (void)t;
+  static unsigned tick;
+  tick = (tick + 1) % LIVE_BEAT_SLICES;
   if (!redis_ready()) return;
-  for (size_t i = 0; i < LIVE_BUCKETS; i++)
+  for (size_t i = tick; i < LIVE_BUCKETS; i += LIVE_BEAT_SLICES)
     for (lroom *r = L.tab[i]; r; r = r->hnext) {
       if (!r->atts) continue;
       rstore_cmd c;
@@ -2235,7 +2241,9 @@ int live_init(otjd *d) {
   L.instance[16] = '\0';
   uv_timer_init(d->loop, &L.beat);
   L.beat_ready = 1;
-  uint64_t every = (uint64_t)d->cfg.presence_stale_s * 1000 / 3;
+  /* every room beats three times per staleness window, in slices */
+  uint64_t every = (uint64_t)d->cfg.presence_stale_s * 1000 / 3 / LIVE_BEAT_SLICES;
+  if (every == 0) every = 1;
   uv_timer_start(&L.beat, on_beat, every, every);
   uv_unref((uv_handle_t *)&L.beat);
   L.ps = psub_create(d->loop, d->redis_addr, RSTORE_DASH_CHANNEL, on_channel,
