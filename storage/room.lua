@@ -283,15 +283,19 @@ elseif op == 'records' then
 
 elseif op == 'beat' then
   -- user ids: this instance still holds their connections, so their
-  -- entries are refreshed; entries nobody refreshed in time belong to an
-  -- instance that is gone: they are dropped, and the room hears `left` for
-  -- everyone no longer online
+  -- entries are refreshed (or made again); entries nobody refreshed in time
+  -- belong to an instance that is gone: they are dropped. The room hears
+  -- `left` for everyone no longer online and `joined` for anyone back.
   local e = must_exist()
   if e then return e end
   local before = online_set(true)
   for i = 9, #ARGV do
+    -- an entry that is missing (Redis lost it, or it went stale while
+    -- this instance could not reach Redis) is made again: the connection
+    -- is here
     local n = my_count(ARGV[i])
-    if n > 0 then redis.call('HSET', PRESENCE, ARGV[i] .. '|' .. INST, n .. ':' .. ARGV[2]) end
+    if n < 1 then n = 1 end
+    redis.call('HSET', PRESENCE, ARGV[i] .. '|' .. INST, n .. ':' .. ARGV[2])
   end
   local all = redis.call('HGETALL', PRESENCE)
   for i = 1, #all, 2 do
@@ -300,12 +304,19 @@ elseif op == 'beat' then
   end
   local after = online_set()
   local open = redis.call('HGET', META, 'state') == 'open'
-  for user in pairs(before) do
-    if not after[user] and open then
-      -- the same `e` map otjd makes for a left event (only the key order
-      -- may differ, which msgpack readers ignore)
-      local role = redis.call('HGET', META, 'host') == user and 'host' or 'learner'
-      emit(user, cmsgpack.pack({type = 'left', user = tonumber(user), role = role}), '')
+  local host = redis.call('HGET', META, 'host')
+  -- the same `e` maps otjd makes for these events (only the key order may
+  -- differ, which msgpack readers ignore)
+  local function presence_event(type, user)
+    local role = host == user and 'host' or 'learner'
+    emit(user, cmsgpack.pack({type = type, user = tonumber(user), role = role}), '')
+  end
+  if open then
+    for user in pairs(before) do
+      if not after[user] then presence_event('left', user) end
+    end
+    for user in pairs(after) do
+      if not before[user] then presence_event('joined', user) end
     end
   end
   return {'ok', seq_now()}

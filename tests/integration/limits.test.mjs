@@ -185,3 +185,36 @@ test('an otjd instance dies: its learners show as gone on the other instance', a
     await redis.stop();
   }
 });
+
+test('presence that Redis lost is rebuilt by the next beat of the instance holding the connection', async () => {
+  const redis = await startRedis();
+  const srv = await startOtjd({ redis: redis.addr, env: { OTJ_PRESENCE_STALE: '2' } });
+  try {
+    const sql = sqlOf(srv);
+    const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
+    const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
+    const rita = await connectAs(srv, 'rita');
+    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea] });
+    const cLea = await connectAs(srv, 'lea');
+    const joined = (await ask(cLea, { t: 'join', room: snap.room })).seq;
+    let first;
+    for (;;) {   // rita hears lea join
+      const m = await rita.next(8000);
+      if (m.t === 'ev' && m.e.type === 'joined' && m.e.user === lea) { first = m.seq; break; }
+    }
+    assert.equal(first, joined);
+    execFileSync('redis-cli', ['-p', String(redis.port), 'DEL', `otj:r:{${snap.room}}:presence`]);
+    for (;;) {   // ... and again once the beat has made her entry anew
+      const m = await rita.next(8000);
+      if (m.t === 'ev' && m.e.type === 'joined' && m.e.user === lea && m.seq > first) break;
+    }
+    const again = await ask(rita, { t: 'join', room: snap.room });
+    assert.equal(again.learners.find((l) => l.id === lea).online, true);
+    await rita.close();
+    await cLea.close();
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+    await redis.stop();
+  }
+});
