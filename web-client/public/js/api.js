@@ -44,79 +44,66 @@ export const patch = (p, b) => api('PATCH', p, b);
 export const del = (p) => api('DELETE', p);
 
 // ---- shapes ----------------------------------------------------------------
+// The server's answers (DESIGN §5, server/api_org.c) turned into what the
+// pages draw. Each function reads exactly the fields the server sends.
 
-function list(data, ...keys) {
-  if (Array.isArray(data)) return data;
-  for (const k of keys) if (data && Array.isArray(data[k])) return data[k];
-  return [];
+// The array of a list answer: {items: [...]} (admin lists, pending,
+// completions) or {paths: [...]}.
+function list(data, key = 'items') {
+  return data && Array.isArray(data[key]) ? data[key] : [];
 }
 
+// A person as the API sends one: {id, login, name, department} where the
+// department is {id, name} (paths, pending) or its name (completions).
 function person(p) {
   if (!p) return null;
-  if (typeof p === 'number') return { id: p, name: `#${p}` };
   const dep = p.department;
   return {
-    id: p.id, name: p.name || p.login || `#${p.id}`, login: p.login,
+    id: p.id, name: p.name, login: p.login,
     department: typeof dep === 'string' ? dep : dep && dep.name,
-    online: p.online === true,
   };
 }
 
-// Module states the pages know: completed, available, otj (waiting for a
-// responsible), locked (an earlier module is not done yet).
-function moduleState(m) {
-  const s = String(m.state || m.status || '').toLowerCase();
-  if (['completed', 'done', 'approved', 'complete'].includes(s)) return 'completed';
-  if (['locked', 'blocked_by_order', 'later', 'pending_order'].includes(s)) return 'locked';
-  if (['otj', 'otj_waiting', 'waiting', 'otj_pending', 'waiting_otj', 'pending_otj', 'blocked', 'otj_blocked'].includes(s)) return 'otj';
-  if (['available', 'next', 'open', 'current', 'todo', 'ready'].includes(s)) return m.otj ? 'otj' : 'available';
-  if (m.completed) return 'completed';
-  if (m.locked) return 'locked';
-  return m.otj ? 'otj' : 'available';
-}
+// The server's module states; the pages call the waiting one 'otj'.
+const STATES = { completed: 'completed', available: 'available', locked: 'locked', otj_waiting: 'otj' };
 
 export function normalisePaths(data) {
   return list(data, 'paths').map((p) => ({
     id: p.id,
-    title: p.title || p.name,
-    modules: list(p.modules || p.items, 'modules').map((m) => {
-      const mod = m.module && typeof m.module === 'object' ? { ...m.module, ...m } : m;
-      return {
-        id: mod.module_id ?? mod.id,
-        title: mod.title || mod.name,
-        type: mod.type || 'quiz',
-        otj: !!mod.otj,
-        state: moduleState(mod),
-        completedAt: mod.completed_at ?? mod.completedAt,
-        tasks: Array.isArray(mod.tasks) ? mod.tasks : null,
-        responsibles: list(mod.responsibles || p.responsibles, 'responsibles').map(person),
-        room: mod.room || null,
-      };
-    }),
+    title: p.title,
+    modules: p.modules.map((m) => ({
+      id: m.id,
+      title: m.title,
+      type: m.type,
+      otj: m.otj,
+      state: STATES[m.state] || 'locked',
+      completedAt: m.completed_at,
+      responsibles: (m.responsibles || []).map(person),
+    })),
   }));
 }
 
 export function normalisePending(data) {
-  const items = list(data, 'items', 'pending').map((it) => ({
-    learner: person(it.learner || it.user || { id: it.learner_id ?? it.user_id, name: it.learner_name ?? it.user_name, department: it.department }),
-    module: it.module && typeof it.module === 'object' ? it.module : { id: it.module_id ?? it.module, title: it.module_title },
-    path: it.path && typeof it.path === 'object' ? it.path : { id: it.path_id ?? it.path, title: it.path_title },
-    since: it.since ?? it.waiting_since ?? it.reached_at,
-  }));
-  const count = data && typeof data.count === 'number' ? data.count : items.length;
-  return { count, items };
+  return {
+    count: data.count,
+    items: list(data).map((it) => ({
+      learner: person(it.learner),
+      module: it.module,
+      path: it.path,
+      since: it.waiting_since,
+    })),
+  };
 }
 
 export function normaliseCompletions(data) {
-  return list(data, 'completions', 'items').map((c) => ({
+  return list(data).map((c) => ({
     id: c.id,
-    learner: person(c.learner || c.user || { id: c.user_id, name: c.user_name || c.learner_name }),
-    module: c.module && typeof c.module === 'object' ? c.module : { id: c.module_id, title: c.module_title },
-    path: c.path && typeof c.path === 'object' ? c.path : { id: c.path_id, title: c.path_title },
-    approvedBy: person(c.approved_by_user || (typeof c.approved_by === 'object' ? c.approved_by : null)) ||
-      (c.approved_by_name ? { name: c.approved_by_name } : null),
-    at: c.completed_at ?? c.at,
-    room: c.room_id ?? c.room,
+    learner: person(c.learner),
+    module: c.module,
+    path: c.path || {},
+    approvedBy: c.approved_by,
+    at: c.completed_at,
+    room: c.room,
   }));
 }
 

@@ -34,7 +34,7 @@ function errorText(e) {
 // ---- module maker ------------------------------------------------------------
 
 async function modules(body, { params, go }) {
-  const items = list(await get('/api/admin/modules'), 'items', 'modules');
+  const items = list(await get('/api/admin/modules'));
   const sel = params[1];
   const current = sel === 'new' ? { title: '', type: 'quiz', otj: false, tasks: [] }
     : items.find((m) => String(m.id) === sel) || null;
@@ -157,8 +157,8 @@ function moduleEditor(el, mod, go) {
 
 async function paths(body, { params, go }) {
   const [pl, ml] = await Promise.all([get('/api/admin/paths'), get('/api/admin/modules')]);
-  const items = list(pl, 'items', 'paths');
-  const mods = list(ml, 'items', 'modules');
+  const items = list(pl);
+  const mods = list(ml);
   const title = (id) => (mods.find((x) => x.id === id) || {}).title || `Module ${id}`;
   const sel = params[1];
   const current = sel === 'new' ? { title: '', modules: [] } : items.find((p) => String(p.id) === sel);
@@ -212,10 +212,10 @@ async function paths(body, { params, go }) {
 
 async function sharings(body) {
   const [sl, pl, ul, dl] = await Promise.all([get('/api/admin/sharings'), get('/api/admin/paths'), get('/api/admin/users'), get('/api/admin/departments')]);
-  let items = list(sl, 'items', 'sharings');
-  const ps = list(pl, 'items', 'paths');
-  const us = list(ul, 'items', 'users');
-  const ds = list(dl, 'items', 'departments');
+  let items = list(sl);
+  const ps = list(pl);
+  const us = list(ul);
+  const ds = list(dl);
   const nameOf = (arr, id, key = 'name') => (arr.find((x) => x.id === id) || {})[key] || `#${id}`;
   const tbody = h('tbody');
   function draw() {
@@ -267,7 +267,7 @@ async function sharings(body) {
 // ---- permissions -------------------------------------------------------------
 
 async function permissions(body) {
-  const users = list(await get('/api/admin/users'), 'items', 'users');
+  const users = list(await get('/api/admin/users'));
   const tbody = h('tbody');
   function row(u) {
     const mg = h('input', { type: 'checkbox', checked: !!u.management, 'aria-label': `Management for ${u.name}` });
@@ -302,7 +302,7 @@ async function permissions(body) {
 // ---- departments -------------------------------------------------------------
 
 async function departments(body, { go }) {
-  const ds = list(await get('/api/admin/departments'), 'items', 'departments');
+  const ds = list(await get('/api/admin/departments'));
   const kids = (pid) => ds.filter((d) => (d.parent_id || null) === pid);
   function tree(pid) {
     const k = kids(pid);

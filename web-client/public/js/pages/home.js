@@ -43,9 +43,6 @@ function moduleItem(path, m, i, go) {
   let action = null;
   if (m.state === 'available') {
     action = h('a', { class: 'btn btn-primary', href: `/#/module/${m.id}?path=${path.id}`, 'aria-label': `Start ${m.title}` }, 'Start');
-  } else if (m.state === 'otj' && m.room && (m.room.code || m.room.id)) {
-    // a live room is open for it already (when the server lists one)
-    action = h('a', { class: 'btn btn-primary', href: m.room.code ? `/#/join/${encodeURIComponent(m.room.code)}` : `/#/room/${encodeURIComponent(m.room.id)}` }, 'Join the live training');
   } else if (m.state === 'otj') {
     action = h('button', { type: 'button', class: 'btn btn-secondary', 'aria-haspopup': 'dialog', onclick: () => otjPopup(m) }, 'Open');
   }
