@@ -81,12 +81,7 @@ static void departments_list(http_req *r, const int64_t *ids) {
   if (require_admin(r, &a)) return;
   json_t *items = json_array();
   int code = store_departments_list(r->d->db, department_json, items);
-  if (code) {
-    json_decref(items);
-    reply_store_error(r, code);
-    return;
-  }
-  reply_json(r, 200, json_pack("{s:o}", "items", items));
+  reply_items(r, code, items);
 }
 
 static void department_reply(http_req *r, int status, int64_t id) {
@@ -192,12 +187,7 @@ static void users_list(http_req *r, const int64_t *ids) {
   if (require_admin(r, &a)) return;
   json_t *items = json_array();
   int code = store_users_list(r->d->db, user_item, items);
-  if (code) {
-    json_decref(items);
-    reply_store_error(r, code);
-    return;
-  }
-  reply_json(r, 200, json_pack("{s:o}", "items", items));
+  reply_items(r, code, items);
 }
 
 static void user_reply(http_req *r, int status, int64_t id) {
@@ -669,12 +659,7 @@ static void sharings_list(http_req *r, const int64_t *ids) {
   json_t *items = json_array();
   int code = store_sharings_list(r->d->db, query_int(r, "path", 0), sharing_item,
                                  items);
-  if (code) {
-    json_decref(items);
-    reply_store_error(r, code);
-    return;
-  }
-  reply_json(r, 200, json_pack("{s:o}", "items", items));
+  reply_items(r, code, items);
 }
 
 static void sharings_create(http_req *r, const int64_t *ids) {

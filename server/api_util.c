@@ -46,6 +46,15 @@ static json_t *parse_body(http_req *r) {
   return j;
 }
 
+void reply_items(http_req *r, int code, json_t *items) {
+  if (code) {
+    json_decref(items);
+    reply_store_error(r, code);
+    return;
+  }
+  reply_json(r, 200, json_pack("{s:o}", "items", items));
+}
+
 json_t *body_object(http_req *r) {
   if (!r->body || r->body_len == 0) {
     http_reply_error(r, 400, "bad_request", "The request needs a JSON body.");

@@ -25,6 +25,10 @@
 /* Answers `j` (consumed) as JSON with `status`. */
 void reply_json(http_req *r, int status, json_t *j);
 
+/* Answers a list: {"items": items} when `code` is 0, else the store error
+ * (and items is released). Consumes items. */
+void reply_items(http_req *r, int code, json_t *items);
+
 /* Parses the body as a JSON object, or answers 400 and returns NULL. */
 json_t *body_object(http_req *r);
 
