@@ -94,6 +94,17 @@ local function must_exist()
   end
 end
 
+-- the same refusal as for a room that does not exist: a room id tells a
+-- non-member nothing
+local function must_see(user)
+  local e = must_exist()
+  if e then return e end
+  if redis.call('HGET', META, 'host') ~= user and
+     redis.call('HEXISTS', MEMBERS, user) == 0 then
+    return {'err', 'not_found', 'This room does not exist or has ended.'}
+  end
+end
+
 local function must_be_open()
   local e = must_exist()
   if e then return e end
@@ -132,7 +143,11 @@ elseif op == 'join' then
   if e then return e end
   local user = ARGV[9]
   if redis.call('HGET', META, 'state') ~= 'open' then
-    return snapshot(seq_now())   -- a closed room can still be looked at
+    -- a closed room can still be looked at, by its host and members only;
+    -- nobody joins it any more
+    e = must_see(user)
+    if e then return e end
+    return snapshot(seq_now())
   end
   if ARGV[10] == 'learner' and redis.call('HEXISTS', MEMBERS, user) == 0 then
     if ARGV[11] ~= '1' then
