@@ -45,7 +45,10 @@ void config_usage(FILE *out) {
           "OTJ_SESSION_TTL (604800 s), OTJ_ROOM_IDLE_TTL (7200 s),\n"
           "OTJ_MAX_ROOM_LEARNERS (200), OTJ_MAX_ROOMS_PER_RESPONSIBLE (20), "
           "OTJ_PRESENCE_STALE (30 s),\n"
-          "OTJ_MAX_SEND_BYTES (4 MiB).\n"
+          "OTJ_MAX_SEND_BYTES (4 MiB), OTJ_MAX_USER_MSGS_PER_SEC (messages per "
+          "second of one user's\n"
+          "connections together on one instance; default OTJ_MAX_MSGS_PER_SEC),\n"
+          "OTJ_ROOM_LOG_KEEP (1000 events a room keeps for sync).\n"
           "Exit codes: 0 stopped cleanly, 64 bad usage, 69 Redis unavailable, "
           "70 internal error,\n"
           "73 data folder or database unusable.\n");
@@ -115,6 +118,7 @@ int config_load(otj_config *c, int argc, char **argv) {
   c->max_room_learners = 200;
   c->presence_stale_s = 30;
   c->max_rooms_per_responsible = 20;
+  c->room_log_keep = 1000;
 
   const char *v;
   if ((v = getenv("OTJ_LISTEN")) && *v && parse_listen(c, v)) return -1;
@@ -128,6 +132,8 @@ int config_load(otj_config *c, int argc, char **argv) {
   c->verbose = truthy(getenv("OTJ_VERBOSE"));
   env_u32(&c->max_frame, "OTJ_MAX_FRAME");
   env_u32(&c->max_msgs_per_sec, "OTJ_MAX_MSGS_PER_SEC");
+  c->max_user_msgs_per_sec = c->max_msgs_per_sec; /* unless set on its own */
+  env_u32(&c->max_user_msgs_per_sec, "OTJ_MAX_USER_MSGS_PER_SEC");
   env_u32(&c->max_send_queue, "OTJ_MAX_SEND_QUEUE");
   env_u32(&c->max_send_bytes, "OTJ_MAX_SEND_BYTES");
   env_u32(&c->max_connections, "OTJ_MAX_CONNECTIONS");
@@ -141,6 +147,7 @@ int config_load(otj_config *c, int argc, char **argv) {
   env_u32(&c->max_room_learners, "OTJ_MAX_ROOM_LEARNERS");
   env_u32(&c->presence_stale_s, "OTJ_PRESENCE_STALE");
   env_u32(&c->max_rooms_per_responsible, "OTJ_MAX_ROOMS_PER_RESPONSIBLE");
+  env_u32(&c->room_log_keep, "OTJ_ROOM_LOG_KEEP");
 
   static const struct option opts[] = {
       {"listen", required_argument, NULL, 'l'},

@@ -24,6 +24,8 @@ typedef struct otj_config {
   /* limits (DESIGN §6) */
   uint32_t max_frame;            /* bytes of one websocket message */
   uint32_t max_msgs_per_sec;     /* per connection */
+  uint32_t max_user_msgs_per_sec;/* per user, all their connections on this
+                                    instance together (token bucket) */
   uint32_t max_send_queue;       /* frames queued for one slow client */
   uint32_t max_send_bytes;       /* bytes queued for one slow client */
   uint32_t max_connections;
@@ -37,6 +39,7 @@ typedef struct otj_config {
   uint32_t max_room_learners;    /* learners in one room */
   uint32_t presence_stale_s;     /* an instance silent this long is gone */
   uint32_t max_rooms_per_responsible; /* rooms one responsible has open */
+  uint32_t room_log_keep;        /* events a room's log in Redis keeps */
 } otj_config;
 
 /* Fills `c` from defaults, the environment and argv. Returns 0 to run,

@@ -470,7 +470,8 @@ static int64_t wall_ms(void) {
 static void room_cmd(rstore_cmd *c, lroom *r, const char *op_name) {
   rstore_cmd_init(c);
   rstore_cmd_room(c, L.sha, &r->keys, op_name, wall_ms(), L.d->cfg.room_idle_ttl_s,
-                  psub_sharded(L.ps), L.instance, L.d->cfg.presence_stale_s * 1000);
+                  psub_sharded(L.ps), L.instance, L.d->cfg.presence_stale_s * 1000,
+                  L.d->cfg.room_log_keep);
 }
 
 /* Script replies: {"ok", seq, ...}, {"err", code, msg}, {"old", seq}. */

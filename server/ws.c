@@ -18,6 +18,9 @@
 #define WS_RING_MIN 8          /* first size of a session's send ring */
 #define WS_COALESCE_MAX WS_TX_PACKET /* bytes of frames written at once */
 #define WS_HEADER_MAX 10       /* the longest websocket frame header */
+#define WS_BUDGET_BUCKETS 1024 /* hash table of per-user message budgets */
+
+typedef struct ws_budget ws_budget;
 
 /* A frame to send: refcounted, because one event is queued on every
  * member's session; payload after LWS_PRE bytes of headroom. */
@@ -56,6 +59,8 @@ struct ws_sess {
   size_t q_bytes;
 
   uint64_t rate_window_ms;
+  ws_budget *budget;       /* the user's budget, shared by their sessions */
+  uint64_t budget_err_ms;  /* loop time of the last "over budget" err, or 0 */
   uint64_t last_rx_ms;  /* loop time of the last frame received */
   uint64_t opened_ms;   /* loop time of the upgrade */
   uint32_t rate_count;
@@ -367,6 +372,68 @@ static int filter_connection(struct lws *wsi) {
   return 0;
 }
 
+/* ---- per-user message budget -------------------------------------------- */
+
+/* All of one person's connections on this instance draw on one token
+ * bucket, so three tabs do not triple what one may send. It refills at
+ * max_user_msgs_per_sec and holds at most one second's worth; it lives
+ * while the person has a connection here (counted by sessions). Per
+ * instance, not global: a user spread over n instances gets n budgets. */
+struct ws_budget {
+  ws_budget *next;
+  int64_t user;
+  uint32_t refs;
+  uint64_t at_ms;  /* loop time of the last refill */
+  uint64_t milli;  /* tokens left, in thousandths */
+};
+
+static ws_budget *g_budgets[WS_BUDGET_BUCKETS];
+
+/* The user's budget with one more reference (a full one when new), or NULL
+ * when out of memory (then only the per-connection limit applies). */
+static ws_budget *budget_get(int64_t user, uint64_t now, uint32_t rate) {
+  ws_budget **head = &g_budgets[(uint64_t)user % WS_BUDGET_BUCKETS];
+  for (ws_budget *b = *head; b; b = b->next)
+    if (b->user == user) {
+      b->refs++;
+      return b;
+    }
+  ws_budget *b = calloc(1, sizeof *b);
+  if (!b) return NULL;
+  b->user = user;
+  b->refs = 1;
+  b->at_ms = now;
+  b->milli = (uint64_t)rate * 1000;
+  b->next = *head;
+  *head = b;
+  return b;
+}
+
+static void budget_put(ws_budget *b) {
+  if (--b->refs) return;
+  for (ws_budget **pp = &g_budgets[(uint64_t)b->user % WS_BUDGET_BUCKETS]; *pp;
+       pp = &(*pp)->next)
+    if (*pp == b) {
+      *pp = b->next;
+      break;
+    }
+  free(b);
+}
+
+/* Takes one message from the budget. Returns 0 when it is spent. */
+static int budget_take(ws_budget *b, uint64_t now, uint32_t rate) {
+  uint64_t cap = (uint64_t)rate * 1000;
+  if (now > b->at_ms) {
+    uint64_t dt = now - b->at_ms;
+    b->milli = dt >= 1000 ? cap : b->milli + dt * rate;
+    if (b->milli > cap) b->milli = cap;
+    b->at_ms = now;
+  }
+  if (b->milli < 1000) return 0;
+  b->milli -= 1000;
+  return 1;
+}
+
 /* ---- messages ---------------------------------------------------------- */
 
 static void handle_hello(ws_sess *s, const proto_msg *m) {
@@ -405,6 +472,7 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
   }
   s->authed = 1;
   s->user_id = u.id;
+  s->budget = budget_get(u.id, otjd_now_ms(d), d->cfg.max_user_msgs_per_sec);
   s->responsible = store_user_is_responsible(&u);
   free(s->name);
   s->name = strdup(u.name);
@@ -440,6 +508,19 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
       ws_send_err(s, PROTO_NO_RID, PROTO_RATE_LIMITED,
                "Too many messages: slow down; messages in this second are "
                "dropped.");
+    return;
+  }
+  if (s->budget && !budget_take(s->budget, otjd_now_ms(d),
+                                d->cfg.max_user_msgs_per_sec)) {
+    d->st.rate_limited++;
+    /* at most one err per second on each connection, as above */
+    uint64_t now = otjd_now_ms(d);
+    if (!s->budget_err_ms || now - s->budget_err_ms >= 1000) {
+      s->budget_err_ms = now ? now : 1;
+      ws_send_err(s, PROTO_NO_RID, PROTO_RATE_LIMITED,
+                  "Too many messages from your connections together: slow "
+                  "down; messages over the budget are dropped.");
+    }
     return;
   }
   if (!binary) {
@@ -598,6 +679,8 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     else d->sessions = s->next;
     if (s->next) s->next->prev = s->prev;
     if (s->authed) d->st.ws_authed--;
+    if (s->budget) budget_put(s->budget);
+    s->budget = NULL;
     d->st.ws_open--;
     free_queue(s);
     free(s->rx);

@@ -6,7 +6,9 @@
 --   KEYS[3] log       list  the last ARGV[6] events, oldest first
 --   KEYS[4] answers   hash  "learner:task" -> answer record (msgpack, made by otjd)
 --   KEYS[5] marks     hash  "learner:task" -> mark record (msgpack, made by otjd)
---   KEYS[6] ikeys     hash  "by:key" -> seq of the answer that key recorded
+--   KEYS[6] ikeys     hash  "by:key" -> seq of the answer that key recorded,
+--                           and "o:learner:task" -> those keys, oldest first
+--                           (msgpack array): the last IKEYS_KEPT only
 --   KEYS[7] presence  hash  "user|instance" -> "connections:last beat (ms)"
 --   KEYS[8] outcomes  hash  learner id -> "status:completion"
 -- ARGV[1] op, ARGV[2] now (ms), ARGV[3] idle ttl (s), ARGV[4] channel,
@@ -24,8 +26,17 @@
 -- the log and to the channel. `subject` is the learner an event is about
 -- (0 for none); `redacted` is the event without private fields, or "" when
 -- the event has none. Replies: {"ok", seq, ...} or {"err", code, message}.
+--
+-- Bounds, so that no client can grow a room without end: the log keeps the
+-- last ARGV[6] events (a sync from before them gets {"old", seq}: a
+-- snapshot), and answer idempotency keys are kept for the last IKEYS_KEPT
+-- answers of each learner to each task (answers themselves are one per
+-- learner and task). Both are enforced here, so every instance obeys them.
 
 local op = ARGV[1]
+-- a re-sent answer is recognised among the last 8 its learner gave to that
+-- task; a client re-sends only its unacknowledged answers, so a few suffice
+local IKEYS_KEPT = 8
 local META, MEMBERS, LOG, ANSWERS, MARKS, IKEYS, PRESENCE, OUTCOMES =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
@@ -238,6 +249,15 @@ elseif op == 'answer' then
   redis.call('HSET', ANSWERS, ARGV[10] .. ':' .. ARGV[11], ARGV[13])
   local seq = emit(ARGV[10], ARGV[14], ARGV[15])
   redis.call('HSET', IKEYS, ik, seq)
+  -- only the last IKEYS_KEPT keys of this learner for this task are kept
+  local of = 'o:' .. ARGV[10] .. ':' .. ARGV[11]
+  local packed = redis.call('HGET', IKEYS, of)
+  local order = packed and cmsgpack.unpack(packed) or {}
+  order[#order + 1] = ik
+  while #order > IKEYS_KEPT do
+    redis.call('HDEL', IKEYS, table.remove(order, 1))
+  end
+  redis.call('HSET', IKEYS, of, cmsgpack.pack(order))
   touch()
   return {'ok', seq}
 

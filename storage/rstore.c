@@ -82,7 +82,8 @@ void rstore_room_keys(const char *room, rstore_keys *k) {
 
 void rstore_cmd_room(rstore_cmd *c, const char *sha, const rstore_keys *k,
                      const char *op, int64_t now_ms, uint32_t ttl_s,
-                     int sharded, const char *instance, uint32_t stale_ms) {
+                     int sharded, const char *instance, uint32_t stale_ms,
+                     uint32_t log_keep) {
   rstore_cmd_str(c, "EVALSHA");
   rstore_cmd_str(c, sha);
   rstore_cmd_int(c, RSTORE_NKEYS);
@@ -92,7 +93,7 @@ void rstore_cmd_room(rstore_cmd *c, const char *sha, const rstore_keys *k,
   rstore_cmd_int(c, ttl_s);
   rstore_cmd_str(c, k->chan);
   rstore_cmd_str(c, sharded ? "1" : "0");
-  rstore_cmd_int(c, RSTORE_LOG_KEEP);
+  rstore_cmd_int(c, log_keep ? log_keep : RSTORE_LOG_KEEP);
   rstore_cmd_str(c, instance);
   rstore_cmd_int(c, stale_ms);
 }

@@ -16,7 +16,7 @@
 
 #define RSTORE_NKEYS 8
 #define RSTORE_KEY_MAX 96
-#define RSTORE_LOG_KEEP 1000  /* events a room keeps for sync */
+#define RSTORE_LOG_KEEP 1000  /* events a room keeps for sync, by default */
 #define RSTORE_DASH_CHANNEL "otj:dash"
 
 /* The room script's text (NUL-terminated) and its length. */
@@ -43,8 +43,9 @@ void rstore_cmd_int(rstore_cmd *c, int64_t v);
 
 /* Starts EVALSHA <sha> 8 <room keys> <op> <now> <ttl> <channel> <sharded>
  * <log keep> <instance> <presence staleness>; the op's own arguments are
- * appended after. `now_ms` is wall-clock time (instances compare it). The
- * sha, the instance name and `k` must outlive the command. */
+ * appended after. `now_ms` is wall-clock time (instances compare it);
+ * `log_keep` is how many events the room's log keeps (0: RSTORE_LOG_KEEP).
+ * The sha, the instance name and `k` must outlive the command. */
 typedef struct rstore_keys {
   char key[RSTORE_NKEYS][RSTORE_KEY_MAX];
   char chan[RSTORE_KEY_MAX];
@@ -53,7 +54,7 @@ typedef struct rstore_keys {
 void rstore_room_keys(const char *room, rstore_keys *k);
 void rstore_cmd_room(rstore_cmd *c, const char *sha, const rstore_keys *k,
                      const char *op, int64_t now_ms, uint32_t ttl_s, int sharded,
-                     const char *instance, uint32_t stale_ms);
+                     const char *instance, uint32_t stale_ms, uint32_t log_keep);
 
 /* "otj:code:<code>" into out. */
 void rstore_code_key(const char *code, char *out, size_t cap);
