@@ -48,7 +48,11 @@ void config_usage(FILE *out) {
           "OTJ_MAX_SEND_BYTES (4 MiB), OTJ_MAX_USER_MSGS_PER_SEC (messages per "
           "second of one user's\n"
           "connections together on one instance; default OTJ_MAX_MSGS_PER_SEC),\n"
-          "OTJ_ROOM_LOG_KEEP (1000 events a room keeps for sync).\n"
+          "OTJ_ROOM_LOG_KEEP (1000 events a room keeps for sync),\n"
+          "OTJ_REDIS_MAXMEMORY_MB (1024: the private redis-server's maxmemory, "
+          "with the noeviction\n"
+          "policy: a write it cannot take is refused with 'unavailable', no "
+          "room is evicted).\n"
           "Exit codes: 0 stopped cleanly, 64 bad usage, 69 Redis unavailable, "
           "70 internal error,\n"
           "73 data folder or database unusable.\n");
@@ -119,6 +123,7 @@ int config_load(otj_config *c, int argc, char **argv) {
   c->presence_stale_s = 30;
   c->max_rooms_per_responsible = 20;
   c->room_log_keep = 1000;
+  c->redis_maxmemory_mb = 1024;
 
   const char *v;
   if ((v = getenv("OTJ_LISTEN")) && *v && parse_listen(c, v)) return -1;
@@ -148,6 +153,7 @@ int config_load(otj_config *c, int argc, char **argv) {
   env_u32(&c->presence_stale_s, "OTJ_PRESENCE_STALE");
   env_u32(&c->max_rooms_per_responsible, "OTJ_MAX_ROOMS_PER_RESPONSIBLE");
   env_u32(&c->room_log_keep, "OTJ_ROOM_LOG_KEEP");
+  env_u32(&c->redis_maxmemory_mb, "OTJ_REDIS_MAXMEMORY_MB");
 
   static const struct option opts[] = {
       {"listen", required_argument, NULL, 'l'},

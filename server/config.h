@@ -40,6 +40,7 @@ typedef struct otj_config {
   uint32_t presence_stale_s;     /* an instance silent this long is gone */
   uint32_t max_rooms_per_responsible; /* rooms one responsible has open */
   uint32_t room_log_keep;        /* events a room's log in Redis keeps */
+  uint32_t redis_maxmemory_mb;   /* maxmemory of the private redis-server */
 } otj_config;
 
 /* Fills `c` from defaults, the environment and argv. Returns 0 to run,

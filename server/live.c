@@ -512,6 +512,11 @@ static int reply_failed(op *o, redisReply *rep) {
                 "The room store did not answer; try again shortly.");
   } else if (k && !strcmp(k, "err") && rep->elements >= 3) {
     ws_send_err(s, o->rid, code_of(rep->element[1]->str), rep->element[2]->str);
+  } else if (rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "OOM", 3)) {
+    /* Redis is at its maxmemory (noeviction): the write was not made,
+     * nothing was evicted; the client retries later */
+    ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
+                "The room store is full for a moment; try again shortly.");
   } else {
     ws_send_err(s, o->rid, PROTO_INTERNAL,
                 rep->type == REDIS_REPLY_ERROR ? "The room store refused the "

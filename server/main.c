@@ -137,8 +137,9 @@ static void on_sigchld(uv_signal_t *h, int signum) {
   fprintf(stderr, "otjd: the private redis-server exited (status %d); "
                   "starting a new one\n", status);
   char err[512], sock[512];
-  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir, sock,
-                               sizeof sock, err, sizeof err);
+  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir,
+                               d->cfg.redis_maxmemory_mb, sock, sizeof sock, err,
+                               sizeof err);
   if (pid > 0) d->redis_child = pid;
   else fprintf(stderr, "otjd: %s\n", err);
   /* rconn reconnects to the same socket path by itself */
@@ -190,8 +191,8 @@ static int start_redis(otjd *d) {
   }
   char err[600];
   pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir,
-                               d->redis_addr, sizeof d->redis_addr, err,
-                               sizeof err);
+                               d->cfg.redis_maxmemory_mb, d->redis_addr,
+                               sizeof d->redis_addr, err, sizeof err);
   if (pid <= 0) {
     fprintf(stderr, "otjd: %s\n", err);
     return EX_UNAVAILABLE;

@@ -47,8 +47,8 @@ static int socket_answers(const char *path) {
   return ok;
 }
 
-pid_t redischild_start(const char *bin, const char *data_dir, char *sock_out,
-                       size_t sock_cap, char *err, size_t errlen) {
+pid_t redischild_start(const char *bin, const char *data_dir, uint32_t maxmemory_mb,
+                       char *sock_out, size_t sock_cap, char *err, size_t errlen) {
   char dir[PATH_MAX];
   if (!realpath(data_dir, dir)) {
     snprintf(err, errlen, "cannot resolve data folder %s: %s", data_dir,
@@ -67,6 +67,8 @@ pid_t redischild_start(const char *bin, const char *data_dir, char *sock_out,
   char logfile[PATH_MAX + 16];
   snprintf(logfile, sizeof logfile, "%s/redis.log", dir);
   unlink(sock_out); /* a socket left by an otjd that was killed */
+  char maxmemory[24];
+  snprintf(maxmemory, sizeof maxmemory, "%umb", (unsigned)maxmemory_mb);
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) {
@@ -94,7 +96,8 @@ pid_t redischild_start(const char *bin, const char *data_dir, char *sock_out,
     execlp(bin, bin, "--port", "0", "--unixsocket", sock_out,
            "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
            "--daemonize", "no", "--dir", dir, "--logfile", logfile,
-           "--loglevel", "warning", (char *)NULL);
+           "--loglevel", "warning", "--maxmemory", maxmemory,
+           "--maxmemory-policy", "noeviction", (char *)NULL);
     int e = errno;
     ssize_t w = write(pipefd[1], &e, sizeof e);
     (void)w;
