@@ -23,6 +23,7 @@ async function withServer(env, fn) {
   const srv = await startOtjd({ redis: redis.addr, env });
   try {
     await fn(srv, ['-p', String(redis.port)]);
+    await srv.stopClean(); // under the sanitizers: no leak, no memory error
   } finally {
     await srv.stop();
     srv.cleanup();
@@ -192,6 +193,7 @@ test('the private redis-server runs with a maxmemory and the noeviction policy',
     const sock = ['-s', `${srv.dataDir}/redis.sock`];
     assert.equal(redisCli(sock, 'CONFIG', 'GET', 'maxmemory').split('\n')[1], String(64 * 1024 * 1024));
     assert.equal(redisCli(sock, 'CONFIG', 'GET', 'maxmemory-policy').split('\n')[1], 'noeviction');
+    await srv.stopClean();
   } finally {
     await srv.stop();
     srv.cleanup();
