@@ -333,3 +333,29 @@ test('CSV cells that a spreadsheet would run as a formula are neutralised', asyn
     }
   });
 });
+
+// --- visibility of a module to the one completing it ------------------------------
+
+test('POST /api/modules/{id}/complete answers 404 like GET to a user who cannot see the module', async () => {
+  await withServer(async (srv) => {
+    const hand = await moduleByTitle(srv, 'Hand hygiene');   // Kitchen starter: not omar's
+    const food = await moduleByTitle(srv, 'Food safety basics');
+    for (const m of [hand, food]) {
+      const seen = await call(srv, 'omar', 'GET', `/api/modules/${m.id}`);
+      assert.equal(seen.status, 404, seen.text);
+      const done = await call(srv, 'omar', 'POST', `/api/modules/${m.id}/complete`, { answers: [] });
+      assert.equal(done.status, 404, done.text);
+      assert.equal(done.body.error, seen.body.error);
+      assert.equal(done.body.message, seen.body.message);
+      assert.ok(!done.text.includes(m.title), `the title leaked: ${done.text}`);
+    }
+    // no module at all: the same answer
+    const none = await call(srv, 'omar', 'POST', '/api/modules/999999/complete', {});
+    assert.equal(none.status, 404);
+    // someone who sees it still gets the rule answers (lea: OTJ, needs a responsible)
+    const lea = await call(srv, 'lea', 'POST', `/api/modules/${hand.id}/complete`, {});
+    assert.equal(lea.status, 409, lea.text);
+    assert.equal(lea.body.error, 'otj_required');
+    assert.equal(sqlOn(srv, `SELECT count(*) AS n FROM completions WHERE module_id=${hand.id}`)[0].n, 0);
+  });
+});
