@@ -670,7 +670,9 @@ typedef struct store_approval {
     const char *room, *answers_json, *marks_json, *note, *reason;
     int check_tasks;       /* first check (in the transaction) that the module's
                               tasks still have tasks_digest (R9 was judged on
-                              them); if not, STORE_REFUSED and tasks_changed */
+                              them); if not, STORE_REFUSED and tasks_changed
+                              (an approval of a learner who has the completion
+                              already keeps it, R10) */
     uint64_t tasks_digest; /* store_tasks_digest_add over the room's tasks */
     /* out */
     int tasks_changed;  /* 1 when refused because the module's tasks changed */

@@ -643,6 +643,16 @@ static void test_approval_refused_when_tasks_changed(void **state)
     assert_int_equal(late.tasks_changed, 1);
     assert_int_equal(late.completion, 0);
     assert_int_equal(store_completion_exists(f->s, USER("lea"), hand, NULL), 0);
+
+    /* R10 still holds: leo approved again (a retry) keeps his completion */
+    store_approval again = ok;
+    again.now = T0 + 5;
+    again.outcome = STORE_APPROVED;
+    assert_int_equal(store_approvals_commit(f->s, &again, 1), 0);
+    assert_int_equal(again.outcome, STORE_APPROVED);
+    assert_int_equal(again.tasks_changed, 0);
+    assert_true(again.completion == ok.completion);
+    assert_int_equal(again.created, 0);
 }
 
 /* --- Completions listing scope ----------------------------------------------------------------- */
