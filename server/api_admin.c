@@ -439,6 +439,12 @@ static int module_fields(http_req *r, const json_t *b, store_module_in *in,
       reply_error_json(r, 400, "bad_request", NULL, "%s", err);
       return -1;
     }
+    store_limit lim;
+    if (store_tasks_check(tasks->items, tasks->n, &lim) != 0) {
+      reply_tasks_limit(r, &lim, "tasks", "", " Nothing was changed.");
+      api_tasks_free(tasks);
+      return -1;
+    }
     in->tasks = tasks->items;
     in->task_count = tasks->n;
   }

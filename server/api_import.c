@@ -43,6 +43,8 @@ typedef struct import_job {
   char (*hashes)[AUTH_HASH_MAX];
   int *password_user; /* users[] index of each password */
   int npasswords;
+  store_limit limit;     /* the cap a module's tasks break, when limit_place[0] */
+  char limit_place[64];
 } import_job;
 
 static void job_free(import_job *j) {
@@ -284,6 +286,11 @@ static int parse_modules(errbuf *e, import_job *j, const json_t *a, int n) {
       snprintf(tplace, sizeof tplace, "%s.tasks", place);
       if (api_tasks_parse(t, tplace, &j->tasks[i], e->s, e->cap)) return -1;
       j->imp.module_count = i + 1; /* so job_free frees these tasks */
+      if (store_tasks_check(j->tasks[i].items, j->tasks[i].n, &j->limit)) {
+        snprintf(j->limit_place, sizeof j->limit_place, "%s", tplace);
+        store_limit_describe(&j->limit, tplace, e->s, e->cap);
+        return -1;
+      }
       m->tasks = j->tasks[i].items;
       m->task_count = j->tasks[i].n;
     }
@@ -438,7 +445,11 @@ void api_import(http_req *r, const store_user *admin) {
   char err[API_MESSAGE_MAX];
   errbuf e = {err, sizeof err};
   if (parse_doc(&e, j)) {
-    reply_place(r, 422, "invalid", err);
+    if (j->limit_place[0])
+      reply_tasks_limit(r, &j->limit, j->limit_place,
+                        "The import changed nothing. ", "");
+    else
+      reply_place(r, 422, "invalid", err);
     job_free(j);
     return;
   }

@@ -129,6 +129,55 @@ static void api_me_paths(http_req *r, const int64_t *ids) {
   reply_json(r, 200, json_pack("{s:o}", "paths", c.paths));
 }
 
+/* ---- who may see a module (R4) ------------------------------------------- */
+
+typedef struct module_find {
+  int64_t module_id;
+  int found;
+  int state;
+  int64_t path_id;
+  char path_title[128];
+} module_find;
+
+static int find_in_paths(const store_path_step *st, void *ud) {
+  module_find *f = ud;
+  if (st->module_id != f->module_id) return 0;
+  /* the most useful place: where it is next, else the first seen */
+  if (!f->found || st->state == STORE_STEP_AVAILABLE ||
+      st->state == STORE_STEP_OTJ_WAITING) {
+    f->found = 1;
+    f->state = st->state;
+    f->path_id = st->path_id;
+    snprintf(f->path_title, sizeof f->path_title, "%s", st->path_title);
+  }
+  return 0;
+}
+
+/* R4: reads module f->module_id into *m and where it sits in u's paths into
+ * *f. Returns 0 when u may see it (on a path shared with u, or u is an
+ * administrator); otherwise answers (404 for an unknown module and for one
+ * u cannot see, alike) and returns -1. */
+static int module_visible(http_req *r, const store_user *u, store_module *m,
+                          module_find *f) {
+  store *s = r->d->db;
+  int code = store_module_by_id(s, f->module_id, m);
+  if (code) {
+    reply_store_error(r, code);
+    return -1;
+  }
+  code = store_learner_paths(s, u->id, find_in_paths, f);
+  if (code < 0) {
+    reply_store_error(r, code);
+    return -1;
+  }
+  if (!f->found && !u->is_admin) {
+    http_reply_error(r, 404, "not_found",
+                     "That module is not on any learning path shared with you.");
+    return -1;
+  }
+  return 0;
+}
+
 /* ---- POST /api/modules/{id}/complete ------------------------------------- */
 
 typedef struct check_ctx {
@@ -204,11 +253,9 @@ static void api_complete(http_req *r, const int64_t *ids) {
   store *s = r->d->db;
   int64_t module_id = ids[0];
   store_module m;
-  int code = store_module_by_id(s, module_id, &m);
-  if (code < 0) {
-    reply_store_error(r, code);
-    return;
-  }
+  module_find f = {.module_id = module_id};
+  if (module_visible(r, &u, &m, &f)) return; /* the same 404 as GET */
+  int code;
   int failed = 0;
   json_t *body = body_object_opt(r, &failed);
   if (failed) return;
@@ -393,11 +440,15 @@ static int completion_json(const store_completion_row *c, void *ud) {
 }
 
 /* One RFC 4180 field: quoted when it holds a comma, quote, CR or LF, with
- * quotes doubled. */
+ * quotes doubled. A field a spreadsheet would run as a formula (it starts
+ * with = + - @, a tab or a CR) is neutralised the way OWASP advises: a single
+ * quote in front, inside a quoted field; the text stays readable. */
 static void csv_field(FILE *f, const char *v, int last) {
   if (!v) v = "";
-  if (strpbrk(v, ",\"\r\n")) {
+  int formula = *v && strchr("=+-@\t\r", *v) != NULL;
+  if (formula || strpbrk(v, ",\"\r\n")) {
     fputc('"', f);
+    if (formula) fputc('\'', f);
     for (const char *p = v; *p; p++) {
       if (*p == '"') fputc('"', f);
       fputc(*p, f);
@@ -478,28 +529,6 @@ static void api_completions(http_req *r, const int64_t *ids) {
 
 /* ---- GET /api/modules/{id} ------------------------------------------------ */
 
-typedef struct module_find {
-  int64_t module_id;
-  int found;
-  int state;
-  int64_t path_id;
-  char path_title[128];
-} module_find;
-
-static int find_in_paths(const store_path_step *st, void *ud) {
-  module_find *f = ud;
-  if (st->module_id != f->module_id) return 0;
-  /* the most useful place: where it is next, else the first seen */
-  if (!f->found || st->state == STORE_STEP_AVAILABLE ||
-      st->state == STORE_STEP_OTJ_WAITING) {
-    f->found = 1;
-    f->state = st->state;
-    f->path_id = st->path_id;
-    snprintf(f->path_title, sizeof f->path_title, "%s", st->path_title);
-  }
-  return 0;
-}
-
 /* A module as its learner sees it: the tasks without their correct
  * answers. Only for modules on a path shared with the caller (R4), or for
  * an administrator. */
@@ -508,22 +537,8 @@ static void api_module(http_req *r, const int64_t *ids) {
   if (require_user(r, &u)) return;
   store *s = r->d->db;
   store_module m;
-  int code = store_module_by_id(s, ids[0], &m);
-  if (code) {
-    reply_store_error(r, code);
-    return;
-  }
   module_find f = {.module_id = ids[0]};
-  code = store_learner_paths(s, u.id, find_in_paths, &f);
-  if (code < 0) {
-    reply_store_error(r, code);
-    return;
-  }
-  if (!f.found && !u.is_admin) {
-    http_reply_error(r, 404, "not_found",
-                     "That module is not on any learning path shared with you.");
-    return;
-  }
+  if (module_visible(r, &u, &m, &f)) return;
   json_t *tasks = api_tasks_json(s, m.id, 0);
   if (!tasks) {
     http_reply_error(r, 500, "internal", "Could not read the module's tasks.");

@@ -115,6 +115,17 @@ void reply_error_json(http_req *r, int status, const char *code, json_t *extra,
   reply_json(r, status, j);
 }
 
+void reply_tasks_limit(http_req *r, const store_limit *l, const char *place,
+                       const char *lead, const char *tail) {
+  char where[128], why[API_MESSAGE_MAX];
+  store_limit_where(l, place, where, sizeof where);
+  store_limit_describe(l, place, why, sizeof why);
+  reply_error_json(r, 422, "too_large",
+                   json_pack("{s:s, s:I, s:s}", "limit", l->limit, "max",
+                             (json_int_t)l->max, "where", where),
+                   "%s%s.%s", lead, why, tail);
+}
+
 void reply_store_error(http_req *r, int code) {
   const char *msg = store_errmsg(r->d->db);
   switch (code) {

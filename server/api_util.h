@@ -50,6 +50,13 @@ int require_admin(http_req *r, store_user *u);
  * BUSY 503, else 500, with store_errmsg as the message. */
 void reply_store_error(http_req *r, int code);
 
+/* 422 for a task list over a cap of the store (store_tasks_check):
+ * {error:"too_large", limit, max, where, message}. `place` is where the list
+ * sits in the request ("tasks", "modules[2].tasks"); `lead` and `tail` are
+ * sentences before and after the breach ("" for none). */
+void reply_tasks_limit(http_req *r, const store_limit *l, const char *place, const char *lead,
+                       const char *tail);
+
 /* {"error": code, "message": printf(...)} with extra members from `extra`
  * (consumed, may be NULL). */
 void reply_error_json(http_req *r, int status, const char *code, json_t *extra,

@@ -1379,7 +1379,14 @@ typedef struct open_ctx {
   int64_t ids[PROTO_MAX_LEARNERS];
   char names[PROTO_MAX_LEARNERS][128];
   int tries;
+  room_module *mod; /* the tasks as the room opens with them, until the room holds them */
 } open_ctx;
+
+static void open_ctx_free(void *p) {
+  open_ctx *x = p;
+  if (x) room_module_free(x->mod);
+  free(x);
+}
 
 static void open_try_code(op *o);
 
@@ -1424,6 +1431,10 @@ static void open_code_reply(redisAsyncContext *ac, void *reply, void *priv) {
   if (!r) {
     op_free(o);
     return;
+  }
+  if (!r->mod) { /* the room's tasks are those the module had as it opened */
+    r->mod = x->mod;
+    x->mod = NULL;
   }
   o->r = r;
   r->refs++;
@@ -1494,8 +1505,22 @@ static void handle_open(ws_sess *s, const proto_msg *m) {
   }
   open_ctx *x = calloc(1, sizeof *x);
   if (!x) return;
+  int lc = room_module_load(L.d->db, mod.id, &x->mod);
+  if (lc != 0) {
+    if (lc == STORE_INVALID) {
+      char msg[PROTO_ERR_MSG_MAX];
+      snprintf(msg, sizeof msg,
+               "\"%.40s\" does not fit a room (at most %d tasks, %d options "
+               "per question); an administrator must shorten it first.",
+               mod.title, ROOM_MAX_TASKS, ROOM_MAX_OPTIONS);
+      ws_send_err(s, rid, PROTO_TOO_LARGE, msg);
+    } else
+      ws_send_err(s, rid, PROTO_INTERNAL, "The module's tasks could not be read.");
+    open_ctx_free(x);
+    return;
+  }
   x->module = mod.id;
-  x->ntasks = (uint32_t)mod.task_count;
+  x->ntasks = x->mod->n_tasks;
   snprintf(x->title, sizeof x->title, "%s", mod.title);
   for (uint32_t i = 0; i < m->open.n_learners; i++) {
     int64_t id = (int64_t)m->open.learners[i];
@@ -1512,7 +1537,7 @@ static void handle_open(ws_sess *s, const proto_msg *m) {
                "Learner %lld is not waiting for \"%s\" within your reach.",
                (long long)id, mod.title);
       ws_send_err(s, rid, PROTO_FORBIDDEN, msg);
-      free(x);
+      open_ctx_free(x);
       return;
     }
     x->ids[x->n] = id;
@@ -1524,11 +1549,11 @@ static void handle_open(ws_sess *s, const proto_msg *m) {
     x->room[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
   op *o = op_new(NULL, s, rid, NULL);
   if (!o) {
-    free(x);
+    open_ctx_free(x);
     return;
   }
   o->extra = x;
-  o->extra_free = free;
+  o->extra_free = open_ctx_free;
   open_try_code(o);
 }
 
@@ -1912,10 +1937,33 @@ static json_t *json_of_msgpack(const msgpack_object *o) {
 
 static void outcomes_done(op *o, redisReply *rep) { (void)o; (void)rep; }
 
+/* The refusal of a whole approve whose room no longer shows the module's
+ * tasks (edited while the room was open): `conflict`, nothing approved. */
+static void refuse_changed_tasks(ws_sess *s, proto_rid rid, const lroom *r) {
+  char msg[PROTO_ERR_MSG_MAX];
+  snprintf(msg, sizeof msg,
+           "\"%.40s\" was changed after this room was opened; nothing was "
+           "approved. Close this room and open a new one.",
+           r->mod ? r->mod->title : "");
+  ws_send_err(s, rid, PROTO_CONFLICT, msg);
+}
+
+/* 1 when the writer refused a decision because the module's tasks changed. */
+static int tasks_changed(const approve_ctx *x) {
+  for (uint32_t i = 0; i < x->n; i++)
+    if (x->items[i].rc == 0 && x->items[i].tasks_changed) return 1;
+  return 0;
+}
+
 static void approve_committed(writer_job *job, void *arg) {
   approve_ctx *x = arg;
   lroom *r = x->r;
   ws_sess *s = ws_ref_sess(x->ref);
+  if (tasks_changed(x)) {
+    if (s) refuse_changed_tasks(s, x->rid, r);
+    approve_ctx_free(x);
+    return;
+  }
   proto_approval_result res[PROTO_MAX_DECISIONS];
   int any_approved = 0;
   for (uint32_t i = 0; i < x->n; i++) {
@@ -2041,6 +2089,8 @@ static void approve_read(op *o, redisReply *rep) {
     it->approver = ws_user(s);
     it->now = now;
     it->room = r->id;
+    it->check_tasks = 1; /* the writer compares them with the module's, R9 */
+    it->tasks_digest = r->mod->digest;
     if (member->type != REDIS_REPLY_INTEGER || member->integer != 1) {
       it->outcome = STORE_REFUSED;
       it->reason = "That learner is not in this room.";
@@ -2086,6 +2136,11 @@ static void handle_approve(ws_sess *s, const proto_msg *m) {
   proto_rid rid = proto_rid_of(m);
   attach *a = member_of(s, rid, m->approve.room, 1);
   if (!a) return;
+  if (a->r->ntasks && a->r->ntasks != a->r->mod->n_tasks) {
+    /* this instance read the module after it was edited */
+    refuse_changed_tasks(s, rid, a->r);
+    return;
+  }
   uint32_t nd = m->approve.n_decisions;
   approve_ctx *x = calloc(1, sizeof *x + nd * sizeof x->items[0]);
   if (!x) return;

@@ -25,13 +25,18 @@ void room_module_free(room_module *m) {
 typedef struct load_ctx {
   room_module *m;
   uint32_t cap;
-  int failed;
+  int failed;    /* out of memory */
+  int too_large; /* the module does not fit a room */
 } load_ctx;
 
 static int add_task(const store_task *t, void *ud) {
   load_ctx *c = ud;
   room_module *m = c->m;
-  if (m->n_tasks >= ROOM_MAX_TASKS) return 0;
+  if (m->n_tasks >= ROOM_MAX_TASKS) {
+    c->too_large = 1;
+    return 1;
+  }
+  m->digest = store_tasks_digest_add(m->digest, t);
   if (m->n_tasks == c->cap) {
     uint32_t cap = c->cap ? c->cap * 2 : 8;
     room_task *n = realloc(m->tasks, cap * sizeof *n);
@@ -55,7 +60,11 @@ static int add_task(const store_task *t, void *ud) {
     json_t *arr = json_loads(t->options_json, 0, NULL);
     if (json_is_array(arr)) {
       size_t n = json_array_size(arr);
-      if (n > ROOM_MAX_OPTIONS) n = ROOM_MAX_OPTIONS;
+      if (n > ROOM_MAX_OPTIONS) {
+        json_decref(arr);
+        c->too_large = 1;
+        return 1;
+      }
       rt->options = calloc(n ? n : 1, sizeof *rt->options);
       if (!rt->options) c->failed = 1;
       for (size_t i = 0; rt->options && i < n; i++) {
@@ -83,11 +92,12 @@ int room_module_load(store *db, int64_t id, room_module **out) {
   m->id = sm.id;
   snprintf(m->title, sizeof m->title, "%s", sm.title);
   m->otj = sm.otj;
+  m->digest = STORE_TASKS_DIGEST_INIT;
   load_ctx c = {.m = m};
   rc = store_module_tasks(db, id, add_task, &c);
-  if (rc < 0 || c.failed) {
+  if (rc < 0 || c.failed || c.too_large) {
     room_module_free(m);
-    return rc < 0 ? rc : STORE_ERR;
+    return rc < 0 ? rc : c.too_large ? STORE_INVALID : STORE_ERR;
   }
   /* the encoder's view of the same tasks */
   size_t n_opts = 0;

@@ -13,8 +13,9 @@
 #include "proto.h"
 #include "store.h"
 
-#define ROOM_MAX_TASKS 256
-#define ROOM_MAX_OPTIONS 32
+/* A room holds every task of its module: the store's caps (DESIGN §6). */
+#define ROOM_MAX_TASKS STORE_MAX_TASKS
+#define ROOM_MAX_OPTIONS STORE_MAX_OPTIONS
 
 typedef struct room_task {
   proto_task_kind kind;
@@ -31,10 +32,13 @@ typedef struct room_module {
   room_task *tasks;
   proto_task_info *infos; /* the same tasks, as the snapshot encoder wants */
   proto_str *option_strs; /* storage behind infos[].options */
+  uint64_t digest;        /* store_tasks_digest_add over the tasks */
 } room_module;
 
-/* Loads a module and its tasks. Returns 0, STORE_NOTFOUND, or another
- * negative code. Free with room_module_free. */
+/* Loads a module and its tasks. Returns 0, STORE_NOTFOUND, STORE_INVALID
+ * when the module does not fit a room (more than ROOM_MAX_TASKS tasks, or a
+ * question with more than ROOM_MAX_OPTIONS options: a room never cuts a
+ * module short), or another negative code. Free with room_module_free. */
 int room_module_load(store *db, int64_t id, room_module **out);
 void room_module_free(room_module *m);
 

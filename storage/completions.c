@@ -33,11 +33,33 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
   else sqlite3_bind_null(st, i);
 }
 
+/* R9 was judged on the room's tasks: they must still be the module's. A
+ * module edited while its room was open turns the decision into a refusal,
+ * unless the learner has the completion already (a repeated approve keeps
+ * answering with it, R10). */
+static int check_room_tasks(store *s, store_approval *a) {
+  a->tasks_changed = 0;
+  if (!a->check_tasks) return 0;
+  if (a->outcome == STORE_APPROVED &&
+      store_completion_exists(s, a->learner, a->module, NULL) == 1)
+    return 0;
+  uint64_t now;
+  int rc = store_module_tasks_digest(s, a->module, &now);
+  if (rc < 0) return rc;
+  if (now != a->tasks_digest) {
+    a->outcome = STORE_REFUSED;
+    a->tasks_changed = 1;
+    a->reason = "The module's tasks were changed after the room was opened.";
+  }
+  return 0;
+}
+
 static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find,
                      sqlite3_stmt *aud, store_approval *a) {
   int rc;
   a->completion = 0;
   a->created = 0;
+  if ((rc = check_room_tasks(s, a)) < 0) return rc;
   if (a->outcome == STORE_APPROVED && a->check_waiting &&
       store_completion_exists(s, a->learner, a->module, NULL) != 1) {
     int64_t since;

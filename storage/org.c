@@ -11,6 +11,7 @@
  * "does this responsible reach this learner", the pending count) are
  * prepared once per handle.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -618,9 +619,125 @@ static int valid_type(const char *type)
     return 0;
 }
 
+/* --- Caps on a module's tasks, and the digest a room compares --------------------------- */
+
+static int breach(store_limit *out, const char *limit, int64_t max, int64_t got, int task,
+                  int option)
+{
+    if (out)
+        *out = (store_limit){limit, max, got, task, option};
+    return STORE_INVALID;
+}
+
+int store_tasks_check(const store_task_in *tasks, int n, store_limit *out)
+{
+    if (n > STORE_MAX_TASKS)
+        return breach(out, "tasks_per_module", STORE_MAX_TASKS, n, -1, -1);
+    for (int i = 0; i < n; i++) {
+        size_t len = tasks[i].text ? strlen(tasks[i].text) : 0;
+        if (len > STORE_MAX_TASK_TEXT)
+            return breach(out, "task_text", STORE_MAX_TASK_TEXT, (int64_t)len, i, -1);
+        if (!tasks[i].options_json)
+            continue;
+        json_t *opts = json_loads(tasks[i].options_json, 0, NULL);
+        if (!json_is_array(opts)) { /* not ours to judge: the database refuses it */
+            json_decref(opts);
+            continue;
+        }
+        size_t nopt = json_array_size(opts);
+        int code = 0;
+        if (nopt > STORE_MAX_OPTIONS)
+            code = breach(out, "options_per_question", STORE_MAX_OPTIONS, (int64_t)nopt, i, -1);
+        for (size_t k = 0; code == 0 && k < nopt; k++) {
+            const json_t *o = json_array_get(opts, k);
+            size_t olen = json_is_string(o) ? json_string_length(o) : 0;
+            if (olen > STORE_MAX_OPTION_TEXT)
+                code = breach(out, "option_text", STORE_MAX_OPTION_TEXT, (int64_t)olen, i, (int)k);
+        }
+        json_decref(opts);
+        if (code)
+            return code;
+    }
+    return 0;
+}
+
+void store_limit_where(const store_limit *l, const char *place, char *buf, size_t cap)
+{
+    if (l->task < 0)
+        snprintf(buf, cap, "%s", place);
+    else if (!strcmp(l->limit, "task_text"))
+        snprintf(buf, cap, "%s[%d].text", place, l->task);
+    else if (l->option >= 0)
+        snprintf(buf, cap, "%s[%d].options[%d]", place, l->task, l->option);
+    else
+        snprintf(buf, cap, "%s[%d].options", place, l->task);
+}
+
+void store_limit_describe(const store_limit *l, const char *place, char *buf, size_t cap)
+{
+    char where[128];
+    store_limit_where(l, place, where, sizeof where);
+    const char *subject = "an option", *unit = "bytes";
+    if (!strcmp(l->limit, "tasks_per_module"))
+        subject = "a module", unit = "tasks";
+    else if (!strcmp(l->limit, "options_per_question"))
+        subject = "a question", unit = "options";
+    else if (!strcmp(l->limit, "task_text"))
+        subject = "a task's text";
+    char sentence[160];
+    snprintf(sentence, sizeof sentence, "%s has at most %lld %s; this one has %lld", subject,
+             (long long)l->max, unit, (long long)l->got);
+    snprintf(buf, cap, "%s: %s", where, sentence);
+}
+
+/* FNV-1a over a length-prefixed field (NULL differs from ""). */
+static uint64_t digest_field(uint64_t h, const char *s)
+{
+    uint64_t len = s ? (uint64_t)strlen(s) : UINT64_MAX;
+    for (int i = 0; i < 8; i++) {
+        h ^= (len >> (8 * i)) & 0xffu;
+        h *= 1099511628211u;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; s && *p; p++) {
+        h ^= *p;
+        h *= 1099511628211u;
+    }
+    return h;
+}
+
+uint64_t store_tasks_digest_add(uint64_t digest, const store_task *t)
+{
+    digest = digest_field(digest, t->kind);
+    digest = digest_field(digest, t->text);
+    return digest_field(digest, t->options_json);
+}
+
+static int digest_one(const store_task *t, void *ud)
+{
+    uint64_t *d = ud;
+    *d = store_tasks_digest_add(*d, t);
+    return 0;
+}
+
+int store_module_tasks_digest(store *s, int64_t module_id, uint64_t *out)
+{
+    uint64_t d = STORE_TASKS_DIGEST_INIT;
+    int code = store_module_tasks(s, module_id, digest_one, &d);
+    if (code < 0)
+        return code;
+    *out = d;
+    return 0;
+}
+
 /* Replaces the module's tasks with `tasks`. */
 static int put_tasks(store *s, int64_t module_id, const store_task_in *tasks, int n)
 {
+    store_limit lim;
+    if (store_tasks_check(tasks, n, &lim) != 0) {
+        char why[STORE_ERRMSG_MAX];
+        store_limit_describe(&lim, "tasks", why, sizeof why);
+        return store_failf(s, STORE_INVALID, "%s", why);
+    }
     sqlite3_stmt *del = store_prepare(s, "DELETE FROM tasks WHERE module_id = ?1");
     if (!del)
         return STORE_ERR;

@@ -198,6 +198,16 @@ typedef int (*store_task_cb)(const store_task *t, void *ud);
  * calls nothing and returns 0. */
 int store_module_tasks(store *s, int64_t module_id, store_task_cb cb, void *ud);
 
+/* A fingerprint of a task list as a live room shows it (kind, text and
+ * options of every task, in order): two lists with the same digest are the
+ * same list. Start from STORE_TASKS_DIGEST_INIT and fold in each task. */
+#define STORE_TASKS_DIGEST_INIT 14695981039346656037u
+uint64_t store_tasks_digest_add(uint64_t digest, const store_task *t);
+
+/* The digest of the module's tasks as they are stored now. Returns 0 (and
+ * *out) or a negative code; a module without tasks has the initial digest. */
+int store_module_tasks_digest(store *s, int64_t module_id, uint64_t *out);
+
 /* --- Completions (R9, R10) ----------------------------------------------- */
 
 /* 1 when the learner has a completion of the module, 0 when not, <0 on error.
@@ -448,6 +458,39 @@ typedef struct store_task_in {
     const char *correct_json;
 } store_task_in;
 
+/* Caps on a module's content (DESIGN §6), checked wherever tasks enter the
+ * store (create, update, import) so that a live room never has to cut a
+ * module short. Bytes are UTF-8 bytes. */
+#define STORE_MAX_TASKS 256        /* tasks in one module */
+#define STORE_MAX_OPTIONS 32       /* options of one question */
+#define STORE_MAX_TASK_TEXT 2000   /* bytes of a task's text */
+#define STORE_MAX_OPTION_TEXT 200  /* bytes of one option */
+
+/* The first cap a task list breaks. */
+typedef struct store_limit {
+    const char *limit; /* "tasks_per_module", "options_per_question", "task_text",
+                          "option_text" (static strings) */
+    int64_t max;       /* the cap */
+    int64_t got;       /* what the list has */
+    int task;          /* the task's index, -1 for the list as a whole */
+    int option;        /* the option's index for "option_text", else -1 */
+} store_limit;
+
+/* The one check of the caps above, for every path that stores tasks.
+ * Returns 0 when the list fits, else STORE_INVALID with *out filled (out may
+ * be NULL). Malformed options JSON is not this check's business (the
+ * database refuses it). */
+int store_tasks_check(const store_task_in *tasks, int n, store_limit *out);
+
+/* Where the breach is, under `place` (the task list's own place, e.g.
+ * "tasks" or "modules[2].tasks"): "tasks", "tasks[3].text",
+ * "tasks[3].options" or "tasks[3].options[1]". */
+void store_limit_where(const store_limit *l, const char *place, char *buf, size_t cap);
+
+/* The breach as "<where>: <sentence>", e.g. "tasks[3].options: a question
+ * has at most 32 options; this one has 40". */
+void store_limit_describe(const store_limit *l, const char *place, char *buf, size_t cap);
+
 /* A module as a caller gives it. For an update, NULL title/type, otj < 0
  * and task_count < 0 keep what is there. */
 typedef struct store_module_in {
@@ -625,7 +668,14 @@ typedef struct store_approval {
                            unless they completed it already (R10); sets
                            path, or turns the decision into STORE_REFUSED */
     const char *room, *answers_json, *marks_json, *note, *reason;
+    int check_tasks;       /* first check (in the transaction) that the module's
+                              tasks still have tasks_digest (R9 was judged on
+                              them); if not, STORE_REFUSED and tasks_changed
+                              (an approval of a learner who has the completion
+                              already keeps it, R10) */
+    uint64_t tasks_digest; /* store_tasks_digest_add over the room's tasks */
     /* out */
+    int tasks_changed;  /* 1 when refused because the module's tasks changed */
     int rc;             /* 0, or the STORE_ code of this decision */
     int64_t completion; /* STORE_APPROVED: the completion's id */
     int created;        /* 1 when this call created it, 0 when it existed */

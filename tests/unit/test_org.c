@@ -525,6 +525,136 @@ static void test_import_all_or_nothing(void **state)
     assert_int_equal(store_user_count(f->s), users_before + 3);
 }
 
+/* --- Caps on a module's tasks (DESIGN §6) ------------------------------------------------------- */
+
+static void test_module_caps(void **state)
+{
+    fixture *f = *state;
+    int64_t hand = MODULE("Hand hygiene"), admin = USER("admin");
+    static store_task_in many[STORE_MAX_TASKS + 1];
+    for (int i = 0; i < STORE_MAX_TASKS + 1; i++)
+        many[i] = (store_task_in){"observe", "Does it right", NULL, NULL};
+    store_limit l;
+    char msg[STORE_ERRMSG_MAX];
+
+    /* the shared check: at the cap fits, one more names the limit */
+    assert_int_equal(store_tasks_check(many, STORE_MAX_TASKS, &l), 0);
+    assert_int_equal(store_tasks_check(many, STORE_MAX_TASKS + 1, &l), STORE_INVALID);
+    assert_string_equal(l.limit, "tasks_per_module");
+    assert_int_equal(l.max, 256);
+    assert_int_equal(l.got, 257);
+    store_limit_describe(&l, "tasks", msg, sizeof msg);
+    assert_string_equal(msg, "tasks: a module has at most 256 tasks; this one has 257");
+
+    char opts[33 * 8 + 3] = "[", text[STORE_MAX_TASK_TEXT + 2];
+    for (int i = 0; i < 33; i++)
+        strcat(opts, i ? ",\"opt\"" : "\"opt\"");
+    strcat(opts, "]");
+    store_task_in q[] = {{"observe", "Fine", NULL, NULL}, {"question", "Pick", opts, NULL}};
+    assert_int_equal(store_tasks_check(q, 2, &l), STORE_INVALID);
+    assert_string_equal(l.limit, "options_per_question");
+    assert_int_equal(l.task, 1);
+    store_limit_where(&l, "modules[0].tasks", msg, sizeof msg);
+    assert_string_equal(msg, "modules[0].tasks[1].options");
+    char longopt[STORE_MAX_OPTION_TEXT + 16];
+    snprintf(longopt, sizeof longopt, "[\"a\",\"%0*d\"]", STORE_MAX_OPTION_TEXT + 1, 0);
+    q[1].options_json = longopt;
+    assert_int_equal(store_tasks_check(q, 2, &l), STORE_INVALID);
+    assert_string_equal(l.limit, "option_text");
+    assert_int_equal(l.option, 1);
+    memset(text, 'w', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    q[1] = (store_task_in){"observe", text, NULL, NULL};
+    assert_int_equal(store_tasks_check(q, 2, &l), STORE_INVALID);
+    assert_string_equal(l.limit, "task_text");
+    text[STORE_MAX_TASK_TEXT] = '\0'; /* exactly at the cap */
+    assert_int_equal(store_tasks_check(q, 2, &l), 0);
+
+    /* every path into the store refuses, and changes nothing */
+    store_module m;
+    uint64_t before, after;
+    assert_int_equal(store_module_tasks_digest(f->s, hand, &before), 0);
+    store_module_in patch = {NULL, NULL, -1, many, STORE_MAX_TASKS + 1};
+    assert_int_equal(store_module_update(f->s, T0 + 1, admin, hand, &patch), STORE_INVALID);
+    assert_non_null(strstr(store_errmsg(f->s), "at most 256 tasks"));
+    assert_int_equal(store_module_by_id(f->s, hand, &m), 0);
+    assert_int_equal(m.task_count, 4);
+    assert_int_equal(store_module_tasks_digest(f->s, hand, &after), 0);
+    assert_true(before == after);
+    int64_t id = 0;
+    store_module_in big = {"Big drill", "quiz", 1, many, STORE_MAX_TASKS + 1};
+    assert_int_equal(store_module_create_full(f->s, T0, admin, &big, &id), STORE_INVALID);
+    assert_int_equal(store_find_id(f->s, STORE_MODULE, "Big drill", &id), STORE_NOTFOUND);
+    store_import_module mods[] = {{"Big drill", "quiz", 1, many, STORE_MAX_TASKS + 1}};
+    store_import doc = {NULL, 0, NULL, 0, mods, 1, NULL, 0, NULL, 0, NULL, 0};
+    assert_int_equal(store_import_org(f->s, T0, admin, &doc), STORE_INVALID);
+    assert_non_null(strstr(store_errmsg(f->s), "modules[0]"));
+    assert_int_equal(store_find_id(f->s, STORE_MODULE, "Big drill", &id), STORE_NOTFOUND);
+
+    /* positive: 256 tasks go in */
+    big.task_count = STORE_MAX_TASKS;
+    assert_int_equal(store_module_create_full(f->s, T0, admin, &big, &id), 0);
+    assert_int_equal(store_module_by_id(f->s, id, &m), 0);
+    assert_int_equal(m.task_count, 256);
+}
+
+/* --- R9: an approval is judged on the tasks the room showed ---------------------------------------- */
+
+static void test_approval_refused_when_tasks_changed(void **state)
+{
+    fixture *f = *state;
+    int64_t hand = MODULE("Hand hygiene"), admin = USER("admin");
+    uint64_t room_tasks, now;
+    assert_int_equal(store_module_tasks_digest(f->s, hand, &room_tasks), 0);
+
+    /* the same tasks written again: the digest stays; a text edited: it moves */
+    store_task_in same[] = {
+        {"question", "How long should you rub your hands with soap?",
+         "[\"5 seconds\",\"20 seconds\",\"60 seconds\"]", "1"},
+        {"observe", "Wets hands and applies soap", NULL, NULL},
+        {"observe", "Rubs all surfaces for at least 20 seconds", NULL, NULL},
+        {"observe", "Dries with a single-use towel", NULL, NULL}};
+    store_module_in rewrite = {NULL, NULL, -1, same, 4};
+    assert_int_equal(store_module_update(f->s, T0 + 1, admin, hand, &rewrite), 0);
+    assert_int_equal(store_module_tasks_digest(f->s, hand, &now), 0);
+    assert_true(now == room_tasks);
+
+    /* positive: leo, approved on the tasks the room showed */
+    store_approval ok = {.learner = USER("leo"), .module = hand, .approver = USER("rita"),
+                         .now = T0 + 2, .outcome = STORE_APPROVED, .check_waiting = 1,
+                         .room = "r-same", .check_tasks = 1, .tasks_digest = room_tasks};
+    assert_int_equal(store_approvals_commit(f->s, &ok, 1), 0);
+    assert_int_equal(ok.rc, 0);
+    assert_int_equal(ok.outcome, STORE_APPROVED);
+    assert_int_equal(ok.tasks_changed, 0);
+    assert_true(ok.completion > 0);
+
+    /* the module edited while the room is open: same count, one text changed */
+    same[3].text = "Dries with the kitchen towel";
+    assert_int_equal(store_module_update(f->s, T0 + 3, admin, hand, &rewrite), 0);
+    assert_int_equal(store_module_tasks_digest(f->s, hand, &now), 0);
+    assert_true(now != room_tasks);
+    store_approval late = {.learner = USER("lea"), .module = hand, .approver = USER("rita"),
+                           .now = T0 + 4, .outcome = STORE_APPROVED, .check_waiting = 1,
+                           .room = "r-old", .check_tasks = 1, .tasks_digest = room_tasks};
+    assert_int_equal(store_approvals_commit(f->s, &late, 1), 0);
+    assert_int_equal(late.rc, 0);
+    assert_int_equal(late.outcome, STORE_REFUSED);
+    assert_int_equal(late.tasks_changed, 1);
+    assert_int_equal(late.completion, 0);
+    assert_int_equal(store_completion_exists(f->s, USER("lea"), hand, NULL), 0);
+
+    /* R10 still holds: leo approved again (a retry) keeps his completion */
+    store_approval again = ok;
+    again.now = T0 + 5;
+    again.outcome = STORE_APPROVED;
+    assert_int_equal(store_approvals_commit(f->s, &again, 1), 0);
+    assert_int_equal(again.outcome, STORE_APPROVED);
+    assert_int_equal(again.tasks_changed, 0);
+    assert_true(again.completion == ok.completion);
+    assert_int_equal(again.created, 0);
+}
+
 /* --- Completions listing scope ----------------------------------------------------------------- */
 
 static int count_row(const store_completion_row *c, void *ud)
@@ -570,6 +700,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_import_second_org, setup, teardown),
         cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completions_scope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_module_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approval_refused_when_tasks_changed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "room.h"
 #include "store.h"
@@ -121,12 +122,61 @@ static void approval_needs_every_observe_task_passed(void **state) {
   assert_int_equal(room_may_approve(f->fs, none, reason, sizeof reason), 1);
 }
 
+/* Runs SQL on the fixture's database file through a second connection, the
+ * way a module stored before the caps (or by hand) would be there. */
+static void raw_sql(fixture *f, const char *sql) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/otj.db", f->dir);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  char *err = NULL;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+  if (rc != SQLITE_OK) fail_msg("%s", err ? err : "sqlite3_exec");
+  sqlite3_close(db);
+}
+
+static void a_module_that_does_not_fit_is_refused_not_cut(void **state) {
+  fixture *f = *state;
+  /* 257 observe tasks, and a question of 33 options */
+  raw_sql(f,
+          "INSERT INTO modules(title, type, otj, created_at, updated_at)"
+          " VALUES ('Legacy drill', 'quiz', 1, 0, 0), ('Wide quiz', 'quiz', 1, 0, 0);"
+          "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 256)"
+          " INSERT INTO tasks(module_id, position, kind, text)"
+          " SELECT (SELECT id FROM modules WHERE title = 'Legacy drill'), i, 'observe',"
+          " 'Step ' || i FROM n;"
+          "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 32)"
+          " INSERT INTO tasks(module_id, position, kind, text, options)"
+          " SELECT (SELECT id FROM modules WHERE title = 'Wide quiz'), 0, 'question', 'Pick',"
+          " json_group_array('option ' || i) FROM n;");
+  int64_t legacy, wide;
+  assert_int_equal(store_find_id(f->db, STORE_MODULE, "Legacy drill", &legacy), 0);
+  assert_int_equal(store_find_id(f->db, STORE_MODULE, "Wide quiz", &wide), 0);
+  room_module *m = (room_module *)1;
+  assert_int_equal(room_module_load(f->db, legacy, &m), STORE_INVALID);
+  assert_null(m);
+  m = (room_module *)1;
+  assert_int_equal(room_module_load(f->db, wide, &m), STORE_INVALID);
+  assert_null(m);
+  /* one task fewer fits, whole, with the store's digest of its tasks */
+  raw_sql(f, "DELETE FROM tasks WHERE module_id = (SELECT id FROM modules"
+             " WHERE title = 'Legacy drill') AND position = 256");
+  assert_int_equal(room_module_load(f->db, legacy, &m), 0);
+  assert_int_equal(m->n_tasks, ROOM_MAX_TASKS);
+  assert_string_equal(m->tasks[255].text, "Step 255");
+  uint64_t d;
+  assert_int_equal(store_module_tasks_digest(f->db, legacy, &d), 0);
+  assert_true(m->digest == d);
+  room_module_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(module_loads_with_its_tasks),
       cmocka_unit_test(answer_fits_question_tasks_only),
       cmocka_unit_test(answer_must_be_an_option),
       cmocka_unit_test(approval_needs_every_observe_task_passed),
+      cmocka_unit_test(a_module_that_does_not_fit_is_refused_not_cut),
   };
   return cmocka_run_group_tests_name("room", tests, setup, teardown);
 }
