@@ -331,6 +331,60 @@ static void api_metrics(http_req *r) {
 
 #define API_TOKENS_MAX 10000 /* logins per call */
 
+/* Up to API_TOKENS_MAX sessions in one transaction: written on the worker
+ * pool with the workers' handle, so neither its length nor a lock held
+ * elsewhere holds up the loop. */
+typedef struct tokens_job {
+  uv_work_t work;
+  http_req *r;
+  json_t *body; /* the logins point into it */
+  store_bulk_session *items;
+  char (*tokens)[AUTH_TOKEN_LEN + 1];
+  size_t n;
+  int64_t admin;
+  int code;
+  char errmsg[STORE_ERRMSG_MAX];
+} tokens_job;
+
+static void tokens_job_free(tokens_job *j) {
+  sodium_memzero(j->tokens, j->n * sizeof *j->tokens);
+  free(j->tokens);
+  free(j->items);
+  json_decref(j->body);
+  free(j);
+}
+
+static void tokens_work(uv_work_t *w) {
+  tokens_job *j = w->data;
+  otjd *d = j->r->d;
+  int64_t now = (int64_t)time(NULL);
+  uv_mutex_lock(&d->db_worker_lock);
+  j->code = store_sessions_bulk(d->db_worker, now, now + (int64_t)d->cfg.session_ttl_s,
+                                j->admin, j->items, j->n);
+  snprintf(j->errmsg, sizeof j->errmsg, "%s", store_errmsg(d->db_worker));
+  uv_mutex_unlock(&d->db_worker_lock);
+}
+
+static void tokens_done(uv_work_t *w, int status) {
+  tokens_job *j = w->data;
+  http_req *r = j->r;
+  if (status != 0) {
+    reply_store_error_msg(r, STORE_ERR, "creating the sessions was cancelled");
+  } else if (j->code != 0) {
+    reply_store_error_msg(r, j->code, j->errmsg);
+  } else {
+    json_t *tok = json_object(), *ids = json_object();
+    for (size_t i = 0; i < j->n; i++) {
+      json_object_set_new(tok, j->items[i].login, json_string(j->tokens[i]));
+      json_object_set_new(ids, j->items[i].login,
+                          json_integer((json_int_t)j->items[i].user_id));
+    }
+    reply_json(r, 200, json_pack("{s:o, s:o}", "tokens", tok, "ids", ids));
+  }
+  http_req_unref(r);
+  tokens_job_free(j);
+}
+
 /* {"logins": [login, ...]} -> {"tokens": {login: token}, "ids": {login: id}}.
  * Admin only. Every session is created in one transaction with one audit
  * entry for the call (store_sessions_bulk): a load generator gets tokens
@@ -368,23 +422,23 @@ static void api_admin_tokens(http_req *r) {
     }
     auth_new_token(tokens[i], items[i].token_hash);
   }
-  int64_t now = (int64_t)time(NULL);
-  int code = store_sessions_bulk(r->d->db, now, now + (int64_t)r->d->cfg.session_ttl_s,
-                                 admin.id, items, n);
-  if (code != 0) {
-    reply_store_error(r, code);
-  } else {
-    json_t *tok = json_object(), *ids = json_object();
-    for (size_t i = 0; i < n; i++) {
-      json_object_set_new(tok, items[i].login, json_string(tokens[i]));
-      json_object_set_new(ids, items[i].login, json_integer((json_int_t)items[i].user_id));
-    }
-    reply_json(r, 200, json_pack("{s:o, s:o}", "tokens", tok, "ids", ids));
+  tokens_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    free(items);
+    free(tokens);
+    json_decref(b);
+    http_reply_error(r, 500, "internal", "Out of memory.");
+    return;
   }
-  sodium_memzero(tokens, n * sizeof *tokens);
-  free(tokens);
-  free(items);
-  json_decref(b);
+  *j = (tokens_job){.r = r, .body = b, .items = items, .tokens = tokens,
+                    .n = n, .admin = admin.id};
+  j->work.data = j;
+  http_req_ref(r);
+  if (uv_queue_work(r->d->loop, &j->work, tokens_work, tokens_done) != 0) {
+    http_req_unref(r);
+    tokens_job_free(j);
+    http_reply_error(r, 500, "internal", "Could not start creating the sessions.");
+  }
 }
 
 /* ---- routing ----------------------------------------------------------- */

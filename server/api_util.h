@@ -50,6 +50,9 @@ int require_admin(http_req *r, store_user *u);
  * BUSY 503, else 500, with store_errmsg as the message. */
 void reply_store_error(http_req *r, int code);
 
+/* As reply_store_error, with the message of another handle (a worker's). */
+void reply_store_error_msg(http_req *r, int code, const char *msg);
+
 /* {"error": code, "message": printf(...)} with extra members from `extra`
  * (consumed, may be NULL). */
 void reply_error_json(http_req *r, int status, const char *code, json_t *extra,

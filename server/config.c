@@ -45,7 +45,8 @@ void config_usage(FILE *out) {
           "OTJ_SESSION_TTL (604800 s), OTJ_ROOM_IDLE_TTL (7200 s),\n"
           "OTJ_MAX_ROOM_LEARNERS (200), OTJ_MAX_ROOMS_PER_RESPONSIBLE (20), "
           "OTJ_PRESENCE_STALE (30 s),\n"
-          "OTJ_MAX_SEND_BYTES (4 MiB).\n"
+          "OTJ_MAX_SEND_BYTES (4 MiB), OTJ_DB_LOOP_BUSY_MS (20 ms), "
+          "OTJ_MIN_FREE_MB (64).\n"
           "Exit codes: 0 stopped cleanly, 64 bad usage, 69 Redis unavailable, "
           "70 internal error,\n"
           "73 data folder or database unusable.\n");
@@ -115,6 +116,8 @@ int config_load(otj_config *c, int argc, char **argv) {
   c->max_room_learners = 200;
   c->presence_stale_s = 30;
   c->max_rooms_per_responsible = 20;
+  c->db_loop_busy_ms = 20;
+  c->min_free_mb = 64;
 
   const char *v;
   if ((v = getenv("OTJ_LISTEN")) && *v && parse_listen(c, v)) return -1;
@@ -141,6 +144,8 @@ int config_load(otj_config *c, int argc, char **argv) {
   env_u32(&c->max_room_learners, "OTJ_MAX_ROOM_LEARNERS");
   env_u32(&c->presence_stale_s, "OTJ_PRESENCE_STALE");
   env_u32(&c->max_rooms_per_responsible, "OTJ_MAX_ROOMS_PER_RESPONSIBLE");
+  env_u32(&c->db_loop_busy_ms, "OTJ_DB_LOOP_BUSY_MS");
+  env_u32(&c->min_free_mb, "OTJ_MIN_FREE_MB");
 
   static const struct option opts[] = {
       {"listen", required_argument, NULL, 'l'},

@@ -37,6 +37,8 @@ typedef struct otj_config {
   uint32_t max_room_learners;    /* learners in one room */
   uint32_t presence_stale_s;     /* an instance silent this long is gone */
   uint32_t max_rooms_per_responsible; /* rooms one responsible has open */
+  uint32_t db_loop_busy_ms;      /* the loop's longest wait for a SQLite lock */
+  uint32_t min_free_mb;          /* free disk below this: /readyz says not ready */
 } otj_config;
 
 /* Fills `c` from defaults, the environment and argv. Returns 0 to run,

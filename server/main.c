@@ -180,6 +180,15 @@ static int open_storage(otjd *d) {
                       "'%s')\n", DEMO_PASSWORD);
     }
   }
+  /* From here d->db serves the event loop: it waits for another
+   * connection's lock only briefly (an in-process group commit), and a
+   * longer lock answers "busy, retry" instead of stalling every socket. */
+  uint32_t busy_ms = d->cfg.db_loop_busy_ms;
+  if (store_set_busy_timeout(d->db, busy_ms > INT32_MAX ? INT32_MAX : (int)busy_ms) != 0) {
+    fprintf(stderr, "otjd: cannot set the busy timeout of %s: %s\n", path,
+            store_errmsg(d->db));
+    return EX_SOFTWARE;
+  }
   return 0;
 }
 
