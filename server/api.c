@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "api_util.h"
@@ -211,20 +212,56 @@ static void api_me(http_req *r) {
   reply_json(r, 200, user_json(&u));
 }
 
-/* ---- GET /healthz ------------------------------------------------------ */
+/* ---- GET /healthz and GET /readyz ---------------------------------------- */
+
+/* /healthz is a liveness check: the process serves, Redis and SQLite answer.
+ * /readyz says whether the server can do its work right now, and if not,
+ * what is wrong: Redis answers, SQLite can take its write lock, and the data
+ * folder's disk has at least cfg.min_free_mb free. */
+
+#define HEALTH_TIMEOUT_MS 1000
+#define HEALTH_PROBLEMS_MAX 3
 
 typedef struct health_job {
   http_req *r;
   uv_timer_t timer;
   int sqlite_ok;
+  int ready;        /* answering /readyz */
+  int disk_ok;
+  uint64_t free_mb;
+  const char *problems[HEALTH_PROBLEMS_MAX]; /* static sentences */
+  int nproblems;
   int done;
   int refs; /* the timer handle and the Redis callback */
 } health_job;
+
+static void health_problem(health_job *h, const char *what) {
+  if (h->nproblems < HEALTH_PROBLEMS_MAX) h->problems[h->nproblems++] = what;
+}
+
+static void ready_answer(health_job *h, int redis_ok) {
+  if (!redis_ok) health_problem(h, "Redis does not answer: live rooms cannot run.");
+  json_t *problems = json_array();
+  for (int i = 0; problems && i < h->nproblems; i++)
+    json_array_append_new(problems, json_string(h->problems[i]));
+  int ok = redis_ok && h->sqlite_ok && h->disk_ok;
+  reply_json(h->r, ok ? 200 : 503,
+             json_pack("{s:s, s:{s:b}, s:{s:b}, s:{s:b, s:I, s:I}, s:o*}",
+                       "status", ok ? "ready" : "not_ready", "redis", "ok",
+                       redis_ok, "sqlite", "ok", h->sqlite_ok, "disk", "ok",
+                       h->disk_ok, "free_mb", (json_int_t)h->free_mb,
+                       "min_free_mb", (json_int_t)h->r->d->cfg.min_free_mb,
+                       "problems", problems));
+}
 
 static void health_answer(health_job *h, int redis_ok) {
   if (h->done) return;
   h->done = 1;
   uv_timer_stop(&h->timer);
+  if (h->ready) {
+    ready_answer(h, redis_ok);
+    return;
+  }
   int ok = redis_ok && h->sqlite_ok;
   reply_json(h->r, ok ? 200 : 503,
              json_pack("{s:s, s:{s:b}, s:{s:b}}", "status",
@@ -256,25 +293,52 @@ static void health_pong(redisAsyncContext *ac, void *reply, void *priv) {
 
 static void health_timeout(uv_timer_t *t) { health_finish(t->data, 0); }
 
-static void api_healthz(http_req *r) {
+/* /readyz: SQLite takes its write lock (d->db waits only briefly) and the
+ * disk has room. */
+static void ready_checks(health_job *h) {
+  const otjd *d = h->r->d;
+  int rc = store_check_writable(d->db);
+  h->sqlite_ok = rc == 0;
+  if (rc == STORE_BUSY)
+    health_problem(h, "The database is locked by another connection: writes "
+                      "would be refused.");
+  else if (rc != 0)
+    health_problem(h, "The database cannot be written.");
+  struct statvfs sv;
+  if (statvfs(d->cfg.data_dir, &sv) != 0) {
+    health_problem(h, "The free space of the data folder's disk cannot be read.");
+    return;
+  }
+  h->free_mb = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize / (1024 * 1024);
+  h->disk_ok = h->free_mb >= d->cfg.min_free_mb;
+  if (!h->disk_ok)
+    health_problem(h, "The data folder's disk is (nearly) full.");
+}
+
+static void health_start(http_req *r, int ready) {
   health_job *h = calloc(1, sizeof *h);
   if (!h) {
     http_reply_error(r, 500, "internal", "Out of memory.");
     return;
   }
   h->r = r;
+  h->ready = ready;
   http_req_ref(r);
-  h->sqlite_ok = store_ping(r->d->db) == 0;
+  if (ready) ready_checks(h);
+  else h->sqlite_ok = store_ping(r->d->db) == 0;
   uv_timer_init(r->d->loop, &h->timer);
   h->timer.data = h;
   h->refs = 1;
   if (rconn_command(r->d->redis, health_pong, h, "PING") == 0) {
     h->refs++;
-    uv_timer_start(&h->timer, health_timeout, 1000, 0);
+    uv_timer_start(&h->timer, health_timeout, HEALTH_TIMEOUT_MS, 0);
   } else {
     health_finish(h, 0);
   }
 }
+
+static void api_healthz(http_req *r) { health_start(r, 0); }
+static void api_readyz(http_req *r) { health_start(r, 1); }
 
 /* ---- GET /metrics ------------------------------------------------------ */
 
@@ -524,6 +588,9 @@ void api_handle(http_req *r) {
   char room[65];
   if (!strcmp(p, "/healthz")) {
     if (m == HTTP_GET) api_healthz(r);
+    else http_reply_error(r, 405, "bad_request", "Use GET.");
+  } else if (!strcmp(p, "/readyz")) {
+    if (m == HTTP_GET) api_readyz(r);
     else http_reply_error(r, 405, "bad_request", "Use GET.");
   } else if (!strcmp(p, "/metrics")) {
     if (m == HTTP_GET) api_metrics(r);

@@ -212,7 +212,7 @@ static int start_redis(otjd *d) {
 }
 
 static struct lws_protocols protocols[3];
-static struct lws_http_mount mounts[5];
+static struct lws_http_mount mounts[6];
 
 static int start_lws(otjd *d) {
   protocols[0] = (struct lws_protocols){
@@ -233,8 +233,9 @@ static int start_lws(otjd *d) {
 
   /* lws picks the longest matching mountpoint */
   /* /join/CODE is a page of the web client: the callback serves index.html */
-  static const char *api_points[] = {"/api", "/healthz", "/metrics", "/join"};
-  for (int i = 0; i < 4; i++) {
+  static const char *api_points[] = {"/api", "/healthz", "/readyz", "/metrics",
+                                     "/join"};
+  for (int i = 0; i < 5; i++) {
     mounts[i] = (struct lws_http_mount){
         .mount_next = &mounts[i + 1],
         .mountpoint = api_points[i],
@@ -243,7 +244,7 @@ static int start_lws(otjd *d) {
         .origin_protocol = LWSMPRO_CALLBACK,
     };
   }
-  mounts[4] = (struct lws_http_mount){
+  mounts[5] = (struct lws_http_mount){
       .mountpoint = "/",
       .mountpoint_len = 1,
       .origin = d->cfg.web_root,
