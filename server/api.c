@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "api_util.h"
@@ -211,20 +212,56 @@ static void api_me(http_req *r) {
   reply_json(r, 200, user_json(&u));
 }
 
-/* ---- GET /healthz ------------------------------------------------------ */
+/* ---- GET /healthz and GET /readyz ---------------------------------------- */
+
+/* /healthz is a liveness check: the process serves, Redis and SQLite answer.
+ * /readyz says whether the server can do its work right now, and if not,
+ * what is wrong: Redis answers, SQLite can take its write lock, and the data
+ * folder's disk has at least cfg.min_free_mb free. */
+
+#define HEALTH_TIMEOUT_MS 1000
+#define HEALTH_PROBLEMS_MAX 3
 
 typedef struct health_job {
   http_req *r;
   uv_timer_t timer;
   int sqlite_ok;
+  int ready;        /* answering /readyz */
+  int disk_ok;
+  uint64_t free_mb;
+  const char *problems[HEALTH_PROBLEMS_MAX]; /* static sentences */
+  int nproblems;
   int done;
   int refs; /* the timer handle and the Redis callback */
 } health_job;
+
+static void health_problem(health_job *h, const char *what) {
+  if (h->nproblems < HEALTH_PROBLEMS_MAX) h->problems[h->nproblems++] = what;
+}
+
+static void ready_answer(health_job *h, int redis_ok) {
+  if (!redis_ok) health_problem(h, "Redis does not answer: live rooms cannot run.");
+  json_t *problems = json_array();
+  for (int i = 0; problems && i < h->nproblems; i++)
+    json_array_append_new(problems, json_string(h->problems[i]));
+  int ok = redis_ok && h->sqlite_ok && h->disk_ok;
+  reply_json(h->r, ok ? 200 : 503,
+             json_pack("{s:s, s:{s:b}, s:{s:b}, s:{s:b, s:I, s:I}, s:o*}",
+                       "status", ok ? "ready" : "not_ready", "redis", "ok",
+                       redis_ok, "sqlite", "ok", h->sqlite_ok, "disk", "ok",
+                       h->disk_ok, "free_mb", (json_int_t)h->free_mb,
+                       "min_free_mb", (json_int_t)h->r->d->cfg.min_free_mb,
+                       "problems", problems));
+}
 
 static void health_answer(health_job *h, int redis_ok) {
   if (h->done) return;
   h->done = 1;
   uv_timer_stop(&h->timer);
+  if (h->ready) {
+    ready_answer(h, redis_ok);
+    return;
+  }
   int ok = redis_ok && h->sqlite_ok;
   reply_json(h->r, ok ? 200 : 503,
              json_pack("{s:s, s:{s:b}, s:{s:b}}", "status",
@@ -256,25 +293,52 @@ static void health_pong(redisAsyncContext *ac, void *reply, void *priv) {
 
 static void health_timeout(uv_timer_t *t) { health_finish(t->data, 0); }
 
-static void api_healthz(http_req *r) {
+/* /readyz: SQLite takes its write lock (d->db waits only briefly) and the
+ * disk has room. */
+static void ready_checks(health_job *h) {
+  const otjd *d = h->r->d;
+  int rc = store_check_writable(d->db);
+  h->sqlite_ok = rc == 0;
+  if (rc == STORE_BUSY)
+    health_problem(h, "The database is locked by another connection: writes "
+                      "would be refused.");
+  else if (rc != 0)
+    health_problem(h, "The database cannot be written.");
+  struct statvfs sv;
+  if (statvfs(d->cfg.data_dir, &sv) != 0) {
+    health_problem(h, "The free space of the data folder's disk cannot be read.");
+    return;
+  }
+  h->free_mb = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize / (1024 * 1024);
+  h->disk_ok = h->free_mb >= d->cfg.min_free_mb;
+  if (!h->disk_ok)
+    health_problem(h, "The data folder's disk is (nearly) full.");
+}
+
+static void health_start(http_req *r, int ready) {
   health_job *h = calloc(1, sizeof *h);
   if (!h) {
     http_reply_error(r, 500, "internal", "Out of memory.");
     return;
   }
   h->r = r;
+  h->ready = ready;
   http_req_ref(r);
-  h->sqlite_ok = store_ping(r->d->db) == 0;
+  if (ready) ready_checks(h);
+  else h->sqlite_ok = store_ping(r->d->db) == 0;
   uv_timer_init(r->d->loop, &h->timer);
   h->timer.data = h;
   h->refs = 1;
   if (rconn_command(r->d->redis, health_pong, h, "PING") == 0) {
     h->refs++;
-    uv_timer_start(&h->timer, health_timeout, 1000, 0);
+    uv_timer_start(&h->timer, health_timeout, HEALTH_TIMEOUT_MS, 0);
   } else {
     health_finish(h, 0);
   }
 }
+
+static void api_healthz(http_req *r) { health_start(r, 0); }
+static void api_readyz(http_req *r) { health_start(r, 1); }
 
 /* ---- GET /metrics ------------------------------------------------------ */
 
@@ -331,6 +395,60 @@ static void api_metrics(http_req *r) {
 
 #define API_TOKENS_MAX 10000 /* logins per call */
 
+/* Up to API_TOKENS_MAX sessions in one transaction: written on the worker
+ * pool with the workers' handle, so neither its length nor a lock held
+ * elsewhere holds up the loop. */
+typedef struct tokens_job {
+  uv_work_t work;
+  http_req *r;
+  json_t *body; /* the logins point into it */
+  store_bulk_session *items;
+  char (*tokens)[AUTH_TOKEN_LEN + 1];
+  size_t n;
+  int64_t admin;
+  int code;
+  char errmsg[STORE_ERRMSG_MAX];
+} tokens_job;
+
+static void tokens_job_free(tokens_job *j) {
+  sodium_memzero(j->tokens, j->n * sizeof *j->tokens);
+  free(j->tokens);
+  free(j->items);
+  json_decref(j->body);
+  free(j);
+}
+
+static void tokens_work(uv_work_t *w) {
+  tokens_job *j = w->data;
+  otjd *d = j->r->d;
+  int64_t now = (int64_t)time(NULL);
+  uv_mutex_lock(&d->db_worker_lock);
+  j->code = store_sessions_bulk(d->db_worker, now, now + (int64_t)d->cfg.session_ttl_s,
+                                j->admin, j->items, j->n);
+  snprintf(j->errmsg, sizeof j->errmsg, "%s", store_errmsg(d->db_worker));
+  uv_mutex_unlock(&d->db_worker_lock);
+}
+
+static void tokens_done(uv_work_t *w, int status) {
+  tokens_job *j = w->data;
+  http_req *r = j->r;
+  if (status != 0) {
+    reply_store_error_msg(r, STORE_ERR, "creating the sessions was cancelled");
+  } else if (j->code != 0) {
+    reply_store_error_msg(r, j->code, j->errmsg);
+  } else {
+    json_t *tok = json_object(), *ids = json_object();
+    for (size_t i = 0; i < j->n; i++) {
+      json_object_set_new(tok, j->items[i].login, json_string(j->tokens[i]));
+      json_object_set_new(ids, j->items[i].login,
+                          json_integer((json_int_t)j->items[i].user_id));
+    }
+    reply_json(r, 200, json_pack("{s:o, s:o}", "tokens", tok, "ids", ids));
+  }
+  http_req_unref(r);
+  tokens_job_free(j);
+}
+
 /* {"logins": [login, ...]} -> {"tokens": {login: token}, "ids": {login: id}}.
  * Admin only. Every session is created in one transaction with one audit
  * entry for the call (store_sessions_bulk): a load generator gets tokens
@@ -368,23 +486,23 @@ static void api_admin_tokens(http_req *r) {
     }
     auth_new_token(tokens[i], items[i].token_hash);
   }
-  int64_t now = (int64_t)time(NULL);
-  int code = store_sessions_bulk(r->d->db, now, now + (int64_t)r->d->cfg.session_ttl_s,
-                                 admin.id, items, n);
-  if (code != 0) {
-    reply_store_error(r, code);
-  } else {
-    json_t *tok = json_object(), *ids = json_object();
-    for (size_t i = 0; i < n; i++) {
-      json_object_set_new(tok, items[i].login, json_string(tokens[i]));
-      json_object_set_new(ids, items[i].login, json_integer((json_int_t)items[i].user_id));
-    }
-    reply_json(r, 200, json_pack("{s:o, s:o}", "tokens", tok, "ids", ids));
+  tokens_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    free(items);
+    free(tokens);
+    json_decref(b);
+    http_reply_error(r, 500, "internal", "Out of memory.");
+    return;
   }
-  sodium_memzero(tokens, n * sizeof *tokens);
-  free(tokens);
-  free(items);
-  json_decref(b);
+  *j = (tokens_job){.r = r, .body = b, .items = items, .tokens = tokens,
+                    .n = n, .admin = admin.id};
+  j->work.data = j;
+  http_req_ref(r);
+  if (uv_queue_work(r->d->loop, &j->work, tokens_work, tokens_done) != 0) {
+    http_req_unref(r);
+    tokens_job_free(j);
+    http_reply_error(r, 500, "internal", "Could not start creating the sessions.");
+  }
 }
 
 /* ---- routing ----------------------------------------------------------- */
@@ -470,6 +588,9 @@ void api_handle(http_req *r) {
   char room[65];
   if (!strcmp(p, "/healthz")) {
     if (m == HTTP_GET) api_healthz(r);
+    else http_reply_error(r, 405, "bad_request", "Use GET.");
+  } else if (!strcmp(p, "/readyz")) {
+    if (m == HTTP_GET) api_readyz(r);
     else http_reply_error(r, 405, "bad_request", "Use GET.");
   } else if (!strcmp(p, "/metrics")) {
     if (m == HTTP_GET) api_metrics(r);

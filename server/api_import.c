@@ -8,9 +8,11 @@
  * problem is answered as 422 naming its place ("users[3].department: ...").
  * (2) Plain passwords are hashed with argon2id on libuv's worker pool, one
  * after another (~100 ms and 64 MiB each), so the loop never waits on them;
- * their number per import is bounded. (3) Back on the loop, the store applies
- * the document in ONE transaction and resolves names (a failure there names
- * its place too and leaves the database as it was).
+ * their number per import is bounded. (3) On the worker pool again, with the
+ * workers' SQLite handle, the store applies the document in ONE transaction
+ * and resolves names (a failure there names its place too and leaves the
+ * database as it was); a long import, or one waiting for another process's
+ * lock, never holds up the loop.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +47,11 @@ typedef struct import_job {
   int npasswords;
   store_limit limit;     /* the cap a module's tasks break, when limit_place[0] */
   char limit_place[64];
+  /* applying on the worker pool */
+  uv_work_t work;
+  http_req *r;
+  int code;                      /* store_import_org's answer */
+  char errmsg[STORE_ERRMSG_MAX]; /* its message, copied under the lock */
 } import_job;
 
 static void job_free(import_job *j) {
@@ -401,23 +408,25 @@ static void reply_place(http_req *r, int status, const char *code,
                    "The import changed nothing. %s", msg);
 }
 
-static void import_apply(http_req *r, void *ctx, int ok) {
-  import_job *j = ctx;
-  if (!ok) {
-    http_reply_error(r, 500, "internal",
-                     "Could not hash the passwords; the import changed nothing.");
-    job_free(j);
-    return;
-  }
-  for (int k = 0; k < j->npasswords; k++)
-    j->users[j->password_user[k]].password_hash = j->hashes[k];
-  int code = store_import_org(r->d->db, (int64_t)time(NULL), j->actor, &j->imp);
+static void import_work(uv_work_t *w) {
+  import_job *j = w->data;
+  otjd *d = j->r->d;
+  uv_mutex_lock(&d->db_worker_lock);
+  j->code = store_import_org(d->db_worker, (int64_t)time(NULL), j->actor, &j->imp);
+  snprintf(j->errmsg, sizeof j->errmsg, "%s", store_errmsg(d->db_worker));
+  uv_mutex_unlock(&d->db_worker_lock);
+}
+
+static void import_done(uv_work_t *w, int status) {
+  import_job *j = w->data;
+  http_req *r = j->r;
+  int code = status == 0 ? j->code : STORE_ERR;
   if (code == STORE_INVALID) {
-    reply_place(r, 422, "invalid", store_errmsg(r->d->db));
+    reply_place(r, 422, "invalid", j->errmsg);
   } else if (code == STORE_CONFLICT) {
-    reply_place(r, 409, "conflict", store_errmsg(r->d->db));
+    reply_place(r, 409, "conflict", j->errmsg);
   } else if (code) {
-    reply_store_error(r, code);
+    reply_store_error_msg(r, code, status == 0 ? j->errmsg : "the import was cancelled");
   } else {
     const store_import *d = &j->imp;
     live_pending_changed(r->d); /* new people and sharings: new waiting */
@@ -428,7 +437,28 @@ static void import_apply(http_req *r, void *ctx, int ok) {
                          d->path_count, "sharings", d->sharing_count,
                          "completions", d->completion_count));
   }
+  http_req_unref(r);
   job_free(j);
+}
+
+static void import_apply(http_req *r, void *ctx, int ok) {
+  import_job *j = ctx;
+  if (!ok) {
+    http_reply_error(r, 500, "internal",
+                     "Could not hash the passwords; the import changed nothing.");
+    job_free(j);
+    return;
+  }
+  for (int k = 0; k < j->npasswords; k++)
+    j->users[j->password_user[k]].password_hash = j->hashes[k];
+  j->r = r;
+  j->work.data = j;
+  http_req_ref(r);
+  if (uv_queue_work(r->d->loop, &j->work, import_work, import_done) != 0) {
+    http_req_unref(r);
+    job_free(j);
+    http_reply_error(r, 500, "internal", "Could not start the import.");
+  }
 }
 
 void api_import(http_req *r, const store_user *admin) {

@@ -127,7 +127,10 @@ void reply_tasks_limit(http_req *r, const store_limit *l, const char *place,
 }
 
 void reply_store_error(http_req *r, int code) {
-  const char *msg = store_errmsg(r->d->db);
+  reply_store_error_msg(r, code, store_errmsg(r->d->db));
+}
+
+void reply_store_error_msg(http_req *r, int code, const char *msg) {
   switch (code) {
   case STORE_NOTFOUND:
     reply_error_json(r, 404, "not_found", NULL, "%s", msg);

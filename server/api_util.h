@@ -56,6 +56,8 @@ void reply_store_error(http_req *r, int code);
  * sentences before and after the breach ("" for none). */
 void reply_tasks_limit(http_req *r, const store_limit *l, const char *place, const char *lead,
                        const char *tail);
+/* As reply_store_error, with the message of another handle (a worker's). */
+void reply_store_error_msg(http_req *r, int code, const char *msg);
 
 /* {"error": code, "message": printf(...)} with extra members from `extra`
  * (consumed, may be NULL). */

@@ -52,7 +52,8 @@ void config_usage(FILE *out) {
           "OTJ_REDIS_MAXMEMORY_MB (1024: the private redis-server's maxmemory, "
           "with the noeviction\n"
           "policy: a write it cannot take is refused with 'unavailable', no "
-          "room is evicted).\n"
+          "room is evicted),\n"
+          "OTJ_DB_LOOP_BUSY_MS (20 ms), OTJ_MIN_FREE_MB (64).\n"
           "Exit codes: 0 stopped cleanly, 64 bad usage, 69 Redis unavailable, "
           "70 internal error,\n"
           "73 data folder or database unusable.\n");
@@ -124,6 +125,8 @@ int config_load(otj_config *c, int argc, char **argv) {
   c->max_rooms_per_responsible = 20;
   c->room_log_keep = 1000;
   c->redis_maxmemory_mb = 1024;
+  c->db_loop_busy_ms = 20;
+  c->min_free_mb = 64;
 
   const char *v;
   if ((v = getenv("OTJ_LISTEN")) && *v && parse_listen(c, v)) return -1;
@@ -154,6 +157,8 @@ int config_load(otj_config *c, int argc, char **argv) {
   env_u32(&c->max_rooms_per_responsible, "OTJ_MAX_ROOMS_PER_RESPONSIBLE");
   env_u32(&c->room_log_keep, "OTJ_ROOM_LOG_KEEP");
   env_u32(&c->redis_maxmemory_mb, "OTJ_REDIS_MAXMEMORY_MB");
+  env_u32(&c->db_loop_busy_ms, "OTJ_DB_LOOP_BUSY_MS");
+  env_u32(&c->min_free_mb, "OTJ_MIN_FREE_MB");
 
   static const struct option opts[] = {
       {"listen", required_argument, NULL, 'l'},

@@ -41,6 +41,8 @@ typedef struct otj_config {
   uint32_t max_rooms_per_responsible; /* rooms one responsible has open */
   uint32_t room_log_keep;        /* events a room's log in Redis keeps */
   uint32_t redis_maxmemory_mb;   /* maxmemory of the private redis-server */
+  uint32_t db_loop_busy_ms;      /* the loop's longest wait for a SQLite lock */
+  uint32_t min_free_mb;          /* free disk below this: /readyz says not ready */
 } otj_config;
 
 /* Fills `c` from defaults, the environment and argv. Returns 0 to run,

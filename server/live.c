@@ -1367,6 +1367,52 @@ static void after_delivery(lroom *r, const ev_msg *e) {
   }
 }
 
+/* ---- room history: a close is written on the worker pool ----------------- */
+
+/* The close of a room needs no answer, so it is written with the workers'
+ * handle, which may wait for a lock held elsewhere without holding up the
+ * loop. */
+typedef struct closed_job {
+  uv_work_t work;
+  char room[PROTO_MAX_ROOM + 1];
+  int64_t at;
+  int code;
+  char msg[STORE_ERRMSG_MAX];
+} closed_job;
+
+static void closed_work(uv_work_t *w) {
+  closed_job *j = w->data;
+  otjd *d = L.d;
+  uv_mutex_lock(&d->db_worker_lock);
+  j->code = store_room_closed(d->db_worker, j->room, j->at);
+  if (j->code) snprintf(j->msg, sizeof j->msg, "%s", store_errmsg(d->db_worker));
+  uv_mutex_unlock(&d->db_worker_lock);
+}
+
+static void closed_done(uv_work_t *w, int status) {
+  closed_job *j = w->data;
+  if (status != 0 || j->code != 0)
+    fprintf(stderr, "otjd: recording the close of room %s failed: %s\n",
+            j->room, status != 0 ? "cancelled" : j->msg);
+  free(j);
+}
+
+static void record_room_closed(const char *room) {
+  closed_job *j = calloc(1, sizeof *j);
+  if (j) {
+    snprintf(j->room, sizeof j->room, "%s", room);
+    j->at = (int64_t)time(NULL);
+    j->work.data = j;
+    if (uv_queue_work(L.d->loop, &j->work, closed_work, closed_done) == 0)
+      return;
+    free(j);
+  }
+  /* no worker: the loop's handle, which waits only briefly */
+  if (store_room_closed(L.d->db, room, (int64_t)time(NULL)) != 0)
+    fprintf(stderr, "otjd: recording the close of room %s failed: %s\n",
+            room, store_errmsg(L.d->db));
+}
+
 /* ---- open ------------------------------------------------------------------ */
 
 typedef struct open_ctx {
@@ -1390,12 +1436,22 @@ static void open_ctx_free(void *p) {
 
 static void open_try_code(op *o);
 
+static void drop_code(const char *code) {
+  char key[64];
+  rstore_code_key(code, key, sizeof key);
+  rconn_command(L.d->redis, NULL, NULL, "DEL %s", key);
+}
+
 static void open_reply(op *o, redisReply *rep) {
   ws_sess *s = op_sess(o);
   open_ctx *x = o->extra;
-  if (reply_failed(o, rep) || !s) return;
-  store_room_opened(L.d->db, x->room, x->module, ws_user(s), x->code,
-                    (int64_t)time(NULL));
+  if (reply_failed(o, rep)) {
+    /* no room in Redis: its history row and join code go too */
+    record_room_closed(x->room);
+    drop_code(x->code);
+    return;
+  }
+  if (!s) return;
   for (uint32_t i = 0; i < x->n; i++)
     send_invite(x->ids[i], NULL, x->room, x->code, x->module, x->title,
                 ws_user(s), ws_user_name(s));
@@ -1426,9 +1482,33 @@ static void open_code_reply(redisAsyncContext *ac, void *reply, void *priv) {
     open_try_code(o);
     return;
   }
-  /* the code is ours: create the room */
+  /* the code is ours. The room goes into SQLite's history first: a room
+   * that is not there has no QR code and escapes the rooms-per-responsible
+   * cap, so when it cannot be written (a lock held elsewhere, a full disk)
+   * the open is refused and the code let go. d->db waits only briefly for a
+   * lock (cfg.db_loop_busy_ms). */
+  int rec = store_room_opened(L.d->db, x->room, x->module, ws_user(s), x->code,
+                              (int64_t)time(NULL));
+  if (rec != 0) {
+    drop_code(x->code);
+    if (rec == STORE_CONFLICT && ++x->tries < LIVE_CODE_TRIES) {
+      /* the code of a room that expired from Redis without a close */
+      open_try_code(o);
+      return;
+    }
+    if (rec != STORE_BUSY)
+      fprintf(stderr, "otjd: recording room %s failed: %s\n", x->room,
+              store_errmsg(L.d->db));
+    ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
+                "The room could not be recorded; try again shortly.");
+    op_free(o);
+    return;
+  }
+  /* create the room */
   lroom *r = room_get(x->room);
   if (!r) {
+    record_room_closed(x->room);
+    drop_code(x->code);
     op_free(o);
     return;
   }
@@ -1864,10 +1944,8 @@ static void close_reply(op *o, redisReply *rep) {
   ws_sess *s = op_sess(o);
   if (reply_failed(o, rep)) return;
   lroom *r = o->r;
-  char key[64];
-  rstore_code_key(r->code, key, sizeof key);
-  rconn_command(L.d->redis, NULL, NULL, "DEL %s", key);
-  store_room_closed(L.d->db, r->id, (int64_t)time(NULL));
+  drop_code(r->code);
+  record_room_closed(r->id);
   if (s) ok_reply(o, rep);
 }
 

@@ -181,6 +181,15 @@ static int open_storage(otjd *d) {
                       "'%s')\n", DEMO_PASSWORD);
     }
   }
+  /* From here d->db serves the event loop: it waits for another
+   * connection's lock only briefly (an in-process group commit), and a
+   * longer lock answers "busy, retry" instead of stalling every socket. */
+  uint32_t busy_ms = d->cfg.db_loop_busy_ms;
+  if (store_set_busy_timeout(d->db, busy_ms > INT32_MAX ? INT32_MAX : (int)busy_ms) != 0) {
+    fprintf(stderr, "otjd: cannot set the busy timeout of %s: %s\n", path,
+            store_errmsg(d->db));
+    return EX_SOFTWARE;
+  }
   return 0;
 }
 
@@ -204,7 +213,7 @@ static int start_redis(otjd *d) {
 }
 
 static struct lws_protocols protocols[3];
-static struct lws_http_mount mounts[5];
+static struct lws_http_mount mounts[6];
 
 static int start_lws(otjd *d) {
   protocols[0] = (struct lws_protocols){
@@ -225,8 +234,9 @@ static int start_lws(otjd *d) {
 
   /* lws picks the longest matching mountpoint */
   /* /join/CODE is a page of the web client: the callback serves index.html */
-  static const char *api_points[] = {"/api", "/healthz", "/metrics", "/join"};
-  for (int i = 0; i < 4; i++) {
+  static const char *api_points[] = {"/api", "/healthz", "/readyz", "/metrics",
+                                     "/join"};
+  for (int i = 0; i < 5; i++) {
     mounts[i] = (struct lws_http_mount){
         .mount_next = &mounts[i + 1],
         .mountpoint = api_points[i],
@@ -235,7 +245,7 @@ static int start_lws(otjd *d) {
         .origin_protocol = LWSMPRO_CALLBACK,
     };
   }
-  mounts[4] = (struct lws_http_mount){
+  mounts[5] = (struct lws_http_mount){
       .mountpoint = "/",
       .mountpoint_len = 1,
       .origin = d->cfg.web_root,

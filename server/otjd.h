@@ -3,8 +3,9 @@
  * lws callback through the context's user pointer.
  *
  * Everything here lives on the one libuv loop thread, except `db_worker`,
- * the SQLite handle that worker threads (password checks) use under
- * `db_worker_lock`.
+ * the SQLite handle that worker threads (password checks, the organisation
+ * import, bulk sessions, room closes) use under `db_worker_lock`. `db` waits
+ * at most cfg.db_loop_busy_ms for another connection's lock.
  */
 #ifndef OTJ_OTJD_H
 #define OTJ_OTJD_H

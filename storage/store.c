@@ -283,6 +283,20 @@ int store_set_durable(store *s, int full)
     return store_exec(s, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
 }
 
+int store_set_busy_timeout(store *s, int ms)
+{
+    int rc = sqlite3_busy_timeout(s->db, ms < 0 ? 0 : ms);
+    return rc == SQLITE_OK ? 0 : store_fail(s, rc);
+}
+
+int store_check_writable(store *s)
+{
+    int code = store_begin(s);
+    if (code == 0)
+        store_rollback(s);
+    return code;
+}
+
 int store_pragma(store *s, const char *name, char *out, size_t outlen)
 {
     if (!name || !*name || strspn(name, "abcdefghijklmnopqrstuvwxyz_") != strlen(name) ||

@@ -64,6 +64,17 @@ const char *store_strerror(int code);
  * that commits completions) and synchronous=NORMAL. Returns 0 or STORE_ERR. */
 int store_set_durable(store *s, int full);
 
+/* Sets how long a statement on this handle waits for another connection's
+ * lock before it fails with STORE_BUSY (ms 0: it fails at once). A handle
+ * used on an event loop takes a short wait; threads keep the default
+ * STORE_BUSY_TIMEOUT_MS. Returns 0 or STORE_ERR. */
+int store_set_busy_timeout(store *s, int ms);
+
+/* 0 when this handle could take the database's write lock right now (it
+ * takes it and lets it go at once, writing nothing), STORE_BUSY when another
+ * connection holds it past the busy timeout, another code on error. */
+int store_check_writable(store *s);
+
 /* Reads a PRAGMA of this connection as text into out (e.g. "journal_mode" ->
  * "wal", "foreign_keys" -> "1"), for diagnostics and tests. name must be a
  * plain pragma name ([a-z_]); anything else is STORE_INVALID. */

@@ -309,6 +309,33 @@ static void test_two_handles_share_one_file(void **state)
     store_close(b);
 }
 
+/* A handle with a short busy timeout (the event loop's) gives up at once on
+ * a write lock held by another connection, while reads go on (WAL); the
+ * write check takes the lock without writing. */
+static void test_busy_handle_fails_fast(void **state)
+{
+    fixture *f = *state;
+    store *s = open_demo(f);
+    assert_int_equal(store_set_busy_timeout(s, 0), 0);
+    char v[32];
+    assert_int_equal(store_pragma(s, "busy_timeout", v, sizeof v), 0);
+    assert_int_equal(atoi(v), 0);
+    assert_int_equal(store_check_writable(s), 0);
+
+    sqlite3 *other = raw_open(f->path);
+    assert_int_equal(raw_exec(other, "BEGIN IMMEDIATE"), SQLITE_OK);
+    assert_int_equal(store_check_writable(s), STORE_BUSY);
+    int64_t id = 0;
+    assert_int_equal(store_department_create(s, "While locked", 0, &id), STORE_BUSY);
+    assert_int_equal(store_user_count(s), 11); /* reads do not wait */
+    assert_int_equal(raw_exec(other, "COMMIT"), SQLITE_OK);
+    sqlite3_close(other);
+
+    assert_int_equal(store_check_writable(s), 0);
+    assert_int_equal(store_department_create(s, "After the lock", 0, &id), 0);
+    assert_int_equal(store_find_id(s, STORE_DEPARTMENT, "While locked", &id), STORE_NOTFOUND);
+}
+
 /* Several processes of otjd may start at once on a fresh file: every opener
  * must succeed and the schema must be applied exactly once. */
 #define RACE_OPENERS 8
@@ -974,6 +1001,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_failure_says_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_share_one_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_handle_fails_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_counts_and_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_people, setup, teardown),
