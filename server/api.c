@@ -66,7 +66,7 @@ typedef struct login_job {
   http_req *r;
   char login[LOGIN_MAX + 1];
   char password[PASSWORD_MAX + 1];
-  int ok;         /* 1: logged in; 0: wrong; -1: internal */
+  int ok;         /* 1: logged in; 0: wrong; 2: right password, deactivated; -1: internal */
   store_user user;
   char token[AUTH_TOKEN_LEN + 1];
 } login_job;
@@ -98,6 +98,10 @@ static void login_work(uv_work_t *w) {
     j->ok = 0;
     return;
   }
+  if (!j->user.active) { /* told only to who knows the password */
+    j->ok = 2;
+    return;
+  }
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
   auth_new_token(j->token, digest);
   int64_t now = (int64_t)time(NULL);
@@ -120,6 +124,13 @@ static void login_done(uv_work_t *w, int status) {
     d->st.logins_failed++;
     throttle_fail(j->login);
     http_reply_error(r, 401, "unauthorized", "Wrong login or password.");
+  } else if (j->ok == 2) {
+    /* Saying so is safe (only the right password gets here) and it tells
+     * the person to see an administrator instead of retrying. */
+    d->st.logins_failed++;
+    throttle_fail(j->login);
+    http_reply_error(r, 403, "forbidden",
+                     "This account has been deactivated; ask an administrator.");
   } else {
     d->st.logins_ok++;
     char cookie[256];
@@ -196,8 +207,9 @@ static void api_login(http_req *r) {
 static void api_logout(http_req *r) {
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
   if (r->token[0] &&
-      auth_token_digest(r->token, strlen(r->token), digest) == 0)
-    store_session_delete(r->d->db, digest);
+      auth_token_digest(r->token, strlen(r->token), digest) == 0 &&
+      store_session_delete(r->d->db, digest) == 0)
+    live_token_ended(r->d, digest); /* its open sockets close too */
   char cookie[128];
   snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
            HTTP_SESSION_COOKIE);
