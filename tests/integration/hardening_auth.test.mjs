@@ -295,3 +295,79 @@ describe('rights, logout and deactivation reach open websockets', () => {
     assert.equal(sql(`SELECT count(*) AS n FROM audit WHERE action='user.reactivated' AND subject='user:${lea}'`)[0].n, 1);
   });
 });
+
+describe('login throttling', () => {
+  async function withServer(env, fn) {
+    const srv = await startOtjd({ env });
+    try {
+      await fn(srv);
+    } finally {
+      await srv.stop();
+      srv.cleanup();
+    }
+  }
+
+  test('40 parallel wrong logins: the attempts are counted before the password check', async () => {
+    await withServer({}, async (srv) => {
+      const codes = await Promise.all(Array.from({ length: 40 }, () =>
+        login(srv, 'mark', 'wrong-password').then((r) => r.status)));
+      const n429 = codes.filter((c) => c === 429).length;
+      const n401 = codes.filter((c) => c === 401).length;
+      assert.ok(n429 >= 20, `only ${n429} of 40 refused: ${codes.join(',')}`);
+      assert.ok(n401 <= 10, `${n401} passwords checked`);
+      const r = await fetch(`${srv.base}/api/login`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ login: 'mark', password: 'wrong' }),
+      });
+      assert.equal(r.status, 429);
+      assert.ok(Number(r.headers.get('retry-after')) >= 1);
+      assert.ok(Number(r.headers.get('retry-after')) <= 60);
+    });
+  });
+
+  test('"MARK" and "mark" share one counter', async () => {
+    await withServer({}, async (srv) => {
+      for (let i = 0; i < 10; i++)
+        assert.equal((await login(srv, i % 2 ? 'mark' : 'Mark', 'wrong-password')).status, 401);
+      const r = await login(srv, 'MARK', 'otj-demo');
+      assert.equal(r.status, 429, 'MARK logged in past the limit of mark');
+    });
+  });
+
+  test('after the lockout window the right password works', async () => {
+    await withServer({ OTJ_LOGIN_WINDOW: '2' }, async (srv) => {
+      for (let i = 0; i < 10; i++)
+        assert.equal((await login(srv, 'mark', 'wrong-password')).status, 401);
+      assert.equal((await login(srv, 'mark', 'otj-demo')).status, 429);
+      await sleep(2100);
+      assert.equal((await login(srv, 'mark', 'otj-demo')).status, 200);
+    });
+  });
+
+  test('guesses from another address do not lock the real user out; one address has a budget over all logins', async () => {
+    await withServer({ OTJ_LOGIN_PER_ADDRESS: '15' }, async (srv) => {
+      for (let i = 0; i < 12; i++) await loginFrom(srv, '127.0.0.2', 'rita', 'wrong-password');
+      assert.equal(await loginFrom(srv, '127.0.0.2', 'rita', 'otj-demo'), 429);
+      // rita, from her own machine
+      assert.equal(await loginFrom(srv, '127.0.0.1', 'rita', 'otj-demo'), 200);
+      // the guesser moves on to other names from the same address
+      const codes = [];
+      for (const who of ['lea', 'leo', 'liv', 'lars', 'nina', 'omar'])
+        codes.push(await loginFrom(srv, '127.0.0.2', who, 'wrong-password'));
+      assert.ok(codes.includes(429), `no per-address budget: ${codes.join(',')}`);
+      // other addresses are not concerned
+      assert.equal(await loginFrom(srv, '127.0.0.3', 'leo', 'otj-demo'), 200);
+    });
+  });
+
+  test('a global budget of failed logins', async () => {
+    await withServer({ OTJ_LOGIN_GLOBAL: '12' }, async (srv) => {
+      const codes = [];
+      let i = 0;
+      for (const who of ['lea', 'leo', 'liv', 'lars', 'nina', 'omar', 'ola'])
+        for (let k = 0; k < 2; k++)
+          codes.push(await loginFrom(srv, `127.0.1.${++i}`, who, 'wrong-password'));
+      assert.ok(codes.includes(429), `no global budget: ${codes.join(',')}`);
+    });
+  });
+});
