@@ -3,9 +3,10 @@
  *
  * Login is the one slow call: argon2id verification takes ~100 ms and 64 MiB,
  * so it runs on libuv's worker pool with its own SQLite handle, bounded by
- * cfg.login_inflight, and failed attempts per login name are limited per
- * minute. Unknown logins are checked against a dummy hash, so the answer
- * time does not tell which logins exist.
+ * cfg.login_inflight, and attempts are counted against per-name, per-address
+ * and global budgets before the check (see "login throttle"). Unknown
+ * logins are checked against a dummy hash, so the answer time does not
+ * tell which logins exist.
  */
 #include "api.h"
 
@@ -26,38 +27,127 @@
 
 #define LOGIN_MAX 64
 #define PASSWORD_MAX 1024
-#define THROTTLE_SLOTS 4096 /* failed-login counters, hashed by login name */
+#define THROTTLE_SLOTS 8192 /* login budgets in use, hashed by key */
+#define THROTTLE_PROBE 8     /* slots looked at per key */
 
 /* reply_json, body_object, user_json, require_user: api_util.c */
 
-/* ---- login throttle ---------------------------------------------------- */
+/* ---- login throttle ---------------------------------------------------- *
+ *
+ * Four budgets, each for cfg.login_window_s seconds from its first count:
+ *   - attempts at one login name from one address (cfg.login_per_minute),
+ *   - attempts at one login name from every address (cfg.login_per_name),
+ *   - failed logins from one address over every name (cfg.login_per_address),
+ *   - failed logins in all (cfg.login_global).
+ * An attempt at a name is counted BEFORE its password is checked (the check
+ * is slow, so parallel guesses would otherwise all pass while the first are
+ * still being verified); a successful login gives that count back.
+ * Login names are case-folded the way the users table compares them
+ * (ASCII, COLLATE NOCASE), so "MARK" and "mark" share their budgets.
+ * Guesses from elsewhere use up the per-name budget only at a higher
+ * count, so the real user is seldom locked out by them, and a lockout never
+ * lasts longer than one window. */
 
-static struct {
-  uint64_t window; /* minute number */
-  uint32_t fails;
-} throttle[THROTTLE_SLOTS];
+typedef struct tslot {
+  uint64_t key;      /* hash of the budget's key; 0 = free */
+  uint64_t start_ms; /* first attempt of the window */
+  uint32_t n;        /* attempts counted in the window */
+} tslot;
 
-static size_t throttle_slot(const char *login) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  for (const char *p = login; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-  return (size_t)(h % THROTTLE_SLOTS);
-}
+static tslot throttle[THROTTLE_SLOTS];
+static tslot throttle_all; /* the global budget */
 
-static int throttled(const otjd *d, const char *login) {
-  size_t i = throttle_slot(login);
-  uint64_t minute = (uint64_t)time(NULL) / 60;
-  return throttle[i].window == minute &&
-         throttle[i].fails >= d->cfg.login_per_minute;
-}
+enum { TK_NAME_ADDR, TK_NAME, TK_ADDR, TK__COUNT };
 
-static void throttle_fail(const char *login) {
-  size_t i = throttle_slot(login);
-  uint64_t minute = (uint64_t)time(NULL) / 60;
-  if (throttle[i].window != minute) {
-    throttle[i].window = minute;
-    throttle[i].fails = 0;
+static uint64_t fnv(uint64_t h, const char *p, int fold) {
+  for (; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (fold && c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
+    h = (h ^ c) * 1099511628211ULL;
   }
-  throttle[i].fails++;
+  return h;
+}
+
+/* The keys of an attempt's budgets (never 0). */
+static void throttle_keys(const char *login, const char *addr, uint64_t k[TK__COUNT]) {
+  const uint64_t seed = 1469598103934665603ULL; /* FNV-1a */
+  uint64_t name = fnv(seed, login, 1);
+  k[TK_NAME_ADDR] = fnv((name ^ 0x1f) * 1099511628211ULL, addr, 0) | 1;
+  k[TK_NAME] = (name ^ 'n') | 1;
+  k[TK_ADDR] = fnv((seed ^ 'a') * 1099511628211ULL, addr, 0) | 1;
+}
+
+static int slot_live(const otjd *d, const tslot *t, uint64_t now) {
+  return t->n > 0 && now - t->start_ms < (uint64_t)d->cfg.login_window_s * 1000;
+}
+
+/* The live slot of `key`, or (create) a fresh one for it; NULL when there
+ * is none (and create is 0). A table full of live budgets shares the first
+ * slot: counting too much is the safe side. */
+static tslot *slot_of(const otjd *d, uint64_t key, uint64_t now, int create) {
+  size_t i0 = (size_t)(key % THROTTLE_SLOTS);
+  tslot *spare = NULL;
+  for (size_t k = 0; k < THROTTLE_PROBE; k++) {
+    tslot *t = &throttle[(i0 + k) % THROTTLE_SLOTS];
+    int live = slot_live(d, t, now);
+    if (live && t->key == key) return t;
+    if (!live && !spare) spare = t;
+  }
+  if (!create) return NULL;
+  if (!spare) return &throttle[i0];
+  spare->key = key;
+  spare->start_ms = now;
+  spare->n = 0;
+  return spare;
+}
+
+/* Seconds until the budget of `t` opens again, when it is used up; else 0. */
+static uint64_t wait_of(const otjd *d, const tslot *t, uint32_t budget, uint64_t now) {
+  if (!t || !slot_live(d, t, now) || t->n < budget) return 0;
+  uint64_t end = t->start_ms + (uint64_t)d->cfg.login_window_s * 1000;
+  return (end - now + 999) / 1000;
+}
+
+/* 0 when the attempt may go on, else the seconds to wait. */
+static uint64_t throttled(const otjd *d, const uint64_t k[TK__COUNT]) {
+  uint64_t now = otjd_now_ms(d), w = 0, x;
+  const uint32_t budget[TK__COUNT] = {d->cfg.login_per_minute, d->cfg.login_per_name,
+                                      d->cfg.login_per_address};
+  for (int i = 0; i < TK__COUNT; i++)
+    if ((x = wait_of(d, slot_of(d, k[i], now, 0), budget[i], now)) > w) w = x;
+  if ((x = wait_of(d, &throttle_all, d->cfg.login_global, now)) > w) w = x;
+  return w;
+}
+
+/* Counts an attempt against the budgets of its login name: before the
+ * password check, so parallel guesses at one account cannot all slip in. */
+static void throttle_count(const otjd *d, const uint64_t k[TK__COUNT]) {
+  uint64_t now = otjd_now_ms(d);
+  slot_of(d, k[TK_NAME_ADDR], now, 1)->n++;
+  slot_of(d, k[TK_NAME], now, 1)->n++;
+}
+
+/* Gives back the count of an attempt that turned out well. */
+static void throttle_refund(const otjd *d, const uint64_t k[TK__COUNT]) {
+  uint64_t now = otjd_now_ms(d);
+  for (int i = TK_NAME_ADDR; i <= TK_NAME; i++) {
+    tslot *t = slot_of(d, k[i], now, 0);
+    if (t && t->n > 0) t->n--;
+  }
+}
+
+/* Counts a failed attempt against the address and global budgets. These
+ * count failures only, once known: a class of learners behind one address
+ * logging in together must not be refused for being many at once (how many
+ * checks run at once is bounded by cfg.login_inflight anyway). */
+static void throttle_failed(const otjd *d, const uint64_t k[TK__COUNT]) {
+  uint64_t now = otjd_now_ms(d);
+  slot_of(d, k[TK_ADDR], now, 1)->n++;
+  if (!slot_live(d, &throttle_all, now)) {
+    throttle_all.start_ms = now;
+    throttle_all.n = 0;
+  }
+  throttle_all.n++;
 }
 
 /* ---- POST /api/login --------------------------------------------------- */
@@ -67,7 +157,8 @@ typedef struct login_job {
   http_req *r;
   char login[LOGIN_MAX + 1];
   char password[PASSWORD_MAX + 1];
-  int ok;         /* 1: logged in; 0: wrong; -1: internal */
+  uint64_t keys[TK__COUNT]; /* its throttle budgets */
+  int ok;         /* 1: logged in; 0: wrong; 2: right password, deactivated; -1: internal */
   store_user user;
   char token[AUTH_TOKEN_LEN + 1];
 } login_job;
@@ -99,6 +190,10 @@ static void login_work(uv_work_t *w) {
     j->ok = 0;
     return;
   }
+  if (!j->user.active) { /* told only to who knows the password */
+    j->ok = 2;
+    return;
+  }
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
   auth_new_token(j->token, digest);
   int64_t now = (int64_t)time(NULL);
@@ -115,13 +210,22 @@ static void login_done(uv_work_t *w, int status) {
   otjd *d = r->d;
   d->login_inflight--;
   if (status != 0 || j->ok < 0) {
+    throttle_refund(d, j->keys); /* not the caller's fault */
     http_reply_error(r, 500, "internal",
                      "Logging in failed on our side; try again.");
   } else if (j->ok == 0) {
     d->st.logins_failed++;
-    throttle_fail(j->login);
+    throttle_failed(d, j->keys);
     http_reply_error(r, 401, "unauthorized", "Wrong login or password.");
+  } else if (j->ok == 2) {
+    /* Saying so is safe (only the right password gets here) and it tells
+     * the person to see an administrator instead of retrying. */
+    d->st.logins_failed++;
+    throttle_failed(d, j->keys);
+    http_reply_error(r, 403, "forbidden",
+                     "This account has been deactivated; ask an administrator.");
   } else {
+    throttle_refund(d, j->keys);
     d->st.logins_ok++;
     char cookie[256];
     snprintf(cookie, sizeof cookie,
@@ -154,13 +258,20 @@ static void api_login(http_req *r) {
     http_reply_error(r, 401, "unauthorized", "Wrong login or password.");
     return;
   }
-  if (throttled(d, login)) {
+  char addr[64] = "";
+  if (r->wsi) lws_get_peer_simple(r->wsi, addr, sizeof addr);
+  uint64_t keys[TK__COUNT];
+  throttle_keys(login, addr, keys);
+  uint64_t wait = throttled(d, keys);
+  if (wait) {
     json_decref(b);
     d->st.logins_throttled++;
-    http_add_header(r, "Retry-After", "60");
-    http_reply_error(r, 429, "rate_limited",
-                     "Too many failed logins for this name; wait a minute "
-                     "and try again.");
+    char secs[24];
+    snprintf(secs, sizeof secs, "%llu", (unsigned long long)wait);
+    http_add_header(r, "Retry-After", secs);
+    reply_error_json(r, 429, "rate_limited", NULL,
+                     "Too many login attempts; wait %llu seconds and try again.",
+                     (unsigned long long)wait);
     return;
   }
   if ((uint32_t)d->login_inflight >= d->cfg.login_inflight) {
@@ -179,12 +290,15 @@ static void api_login(http_req *r) {
   }
   snprintf(j->login, sizeof j->login, "%s", login);
   snprintf(j->password, sizeof j->password, "%s", password);
+  memcpy(j->keys, keys, sizeof j->keys);
   json_decref(b);
   j->r = r;
   j->work.data = j;
   http_req_ref(r);
   d->login_inflight++;
+  throttle_count(d, keys); /* before the slow check, not after */
   if (uv_queue_work(d->loop, &j->work, login_work, login_done) != 0) {
+    throttle_refund(d, keys);
     d->login_inflight--;
     http_req_unref(r);
     free(j);
@@ -197,8 +311,9 @@ static void api_login(http_req *r) {
 static void api_logout(http_req *r) {
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
   if (r->token[0] &&
-      auth_token_digest(r->token, strlen(r->token), digest) == 0)
-    store_session_delete(r->d->db, digest);
+      auth_token_digest(r->token, strlen(r->token), digest) == 0 &&
+      store_session_delete(r->d->db, digest) == 0)
+    live_token_ended(r->d, digest); /* its open sockets close too */
   char cookie[128];
   snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
            HTTP_SESSION_COOKIE);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api_util.h"
+#include "live.h"
 
 #define AUDIT_PAGE_DEFAULT 50
 #define AUDIT_PAGE_MAX 500
@@ -307,25 +308,49 @@ static void users_update(http_req *r, const int64_t *ids) {
   const char *name = get_name(b, "name", NAME_MAX_LEN, &bad);
   int has_dept = get_id(b, "department_id", &dept);
   int admin = get_bool(b, "admin");
-  if (bad || has_dept < 0 || has_dept == 2 || admin == -2) {
+  int active = get_bool(b, "active");
+  if (bad || has_dept < 0 || has_dept == 2 || admin == -2 || active == -2) {
     json_decref(b);
-    reply_bad_field(r, bad ? "name" : admin == -2 ? "admin" : "department_id",
+    reply_bad_field(r, bad ? "name" : admin == -2 ? "admin" : active == -2 ? "active"
+                                                               : "department_id",
                     bad ? "1 to 127 characters"
-                    : admin == -2 ? "true or false"
-                                  : "the id of an existing department");
+                    : admin == -2 || active == -2 ? "true or false"
+                                                  : "the id of an existing department");
     return;
   }
-  if (admin == 0 && ids[0] == a.id) {
+  if ((admin == 0 || active == 0) && ids[0] == a.id) {
     json_decref(b);
     reply_error_json(r, 409, "conflict", NULL,
-                     "You cannot take away your own administrator right; ask "
-                     "another administrator.");
+                     admin == 0 ? "You cannot take away your own administrator right; ask "
+                                  "another administrator."
+                                : "You cannot deactivate yourself; ask another "
+                                  "administrator.");
     return;
   }
-  int code = store_user_update(r->d->db, now_s(), a.id, ids[0], name, dept, admin);
+  store_user was;
+  int code = store_user_by_id(r->d->db, ids[0], &was);
+  if (code == 0 && (name || dept || admin >= 0))
+    code = store_user_update(r->d->db, now_s(), a.id, ids[0], name, dept, admin);
+  int deactivated = 0;
+  if (code == 0 && active >= 0) {
+    /* sessions deleted and audited in the same transaction */
+    code = store_user_set_active(r->d->db, now_s(), a.id, ids[0], active, &deactivated);
+    deactivated = deactivated && !active;
+  }
   json_decref(b);
-  if (code) reply_store_error(r, code);
-  else user_reply(r, 200, ids[0]);
+  store_user now;
+  if (code == 0) code = store_user_by_id(r->d->db, ids[0], &now);
+  if (code) {
+    reply_store_error(r, code);
+    return;
+  }
+  /* open sockets of the user: closed for good when deactivated; when the
+   * rights changed, closed so that they reconnect with the new ones */
+  if (deactivated)
+    live_user_changed(r->d, ids[0], 1);
+  else if (now.department_id != was.department_id || now.is_admin != was.is_admin)
+    live_user_changed(r->d, ids[0], 0);
+  reply_json(r, 200, user_json(&now));
 }
 
 static void users_permissions(http_req *r, const int64_t *ids) {
@@ -346,9 +371,17 @@ static void users_permissions(http_req *r, const int64_t *ids) {
                      "grant Management too.");
     return;
   }
-  int code = store_set_permission(r->d->db, now_s(), a.id, ids[0], mgmt, fac);
-  if (code) reply_store_error(r, code);
-  else user_reply(r, 200, ids[0]);
+  store_user was;
+  int code = store_user_by_id(r->d->db, ids[0], &was);
+  if (code == 0) code = store_set_permission(r->d->db, now_s(), a.id, ids[0], mgmt, fac);
+  if (code) {
+    reply_store_error(r, code);
+    return;
+  }
+  /* the user's open sockets reconnect with their new rights */
+  if (was.management != mgmt || was.facilitate_otj != fac)
+    live_user_changed(r->d, ids[0], 0);
+  user_reply(r, 200, ids[0]);
 }
 
 /* ---- modules ------------------------------------------------------------------ */

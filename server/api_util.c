@@ -72,12 +72,12 @@ json_t *body_object_opt(http_req *r, int *failed) {
 }
 
 json_t *user_json(const store_user *u) {
-  return json_pack("{s:I, s:s, s:s, s:{s:I, s:s}, s:b, s:b, s:b, s:b}", "id",
+  return json_pack("{s:I, s:s, s:s, s:{s:I, s:s}, s:b, s:b, s:b, s:b, s:b}", "id",
                    (json_int_t)u->id, "login", u->login, "name", u->name,
                    "department", "id", (json_int_t)u->department_id, "name",
                    u->department, "responsible", store_user_is_responsible(u),
                    "admin", u->is_admin, "management", u->management,
-                   "facilitate_otj", u->facilitate_otj);
+                   "facilitate_otj", u->facilitate_otj, "active", u->active);
 }
 
 int require_user(http_req *r, store_user *u) {

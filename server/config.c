@@ -40,7 +40,9 @@ void config_usage(FILE *out) {
           "OTJ_MAX_MSGS_PER_SEC (50),\n"
           "OTJ_MAX_SEND_QUEUE (1024 frames), OTJ_MAX_CONNECTIONS (120000), "
           "OTJ_MAX_HTTP_BODY (1048576),\n"
-          "OTJ_LOGIN_PER_MINUTE (10), OTJ_HELLO_TIMEOUT (10 s), "
+          "OTJ_LOGIN_PER_MINUTE (10 attempts per login name and address),\n"
+          "OTJ_LOGIN_PER_NAME (50), OTJ_LOGIN_PER_ADDRESS (30), OTJ_LOGIN_GLOBAL (500),\n"
+          "OTJ_LOGIN_WINDOW (60 s: how long a login budget lasts), OTJ_HELLO_TIMEOUT (10 s), "
           "OTJ_IDLE_TIMEOUT (120 s),\n"
           "OTJ_SESSION_TTL (604800 s), OTJ_ROOM_IDLE_TTL (7200 s),\n"
           "OTJ_MAX_ROOM_LEARNERS (200), OTJ_MAX_ROOMS_PER_RESPONSIBLE (20), "
@@ -115,6 +117,10 @@ int config_load(otj_config *c, int argc, char **argv) {
   c->max_connections = 120000;
   c->max_http_body = 1024 * 1024;
   c->login_per_minute = 10;
+  c->login_per_name = 50;
+  c->login_per_address = 30;
+  c->login_global = 500;
+  c->login_window_s = 60;
   c->login_inflight = 32;
   c->hello_timeout_s = 10;
   c->idle_timeout_s = 120;
@@ -147,6 +153,10 @@ int config_load(otj_config *c, int argc, char **argv) {
   env_u32(&c->max_connections, "OTJ_MAX_CONNECTIONS");
   env_u32(&c->max_http_body, "OTJ_MAX_HTTP_BODY");
   env_u32(&c->login_per_minute, "OTJ_LOGIN_PER_MINUTE");
+  env_u32(&c->login_per_name, "OTJ_LOGIN_PER_NAME");
+  env_u32(&c->login_per_address, "OTJ_LOGIN_PER_ADDRESS");
+  env_u32(&c->login_global, "OTJ_LOGIN_GLOBAL");
+  env_u32(&c->login_window_s, "OTJ_LOGIN_WINDOW");
   env_u32(&c->login_inflight, "OTJ_LOGIN_INFLIGHT");
   env_u32(&c->hello_timeout_s, "OTJ_HELLO_TIMEOUT");
   env_u32(&c->idle_timeout_s, "OTJ_IDLE_TIMEOUT");

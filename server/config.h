@@ -30,7 +30,11 @@ typedef struct otj_config {
   uint32_t max_send_bytes;       /* bytes queued for one slow client */
   uint32_t max_connections;
   uint32_t max_http_body;        /* bytes of one HTTP request body */
-  uint32_t login_per_minute;     /* failed logins per login name per minute */
+  uint32_t login_per_minute;     /* login attempts per login name from one address per window */
+  uint32_t login_per_name;       /* login attempts per login name from all addresses per window */
+  uint32_t login_per_address;    /* login attempts from one address per window */
+  uint32_t login_global;         /* login attempts in all per window */
+  uint32_t login_window_s;       /* seconds a login budget lasts (at most a minute by default) */
   uint32_t login_inflight;       /* password checks running or queued at once */
   uint32_t hello_timeout_s;      /* seconds a new socket may wait before hello */
   uint32_t idle_timeout_s;       /* seconds without any frame before a close */

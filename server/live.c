@@ -1211,9 +1211,66 @@ static void send_frame(ws_sess *s, void *arg) {
   ws_send(s, f->p, f->n);
 }
 
+/* ---- sessions that change under open sockets --------------------------- */
+
+/* "User X's rights changed / X was deactivated" ('U') and "this token was
+ * logged out" ('T') go out on the dashboard channel, so every instance
+ * closes its own sockets of that user or token; the instance that made the
+ * change has already closed its own, and skips its own message. */
+#define LIVE_REASON_RIGHTS "your rights changed: reconnect"
+#define LIVE_REASON_DEACTIVATED "account deactivated: ask an administrator"
+#define LIVE_REASON_LOGOUT "logged out: log in again"
+#define LIVE_INSTANCE_LEN 16
+
+static void user_change_apply(int64_t user, char kind) {
+  if (kind == 'D')
+    ws_close_user(L.d, user, WS_CLOSE_SESSION_ENDED, LIVE_REASON_DEACTIVATED);
+  else
+    ws_close_user(L.d, user, WS_CLOSE_RIGHTS_CHANGED, LIVE_REASON_RIGHTS);
+}
+
+void live_user_changed(otjd *d, int64_t user, int deactivated) {
+  (void)d;
+  char kind = deactivated ? 'D' : 'R';
+  user_change_apply(user, kind);
+  uint8_t m[1 + LIVE_INSTANCE_LEN + 8 + 1];
+  m[0] = 'U';
+  memcpy(m + 1, L.instance, LIVE_INSTANCE_LEN);
+  for (int i = 0; i < 8; i++)
+    m[1 + LIVE_INSTANCE_LEN + i] = (uint8_t)((uint64_t)user >> (56 - 8 * i));
+  m[sizeof m - 1] = (uint8_t)kind;
+  publish_dash(m, sizeof m);
+}
+
+void live_token_ended(otjd *d, const unsigned char digest[32]) {
+  (void)d;
+  ws_close_token(L.d, digest, WS_CLOSE_SESSION_ENDED, LIVE_REASON_LOGOUT);
+  uint8_t m[1 + LIVE_INSTANCE_LEN + 32];
+  m[0] = 'T';
+  memcpy(m + 1, L.instance, LIVE_INSTANCE_LEN);
+  memcpy(m + 1 + LIVE_INSTANCE_LEN, digest, 32);
+  publish_dash(m, sizeof m);
+}
+
+static void on_session_change(const char *data, size_t len) {
+  if (len < 1 + LIVE_INSTANCE_LEN || !memcmp(data + 1, L.instance, LIVE_INSTANCE_LEN))
+    return; /* ours: acted on already */
+  const uint8_t *p = (const uint8_t *)data + 1 + LIVE_INSTANCE_LEN;
+  size_t n = len - 1 - LIVE_INSTANCE_LEN;
+  if (data[0] == 'U' && n == 9) {
+    uint64_t user = 0;
+    for (int i = 0; i < 8; i++) user = (user << 8) | p[i];
+    user_change_apply((int64_t)user, (char)p[8]);
+  } else if (data[0] == 'T' && n == 32) {
+    ws_close_token(L.d, p, WS_CLOSE_SESSION_ENDED, LIVE_REASON_LOGOUT);
+  }
+}
+
 static void on_dash(const char *data, size_t len) {
   if (len == 1 && data[0] == 'P') {
     dash_schedule();
+  } else if (len > 0 && (data[0] == 'U' || data[0] == 'T')) {
+    on_session_change(data, len);
   } else if (len > 9 && data[0] == 'I') {
     uint64_t user = 0;
     for (int i = 0; i < 8; i++) user = (user << 8) | (uint8_t)data[1 + i];
@@ -2044,6 +2101,18 @@ static void approve_committed(writer_job *job, void *arg) {
   }
   proto_approval_result res[PROTO_MAX_DECISIONS];
   int any_approved = 0;
+  uint32_t forbidden = 0;
+  for (uint32_t i = 0; i < x->n; i++) forbidden += x->items[i].rc == 0 && x->items[i].forbidden;
+  if (forbidden && forbidden == x->n) {
+    /* the approver's rights went away since the socket said hello: nothing
+     * was written (the refusals are audited); the room hears nothing */
+    if (s)
+      ws_send_err(s, x->rid, PROTO_FORBIDDEN,
+                  "You may no longer approve for these learners: your rights or "
+                  "department changed. Reconnect to see what you may do now.");
+    approve_ctx_free(x);
+    return;
+  }
   for (uint32_t i = 0; i < x->n; i++) {
     store_approval *it = &x->items[i];
     memset(&res[i], 0, sizeof res[i]);
@@ -2075,7 +2144,7 @@ static void approve_committed(writer_job *job, void *arg) {
   char st[PROTO_MAX_DECISIONS][40];
   uint32_t nb = 0;
   for (uint32_t i = 0; i < x->n; i++) {
-    if (x->items[i].rc != 0) continue;
+    if (x->items[i].rc != 0 || x->items[i].forbidden) continue;
     proto_event ev = {.type = PROTO_EV_APPROVED};
     ev.approved.learner = res[i].learner;
     ev.approved.status = res[i].status;
@@ -2165,6 +2234,7 @@ static void approve_read(op *o, redisReply *rep) {
     redisReply *member = rep->element[2 + 3 * i];
     it->module = r->module;
     it->approver = ws_user(s);
+    it->check_approver = 1; /* R1/R2 again, in the writer's transaction */
     it->now = now;
     it->room = r->id;
     it->check_tasks = 1; /* the writer compares them with the module's, R9 */

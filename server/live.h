@@ -43,6 +43,16 @@ void live_handle(ws_sess *s, const proto_msg *m);
 /* The session is gone: its rooms see it leave. */
 void live_session_closed(ws_sess *s);
 
+/* A user's rights, department or admin flag changed (deactivated = 0), or
+ * the user was deactivated (1): their open sockets close, on this instance
+ * at once and on the others through Redis (when it is up), with close code
+ * 4403 "rights changed" or 4401 "session ended". */
+void live_user_changed(otjd *d, int64_t user, int deactivated);
+
+/* The session with this token digest was logged out: the sockets that said
+ * hello with it close (4401), here and on the other instances. */
+void live_token_ended(otjd *d, const unsigned char digest[32]);
+
 /* Something changed who waits for OTJ (an approval, a completion, a new
  * sharing): every instance refreshes its responsibles' dashboard counts. */
 void live_pending_changed(otjd *d);

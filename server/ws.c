@@ -45,6 +45,7 @@ struct ws_sess {
 
   int64_t user_id;
   int responsible;
+  unsigned char token_digest[AUTH_TOKEN_HASH_LEN]; /* of the session it said hello with */
   ws_ref *ref;       /* for replies that arrive after a Redis round trip */
   void *live;        /* live.c's attachments of this session */
   char *name;         /* display name, after hello (malloc'd) */
@@ -182,6 +183,19 @@ void ws_each_of_user(otjd *d, int64_t user, void (*fn)(ws_sess *, void *),
     next = s->next;
     if (s->authed && !s->closing && s->user_id == user) fn(s, arg);
   }
+}
+
+void ws_close_user(otjd *d, int64_t user, int code, const char *reason) {
+  for (ws_sess *s = d->sessions; s; s = s->next)
+    if (s->authed && s->user_id == user)
+      close_session(s, (enum lws_close_status)code, reason);
+}
+
+void ws_close_token(otjd *d, const unsigned char digest[AUTH_TOKEN_HASH_LEN],
+                    int code, const char *reason) {
+  for (ws_sess *s = d->sessions; s; s = s->next)
+    if (s->authed && !memcmp(s->token_digest, digest, sizeof s->token_digest))
+      close_session(s, (enum lws_close_status)code, reason);
 }
 
 void ws_each_responsible(otjd *d, void (*fn)(ws_sess *, void *), void *arg) {
@@ -473,6 +487,7 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
   s->authed = 1;
   s->user_id = u.id;
   s->budget = budget_get(u.id, otjd_now_ms(d), d->cfg.max_user_msgs_per_sec);
+  memcpy(s->token_digest, digest, sizeof s->token_digest);
   s->responsible = store_user_is_responsible(&u);
   free(s->name);
   s->name = strdup(u.name);

@@ -8,6 +8,9 @@
  * completion unless the learner already has one for the module, in which
  * case the existing id is returned (R10); every decision, including a
  * refusal, is appended to the audit log in the same transaction (R11).
+ * The approver's rights (R1, R2) are checked again inside that transaction
+ * when the caller asks (check_approver), so a right removed a moment before
+ * cannot slip a completion through.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -60,6 +63,20 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find,
   a->completion = 0;
   a->created = 0;
   if ((rc = check_room_tasks(s, a)) < 0) return rc;
+  a->forbidden = 0;
+  if (a->check_approver) {
+    /* R1/R2 as they are now, not as they were when the socket said hello:
+     * rights taken away, a department changed or a deactivation in the
+     * meantime refuse the decision in the transaction that would write it */
+    rc = store_responsible_reaches(s, a->approver, a->learner);
+    if (rc < 0) return rc;
+    if (rc != 1) {
+      a->outcome = STORE_REFUSED;
+      a->forbidden = 1;
+      a->reason = "You may no longer decide for this learner: your rights or "
+                  "department changed.";
+    }
+  }
   if (a->outcome == STORE_APPROVED && a->check_waiting &&
       store_completion_exists(s, a->learner, a->module, NULL) != 1) {
     int64_t since;

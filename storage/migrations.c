@@ -195,6 +195,12 @@ static const char MIGRATION_1[] =
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
     "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be deleted'); END;";
 
+/* Schema v2: a user can be deactivated (someone who left). A deactivated
+ * user cannot log in, their sessions are gone, they neither reach nor are
+ * reached by anyone (R1/R2); their completions and audit entries stay. */
+static const char MIGRATION_2[] =
+    "ALTER TABLE users ADD COLUMN active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1));";
+
 typedef struct migration {
     const char *description;
     const char *sql;
@@ -204,6 +210,7 @@ static const migration MIGRATIONS[] = {
     {"domain of DESIGN §2: departments, users, permissions, modules, tasks, paths, "
      "sharings, rooms, completions, sessions, audit",
      MIGRATION_1},
+    {"users.active: deactivating a user", MIGRATION_2},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

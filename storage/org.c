@@ -52,6 +52,7 @@ static const char SQL_REACHES[] =
     "  WHERE d.parent_id IS NOT NULL)"
     "SELECT EXISTS (SELECT 1 FROM users r JOIN permissions p ON p.user_id = r.id"
     " WHERE r.id = ?1 AND r.id <> ?2 AND p.management = 1 AND p.facilitate_otj = 1"
+    "   AND r.active = 1 AND (SELECT active FROM users WHERE id = ?2) = 1"
     "   AND r.department_id IN (SELECT id FROM up))";
 
 /* R6 for responsible ?1: the reached learners, the paths shared with each
@@ -60,7 +61,7 @@ static const char SQL_REACHES[] =
 #define SQL_PENDING_CTE                                                                        \
     "WITH RECURSIVE"                                                                           \
     " resp(dept) AS (SELECT u.department_id FROM users u JOIN permissions p ON p.user_id = u.id" \
-    "   WHERE u.id = ?1 AND p.management = 1 AND p.facilitate_otj = 1),"                        \
+    "   WHERE u.id = ?1 AND p.management = 1 AND p.facilitate_otj = 1 AND u.active = 1),"      \
     SQL_PENDING_CTE_REST
 
 /* The same from a department ?1 instead of a responsible (bound with
@@ -74,7 +75,7 @@ static const char SQL_REACHES[] =
     " reach(id) AS (SELECT dept FROM resp"                                                     \
     "   UNION SELECT d.id FROM departments d JOIN reach ON d.parent_id = reach.id),"           \
     " learners(uid, dept) AS (SELECT id, department_id FROM users"                             \
-    "   WHERE department_id IN (SELECT id FROM reach) AND id <> ?2),"                          \
+    "   WHERE department_id IN (SELECT id FROM reach) AND id <> ?2 AND active = 1),"           \
     " up(uid, dept) AS (SELECT uid, dept FROM learners"                                        \
     "   UNION SELECT up.uid, d.parent_id FROM departments d JOIN up ON d.id = up.dept"         \
     "   WHERE d.parent_id IS NOT NULL),"                                                       \
@@ -210,7 +211,7 @@ int store_responsibles_of(store *s, int64_t learner_id, store_person_cb cb, void
            "SELECT r.id, r.login, r.name, d.id, d.name FROM users r"
            "  JOIN permissions p ON p.user_id = r.id AND p.management = 1 AND p.facilitate_otj = 1"
            "  JOIN departments d ON d.id = r.department_id"
-           " WHERE r.department_id IN (SELECT id FROM up) AND r.id <> ?1"
+           " WHERE r.department_id IN (SELECT id FROM up) AND r.id <> ?1 AND r.active = 1"
            " ORDER BY r.name, r.id");
     if (!st)
         return STORE_ERR;
@@ -551,7 +552,7 @@ int store_users_list(store *s, store_user_cb cb, void *ud)
 {
     sqlite3_stmt *st = store_prepare(
         s, "SELECT u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"
-           "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0)"
+           "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.active"
            "  FROM users u JOIN departments d ON d.id = u.department_id"
            "  LEFT JOIN permissions p ON p.user_id = u.id ORDER BY u.login");
     if (!st)
@@ -568,6 +569,7 @@ int store_users_list(store *s, store_user_cb cb, void *ud)
         u.is_admin = sqlite3_column_int(st, 5);
         u.management = sqlite3_column_int(st, 6);
         u.facilitate_otj = sqlite3_column_int(st, 7);
+        u.active = sqlite3_column_int(st, 8);
         code = cb(&u, ud);
     }
     code = loop_end(s, code ? SQLITE_DONE : rc, code);
@@ -606,6 +608,49 @@ int store_user_update(store *s, int64_t now, int64_t actor_id, int64_t user_id, 
                                   is_admin ? "{\"admin\":true}" : "{\"admin\":false}");
     }
     return finish_tx(s, code);
+}
+
+int store_user_set_active(store *s, int64_t now, int64_t actor_id, int64_t user_id, int active,
+                          int *changed)
+{
+    active = active ? 1 : 0;
+    if (changed)
+        *changed = 0;
+    int code = store_begin(s);
+    if (code < 0)
+        return code;
+    store_user u;
+    if ((code = store_user_by_id(s, user_id, &u)) < 0) {
+        store_failf(s, code, "no user with id %lld", (long long)user_id);
+        return finish_tx(s, code);
+    }
+    if (u.active == active)
+        return finish_tx(s, 0);
+    sqlite3_stmt *st = store_prepare(s, "UPDATE users SET active = ?2 WHERE id = ?1");
+    if (!st)
+        return finish_tx(s, STORE_ERR);
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int(st, 2, active);
+    code = run_done(s, st, 1);
+    if (code == 0 && !active) {
+        /* nobody keeps a way in: every session of the user goes */
+        st = store_prepare(s, "DELETE FROM login_sessions WHERE user_id = ?1");
+        if (!st)
+            return finish_tx(s, STORE_ERR);
+        sqlite3_bind_int64(st, 1, user_id);
+        code = run_done(s, st, 1);
+    }
+    if (code == 0) {
+        char subject[32];
+        snprintf(subject, sizeof subject, "user:%lld", (long long)user_id);
+        code = store_audit_append(s, now, actor_id,
+                                  active ? "user.reactivated" : "user.deactivated", subject,
+                                  NULL);
+    }
+    code = finish_tx(s, code);
+    if (code == 0 && changed)
+        *changed = 1;
+    return code;
 }
 
 /* --- Admin: modules ------------------------------------------------------------------- */

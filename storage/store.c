@@ -19,17 +19,21 @@
 static const char *const STMT_SQL[ST__COUNT] = {
     [ST_USER_BY_ID] =
         "SELECT u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"
-        "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.password_hash"
+        "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.password_hash,"
+        "       u.active"
         "  FROM users u JOIN departments d ON d.id = u.department_id"
         "  LEFT JOIN permissions p ON p.user_id = u.id"
         " WHERE u.id = ?1",
     [ST_USER_BY_LOGIN] =
         "SELECT u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"
-        "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.password_hash"
+        "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.password_hash,"
+        "       u.active"
         "  FROM users u JOIN departments d ON d.id = u.department_id"
         "  LEFT JOIN permissions p ON p.user_id = u.id"
         " WHERE u.login = ?1",
-    [ST_SESSION_USER] = "SELECT user_id FROM login_sessions WHERE token_hash = ?1 AND expires_at > ?2",
+    /* a deactivated user's sessions are deleted; the join makes sure */
+    [ST_SESSION_USER] = "SELECT s.user_id FROM login_sessions s JOIN users u ON u.id = s.user_id"
+                        " WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.active = 1",
     [ST_SESSION_CREATE] = "INSERT INTO login_sessions(token_hash, user_id, created_at, expires_at)"
                           " VALUES (?1, ?2, ?3, ?4)",
     [ST_SESSION_DELETE] = "DELETE FROM login_sessions WHERE token_hash = ?1",
@@ -475,6 +479,7 @@ static int read_user(store *s, sqlite3_stmt *st, store_user *out)
         out->management = sqlite3_column_int(st, 6);
         out->facilitate_otj = sqlite3_column_int(st, 7);
         copy_text(out->password_hash, sizeof out->password_hash, sqlite3_column_text(st, 8));
+        out->active = sqlite3_column_int(st, 9);
         code = 0;
     } else if (rc == SQLITE_DONE) {
         code = store_failf(s, STORE_NOTFOUND, "no such user");

@@ -137,6 +137,7 @@ typedef struct store_user {
     int management;
     int facilitate_otj;
     char password_hash[160];
+    int active; /* 0: deactivated (cannot log in, reaches nobody) */
 } store_user;
 
 /* Creates a user without permissions. Returns 0 and sets *id (when not NULL),
@@ -149,6 +150,15 @@ int store_user_create(store *s, int64_t now, const char *login, const char *name
 /* Fill *out. STORE_NOTFOUND when there is no such user. */
 int store_user_by_login(store *s, const char *login, store_user *out);
 int store_user_by_id(store *s, int64_t id, store_user *out);
+
+/* Deactivates (active = 0) or reactivates a user, in one transaction with
+ * its audit entry ("user.deactivated" / "user.reactivated", R11).
+ * Deactivating also deletes every login session of the user; completions
+ * and audit entries stay. Setting the state the user already has changes
+ * nothing and audits nothing. Sets *changed (when not NULL) to 1 when the
+ * state changed. STORE_NOTFOUND for an unknown user. */
+int store_user_set_active(store *s, int64_t now, int64_t actor_id, int64_t user_id, int active,
+                          int *changed);
 
 /* R2: 1 when the user holds Management with the Facilitate OTJ flag, else 0. */
 int store_user_is_responsible(const store_user *u);
@@ -289,10 +299,10 @@ int store_load_demo_at(store *s, const char *password_hash, int64_t now);
 
 /* --- R1/R2 reach --------------------------------------------------------- */
 
-/* 1 when responsible_id is a responsible (R2) and learner_id is a different
- * user whose department is the responsible's own or below it (R1); 0 when
- * not (also for unknown users); <0 on error. Nobody reaches themselves: a
- * responsible does not approve their own OTJ. */
+/* 1 when responsible_id is an active responsible (R2) and learner_id is a
+ * different active user whose department is the responsible's own or below
+ * it (R1); 0 when not (also for unknown or deactivated users); <0 on error.
+ * Nobody reaches themselves: a responsible does not approve their own OTJ. */
 int store_responsible_reaches(store *s, int64_t responsible_id, int64_t learner_id);
 
 /* A person as listings show them. */
@@ -678,6 +688,11 @@ typedef struct store_approval {
                            that the learner waits for the module (R6/R7),
                            unless they completed it already (R10); sets
                            path, or turns the decision into STORE_REFUSED */
+    int check_approver; /* any outcome: first check (in the transaction) that
+                           the approver is an active responsible who reaches
+                           the learner (R1, R2); when not, the decision turns
+                           into STORE_REFUSED with `forbidden` set and no
+                           completion is written */
     const char *room, *answers_json, *marks_json, *note, *reason;
     int check_tasks;       /* first check (in the transaction) that the module's
                               tasks still have tasks_digest (R9 was judged on
@@ -690,6 +705,7 @@ typedef struct store_approval {
     int rc;             /* 0, or the STORE_ code of this decision */
     int64_t completion; /* STORE_APPROVED: the completion's id */
     int created;        /* 1 when this call created it, 0 when it existed */
+    int forbidden;      /* 1 when check_approver refused the approver */
 } store_approval;
 
 /* Applies n decisions in one transaction (group commit: with

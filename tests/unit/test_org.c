@@ -450,6 +450,69 @@ static void test_r11_audit_listing(void **state)
     assert_int_equal(store_audit_count(f->s), before);
 }
 
+/* --- Deactivation and the approver's rights at commit time ------------------------------- */
+
+static void test_deactivated_user(void **state)
+{
+    fixture *f = *state;
+    int64_t admin = USER("admin"), rita = USER("rita"), lea = USER("lea");
+    unsigned char tok[32] = {7};
+    assert_int_equal(store_session_create(f->s, lea, tok, T0, T0 + 3600), 0);
+    int64_t uid = 0;
+    assert_int_equal(store_session_user(f->s, tok, T0 + 1, &uid), 0);
+    assert_int_equal(store_responsible_reaches(f->s, rita, lea), 1);
+    int before = store_audit_count(f->s), changed = -1;
+
+    assert_int_equal(store_user_set_active(f->s, T0 + 2, admin, lea, 0, &changed), 0);
+    assert_int_equal(changed, 1);
+    store_user u;
+    assert_int_equal(store_user_by_id(f->s, lea, &u), 0);
+    assert_int_equal(u.active, 0);
+    /* no way in, nobody reaches her, the audit says so; her completion stays */
+    assert_int_equal(store_session_user(f->s, tok, T0 + 3, &uid), STORE_NOTFOUND);
+    assert_int_equal(store_responsible_reaches(f->s, rita, lea), 0);
+    assert_int_equal(store_audit_count(f->s), before + 1);
+    assert_int_equal(store_completion_exists(f->s, lea, MODULE("Food safety basics"), NULL), 1);
+    /* the same state again changes and audits nothing */
+    assert_int_equal(store_user_set_active(f->s, T0 + 4, admin, lea, 0, &changed), 0);
+    assert_int_equal(changed, 0);
+    assert_int_equal(store_audit_count(f->s), before + 1);
+    /* a deactivated responsible reaches nobody either */
+    assert_int_equal(store_user_set_active(f->s, T0 + 5, admin, rita, 0, NULL), 0);
+    assert_int_equal(store_responsible_reaches(f->s, rita, USER("leo")), 0);
+    /* reactivated: reach is back */
+    assert_int_equal(store_user_set_active(f->s, T0 + 6, admin, rita, 1, NULL), 0);
+    assert_int_equal(store_user_set_active(f->s, T0 + 6, admin, lea, 1, NULL), 0);
+    assert_int_equal(store_responsible_reaches(f->s, rita, lea), 1);
+    assert_int_equal(store_user_set_active(f->s, T0 + 7, admin, 999999, 0, NULL), STORE_NOTFOUND);
+}
+
+static void test_approver_checked_at_commit(void **state)
+{
+    fixture *f = *state;
+    int64_t rita = USER("rita"), leo = USER("leo"), mark = USER("mark");
+    int64_t hh = MODULE("Hand hygiene");
+    store_approval a[2] = {
+        {.learner = leo, .module = hh, .approver = mark, .now = T0 + 1,
+         .outcome = STORE_APPROVED, .check_waiting = 1, .check_approver = 1},
+        {.learner = leo, .module = hh, .approver = rita, .now = T0 + 2,
+         .outcome = STORE_APPROVED, .check_waiting = 1, .check_approver = 1},
+    };
+    /* negative: mark has Management without Facilitate OTJ */
+    assert_int_equal(store_approvals_commit(f->s, &a[0], 1), 0);
+    assert_int_equal(a[0].rc, 0);
+    assert_int_equal(a[0].forbidden, 1);
+    assert_int_equal(a[0].outcome, STORE_REFUSED);
+    assert_int_equal(store_completion_exists(f->s, leo, hh, NULL), 0);
+    /* positive: rita may */
+    assert_int_equal(store_approvals_commit(f->s, &a[1], 1), 0);
+    assert_int_equal(a[1].rc, 0);
+    assert_int_equal(a[1].forbidden, 0);
+    assert_int_equal(a[1].outcome, STORE_APPROVED);
+    assert_true(a[1].completion > 0);
+    assert_int_equal(store_completion_exists(f->s, leo, hh, NULL), 1);
+}
+
 /* --- Import --------------------------------------------------------------------------------- */
 
 static void test_import_second_org(void **state)
@@ -702,6 +765,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_completions_scope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_module_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval_refused_when_tasks_changed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deactivated_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approver_checked_at_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,6 +123,19 @@ live.addEventListener('unauthorized', () => {
   renderNav();
   go(`/login?next=${encodeURIComponent(currentRoute().raw)}`);
 });
+// An administrator changed this person's rights or department: the socket
+// reconnects by itself; the pages are drawn again for the new rights.
+live.addEventListener('rights', async () => {
+  try { await loadMe(); } catch { return; }
+  if (!app.me) {
+    live.stop();
+    renderNav();
+    go(`/login?next=${encodeURIComponent(currentRoute().raw)}`);
+    return;
+  }
+  announce('Your rights have changed.');
+  render();
+});
 
 function startLive() {
   renderConn(live.status);

@@ -15,6 +15,9 @@ const REQUEST_TIMEOUT_MS = 10000;
 const PING_EVERY_MS = 10000;
 const PONG_WITHIN_MS = 4000;
 const BACKOFF_MS = [300, 1000, 2000, 4000];
+// Close codes of the server (protocol/PROTOCOL.md, section 2).
+const CLOSE_SESSION_ENDED = 4401; // logged out or deactivated: log in again
+const CLOSE_RIGHTS_CHANGED = 4403; // rights changed: reconnect to get the new ones
 
 export class LiveError extends Error {
   constructor(code, message) {
@@ -158,7 +161,22 @@ export class Live extends EventTarget {
     this.ws = ws;
     ws.onopen = () => this.onOpen(ws);
     ws.onmessage = (m) => this.onFrame(ws, m.data);
-    ws.onclose = () => { if (this.ws === ws) this.lost(); };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      if (ev.code === CLOSE_SESSION_ENDED) {
+        this.drop();
+        this.stopped = true;
+        this.setStatus('offline');
+        this.dispatchEvent(new CustomEvent('unauthorized', { detail: ev.reason }));
+      } else if (ev.code === CLOSE_RIGHTS_CHANGED) {
+        this.drop();
+        this.attempt = 0;
+        this.dispatchEvent(new CustomEvent('rights'));
+        this.open();
+      } else {
+        this.lost();
+      }
+    };
     ws.onerror = () => {};
   }
 

@@ -266,9 +266,29 @@ async function sharings(body) {
 
 // ---- permissions -------------------------------------------------------------
 
-async function permissions(body) {
+async function permissions(body, { me }) {
   const users = list(await get('/api/admin/users'));
   const tbody = h('tbody');
+  // Deactivating logs the person out everywhere at once and keeps them out;
+  // their completions stay. Reactivating lets them log in again.
+  async function setActive(u, active) {
+    if (!active) {
+      const r = await dialog({
+        title: `Deactivate ${u.name}?`,
+        body: h('p', null, `${u.name} is logged out on every device at once and can no longer log in. Their completions and the audit log stay. You can reactivate them later.`),
+        actions: [{ label: 'Cancel', kind: 'ghost' }, { label: 'Deactivate', kind: 'danger' }],
+      });
+      if (r !== 'Deactivate') return;
+    }
+    try {
+      const nu = await patch(`/api/admin/users/${u.id}`, { active });
+      Object.assign(u, nu);
+      announce(`${u.name} is ${u.active ? 'active again' : 'deactivated'}.`);
+    } catch (e) { toast(errorText(e), 'error'); }
+    const r = row(u);
+    tbody.querySelector(`tr[data-login="${CSS.escape(u.login)}"]`).replaceWith(r);
+    r.querySelector('.account-toggle')?.focus();
+  }
   function row(u) {
     const mg = h('input', { type: 'checkbox', checked: !!u.management, 'aria-label': `Management for ${u.name}` });
     const fac = h('input', { type: 'checkbox', checked: !!u.facilitate_otj, disabled: !u.management, 'aria-label': `Facilitate On-the-Job training for ${u.name}` });
@@ -290,13 +310,19 @@ async function permissions(body) {
       h('td', null, u.department && (u.department.name || u.department)),
       h('td', null, h('label', { class: 'check' }, mg, 'Management')),
       h('td', null, h('label', { class: 'check' }, fac, 'Facilitate OTJ')),
-      h('td', null, u.responsible || (u.management && u.facilitate_otj) ? h('span', { class: 'badge badge-done' }, '✓ Responsible') : u.admin ? h('span', { class: 'badge badge-next' }, 'Admin') : null));
+      h('td', null, u.responsible || (u.management && u.facilitate_otj) ? h('span', { class: 'badge badge-done' }, '✓ Responsible') : u.admin ? h('span', { class: 'badge badge-next' }, 'Admin') : null),
+      h('td', null, u.active === false && h('span', { class: 'badge badge-locked' }, 'Deactivated'),
+        me && u.id !== me.id && h('button', {
+          type: 'button', class: `btn btn-sm account-toggle ${u.active === false ? 'btn-secondary' : 'btn-ghost'}`,
+          'aria-label': `${u.active === false ? 'Reactivate' : 'Deactivate'} ${u.name}`,
+          onclick: () => setActive(u, u.active === false),
+        }, u.active === false ? 'Reactivate' : 'Deactivate')));
     return tr;
   }
   replace(tbody, users.map(row));
   body.append(h('section', { class: 'card', 'aria-labelledby': 'perm-h' }, h('h2', { id: 'perm-h' }, 'Permissions'),
-    h('p', { class: 'muted' }, 'A responsible has Management with “Facilitate On-the-Job training (OTJ)” ticked. They see waiting OTJ on their dashboard and can approve learners in their department and below.'),
-    h('div', { class: 'table-wrap' }, h('table', { class: 'stack-table' }, h('thead', null, h('tr', null, ['Person', 'Department', 'Management', 'Facilitate OTJ', 'Role'].map((x) => h('th', { scope: 'col' }, x)))), tbody))));
+    h('p', { class: 'muted' }, 'A responsible has Management with “Facilitate On-the-Job training (OTJ)” ticked. They see waiting OTJ on their dashboard and can approve learners in their department and below. Changes reach open sessions at once; a deactivated person is logged out everywhere and cannot log in, and their completions stay.'),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'stack-table' }, h('thead', null, h('tr', null, ['Person', 'Department', 'Management', 'Facilitate OTJ', 'Role', 'Account'].map((x) => h('th', { scope: 'col' }, x)))), tbody))));
 }
 
 // ---- departments -------------------------------------------------------------
