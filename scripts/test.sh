@@ -5,6 +5,8 @@
 # and the load-generator smoke run, in a normal build (warnings are errors);
 # then the unit and integration tests again in a build with AddressSanitizer
 # and UndefinedBehaviorSanitizer. OTJ_TEST_SANITIZE=0 skips the second run.
+# Then the fuzz targets run under libFuzzer for FUZZ_SECONDS each (30 here,
+# scripts/fuzz.sh); OTJ_TEST_FUZZ=0 skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -21,4 +23,9 @@ if [ "${OTJ_TEST_SANITIZE:-1}" != 0 ]; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ctest --output-on-failure -j2 -L "unit|integration")
+fi
+
+if [ "${OTJ_TEST_FUZZ:-1}" != 0 ]; then
+  echo "==> fuzzing (clang, libFuzzer, ASan+UBSan)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
 fi

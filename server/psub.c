@@ -2,6 +2,7 @@
  * psub — a pub/sub connection of our own on the libuv loop (see psub.h).
  */
 #include "psub.h"
+#include "otj_assert.h"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
@@ -57,6 +58,7 @@ static void start_connect(psub *p);
 static void on_retry_timer(uv_timer_t *t) { start_connect(t->data); }
 
 static void unref(psub *p) {
+  OTJ_ASSERT(p->refs > 0);
   if (--p->refs > 0) return;
   for (chan *c = p->chans, *n; c; c = n) {
     n = c->next;

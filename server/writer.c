@@ -2,6 +2,7 @@
  * writer — group commit on a thread of its own (see writer.h).
  */
 #include "writer.h"
+#include "otj_assert.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +22,26 @@ struct writer {
 };
 
 static void append(writer_job **head, writer_job **tail, writer_job *j) {
+  OTJ_ASSERT(j != *tail); /* a job is in at most one list, once */
   j->next = NULL;
   if (*tail) (*tail)->next = j;
   else *head = j;
   *tail = j;
+}
+
+/* Commits n decisions. When nothing could be written at all (the
+ * transaction could not begin: the database busy past its timeout, the disk
+ * full), store_approvals_commit leaves the decisions' rc untouched: mark
+ * every one failed here, so no caller ever reports an approval that is not
+ * on disk. */
+static void commit(store *db, store_approval *a, size_t n) {
+  int rc = store_approvals_commit(db, a, n);
+  if (rc == 0) return;
+  for (size_t i = 0; i < n; i++) {
+    a[i].rc = rc;
+    a[i].completion = 0;
+    a[i].created = 0;
+  }
 }
 
 static void thread_main(void *arg) {
@@ -61,7 +78,7 @@ static void thread_main(void *arg) {
         memcpy(batch + k, j->items, j->n * sizeof *batch);
         k += j->n;
       }
-      store_approvals_commit(w->db, batch, k);
+      commit(w->db, batch, k);
       k = 0;
       for (writer_job *j = jobs; j; j = j->next) {
         memcpy(j->items, batch + k, j->n * sizeof *batch);
@@ -69,7 +86,7 @@ static void thread_main(void *arg) {
       }
     } else {
       for (writer_job *j = jobs; j; j = j->next)
-        store_approvals_commit(w->db, j->items, j->n);
+        commit(w->db, j->items, j->n);
     }
 
     uv_mutex_lock(&w->lock);
@@ -157,6 +174,7 @@ void writer_stop(writer *w) {
   uv_cond_signal(&w->cond);
   uv_mutex_unlock(&w->lock);
   uv_thread_join(&w->thread); /* it commits what was queued first */
+  OTJ_ASSERT(w->queue_head == NULL && w->queue_tail == NULL);
   on_async(&w->async);        /* the last callbacks, on the loop */
   store_close(w->db);
   w->db = NULL;

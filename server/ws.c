@@ -12,6 +12,7 @@
 #include "http.h"
 #include "live.h"
 #include "proto.h"
+#include "otj_assert.h"
 
 #define WS_PATH "/ws"
 #define WS_MAX_BAD_HELLOS 3 /* wrong tokens before the socket is closed */
@@ -161,6 +162,7 @@ struct ws_ref {
 };
 
 ws_ref *ws_ref_get(ws_sess *s) {
+  OTJ_ASSERT(s->ref && s->ref->refs > 0 && s->ref->s == s);
   s->ref->refs++;
   return s->ref;
 }
@@ -168,6 +170,7 @@ ws_ref *ws_ref_get(ws_sess *s) {
 ws_sess *ws_ref_sess(const ws_ref *r) { return r->s; }
 
 void ws_ref_put(ws_ref *r) {
+  OTJ_ASSERT(r->refs > 0);
   if (--r->refs == 0) free(r);
 }
 
@@ -217,7 +220,9 @@ ws_frame *ws_frame_new(const uint8_t *data, size_t len) {
 }
 
 void ws_frame_put(ws_frame *f) {
-  if (f && --f->refs == 0) free(f);
+  if (!f) return;
+  OTJ_ASSERT(f->refs > 0);
+  if (--f->refs == 0) free(f);
 }
 
 int ws_send_frame(ws_sess *s, ws_frame *f) {
@@ -248,6 +253,7 @@ int ws_send_frame(ws_sess *s, ws_frame *f) {
     s->ring_cap = cap;
     s->ring_head = 0;
   }
+  OTJ_ASSERT(f->refs > 0 && s->q_count < s->ring_cap);
   f->refs++;
   s->ring[(s->ring_head + s->q_count) % s->ring_cap] = f;
   s->q_count++;
@@ -279,7 +285,9 @@ void ws_send_err(ws_sess *s, proto_rid rid, proto_code code, const char *msg) {
 }
 
 static ws_frame *ring_pop(ws_sess *s) {
+  OTJ_ASSERT(s->q_count > 0 && s->ring_head < s->ring_cap);
   ws_frame *f = s->ring[s->ring_head];
+  OTJ_ASSERT(f->refs > 0 && s->q_bytes >= f->len);
   s->ring_head = (s->ring_head + 1) % s->ring_cap;
   s->q_count--;
   s->q_bytes -= f->len;
