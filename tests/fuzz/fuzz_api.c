@@ -56,6 +56,8 @@
 int __wrap_auth_hash_password(const char *password, char out[AUTH_HASH_MAX]);
 int __wrap_auth_verify_password(const char *hash, const char *password);
 void __wrap_live_pending_changed(otjd *d);
+void __wrap_live_user_changed(otjd *d, int64_t user, int deactivated);
+void __wrap_live_token_ended(otjd *d, const unsigned char digest[32]);
 
 int __wrap_auth_hash_password(const char *password, char out[AUTH_HASH_MAX]) {
   unsigned char dg[16];
@@ -75,6 +77,10 @@ int __wrap_auth_verify_password(const char *hash, const char *password) {
 }
 
 void __wrap_live_pending_changed(otjd *d) { (void)d; }
+void __wrap_live_user_changed(otjd *d, int64_t user, int deactivated) {
+  (void)d, (void)user, (void)deactivated;
+}
+void __wrap_live_token_ended(otjd *d, const unsigned char digest[32]) { (void)d, (void)digest; }
 
 /* ---- the server without sockets ----------------------------------------- */
 
