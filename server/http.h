@@ -18,7 +18,7 @@
 
 #define HTTP_SESSION_COOKIE "otj_session"
 #define HTTP_PATH_MAX 512
-#define HTTP_CHUNK 16384
+#define HTTP_HEADERS_MAX 2048 /* status line and headers of an answer */
 #define HTTP_DRAIN_FACTOR 16 /* bodies up to 16x the limit are read and dropped */
 
 typedef enum http_method {
@@ -43,9 +43,8 @@ typedef struct http_req {
   int status;
   const char *ctype;
   char *resp;                 /* malloc'd, owned */
-  size_t resp_len, resp_sent;
+  size_t resp_len;
   char extra_headers[512];    /* "name: value\r\n"... */
-  int headers_sent;
   int close_after;
 
   void *handler_data;         /* for deferred handlers */

@@ -1,0 +1,150 @@
+// Hostile and careless HTTP clients: pipelined requests in one packet,
+// websocket upgrades without the otj.v1 subprotocol, websocket-level pings
+// as the only sign of life, and cross-site writes riding on the session
+// cookie. Raw `net` sockets where a well-behaved client library would hide
+// the problem.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { startOtjd, login, connectAs, alive, sleep } from './harness.mjs';
+
+// Stops otjd even when its loop is stuck (SIGTERM would never be handled):
+// a test must fail, never hang the suite.
+async function withServer(env, fn) {
+  const srv = await startOtjd({ env });
+  try {
+    await fn(srv);
+  } finally {
+    const stopped = await Promise.race([srv.stop('SIGTERM'), sleep(5000).then(() => null)]);
+    if (!stopped) await srv.stop('SIGKILL');
+    srv.cleanup();
+  }
+}
+
+// Writes `chunks` to a fresh connection (`gap` ms apart) and collects what
+// comes back until the server closes or `ms` pass.
+function exchange(port, chunks, { gap = 50, ms = 3000 } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let data = '';
+    let done = false;
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ data, closed });
+    };
+    const timer = setTimeout(() => finish(false), ms);
+    sock.on('data', (d) => { data += d.toString('latin1'); });
+    sock.on('end', () => finish(true));
+    sock.on('close', () => finish(true));
+    sock.on('error', () => finish(true));
+    sock.on('connect', async () => {
+      for (const c of chunks) {
+        if (done) return;
+        sock.write(c);
+        if (gap) await sleep(gap);
+      }
+    });
+  });
+}
+
+// The status codes of the HTTP answers in a byte stream, in order.
+function statuses(data) {
+  return [...data.matchAll(/(?:^|\r\n)HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+}
+
+// The best of a few GET /healthz round trips, in ms; Infinity when none
+// answers within a second (a stuck loop answers nothing).
+async function bestHealthz(srv, tries = 5) {
+  let best = Infinity;
+  for (let i = 0; i < tries; i++) {
+    const t0 = performance.now();
+    try {
+      const r = await fetch(`${srv.base}/healthz`, { signal: AbortSignal.timeout(1000) });
+      await r.arrayBuffer();
+      if (r.status === 200) best = Math.min(best, performance.now() - t0);
+    } catch { /* counted as no answer */ }
+    await sleep(20);
+  }
+  return best;
+}
+
+// Share of one core otjd used over `ms` (from /proc/PID/stat).
+async function cpuShare(pid, ms = 1000) {
+  const ticks = () => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime + stime
+  };
+  const a = ticks();
+  await sleep(ms);
+  return (ticks() - a) / 100 / (ms / 1000); // USER_HZ is 100 on Linux
+}
+
+async function assertStillServing(srv) {
+  assert.ok(alive(srv.proc.pid), 'otjd is still running');
+  const best = await bestHealthz(srv);
+  assert.ok(best < 100, `GET /healthz answers within 100 ms afterwards (best of 5: ${best} ms)`);
+  const cpu = await cpuShare(srv.proc.pid);
+  assert.ok(cpu < 0.5, `otjd is idle again, not spinning (${Math.round(cpu * 100)}% of a core)`);
+}
+
+// The later answers come in order, or the connection is closed after the
+// answers it did give.
+function assertAnsweredInOrderOrClosed(r, expected, what) {
+  const got = statuses(r.data);
+  assert.ok(got.length >= 1, `${what}: the first request is answered (got ${JSON.stringify(r.data.slice(0, 200))})`);
+  assert.deepEqual(got, expected.slice(0, got.length), `${what}: answers in order`);
+  assert.ok(got.length === expected.length || r.closed,
+    `${what}: ${got.length} of ${expected.length} answered and the connection was not closed`);
+}
+
+const loginReq = (body) =>
+  `POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+  `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+// ---- pipelining -----------------------------------------------------------
+
+test('two POST /api/login with bodies in one packet: answered, and the server keeps serving', async () => {
+  await withServer({}, async (srv) => {
+    const r = await exchange(srv.port, [loginReq('{}') + loginReq('{}')]);
+    assertAnsweredInOrderOrClosed(r, [400, 400], 'pipelined logins');
+    await assertStillServing(srv);
+  });
+});
+
+test('pipelined GETs in one packet: answered in order or closed after the first', async () => {
+  await withServer({}, async (srv) => {
+    const get = (p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const two = await exchange(srv.port, [get('/healthz') + get('/healthz')]);
+    assertAnsweredInOrderOrClosed(two, [200, 200], 'two GETs');
+    const three = await exchange(srv.port, [get('/healthz') + get('/api/me') + get('/healthz')]);
+    assertAnsweredInOrderOrClosed(three, [200, 401, 200], 'three GETs');
+    // a file of the web client, then a login with a body
+    const file = await exchange(srv.port, [get('/') + loginReq('{}')]);
+    assertAnsweredInOrderOrClosed(file, [200, 400], 'a file, then a POST');
+    await assertStillServing(srv);
+  });
+});
+
+test('a POST whose body arrives in pieces, with the next request behind it', async () => {
+  await withServer({}, async (srv) => {
+    const body = JSON.stringify({ login: 'nobody', password: 'x' });
+    const whole = loginReq(body);
+    const cut = whole.length - body.length + 5; // headers and 5 bytes of body
+    const next = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+    // the rest of the body and the next request's headers in one piece
+    const a = await exchange(srv.port, [whole.slice(0, cut), whole.slice(cut) + next.slice(0, 10), next.slice(10)],
+      { gap: 100 });
+    assertAnsweredInOrderOrClosed(a, [401, 200], 'body in pieces');
+    // headers in one write, body and a second POST in the next
+    const b = await exchange(srv.port, [whole.slice(0, cut - 5), whole.slice(cut - 5) + loginReq('{}')],
+      { gap: 100 });
+    assertAnsweredInOrderOrClosed(b, [401, 400], 'body with the next POST');
+    await assertStillServing(srv);
+  });
+});
