@@ -373,6 +373,11 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason,
     return dispatch(pss);
   }
 
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    /* lws binds a websocket upgrade without a subprotocol to the first
+     * protocol, this one: otj.v1 upgrades never get here */
+    return 1;
+
   case LWS_CALLBACK_ADD_HEADERS: { /* a file of the web client */
     struct lws_process_html_args *a = in;
     unsigned char *p = (unsigned char *)a->p;

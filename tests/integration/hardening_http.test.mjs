@@ -148,3 +148,56 @@ test('a POST whose body arrives in pieces, with the next request behind it', asy
     await assertStillServing(srv);
   });
 });
+
+// ---- websocket upgrades -----------------------------------------------------
+
+// Resolves 'open' or 'refused' for a websocket to /ws with `protocols`.
+function tryUpgrade(srv, protocols) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/ws`, protocols);
+    ws.on('open', () => { ws.terminate(); resolve('open'); });
+    ws.on('unexpected-response', () => resolve('refused'));
+    ws.on('error', () => resolve('refused'));
+  });
+}
+
+async function metric(srv, name) {
+  const text = await (await fetch(`${srv.base}/metrics`)).text();
+  return Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))[1]);
+}
+
+test('a websocket upgrade without the otj.v1 subprotocol is refused', async () => {
+  await withServer({}, async (srv) => {
+    assert.equal(await tryUpgrade(srv, undefined), 'refused', 'no subprotocol');
+    assert.equal(await tryUpgrade(srv, ['chat']), 'refused', 'an unknown subprotocol');
+    assert.equal(await tryUpgrade(srv, ['otj.v1']), 'open', 'otj.v1 still opens');
+    // none of them is left open outside the count
+    const held = [];
+    for (let i = 0; i < 5; i++) held.push(new WebSocket(`ws://127.0.0.1:${srv.port}/ws`));
+    const outcomes = await Promise.all(held.map((ws) => new Promise((resolve) => {
+      ws.on('open', () => resolve('open'));
+      ws.on('unexpected-response', () => resolve('refused'));
+      ws.on('error', () => resolve('refused'));
+    })));
+    for (const ws of held) ws.terminate();
+    assert.deepEqual(outcomes, Array(5).fill('refused'));
+    assert.equal(await metric(srv, 'otj_ws_connections'), 0);
+  });
+});
+
+test('websocket ping frames count as activity for the idle timeout', async () => {
+  await withServer({ OTJ_IDLE_TIMEOUT: '2' }, async (srv) => {
+    const quiet = await connectAs(srv, 'lea');
+    const pinging = await connectAs(srv, 'leo');
+    let closedEarly = null;
+    pinging.closed.then((c) => { closedEarly = c; });
+    const timer = setInterval(() => pinging.ws.ping(), 300);
+    const q = await quiet.closed; // the quiet one still goes
+    assert.equal(q.code, 1008);
+    await sleep(3000); // well past the idle timeout
+    clearInterval(timer);
+    assert.equal(closedEarly, null, `closed as idle: ${JSON.stringify(closedEarly)}`);
+    assert.equal((await pinging.request({ t: 'ping', rid: 7 })).t, 'pong');
+    await pinging.close();
+  });
+});
