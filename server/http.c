@@ -224,10 +224,11 @@ int http_cookie_value(const char *header, const char *name, char *out,
   return -1;
 }
 
-int http_origin_allowed(struct lws *wsi, const otjd *d) {
-  char origin[256], host[256];
-  if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
-    return 1; /* not a browser page: no cookie riding */
+/* 1 when `origin` ("scheme://host[:port]") is this server's own (the Host
+ * header) or one of --origins. */
+static int origin_value_allowed(struct lws *wsi, const otjd *d,
+                                const char *origin) {
+  char host[256];
   if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
     const char *o = origin;
     if (!strncmp(o, "http://", 7)) o += 7;
@@ -243,6 +244,42 @@ int http_origin_allowed(struct lws *wsi, const otjd *d) {
     if (*list == ',') list++;
   }
   return 0;
+}
+
+int http_origin_allowed(struct lws *wsi, const otjd *d) {
+  char origin[256];
+  if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+    return 1; /* not a browser page: no cookie riding */
+  return origin_value_allowed(wsi, d, origin);
+}
+
+/* 1 when the request says it comes from a page of another site: a foreign
+ * Origin, else a foreign Referer, else Sec-Fetch-Site other than
+ * same-origin or none (a request typed by the user). */
+static int from_other_site(struct lws *wsi, const otjd *d) {
+  char v[512];
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0)
+    return !http_origin_allowed(wsi, d);
+  if (lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_REFERER) > 0) {
+    char *p = strstr(v, "://");
+    if (p) p = strchr(p + 3, '/');
+    if (p) *p = '\0'; /* scheme://host[:port] */
+    if (!origin_value_allowed(wsi, d, v)) return 1;
+  }
+  if (lws_hdr_custom_copy(wsi, v, sizeof v, "sec-fetch-site:", 15) > 0 &&
+      strcasecmp(v, "same-origin") != 0 && strcasecmp(v, "none") != 0)
+    return 1;
+  return 0;
+}
+
+/* 1 when the Content-Type is application/json (parameters aside). */
+static int json_content_type(struct lws *wsi) {
+  char v[128];
+  if (lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0)
+    return 0;
+  size_t n = strcspn(v, ";");
+  while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+  return n == 16 && !strncasecmp(v, "application/json", 16);
 }
 
 /* ---- request start ----------------------------------------------------- */
@@ -290,9 +327,14 @@ static http_req *req_start(struct lws *wsi) {
     if (n < sizeof r->token) memcpy(r->token, auth + 7, n + 1);
   } else {
     char cookie[2048];
-    if (lws_hdr_copy(wsi, cookie, sizeof cookie, WSI_TOKEN_HTTP_COOKIE) > 0)
-      http_cookie_value(cookie, HTTP_SESSION_COOKIE, r->token,
-                        sizeof r->token);
+    if (lws_hdr_copy(wsi, cookie, sizeof cookie, WSI_TOKEN_HTTP_COOKIE) > 0 &&
+        http_cookie_value(cookie, HTTP_SESSION_COOKIE, r->token,
+                          sizeof r->token) == 0 &&
+        r->token[0]) {
+      r->token_from_cookie = 1;
+      r->other_site = from_other_site(wsi, r->d);
+      r->json_body = json_content_type(wsi);
+    }
   }
   char cl[32];
   if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)

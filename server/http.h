@@ -33,6 +33,9 @@ typedef struct http_req {
   char path[HTTP_PATH_MAX];   /* without the query string */
   char query[HTTP_PATH_MAX];  /* "a=1&b=2", decoded per argument by http_query */
   char token[128];            /* bearer token or session cookie, "" if none */
+  int token_from_cookie;      /* the session cookie, not a Bearer header: */
+  int other_site;             /*   Origin/Referer/Sec-Fetch-Site name another site */
+  int json_body;              /*   Content-Type is application/json */
   char *body;                 /* NUL-terminated, body_len bytes */
   size_t body_len;
   size_t body_expected;

@@ -201,3 +201,63 @@ test('websocket ping frames count as activity for the idle timeout', async () =>
     await pinging.close();
   });
 });
+
+// ---- cross-site writes with the session cookie --------------------------------
+
+test('a write riding on the session cookie needs an allowed Origin and a JSON body', async () => {
+  await withServer({ OTJ_ORIGINS: 'https://otj.example' }, async (srv) => {
+    const { cookie, body: session } = await login(srv, 'admin');
+    const jar = cookie.split(';')[0];
+    let n = 0;
+    const create = (headers, body = JSON.stringify({ name: `Ward X${++n}` })) =>
+      fetch(`${srv.base}/api/admin/departments`, { method: 'POST', headers: { cookie: jar, ...headers }, body });
+    const refused = async (r, what, pattern) => {
+      assert.equal(r.status, 403, what);
+      const b = await r.json();
+      assert.equal(b.error, 'forbidden', what);
+      assert.match(b.message, pattern, what);
+    };
+    const departments = async () => (await (await fetch(`${srv.base}/api/admin/departments`,
+      { headers: { cookie: jar } })).json()).items.length;
+    const before = await departments();
+
+    // the attack of the report: a foreign page, a form-like body
+    await refused(await create({ origin: 'http://evil.example', 'content-type': 'text/plain' }),
+      'foreign Origin, text/plain', /Origin|site/);
+    await refused(await create({ origin: 'http://evil.example', 'content-type': 'application/json' }),
+      'foreign Origin', /Origin|site/);
+    await refused(await create({ origin: 'null', 'content-type': 'application/json' }), 'Origin null', /Origin|site/);
+    await refused(await create({ 'content-type': 'text/plain' }), 'text/plain without Origin', /application\/json/);
+    await refused(await create({ 'content-type': 'application/x-www-form-urlencoded' }), 'a form body', /application\/json/);
+    await refused(await create({}), 'no Content-Type', /application\/json/);
+    await refused(await create({ 'sec-fetch-site': 'cross-site', 'content-type': 'application/json' }),
+      'Sec-Fetch-Site cross-site', /Origin|site/);
+    await refused(await create({ referer: 'http://evil.example/page', 'content-type': 'application/json' }),
+      'foreign Referer', /Origin|site/);
+    // a DELETE and a logout by cookie are writes too
+    const del = await fetch(`${srv.base}/api/admin/departments/1`,
+      { method: 'DELETE', headers: { cookie: jar, origin: 'http://evil.example' } });
+    await refused(del, 'DELETE from a foreign Origin', /Origin|site/);
+    const out = await fetch(`${srv.base}/api/logout`,
+      { method: 'POST', headers: { cookie: jar, origin: 'http://evil.example', 'content-type': 'text/plain' } });
+    await refused(out, 'logout from a foreign Origin', /Origin|site/);
+    assert.equal(await departments(), before, 'nothing was created');
+
+    // what the web client sends: its own origin (or a configured one), JSON
+    const own = `http://127.0.0.1:${srv.port}`;
+    assert.equal((await create({ origin: own, 'content-type': 'application/json; charset=utf-8',
+      'sec-fetch-site': 'same-origin' })).status, 201);
+    assert.equal((await create({ origin: 'https://otj.example', 'content-type': 'application/json' })).status, 201);
+    assert.equal((await create({ referer: `${own}/#/admin`, 'content-type': 'application/json' })).status, 201);
+    assert.equal((await create({ 'content-type': 'application/json' })).status, 201, 'no Origin: not a browser page');
+    // a bearer token is not sent by browsers on their own: no such rule
+    const bearer = await fetch(`${srv.base}/api/admin/departments`, { method: 'POST',
+      headers: { authorization: `Bearer ${session.token}`, origin: 'http://evil.example', 'content-type': 'text/plain' },
+      body: JSON.stringify({ name: 'Ward by bearer' }) });
+    assert.equal(bearer.status, 201);
+    // reading is not a write
+    const read = await fetch(`${srv.base}/api/me`, { headers: { cookie: jar, origin: 'http://evil.example' } });
+    assert.equal(read.status, 200);
+    assert.equal(await departments(), before + 5);
+  });
+});
