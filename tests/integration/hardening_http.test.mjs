@@ -14,12 +14,19 @@ import { startOtjd, login, connectAs, alive, sleep } from './harness.mjs';
 // a test must fail, never hang the suite.
 async function withServer(env, fn) {
   const srv = await startOtjd({ env });
+  let passed = false;
   try {
     await fn(srv);
+    passed = true;
   } finally {
     const stopped = await Promise.race([srv.stop('SIGTERM'), sleep(5000).then(() => null)]);
     if (!stopped) await srv.stop('SIGKILL');
     srv.cleanup();
+    if (passed) {
+      // under the sanitizers a memory error or a leak shows in the log
+      assert.ok(stopped, 'otjd stops on SIGTERM');
+      assert.doesNotMatch(srv.log, /AddressSanitizer|runtime error:|LeakSanitizer/);
+    }
   }
 }
 
