@@ -701,6 +701,25 @@ void api_handle(http_req *r) {
   const char *p = r->path;
   http_method m = r->method;
   char room[65];
+  /* Cross-site request forgery: a browser sends the session cookie with a
+   * request that any page may make (a form, a "simple" fetch). A change
+   * that the cookie authorises must come from one of our own pages, and be
+   * JSON, which a page elsewhere cannot send without asking first (CORS). */
+  if (r->token_from_cookie && m != HTTP_GET && m != HTTP_OTHER) {
+    if (r->other_site) {
+      http_reply_error(r, 403, "forbidden",
+                       "A change made with the session cookie must come from "
+                       "this site's own pages (Origin); send the token as "
+                       "\"Authorization: Bearer\" from elsewhere.");
+      return;
+    }
+    if (!r->json_body) {
+      http_reply_error(r, 403, "forbidden",
+                       "A change made with the session cookie must send its "
+                       "body as Content-Type: application/json.");
+      return;
+    }
+  }
   if (!strcmp(p, "/healthz")) {
     if (m == HTTP_GET) api_healthz(r);
     else http_reply_error(r, 405, "bad_request", "Use GET.");

@@ -1,5 +1,17 @@
 /*
  * http — request objects, bodies, deferred answers (see http.h).
+ *
+ * One request per connection. libwebsockets 4.1 mishandles HTTP/1.1
+ * pipelining when the answer comes later than the callback: bytes of the
+ * next request, already read, make it call HTTP_BODY_COMPLETION again and
+ * again (len 0) or parse the next request over the pending one, and a
+ * pipelined request with a body is read from the wrong offset and never
+ * completes. So once a request is whole, reading stops (rx flow control),
+ * its answer is written in one piece as soon as it is ready (lws gives no
+ * WRITEABLE to a flow-controlled HTTP connection; what the socket does not
+ * take, lws keeps and sends), and the connection is closed after it
+ * ("connection: close"): whatever the client sent behind it is dropped
+ * with the connection. Files of the web client are served the same way.
  */
 #include "http.h"
 
@@ -12,6 +24,7 @@
 
 typedef struct http_pss {
   http_req *req;
+  int dispatched; /* req went to the API: nothing more is read */
 } http_pss;
 
 size_t http_pss_size(void) { return sizeof(http_pss); }
@@ -32,6 +45,78 @@ void http_add_header(http_req *r, const char *name, const char *value) {
            "%s: %s\r\n", name, value);
 }
 
+/* ---- writing the answer ------------------------------------------------ */
+
+/* The connection whose lws callback is running, if any: it must not be
+ * freed under lws's feet. */
+static struct lws *g_cb_wsi;
+
+/* Status line and headers into [*p, end). Returns -1 when they do not fit. */
+static int add_headers(http_req *r, unsigned char **p, unsigned char *end) {
+  struct lws *wsi = r->wsi;
+  if (lws_add_http_common_headers(wsi, (unsigned)r->status,
+                                  r->ctype ? r->ctype : "application/json",
+                                  r->resp_len, p, end))
+    return -1;
+  if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                  (const unsigned char *)"no-store", 8, p,
+                                  end))
+    return -1;
+  /* extra "Name: value\r\n" lines */
+  char *line = r->extra_headers;
+  while (*line) {
+    char *eol = strstr(line, "\r\n");
+    if (!eol) break;
+    char *colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon) {
+      char name[64];
+      size_t nl = (size_t)(colon - line);
+      if (nl + 2 < sizeof name) {
+        for (size_t i = 0; i < nl; i++) name[i] = (char)tolower(line[i]);
+        name[nl] = ':';
+        name[nl + 1] = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ') v++;
+        if (lws_add_http_header_by_name(wsi, (unsigned char *)name,
+                                        (const unsigned char *)v,
+                                        (int)(eol - v), p, end))
+          return -1;
+      }
+    }
+    line = eol + 2;
+  }
+  if (r->close_after &&
+      lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                  (const unsigned char *)"close", 5, p, end))
+    return -1;
+  return lws_finalize_http_header(wsi, p, end) ? -1 : 0;
+}
+
+/* Writes the whole answer now, in one write (see the top), then has lws
+ * close the connection once it has sent what the socket did not take.
+ * The caller holds a reference to r. */
+static void send_answer(http_req *r) {
+  struct lws *wsi = r->wsi;
+  unsigned char *buf = malloc(LWS_PRE + HTTP_HEADERS_MAX + r->resp_len);
+  if (buf) {
+    unsigned char *start = buf + LWS_PRE, *p = start;
+    if (add_headers(r, &p, start + HTTP_HEADERS_MAX) == 0) {
+      if (r->resp_len) memcpy(p, r->resp, r->resp_len);
+      p += r->resp_len;
+      lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+    }
+    free(buf);
+  }
+  /* What lws holds back leaves on POLLOUT, which lws handles for an HTTP
+   * connection only while reading is allowed; the connection is closing,
+   * so nothing more is parsed. */
+  if (lws_partial_buffered(wsi)) lws_rx_flow_control(wsi, 1);
+  /* From a Redis reply or a worker's answer, lws would not look at its
+   * timers again for a while: close now (this frees r's hold on wsi, not r). */
+  lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
+                  wsi == g_cb_wsi ? LWS_TO_KILL_ASYNC : LWS_TO_KILL_SYNC);
+}
+
 void http_reply_take(http_req *r, int status, const char *ctype, char *body,
                      size_t len) {
   if (r->answered) {
@@ -43,7 +128,7 @@ void http_reply_take(http_req *r, int status, const char *ctype, char *body,
   r->ctype = ctype;
   r->resp = body;
   r->resp_len = len;
-  if (r->wsi) lws_callback_on_writable(r->wsi);
+  if (r->wsi) send_answer(r);
 }
 
 void http_reply(http_req *r, int status, const char *ctype, const char *body,
@@ -139,10 +224,11 @@ int http_cookie_value(const char *header, const char *name, char *out,
   return -1;
 }
 
-int http_origin_allowed(struct lws *wsi, const otjd *d) {
-  char origin[256], host[256];
-  if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
-    return 1; /* not a browser page: no cookie riding */
+/* 1 when `origin` ("scheme://host[:port]") is this server's own (the Host
+ * header) or one of --origins. */
+static int origin_value_allowed(struct lws *wsi, const otjd *d,
+                                const char *origin) {
+  char host[256];
   if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
     const char *o = origin;
     if (!strncmp(o, "http://", 7)) o += 7;
@@ -158,6 +244,42 @@ int http_origin_allowed(struct lws *wsi, const otjd *d) {
     if (*list == ',') list++;
   }
   return 0;
+}
+
+int http_origin_allowed(struct lws *wsi, const otjd *d) {
+  char origin[256];
+  if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+    return 1; /* not a browser page: no cookie riding */
+  return origin_value_allowed(wsi, d, origin);
+}
+
+/* 1 when the request says it comes from a page of another site: a foreign
+ * Origin, else a foreign Referer, else Sec-Fetch-Site other than
+ * same-origin or none (a request typed by the user). */
+static int from_other_site(struct lws *wsi, const otjd *d) {
+  char v[512];
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0)
+    return !http_origin_allowed(wsi, d);
+  if (lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_REFERER) > 0) {
+    char *p = strstr(v, "://");
+    if (p) p = strchr(p + 3, '/');
+    if (p) *p = '\0'; /* scheme://host[:port] */
+    if (!origin_value_allowed(wsi, d, v)) return 1;
+  }
+  if (lws_hdr_custom_copy(wsi, v, sizeof v, "sec-fetch-site:", 15) > 0 &&
+      strcasecmp(v, "same-origin") != 0 && strcasecmp(v, "none") != 0)
+    return 1;
+  return 0;
+}
+
+/* 1 when the Content-Type is application/json (parameters aside). */
+static int json_content_type(struct lws *wsi) {
+  char v[128];
+  if (lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0)
+    return 0;
+  size_t n = strcspn(v, ";");
+  while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+  return n == 16 && !strncasecmp(v, "application/json", 16);
 }
 
 /* ---- request start ----------------------------------------------------- */
@@ -178,6 +300,7 @@ static http_req *req_start(struct lws *wsi) {
   r->wsi = wsi;
   r->refs = 1;
   r->method = HTTP_OTHER;
+  r->close_after = 1; /* one request per connection: see the top */
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     if (lws_hdr_total_length(wsi, methods[i].tok) > 0) {
       r->method = methods[i].m;
@@ -204,95 +327,19 @@ static http_req *req_start(struct lws *wsi) {
     if (n < sizeof r->token) memcpy(r->token, auth + 7, n + 1);
   } else {
     char cookie[2048];
-    if (lws_hdr_copy(wsi, cookie, sizeof cookie, WSI_TOKEN_HTTP_COOKIE) > 0)
-      http_cookie_value(cookie, HTTP_SESSION_COOKIE, r->token,
-                        sizeof r->token);
+    if (lws_hdr_copy(wsi, cookie, sizeof cookie, WSI_TOKEN_HTTP_COOKIE) > 0 &&
+        http_cookie_value(cookie, HTTP_SESSION_COOKIE, r->token,
+                          sizeof r->token) == 0 &&
+        r->token[0]) {
+      r->token_from_cookie = 1;
+      r->other_site = from_other_site(wsi, r->d);
+      r->json_body = json_content_type(wsi);
+    }
   }
   char cl[32];
   if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
     r->body_expected = strtoull(cl, NULL, 10);
   return r;
-}
-
-/* ---- writing the answer ------------------------------------------------ */
-
-static int write_headers(http_req *r) {
-  struct lws *wsi = r->wsi;
-  unsigned char buf[LWS_PRE + 2048];
-  unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-  if (lws_add_http_common_headers(wsi, (unsigned)r->status,
-                                  r->ctype ? r->ctype : "application/json",
-                                  r->resp_len, &p, end))
-    return -1;
-  if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                  (const unsigned char *)"no-store", 8, &p,
-                                  end))
-    return -1;
-  /* extra "Name: value\r\n" lines */
-  char *line = r->extra_headers;
-  while (*line) {
-    char *eol = strstr(line, "\r\n");
-    if (!eol) break;
-    char *colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon) {
-      char name[64];
-      size_t nl = (size_t)(colon - line);
-      if (nl + 2 < sizeof name) {
-        for (size_t i = 0; i < nl; i++) name[i] = (char)tolower(line[i]);
-        name[nl] = ':';
-        name[nl + 1] = '\0';
-        const char *v = colon + 1;
-        while (*v == ' ') v++;
-        if (lws_add_http_header_by_name(wsi, (unsigned char *)name,
-                                        (const unsigned char *)v,
-                                        (int)(eol - v), &p, end))
-          return -1;
-      }
-    }
-    line = eol + 2;
-  }
-  if (r->close_after &&
-      lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
-                                  (const unsigned char *)"close", 5, &p, end))
-    return -1;
-  if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
-  return 0;
-}
-
-/* Returns -1 to close the connection, 0 to keep it. */
-static int on_http_writeable(http_pss *pss) {
-  http_req *r = pss->req;
-  if (!r || !r->answered) return 0;
-  struct lws *wsi = r->wsi;
-  if (!r->headers_sent) {
-    if (write_headers(r)) return -1;
-    r->headers_sent = 1;
-    if (r->resp_len > 0) {
-      lws_callback_on_writable(wsi);
-      return 0;
-    }
-  } else if (r->resp_sent < r->resp_len) {
-    size_t n = r->resp_len - r->resp_sent;
-    if (n > HTTP_CHUNK) n = HTTP_CHUNK;
-    unsigned char buf[LWS_PRE + HTTP_CHUNK];
-    memcpy(buf + LWS_PRE, r->resp + r->resp_sent, n);
-    int last = r->resp_sent + n == r->resp_len;
-    if (lws_write(wsi, buf + LWS_PRE, n,
-                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
-      return -1;
-    r->resp_sent += n;
-    if (!last) {
-      lws_callback_on_writable(wsi);
-      return 0;
-    }
-  }
-  /* the transaction is complete */
-  int close_after = r->close_after;
-  pss->req = NULL;
-  r->wsi = NULL;
-  http_req_unref(r);
-  if (close_after) return -1;
-  return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 static void reply_too_large(http_req *r) {
@@ -304,20 +351,22 @@ static void reply_too_large(http_req *r) {
 
 static int dispatch(http_pss *pss) {
   http_req *r = pss->req;
+  /* The request is whole: read nothing more from this connection (see
+   * the top), and hand it to the API once however often lws reports it. */
+  lws_rx_flow_control(r->wsi, 0);
+  if (pss->dispatched) return 0;
+  pss->dispatched = 1;
   r->d->st.http_requests++;
   api_handle(r);
   return 0;
 }
 
-int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
-                  void *user, void *in, size_t len) {
+static int on_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                       void *user, void *in, size_t len) {
   http_pss *pss = user;
   switch (reason) {
   case LWS_CALLBACK_HTTP: {
-    if (pss->req) { /* a keep-alive connection's earlier request */
-      pss->req->wsi = NULL;
-      http_req_unref(pss->req);
-    }
+    if (pss->req) return -1; /* a second request, parsed too early */
     pss->req = req_start(wsi);
     if (!pss->req) return -1;
     http_req *r = pss->req;
@@ -358,6 +407,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     http_req *r = pss ? pss->req : NULL;
     if (!r) return -1;
     if (r->too_large) {
+      lws_rx_flow_control(wsi, 0);
       reply_too_large(r);
       return 0;
     }
@@ -365,9 +415,28 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     return dispatch(pss);
   }
 
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    /* lws binds a websocket upgrade without a subprotocol to the first
+     * protocol, this one: otj.v1 upgrades never get here */
+    return 1;
+
+  case LWS_CALLBACK_ADD_HEADERS: { /* a file of the web client */
+    struct lws_process_html_args *a = in;
+    unsigned char *p = (unsigned char *)a->p;
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                    (const unsigned char *)"close", 5, &p,
+                                    p + a->max_len))
+      return 1;
+    a->max_len -= (int)(p - (unsigned char *)a->p);
+    a->p = (char *)p;
+    return 0;
+  }
+
+  case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+    return -1; /* one request per connection */
+
   case LWS_CALLBACK_HTTP_WRITEABLE:
-    if (!pss) return 0;
-    return on_http_writeable(pss);
+    return 0; /* answers are written by send_answer */
 
   case LWS_CALLBACK_CLOSED_HTTP:
   case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -381,4 +450,13 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
   default:
     return lws_callback_http_dummy(wsi, reason, user, in, len);
   }
+}
+
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                  void *user, void *in, size_t len) {
+  struct lws *outer = g_cb_wsi;
+  g_cb_wsi = wsi;
+  int rc = on_callback(wsi, reason, user, in, len);
+  g_cb_wsi = outer;
+  return rc;
 }

@@ -18,7 +18,7 @@
 
 #define HTTP_SESSION_COOKIE "otj_session"
 #define HTTP_PATH_MAX 512
-#define HTTP_CHUNK 16384
+#define HTTP_HEADERS_MAX 2048 /* status line and headers of an answer */
 #define HTTP_DRAIN_FACTOR 16 /* bodies up to 16x the limit are read and dropped */
 
 typedef enum http_method {
@@ -33,6 +33,9 @@ typedef struct http_req {
   char path[HTTP_PATH_MAX];   /* without the query string */
   char query[HTTP_PATH_MAX];  /* "a=1&b=2", decoded per argument by http_query */
   char token[128];            /* bearer token or session cookie, "" if none */
+  int token_from_cookie;      /* the session cookie, not a Bearer header: */
+  int other_site;             /*   Origin/Referer/Sec-Fetch-Site name another site */
+  int json_body;              /*   Content-Type is application/json */
   char *body;                 /* NUL-terminated, body_len bytes */
   size_t body_len;
   size_t body_expected;
@@ -43,9 +46,8 @@ typedef struct http_req {
   int status;
   const char *ctype;
   char *resp;                 /* malloc'd, owned */
-  size_t resp_len, resp_sent;
+  size_t resp_len;
   char extra_headers[512];    /* "name: value\r\n"... */
-  int headers_sent;
   int close_after;
 
   void *handler_data;         /* for deferred handlers */

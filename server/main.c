@@ -251,6 +251,7 @@ static int start_lws(otjd *d) {
       .origin = d->cfg.web_root,
       .def = "index.html",
       .origin_protocol = LWSMPRO_FILE,
+      .protocol = "http", /* http.c adds "connection: close" */
   };
 
   struct lws_context_creation_info info;

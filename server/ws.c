@@ -4,8 +4,12 @@
  */
 #include "ws.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "auth.h"
@@ -720,11 +724,26 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
   }
 }
 
+/* Milliseconds since the client last sent any bytes, websocket control
+ * frames included (lws answers a ping itself and tells no callback), from
+ * the kernel's TCP_INFO; UINT64_MAX when unknown. */
+static uint64_t ms_since_peer_sent(ws_sess *s) {
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  int fd = (int)lws_get_socket_fd(s->wsi);
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+      len < offsetof(struct tcp_info, tcpi_last_data_recv) +
+                sizeof ti.tcpi_last_data_recv)
+    return UINT64_MAX;
+  return ti.tcpi_last_data_recv;
+}
+
 /* Idle connections: a sweep every quarter of the shorter timeout closes the
  * sessions that did not say hello in time, or sent nothing (not even a
- * ping) for the whole idle timeout. One
+ * ping, of otj.v1 or of the websocket) for the whole idle timeout. One
  * walk over the sessions per sweep costs less than re-arming a per-socket
- * timer on every message. */
+ * timer on every message; the kernel is asked only about the sessions
+ * that look idle. */
 static void on_idle_sweep(uv_timer_t *t) {
   otjd *d = t->data;
   uint64_t now = otjd_now_ms(d), limit = (uint64_t)d->cfg.idle_timeout_s * 1000,
@@ -733,9 +752,13 @@ static void on_idle_sweep(uv_timer_t *t) {
     if (s->closing) continue;
     if (!s->authed && now - s->opened_ms > hello)
       close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "hello expected");
-    else if (now - s->last_rx_ms > limit)
-      close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                    "idle: send a ping at least every minute");
+    else if (now - s->last_rx_ms > limit) {
+      uint64_t quiet = ms_since_peer_sent(s);
+      if (quiet < limit) s->last_rx_ms = now - quiet;
+      else
+        close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                      "idle: send a ping at least every minute");
+    }
   }
 }
 

@@ -13,10 +13,10 @@ export class ApiError extends Error {
 
 export async function api(method, path, body) {
   const init = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
-  if (body !== undefined) {
-    init.headers['content-type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
+  // Every write says JSON, a body or not: the server refuses a change made
+  // with the session cookie that does not (a guard against forged requests).
+  if (method !== 'GET') init.headers['content-type'] = 'application/json';
+  if (body !== undefined) init.body = JSON.stringify(body);
   let r;
   try {
     r = await fetch(path, init);
