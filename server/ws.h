@@ -60,7 +60,6 @@ void ws_send_err(ws_sess *s, proto_rid rid, proto_code code, const char *msg);
 int64_t ws_user(const ws_sess *s);
 const char *ws_user_name(const ws_sess *s);
 int ws_is_responsible(const ws_sess *s);
-int ws_authed(const ws_sess *s);
 
 /* The live-room module's per-session slot (its attachment list). */
 void **ws_live_slot(ws_sess *s);
