@@ -489,26 +489,14 @@ int store_department_rename(store *s, int64_t id, const char *name)
 
 int store_users_list(store *s, store_user_cb cb, void *ud)
 {
-    sqlite3_stmt *st = store_prepare(
-        s, "SELECT u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"
-           "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.active"
-           "  FROM users u JOIN departments d ON d.id = u.department_id"
-           "  LEFT JOIN permissions p ON p.user_id = u.id ORDER BY u.login");
+    sqlite3_stmt *st = store_prepare(s, "SELECT " STORE_SQL_USER_COLUMNS " FROM " STORE_SQL_USER_FROM
+                                        " ORDER BY u.login");
     if (!st)
         return STORE_ERR;
     int rc = SQLITE_DONE, code = 0;
     while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_user u;
-        memset(&u, 0, sizeof u);
-        u.id = sqlite3_column_int64(st, 0);
-        snprintf(u.login, sizeof u.login, "%s", col_text(st, 1));
-        snprintf(u.name, sizeof u.name, "%s", col_text(st, 2));
-        u.department_id = sqlite3_column_int64(st, 3);
-        snprintf(u.department, sizeof u.department, "%s", col_text(st, 4));
-        u.is_admin = sqlite3_column_int(st, 5);
-        u.management = sqlite3_column_int(st, 6);
-        u.facilitate_otj = sqlite3_column_int(st, 7);
-        u.active = sqlite3_column_int(st, 8);
+        store_user_row(st, &u);
         code = cb(&u, ud);
     }
     code = loop_end(s, code ? SQLITE_DONE : rc, code);
@@ -575,12 +563,7 @@ int store_user_set_active(store *s, int64_t now, int64_t actor_id, int64_t user_
     sqlite3_finalize(st);
     if (code == 0 && !active) {
         /* nobody keeps a way in: every session of the user goes */
-        st = store_prepare(s, "DELETE FROM login_sessions WHERE user_id = ?1");
-        if (!st)
-            return store_finish(s, STORE_ERR);
-        sqlite3_bind_int64(st, 1, user_id);
-        code = store_step_done(s, st);
-        sqlite3_finalize(st);
+        code = store_run_id(s, "DELETE FROM login_sessions WHERE user_id = ?1", user_id);
     }
     if (code == 0) {
         char subject[32];
@@ -725,12 +708,7 @@ static int put_tasks(store *s, int64_t module_id, const store_task_in *tasks, in
         store_limit_describe(&lim, "tasks", why, sizeof why);
         return store_failf(s, STORE_INVALID, "%s", why);
     }
-    sqlite3_stmt *del = store_prepare(s, "DELETE FROM tasks WHERE module_id = ?1");
-    if (!del)
-        return STORE_ERR;
-    sqlite3_bind_int64(del, 1, module_id);
-    int code = store_step_done(s, del);
-    sqlite3_finalize(del);
+    int code = store_run_id(s, "DELETE FROM tasks WHERE module_id = ?1", module_id);
     if (code < 0)
         return code;
     sqlite3_stmt *ins = store_prepare(s, "INSERT INTO tasks(module_id, position, kind, text, options,"
@@ -859,22 +837,14 @@ int store_module_create_full(store *s, int64_t now, int64_t actor_id, const stor
 
 int store_modules_list(store *s, store_module_cb cb, void *ud)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"
-                                  " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
-                                  " FROM modules m ORDER BY m.title, m.id");
+    sqlite3_stmt *st = store_prepare(s, "SELECT " STORE_SQL_MODULE_COLUMNS
+                                        " FROM modules m ORDER BY m.title, m.id");
     if (!st)
         return STORE_ERR;
     int rc = SQLITE_DONE, code = 0;
     while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_module m;
-        memset(&m, 0, sizeof m);
-        m.id = sqlite3_column_int64(st, 0);
-        snprintf(m.title, sizeof m.title, "%s", col_text(st, 1));
-        snprintf(m.type, sizeof m.type, "%s", col_text(st, 2));
-        m.otj = sqlite3_column_int(st, 3);
-        m.created_at = sqlite3_column_int64(st, 4);
-        m.updated_at = sqlite3_column_int64(st, 5);
-        m.task_count = sqlite3_column_int(st, 6);
+        store_module_row(st, &m);
         code = cb(&m, ud);
     }
     code = loop_end(s, code ? SQLITE_DONE : rc, code);
@@ -886,12 +856,7 @@ int store_modules_list(store *s, store_module_cb cb, void *ud)
 
 static int put_path_modules(store *s, int64_t path_id, const int64_t *ids, int n)
 {
-    sqlite3_stmt *del = store_prepare(s, "DELETE FROM path_modules WHERE path_id = ?1");
-    if (!del)
-        return STORE_ERR;
-    sqlite3_bind_int64(del, 1, path_id);
-    int code = store_step_done(s, del);
-    sqlite3_finalize(del);
+    int code = store_run_id(s, "DELETE FROM path_modules WHERE path_id = ?1", path_id);
     if (code < 0)
         return code;
     sqlite3_stmt *ins = store_prepare(s, "INSERT INTO path_modules(path_id, position, module_id)"
@@ -1017,14 +982,9 @@ int store_sharing_create(store *s, int64_t now, int64_t path_id, int64_t user_id
 
 int store_sharing_delete(store *s, int64_t id)
 {
-    sqlite3_stmt *st = store_prepare(s, "DELETE FROM sharings WHERE id = ?1");
-    if (!st)
-        return STORE_ERR;
-    sqlite3_bind_int64(st, 1, id);
-    int code = store_step_done(s, st);
+    int code = store_run_id(s, "DELETE FROM sharings WHERE id = ?1", id);
     if (code == 0 && sqlite3_changes(s->db) == 0)
         code = store_failf(s, STORE_NOTFOUND, "no sharing with id %lld", (long long)id);
-    sqlite3_finalize(st);
     return code;
 }
 

@@ -17,12 +17,8 @@
 #include "store_int.h"
 
 /* The statements kept in the handle (store_stmt), one per hot query. */
-#define SQL_USER_SELECT                                                                        \
-    "SELECT u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"                        \
-    "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.password_hash,"        \
-    "       u.active"                                                                           \
-    "  FROM users u JOIN departments d ON d.id = u.department_id"                               \
-    "  LEFT JOIN permissions p ON p.user_id = u.id"
+#define SQL_USER_SELECT \
+    "SELECT " STORE_SQL_USER_COLUMNS ", u.password_hash FROM " STORE_SQL_USER_FROM
 static const char SQL_USER_BY_ID[] = SQL_USER_SELECT " WHERE u.id = ?1";
 static const char SQL_USER_BY_LOGIN[] = SQL_USER_SELECT " WHERE u.login = ?1";
 /* a deactivated user's sessions are deleted; the join makes sure */
@@ -179,6 +175,17 @@ sqlite3_stmt *store_prepare(store *s, const char *sql)
         return NULL;
     }
     return st;
+}
+
+int store_run_id(store *s, const char *sql, int64_t id)
+{
+    sqlite3_stmt *st = store_prepare(s, sql);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, id);
+    int code = store_step_done(s, st);
+    sqlite3_finalize(st);
+    return code;
 }
 
 /* Runs a one-shot statement with one int64 parameter that returns one
@@ -481,22 +488,28 @@ int store_user_create(store *s, int64_t now, const char *login, const char *name
     return code;
 }
 
+void store_user_row(sqlite3_stmt *st, store_user *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(st, 0);
+    copy_text(out->login, sizeof out->login, sqlite3_column_text(st, 1));
+    copy_text(out->name, sizeof out->name, sqlite3_column_text(st, 2));
+    out->department_id = sqlite3_column_int64(st, 3);
+    copy_text(out->department, sizeof out->department, sqlite3_column_text(st, 4));
+    out->is_admin = sqlite3_column_int(st, 5);
+    out->management = sqlite3_column_int(st, 6);
+    out->facilitate_otj = sqlite3_column_int(st, 7);
+    out->active = sqlite3_column_int(st, 8);
+}
+
+/* One user of SQL_USER_SELECT: the columns, then the password hash. */
 static int read_user(store *s, sqlite3_stmt *st, store_user *out)
 {
     int rc = sqlite3_step(st);
     int code;
     if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        out->id = sqlite3_column_int64(st, 0);
-        copy_text(out->login, sizeof out->login, sqlite3_column_text(st, 1));
-        copy_text(out->name, sizeof out->name, sqlite3_column_text(st, 2));
-        out->department_id = sqlite3_column_int64(st, 3);
-        copy_text(out->department, sizeof out->department, sqlite3_column_text(st, 4));
-        out->is_admin = sqlite3_column_int(st, 5);
-        out->management = sqlite3_column_int(st, 6);
-        out->facilitate_otj = sqlite3_column_int(st, 7);
-        copy_text(out->password_hash, sizeof out->password_hash, sqlite3_column_text(st, 8));
-        out->active = sqlite3_column_int(st, 9);
+        store_user_row(st, out);
+        copy_text(out->password_hash, sizeof out->password_hash, sqlite3_column_text(st, 9));
         code = 0;
     } else if (rc == SQLITE_DONE) {
         code = store_failf(s, STORE_NOTFOUND, "no such user");
@@ -611,23 +624,15 @@ int store_set_permission(store *s, int64_t now, int64_t actor_id, int64_t user_i
 
 int store_module_by_id(store *s, int64_t id, store_module *out)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"
-                                  " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
-                                  " FROM modules m WHERE m.id = ?1");
+    sqlite3_stmt *st =
+        store_prepare(s, "SELECT " STORE_SQL_MODULE_COLUMNS " FROM modules m WHERE m.id = ?1");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     int code;
     if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        out->id = sqlite3_column_int64(st, 0);
-        copy_text(out->title, sizeof out->title, sqlite3_column_text(st, 1));
-        copy_text(out->type, sizeof out->type, sqlite3_column_text(st, 2));
-        out->otj = sqlite3_column_int(st, 3);
-        out->created_at = sqlite3_column_int64(st, 4);
-        out->updated_at = sqlite3_column_int64(st, 5);
-        out->task_count = sqlite3_column_int(st, 6);
+        store_module_row(st, out);
         code = 0;
     } else if (rc == SQLITE_DONE) {
         code = store_failf(s, STORE_NOTFOUND, "no module with id %lld", (long long)id);
@@ -636,6 +641,18 @@ int store_module_by_id(store *s, int64_t id, store_module *out)
     }
     sqlite3_finalize(st);
     return code;
+}
+
+void store_module_row(sqlite3_stmt *st, store_module *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(st, 0);
+    copy_text(out->title, sizeof out->title, sqlite3_column_text(st, 1));
+    copy_text(out->type, sizeof out->type, sqlite3_column_text(st, 2));
+    out->otj = sqlite3_column_int(st, 3);
+    out->created_at = sqlite3_column_int64(st, 4);
+    out->updated_at = sqlite3_column_int64(st, 5);
+    out->task_count = sqlite3_column_int(st, 6);
 }
 
 int store_module_create(store *s, int64_t now, const char *title, const char *type, int64_t *id)
@@ -813,11 +830,6 @@ int store_session_delete(store *s, const unsigned char token_hash[32])
 
 int store_session_purge(store *s, int64_t now)
 {
-    sqlite3_stmt *st = store_prepare(s, "DELETE FROM login_sessions WHERE expires_at <= ?1");
-    if (!st)
-        return STORE_ERR;
-    sqlite3_bind_int64(st, 1, now);
-    int code = store_step_done(s, st);
-    sqlite3_finalize(st);
+    int code = store_run_id(s, "DELETE FROM login_sessions WHERE expires_at <= ?1", now);
     return code < 0 ? code : sqlite3_changes(s->db);
 }

@@ -61,10 +61,32 @@ sqlite3_stmt *store_prepare(store *s, const char *sql);
  * one-shot statement is finalized by its caller afterwards. */
 int store_step_done(store *s, sqlite3_stmt *st);
 
+/* A one-shot statement that returns no rows: prepares `sql`, binds `id` to
+ * ?1, steps and finalizes it. Returns 0 or a STORE_ code with the message
+ * in s->err; sqlite3_changes() answers for it afterwards. */
+int store_run_id(store *s, const char *sql, int64_t id);
+
 /* Steps a statement whose first row answers one integer that is never
  * negative (a count, an EXISTS), then resets it. Returns the integer, or a
  * STORE_ code (negative) with the message in s->err. */
 int store_step_int(store *s, sqlite3_stmt *st);
+
+/* The columns of a user (password hash aside) and of a module, in the order
+ * store_user_row and store_module_row read them: a query that selects them
+ * first (then anything else) can hand its rows to the reader. */
+#define STORE_SQL_USER_COLUMNS                                                                 \
+    "u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"                               \
+    " coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.active"
+#define STORE_SQL_USER_FROM                                                                    \
+    "users u JOIN departments d ON d.id = u.department_id"                                      \
+    " LEFT JOIN permissions p ON p.user_id = u.id"
+#define STORE_SQL_MODULE_COLUMNS                                                               \
+    "m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"                                 \
+    " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
+
+/* Fills `out` from the current row (password_hash left empty). */
+void store_user_row(sqlite3_stmt *st, store_user *out);
+void store_module_row(sqlite3_stmt *st, store_module *out);
 
 /* Binds `id` when > 0, else NULL (0 stands for "none"/"system" in the API). */
 void store_bind_id(sqlite3_stmt *st, int idx, int64_t id);
