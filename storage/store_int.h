@@ -6,7 +6,8 @@
  * lookup, user by id, ...); store_stmt() hands it out reset and unbound.
  * Every other statement is prepared with store_prepare(), stepped with
  * store_step_done() / store_step_int() or a row loop, and finalized by the
- * function that prepared it; a write transaction ends with store_finish().
+ * function that prepared it (store_run_id does all three for a write by
+ * id); a write transaction ends with store_finish().
  */
 #ifndef OTJ_STORE_INT_H
 #define OTJ_STORE_INT_H
