@@ -16,8 +16,8 @@ typedef struct otj_config {
   char redis[512];           /* --redis HOST:PORT or /path.sock; empty = embedded */
   char redis_server_bin[256];/* OTJ_REDIS_SERVER: the redis-server to start */
   char web_root[512];        /* --web DIR, OTJ_WEB: static files */
-  char origins[1024];
-  char public_url[256];      /* --public-url, OTJ_PUBLIC_URL: base of join links */        /* --origins a,b: allowed Origin values for cookie upgrades */
+  char origins[1024];        /* --origins a,b, OTJ_ORIGINS: other Origins allowed for cookie upgrades */
+  char public_url[256];      /* --public-url, OTJ_PUBLIC_URL: base of join links */
   int demo;                  /* --demo, OTJ_DEMO=1 */
   int verbose;               /* -v, OTJ_LOG_LEVEL */
 

@@ -4,6 +4,8 @@
 #include "psub.h"
 #include "otj_assert.h"
 
+#include "backoff.h"
+
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
 #include <stdio.h>
@@ -12,8 +14,6 @@
 #include <strings.h>
 
 #define PSUB_CONNECT_TIMEOUT_MS 2000
-#define PSUB_BACKOFF_MIN_MS 100
-#define PSUB_BACKOFF_MAX_MS 5000
 #define PSUB_READ_CHUNK 65536
 
 typedef struct chan {
@@ -141,10 +141,7 @@ static void on_stream_closed(uv_handle_t *h) {
   psub *p = h->data;
   p->handle_open = 0;
   if (!p->closing) {
-    unsigned shift = p->attempt < 6 ? p->attempt : 6;
-    uint64_t base = (uint64_t)PSUB_BACKOFF_MIN_MS << shift;
-    if (base > PSUB_BACKOFF_MAX_MS) base = PSUB_BACKOFF_MAX_MS;
-    uint64_t delay = base / 2 + (uint64_t)(rand() % (int)(base / 2 + 1));
+    uint64_t delay = backoff_delay_ms(p->attempt);
     p->attempt++;
     uv_timer_start(&p->timer, on_retry_timer, delay, 0);
   }

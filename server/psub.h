@@ -8,8 +8,8 @@
  * hiredis and parses replies with hiredis's reply reader. On connect it
  * tries SSUBSCRIBE and falls back to SUBSCRIBE when the server does not know
  * it; psub_sharded() tells publishers which PUBLISH to use. Lost connections
- * come back with backoff and jitter, every channel is subscribed again, and
- * the owner hears "up" only once all confirmations are in.
+ * come back with backoff and jitter (backoff.h), every channel is subscribed
+ * again, and the owner hears "up" only once all confirmations are in.
  */
 #ifndef OTJ_PSUB_H
 #define OTJ_PSUB_H

@@ -3,6 +3,8 @@
  */
 #include "rconn.h"
 
+#include "backoff.h"
+
 #include <hiredis/adapters/libuv.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,11 +31,7 @@ static void on_retry_timer(uv_timer_t *t) { start_connect(t->data); }
 
 static void schedule_retry(rconn *r) {
   if (r->closing) return;
-  unsigned shift = r->attempt < 6 ? r->attempt : 6;
-  uint64_t base = (uint64_t)RCONN_BACKOFF_MIN_MS << shift;
-  if (base > RCONN_BACKOFF_MAX_MS) base = RCONN_BACKOFF_MAX_MS;
-  /* "equal jitter": half fixed, half random */
-  uint64_t delay = base / 2 + (uint64_t)(rand() % (int)(base / 2 + 1));
+  uint64_t delay = backoff_delay_ms(r->attempt);
   r->attempt++;
   uv_timer_stop(&r->timer);
   uv_timer_start(&r->timer, on_retry_timer, delay, 0);

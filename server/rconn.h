@@ -4,8 +4,8 @@
  * hiredis 0.14 neither times out a connect nor reconnects, so this module
  * does both: a connect that has not finished in RCONN_CONNECT_TIMEOUT_MS is
  * dropped, and every loss is followed by a new attempt after an exponential
- * backoff with jitter (RCONN_BACKOFF_MIN_MS .. RCONN_BACKOFF_MAX_MS), so a
- * fleet of otjd processes does not hammer a Redis that comes back. The owner
+ * backoff with jitter (backoff.h), so a fleet of otjd processes does not
+ * hammer a Redis that comes back. The owner
  * hears every change of state through one callback.
  */
 #ifndef OTJ_RCONN_H
@@ -15,8 +15,6 @@
 #include <hiredis/async.h>
 
 #define RCONN_CONNECT_TIMEOUT_MS 2000
-#define RCONN_BACKOFF_MIN_MS 100
-#define RCONN_BACKOFF_MAX_MS 5000
 
 typedef struct rconn rconn;
 

@@ -18,7 +18,6 @@ struct writer {
   writer_job *queue_head, *queue_tail; /* loop -> thread */
   writer_job *done_head, *done_tail; /* thread -> loop */
   int stopping;
-  unsigned long batches, items;
 };
 
 static void append(writer_job **head, writer_job **tail, writer_job *j) {
@@ -90,8 +89,6 @@ static void thread_main(void *arg) {
     }
 
     uv_mutex_lock(&w->lock);
-    w->batches++;
-    w->items += n;
     for (writer_job *j = jobs, *next; j; j = next) {
       next = j->next;
       append(&w->done_head, &w->done_tail, j);
@@ -179,10 +176,4 @@ void writer_stop(writer *w) {
   store_close(w->db);
   w->db = NULL;
   uv_close((uv_handle_t *)&w->async, on_closed);
-}
-
-void writer_stats(const writer *w, unsigned long *batches,
-                  unsigned long *items) {
-  *batches = w ? w->batches : 0;
-  *items = w ? w->items : 0;
 }

@@ -46,7 +46,4 @@ int writer_submit(writer *w, writer_job *job);
  * closes the async handle. The writer is freed when the handle has closed. */
 void writer_stop(writer *w);
 
-/* Batches committed and decisions written since start (for /metrics). */
-void writer_stats(const writer *w, unsigned long *batches, unsigned long *items);
-
 #endif

@@ -181,7 +181,6 @@ void ws_ref_put(ws_ref *r) {
 int64_t ws_user(const ws_sess *s) { return s->user_id; }
 const char *ws_user_name(const ws_sess *s) { return s->name ? s->name : ""; }
 int ws_is_responsible(const ws_sess *s) { return s->responsible; }
-int ws_authed(const ws_sess *s) { return s->authed; }
 void **ws_live_slot(ws_sess *s) { return &s->live; }
 
 void ws_each_of_user(otjd *d, int64_t user, void (*fn)(ws_sess *, void *),

@@ -4,11 +4,14 @@
  * One lws protocol callback with a per-session struct (ws_sess). Frames
  * arrive possibly fragmented and are reassembled up to the configured frame
  * limit, decoded by protocol/, and answered. Output never leaves directly:
- * a frame is appended to the session's bounded queue, the session is put on
- * an "arm" list, and a uv_check handle (after the poll phase) asks lws for a
- * writable callback once per session per loop turn; the WRITEABLE callback
- * then writes queued frames until the socket would block. A client whose
- * queue overflows is dropped (it resyncs on reconnect), never the room.
+ * a frame is appended to the session's bounded queue and the session is put
+ * on an "arm" list; a uv_check handle (after the poll phase) visits each
+ * armed session once per loop turn and makes ONE write of its queue: as
+ * many frames as fit in WS_TX_PACKET, coalesced, or one bigger frame alone.
+ * It writes at once when lws holds nothing unsent for the socket, else it
+ * asks lws for a WRITEABLE callback, which makes that write; frames left
+ * over arm the session again for the next turn. A client whose queue
+ * overflows is dropped (it resyncs on reconnect), never the room.
  */
 #ifndef OTJ_WS_H
 #define OTJ_WS_H
@@ -60,7 +63,6 @@ void ws_send_err(ws_sess *s, proto_rid rid, proto_code code, const char *msg);
 int64_t ws_user(const ws_sess *s);
 const char *ws_user_name(const ws_sess *s);
 int ws_is_responsible(const ws_sess *s);
-int ws_authed(const ws_sess *s);
 
 /* The live-room module's per-session slot (its attachment list). */
 void **ws_live_slot(ws_sess *s);

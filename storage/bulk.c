@@ -35,9 +35,9 @@ static int bulk_insert(store *s, sqlite3_stmt *find, sqlite3_stmt *ins, int64_t 
         sqlite3_bind_int64(ins, 2, it->user_id);
         sqlite3_bind_int64(ins, 3, now);
         sqlite3_bind_int64(ins, 4, expires_at);
-        rc = sqlite3_step(ins);
-        if (rc != SQLITE_DONE)
-            return store_fail(s, rc);
+        int code = store_step_done(s, ins);
+        if (code < 0)
+            return code;
     }
     return 0;
 }
@@ -45,15 +45,11 @@ static int bulk_insert(store *s, sqlite3_stmt *find, sqlite3_stmt *ins, int64_t 
 int store_sessions_bulk(store *s, int64_t now, int64_t expires_at, int64_t actor_id,
                         store_bulk_session *items, size_t n)
 {
-    sqlite3_stmt *find = NULL, *ins = NULL;
-    int rc = sqlite3_prepare_v2(s->db, BULK_LOGIN_SQL, -1, &find, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->db, BULK_SESSION_SQL, -1, &ins, NULL);
-    if (rc != SQLITE_OK) {
-        int code = store_fail(s, rc);
+    sqlite3_stmt *find = store_prepare(s, BULK_LOGIN_SQL);
+    sqlite3_stmt *ins = find ? store_prepare(s, BULK_SESSION_SQL) : NULL;
+    if (!ins) {
         sqlite3_finalize(find);
-        sqlite3_finalize(ins);
-        return code;
+        return STORE_ERR;
     }
     int code = store_begin(s);
     if (code == 0)
@@ -65,9 +61,5 @@ int store_sessions_bulk(store *s, int64_t now, int64_t expires_at, int64_t actor
         snprintf(detail, sizeof detail, "{\"count\":%zu}", n);
         code = store_audit_append(s, now, actor_id, "session.bulk", NULL, detail);
     }
-    if (code == 0)
-        code = store_commit(s);
-    if (code != 0)
-        store_rollback(s);
-    return code;
+    return store_finish(s, code);
 }

@@ -31,11 +31,6 @@ static const char SQL_AUDIT[] =
     " 'path', NULLIF(?7, 0), 'room', ?8, 'completion', NULLIF(?9, 0),"
     " 'note', ?10, 'reason', ?11, 'created', ?12))";
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
-  if (v) sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-  else sqlite3_bind_null(st, i);
-}
-
 /* R9 was judged on the room's tasks: they must still be the module's. A
  * module edited while its room was open turns the decision into a refusal,
  * unless the learner has the completion already (a repeated approve keeps
@@ -94,13 +89,12 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find,
     sqlite3_bind_int64(ins, 2, a->module);
     sqlite3_bind_int64(ins, 3, a->path);
     sqlite3_bind_int64(ins, 4, a->approver);
-    bind_text_or_null(ins, 5, a->room);
+    store_bind_text(ins, 5, a->room);
     sqlite3_bind_int64(ins, 6, a->now);
-    bind_text_or_null(ins, 7, a->answers_json);
-    bind_text_or_null(ins, 8, a->marks_json);
-    bind_text_or_null(ins, 9, a->note);
-    rc = sqlite3_step(ins);
-    if (rc != SQLITE_DONE) return store_fail(s, rc);
+    store_bind_text(ins, 7, a->answers_json);
+    store_bind_text(ins, 8, a->marks_json);
+    store_bind_text(ins, 9, a->note);
+    if ((rc = store_step_done(s, ins)) < 0) return rc;
     if (sqlite3_changes(s->db) == 1) {
       a->completion = sqlite3_last_insert_rowid(s->db);
       a->created = 1;
@@ -123,18 +117,16 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find,
   sqlite3_bind_int64(aud, 1, a->now);
   sqlite3_bind_int64(aud, 2, a->approver);
   sqlite3_bind_text(aud, 3, actions[a->outcome], -1, SQLITE_STATIC);
-  bind_text_or_null(aud, 4, a->room);
+  store_bind_text(aud, 4, a->room);
   sqlite3_bind_int64(aud, 5, a->learner);
   sqlite3_bind_int64(aud, 6, a->module);
   sqlite3_bind_int64(aud, 7, a->path);
-  bind_text_or_null(aud, 8, a->room);
+  store_bind_text(aud, 8, a->room);
   sqlite3_bind_int64(aud, 9, a->completion);
-  bind_text_or_null(aud, 10, a->note);
-  bind_text_or_null(aud, 11, a->reason);
+  store_bind_text(aud, 10, a->note);
+  store_bind_text(aud, 11, a->reason);
   sqlite3_bind_int(aud, 12, a->created);
-  rc = sqlite3_step(aud);
-  if (rc != SQLITE_DONE) return store_fail(s, rc);
-  return 0;
+  return store_step_done(s, aud);
 }
 
 static void run(sqlite3_stmt *st) {
@@ -145,15 +137,11 @@ static void run(sqlite3_stmt *st) {
 int store_approvals_commit(store *s, store_approval *a, size_t n) {
   sqlite3_stmt *ins = NULL, *find = NULL, *aud = NULL, *sp = NULL, *rel = NULL, *back = NULL;
   int rc = STORE_ERR;
-  if (sqlite3_prepare_v2(s->db, SQL_INSERT, -1, &ins, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db, SQL_FIND, -1, &find, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db, SQL_AUDIT, -1, &aud, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db, "SAVEPOINT decision", -1, &sp, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db, "RELEASE decision", -1, &rel, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db, "ROLLBACK TO decision", -1, &back, NULL) != SQLITE_OK) {
-    rc = store_fail(s, sqlite3_errcode(s->db));
+  if (!(ins = store_prepare(s, SQL_INSERT)) || !(find = store_prepare(s, SQL_FIND)) ||
+      !(aud = store_prepare(s, SQL_AUDIT)) || !(sp = store_prepare(s, "SAVEPOINT decision")) ||
+      !(rel = store_prepare(s, "RELEASE decision")) ||
+      !(back = store_prepare(s, "ROLLBACK TO decision")))
     goto out;
-  }
   if ((rc = store_begin(s)) != 0) goto out;
   for (size_t i = 0; i < n; i++) {
     /* each decision in a savepoint: one that fails leaves no half (a
@@ -185,13 +173,6 @@ out:
   return rc;
 }
 
-/* Steps a one-shot statement that returns no rows and finalizes it. */
-static int done_once(store *s, sqlite3_stmt *st) {
-  int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
-}
-
 int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
                       const char *code, int64_t now) {
   sqlite3_stmt *st = store_prepare(
@@ -203,7 +184,9 @@ int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
   sqlite3_bind_int64(st, 3, host);
   sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 5, now);
-  return done_once(s, st);
+  int rc = store_step_done(s, st);
+  sqlite3_finalize(st);
+  return rc;
 }
 
 int store_room_closed(store *s, const char *room, int64_t now) {
@@ -213,7 +196,9 @@ int store_room_closed(store *s, const char *room, int64_t now) {
   if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, now);
-  return done_once(s, st);
+  int rc = store_step_done(s, st);
+  sqlite3_finalize(st);
+  return rc;
 }
 
 int store_room_get(store *s, const char *room, int64_t *host, char *code,
@@ -243,8 +228,7 @@ int store_rooms_open_count(store *s, int64_t host, int64_t since) {
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, host);
   sqlite3_bind_int64(st, 2, since);
-  int rc = sqlite3_step(st);
-  int n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : store_fail(s, rc);
+  int n = store_step_int(s, st);
   sqlite3_finalize(st);
   return n;
 }

@@ -133,24 +133,12 @@ static int need_id(store *s, store_entity kind, const char *key, int64_t *id)
     return code;
 }
 
-/* Runs an INSERT prepared from sql with the bound values done by the caller. */
-static int insert_done(store *s, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
-}
-
 static int load_modules(store *s, int64_t now)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db,
-                                "INSERT INTO tasks(module_id, position, kind, text, options, correct)"
-                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail(s, rc);
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO tasks(module_id, position, kind, text, options,"
+                                        " correct) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (!st)
+        return STORE_ERR;
 
     int code = 0;
     for (size_t i = 0; i < COUNT(DEMO_MODULES) && code == 0; i++) {
@@ -164,11 +152,9 @@ static int load_modules(store *s, int64_t now)
             sqlite3_bind_int(st, 2, k);
             sqlite3_bind_text(st, 3, t->kind, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 4, t->text, -1, SQLITE_STATIC);
-            if (t->options)
-                sqlite3_bind_text(st, 5, t->options, -1, SQLITE_STATIC);
-            if (t->correct)
-                sqlite3_bind_text(st, 6, t->correct, -1, SQLITE_STATIC);
-            code = insert_done(s, st);
+            store_bind_text(st, 5, t->options);
+            store_bind_text(st, 6, t->correct);
+            code = store_step_done(s, st);
         }
         /* Switched on after the tasks exist, the way an admin would; the
          * audit entry records it (R11). */
@@ -183,20 +169,12 @@ static int load_paths(store *s, int64_t now)
 {
     sqlite3_stmt *path = NULL, *pm = NULL, *share = NULL;
     int code = 0;
-    int rc = sqlite3_prepare_v2(s->db, "INSERT INTO paths(title, created_at) VALUES (?1, ?2)", -1,
-                                &path, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->db,
-                                "INSERT INTO path_modules(path_id, position, module_id)"
-                                " VALUES (?1, ?2, ?3)",
-                                -1, &pm, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->db,
-                                "INSERT INTO sharings(path_id, department_id, created_at)"
-                                " VALUES (?1, ?2, ?3)",
-                                -1, &share, NULL);
-    if (rc != SQLITE_OK) {
-        code = store_fail(s, rc);
+    if (!(path = store_prepare(s, "INSERT INTO paths(title, created_at) VALUES (?1, ?2)")) ||
+        !(pm = store_prepare(s, "INSERT INTO path_modules(path_id, position, module_id)"
+                                " VALUES (?1, ?2, ?3)")) ||
+        !(share = store_prepare(s, "INSERT INTO sharings(path_id, department_id, created_at)"
+                                   " VALUES (?1, ?2, ?3)"))) {
+        code = STORE_ERR;
         goto out;
     }
 
@@ -204,7 +182,7 @@ static int load_paths(store *s, int64_t now)
         const demo_path *p = &DEMO_PATHS[i];
         sqlite3_bind_text(path, 1, p->title, -1, SQLITE_STATIC);
         sqlite3_bind_int64(path, 2, now);
-        if ((code = insert_done(s, path)) < 0)
+        if ((code = store_step_done(s, path)) < 0)
             break;
         int64_t path_id = sqlite3_last_insert_rowid(s->db);
 
@@ -215,7 +193,7 @@ static int load_paths(store *s, int64_t now)
             sqlite3_bind_int64(pm, 1, path_id);
             sqlite3_bind_int(pm, 2, k);
             sqlite3_bind_int64(pm, 3, module_id);
-            code = insert_done(s, pm);
+            code = store_step_done(s, pm);
         }
         if (code < 0)
             break;
@@ -226,7 +204,7 @@ static int load_paths(store *s, int64_t now)
         sqlite3_bind_int64(share, 1, path_id);
         sqlite3_bind_int64(share, 2, dept_id);
         sqlite3_bind_int64(share, 3, now);
-        code = insert_done(s, share);
+        code = store_step_done(s, share);
     }
 
 out:
@@ -238,14 +216,11 @@ out:
 
 static int load_completions(store *s, int64_t now)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db,
-                                "INSERT INTO completions(user_id, module_id, path_id, approved_by,"
-                                " room_id, completed_at, answers, marks, note)"
-                                " VALUES (?1, ?2, ?3, NULL, NULL, ?4, ?5, '{}', NULL)",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail(s, rc);
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO completions(user_id, module_id, path_id,"
+                                        " approved_by, room_id, completed_at, answers, marks, note)"
+                                        " VALUES (?1, ?2, ?3, NULL, NULL, ?4, ?5, '{}', NULL)");
+    if (!st)
+        return STORE_ERR;
 
     int code = 0;
     for (size_t i = 0; i < COUNT(DEMO_COMPLETIONS) && code == 0; i++) {
@@ -260,7 +235,7 @@ static int load_completions(store *s, int64_t now)
         sqlite3_bind_int64(st, 3, path_id);
         sqlite3_bind_int64(st, 4, now);
         sqlite3_bind_text(st, 5, c->answers, -1, SQLITE_STATIC);
-        code = insert_done(s, st);
+        code = store_step_done(s, st);
     }
     sqlite3_finalize(st);
     return code;
@@ -304,29 +279,23 @@ int store_load_demo_at(store *s, const char *password_hash, int64_t now)
     int users = store_user_count(s);
     if (users < 0) {
         code = users;
-        goto fail;
+        goto out;
     }
     if (users > 0) {
         code = store_failf(s, STORE_CONFLICT,
                            "the demo organisation loads only into an empty database; this one "
                            "has %d users",
                            users);
-        goto fail;
+        goto out;
     }
 
-    if ((code = load_people(s, now, password_hash)) < 0 || (code = load_modules(s, now)) < 0 ||
-        (code = load_paths(s, now)) < 0 || (code = load_completions(s, now)) < 0 ||
-        (code = store_audit_append(s, now, 0, "demo.load", "organisation",
-                                   "{\"name\":\"Northwind Care\"}")) < 0)
-        goto fail;
+    if ((code = load_people(s, now, password_hash)) == 0 && (code = load_modules(s, now)) == 0 &&
+        (code = load_paths(s, now)) == 0 && (code = load_completions(s, now)) == 0)
+        code = store_audit_append(s, now, 0, "demo.load", "organisation",
+                                  "{\"name\":\"Northwind Care\"}");
 
-    if ((code = store_commit(s)) < 0)
-        goto fail;
-    return 0;
-
-fail:
-    store_rollback(s);
-    return code;
+out:
+    return store_finish(s, code);
 }
 
 int store_load_demo(store *s, const char *password_hash)

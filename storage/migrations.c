@@ -220,19 +220,14 @@ int store_schema_latest(void) { return MIGRATION_COUNT; }
 /* Reads MAX(version) from schema_version (0 for none) into *version. */
 static int read_version(store *s, int *version)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1,
-                                &st, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail(s, rc);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        int code = store_fail(s, rc);
-        sqlite3_finalize(st);
-        return code;
-    }
-    *version = sqlite3_column_int(st, 0);
+    sqlite3_stmt *st = store_prepare(s, "SELECT coalesce(max(version), 0) FROM schema_version");
+    if (!st)
+        return STORE_ERR;
+    int v = store_step_int(s, st);
     sqlite3_finalize(st);
+    if (v < 0)
+        return v;
+    *version = v;
     return 0;
 }
 
@@ -254,7 +249,7 @@ static int apply_step(store *s, int target)
     int current = 0;
     rc = read_version(s, &current);
     if (rc < 0)
-        goto fail;
+        goto out;
     if (current >= target) { /* somebody else got there first */
         store_rollback(s);
         return 0;
@@ -265,36 +260,22 @@ static int apply_step(store *s, int target)
         char why[STORE_ERRMSG_MAX];
         snprintf(why, sizeof why, "%s", s->err);
         rc = store_failf(s, rc, "schema migration %d failed: %s", target, why);
-        goto fail;
+        goto out;
     }
 
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(s->db,
-                                 "INSERT INTO schema_version(version, applied_at, description) "
-                                 "VALUES (?1, unixepoch(), ?2)",
-                                 -1, &st, NULL);
-    if (src == SQLITE_OK) {
-        sqlite3_bind_int(st, 1, target);
-        sqlite3_bind_text(st, 2, m->description, -1, SQLITE_STATIC);
-        src = sqlite3_step(st);
-        if (src == SQLITE_DONE)
-            src = SQLITE_OK;
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO schema_version(version, applied_at, description) "
+                                        "VALUES (?1, unixepoch(), ?2)");
+    if (!st) {
+        rc = STORE_ERR;
+        goto out;
     }
-    if (src != SQLITE_OK) {
-        rc = store_fail(s, src);
-        sqlite3_finalize(st);
-        goto fail;
-    }
+    sqlite3_bind_int(st, 1, target);
+    sqlite3_bind_text(st, 2, m->description, -1, SQLITE_STATIC);
+    rc = store_step_done(s, st);
     sqlite3_finalize(st);
 
-    rc = store_commit(s);
-    if (rc < 0)
-        goto fail;
-    return 0;
-
-fail:
-    store_rollback(s);
-    return rc;
+out:
+    return store_finish(s, rc);
 }
 
 int store_migrate(store *s)

@@ -111,56 +111,9 @@ static const char SQL_PENDING_COUNT[] = SQL_PENDING_CTE "SELECT count(*) FROM pe
 static const char SQL_PENDING_BY_LEARNER[] =
     SQL_PENDING_DEPT_CTE "SELECT uid, count(*) FROM pending GROUP BY uid";
 
-/* A statement kept in the handle's cache slot `id` (store_close finalizes
- * it); reset and unbound. NULL on error, the message in s->err. */
-static sqlite3_stmt *org_stmt(store *s, store_stmt_id id, const char *sql)
-{
-    sqlite3_stmt *st = s->stmt[id];
-    if (st) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        return st;
-    }
-    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-    if (rc != SQLITE_OK) {
-        store_fail(s, rc);
-        return NULL;
-    }
-    s->stmt[id] = st;
-    return st;
-}
-
 static const char *col_text(sqlite3_stmt *st, int i)
 {
     return (const char *)sqlite3_column_text(st, i);
-}
-
-static void bind_id_or_null(sqlite3_stmt *st, int idx, int64_t id)
-{
-    if (id > 0)
-        sqlite3_bind_int64(st, idx, id);
-    else
-        sqlite3_bind_null(st, idx);
-}
-
-static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *text)
-{
-    if (text)
-        sqlite3_bind_text(st, idx, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, idx);
-}
-
-/* Steps a statement without rows; finalizes it when `own`. */
-static int run_done(store *s, sqlite3_stmt *st, int own)
-{
-    int rc = sqlite3_step(st);
-    int code = rc == SQLITE_DONE ? 0 : store_fail(s, rc);
-    if (own)
-        sqlite3_finalize(st);
-    else
-        sqlite3_reset(st);
-    return code;
 }
 
 /* Ends a listing loop: the callback's value, or the step's error. */
@@ -169,16 +122,6 @@ static int loop_end(store *s, int rc, int cbcode)
     if (cbcode != 0)
         return cbcode;
     return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
-}
-
-/* Commits when code is 0, rolls back otherwise. */
-static int finish_tx(store *s, int code)
-{
-    if (code == 0)
-        code = store_commit(s);
-    if (code < 0)
-        store_rollback(s);
-    return code;
 }
 
 /* Prefixes the handle's message with a place ("users[3].login: ..."). */
@@ -193,15 +136,12 @@ static int at_place(store *s, int code, const char *place)
 
 int store_responsible_reaches(store *s, int64_t responsible_id, int64_t learner_id)
 {
-    sqlite3_stmt *st = org_stmt(s, ST_ORG_REACHES, SQL_REACHES);
+    sqlite3_stmt *st = store_stmt(s, ST_ORG_REACHES, SQL_REACHES);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, responsible_id);
     sqlite3_bind_int64(st, 2, learner_id);
-    int rc = sqlite3_step(st);
-    int result = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : store_fail(s, rc);
-    sqlite3_reset(st);
-    return result;
+    return store_step_int(s, st); /* EXISTS: 0 or 1 */
 }
 
 int store_responsibles_of(store *s, int64_t learner_id, store_person_cb cb, void *ud)
@@ -242,7 +182,7 @@ const char *store_step_state_name(int state)
 
 int store_learner_paths(store *s, int64_t learner_id, store_path_step_cb cb, void *ud)
 {
-    sqlite3_stmt *st = org_stmt(s, ST_ORG_LEARNER_PATHS, SQL_LEARNER_PATHS);
+    sqlite3_stmt *st = store_stmt(s, ST_ORG_LEARNER_PATHS, SQL_LEARNER_PATHS);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, learner_id);
@@ -395,22 +335,24 @@ int store_complete_self(store *s, int64_t now, int64_t learner_id, int64_t modul
     sqlite3_bind_int64(st, 2, module_id);
     sqlite3_bind_int64(st, 3, q.path_id);
     sqlite3_bind_int64(st, 4, now);
-    bind_text_or_null(st, 5, answers_json);
-    if ((code = run_done(s, st, 1)) < 0)
+    store_bind_text(st, 5, answers_json);
+    code = store_step_done(s, st);
+    sqlite3_finalize(st);
+    if (code < 0)
         goto out;
     if (completion_id)
         *completion_id = sqlite3_last_insert_rowid(s->db);
     if (path_id)
         *path_id = q.path_id;
 out:
-    return finish_tx(s, code);
+    return store_finish(s, code);
 }
 
 /* --- R6 pending ------------------------------------------------------------------ */
 
 int store_pending_list(store *s, int64_t responsible_id, store_pending_cb cb, void *ud)
 {
-    sqlite3_stmt *st = org_stmt(s, ST_ORG_PENDING, SQL_PENDING);
+    sqlite3_stmt *st = store_stmt(s, ST_ORG_PENDING, SQL_PENDING);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, responsible_id);
@@ -438,15 +380,12 @@ int store_pending_list(store *s, int64_t responsible_id, store_pending_cb cb, vo
 
 int store_pending_count(store *s, int64_t responsible_id)
 {
-    sqlite3_stmt *st = org_stmt(s, ST_ORG_PENDING_COUNT, SQL_PENDING_COUNT);
+    sqlite3_stmt *st = store_stmt(s, ST_ORG_PENDING_COUNT, SQL_PENDING_COUNT);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, responsible_id);
     sqlite3_bind_int64(st, 2, responsible_id);
-    int rc = sqlite3_step(st);
-    int result = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : store_fail(s, rc);
-    sqlite3_reset(st);
-    return result;
+    return store_step_int(s, st);
 }
 
 int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud)
@@ -538,8 +477,8 @@ int store_department_rename(store *s, int64_t id, const char *name)
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
-    bind_text_or_null(st, 2, name);
-    int code = run_done(s, st, 0);
+    store_bind_text(st, 2, name);
+    int code = store_step_done(s, st);
     if (code == 0 && sqlite3_changes(s->db) == 0)
         code = store_failf(s, STORE_NOTFOUND, "no department with id %lld", (long long)id);
     else if (code == STORE_INVALID)
@@ -550,26 +489,14 @@ int store_department_rename(store *s, int64_t id, const char *name)
 
 int store_users_list(store *s, store_user_cb cb, void *ud)
 {
-    sqlite3_stmt *st = store_prepare(
-        s, "SELECT u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"
-           "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.active"
-           "  FROM users u JOIN departments d ON d.id = u.department_id"
-           "  LEFT JOIN permissions p ON p.user_id = u.id ORDER BY u.login");
+    sqlite3_stmt *st = store_prepare(s, "SELECT " STORE_SQL_USER_COLUMNS " FROM " STORE_SQL_USER_FROM
+                                        " ORDER BY u.login");
     if (!st)
         return STORE_ERR;
     int rc = SQLITE_DONE, code = 0;
     while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_user u;
-        memset(&u, 0, sizeof u);
-        u.id = sqlite3_column_int64(st, 0);
-        snprintf(u.login, sizeof u.login, "%s", col_text(st, 1));
-        snprintf(u.name, sizeof u.name, "%s", col_text(st, 2));
-        u.department_id = sqlite3_column_int64(st, 3);
-        snprintf(u.department, sizeof u.department, "%s", col_text(st, 4));
-        u.is_admin = sqlite3_column_int(st, 5);
-        u.management = sqlite3_column_int(st, 6);
-        u.facilitate_otj = sqlite3_column_int(st, 7);
-        u.active = sqlite3_column_int(st, 8);
+        store_user_row(st, &u);
         code = cb(&u, ud);
     }
     code = loop_end(s, code ? SQLITE_DONE : rc, code);
@@ -586,19 +513,20 @@ int store_user_update(store *s, int64_t now, int64_t actor_id, int64_t user_id, 
     store_user u;
     if ((code = store_user_by_id(s, user_id, &u)) < 0) {
         store_failf(s, code, "no user with id %lld", (long long)user_id);
-        return finish_tx(s, code);
+        return store_finish(s, code);
     }
     sqlite3_stmt *st = store_prepare(s, "UPDATE users SET name = coalesce(?2, name),"
                                   " department_id = coalesce(?3, department_id),"
                                   " is_admin = coalesce(?4, is_admin) WHERE id = ?1");
     if (!st)
-        return finish_tx(s, STORE_ERR);
+        return store_finish(s, STORE_ERR);
     sqlite3_bind_int64(st, 1, user_id);
-    bind_text_or_null(st, 2, name);
-    bind_id_or_null(st, 3, department_id);
+    store_bind_text(st, 2, name);
+    store_bind_id(st, 3, department_id);
     if (is_admin >= 0)
         sqlite3_bind_int(st, 4, is_admin ? 1 : 0);
-    code = run_done(s, st, 1);
+    code = store_step_done(s, st);
+    sqlite3_finalize(st);
     if (code == STORE_INVALID)
         store_failf(s, code, "a name has 1 to 127 characters and the department must exist");
     if (code == 0 && is_admin >= 0 && (is_admin ? 1 : 0) != u.is_admin) {
@@ -607,7 +535,7 @@ int store_user_update(store *s, int64_t now, int64_t actor_id, int64_t user_id, 
         code = store_audit_append(s, now, actor_id, "user.admin", subject,
                                   is_admin ? "{\"admin\":true}" : "{\"admin\":false}");
     }
-    return finish_tx(s, code);
+    return store_finish(s, code);
 }
 
 int store_user_set_active(store *s, int64_t now, int64_t actor_id, int64_t user_id, int active,
@@ -622,23 +550,20 @@ int store_user_set_active(store *s, int64_t now, int64_t actor_id, int64_t user_
     store_user u;
     if ((code = store_user_by_id(s, user_id, &u)) < 0) {
         store_failf(s, code, "no user with id %lld", (long long)user_id);
-        return finish_tx(s, code);
+        return store_finish(s, code);
     }
     if (u.active == active)
-        return finish_tx(s, 0);
+        return store_finish(s, 0);
     sqlite3_stmt *st = store_prepare(s, "UPDATE users SET active = ?2 WHERE id = ?1");
     if (!st)
-        return finish_tx(s, STORE_ERR);
+        return store_finish(s, STORE_ERR);
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_int(st, 2, active);
-    code = run_done(s, st, 1);
+    code = store_step_done(s, st);
+    sqlite3_finalize(st);
     if (code == 0 && !active) {
         /* nobody keeps a way in: every session of the user goes */
-        st = store_prepare(s, "DELETE FROM login_sessions WHERE user_id = ?1");
-        if (!st)
-            return finish_tx(s, STORE_ERR);
-        sqlite3_bind_int64(st, 1, user_id);
-        code = run_done(s, st, 1);
+        code = store_run_id(s, "DELETE FROM login_sessions WHERE user_id = ?1", user_id);
     }
     if (code == 0) {
         char subject[32];
@@ -647,7 +572,7 @@ int store_user_set_active(store *s, int64_t now, int64_t actor_id, int64_t user_
                                   active ? "user.reactivated" : "user.deactivated", subject,
                                   NULL);
     }
-    code = finish_tx(s, code);
+    code = store_finish(s, code);
     if (code == 0 && changed)
         *changed = 1;
     return code;
@@ -783,11 +708,7 @@ static int put_tasks(store *s, int64_t module_id, const store_task_in *tasks, in
         store_limit_describe(&lim, "tasks", why, sizeof why);
         return store_failf(s, STORE_INVALID, "%s", why);
     }
-    sqlite3_stmt *del = store_prepare(s, "DELETE FROM tasks WHERE module_id = ?1");
-    if (!del)
-        return STORE_ERR;
-    sqlite3_bind_int64(del, 1, module_id);
-    int code = run_done(s, del, 1);
+    int code = store_run_id(s, "DELETE FROM tasks WHERE module_id = ?1", module_id);
     if (code < 0)
         return code;
     sqlite3_stmt *ins = store_prepare(s, "INSERT INTO tasks(module_id, position, kind, text, options,"
@@ -799,11 +720,11 @@ static int put_tasks(store *s, int64_t module_id, const store_task_in *tasks, in
         sqlite3_clear_bindings(ins);
         sqlite3_bind_int64(ins, 1, module_id);
         sqlite3_bind_int(ins, 2, i);
-        bind_text_or_null(ins, 3, tasks[i].kind);
-        bind_text_or_null(ins, 4, tasks[i].text);
-        bind_text_or_null(ins, 5, tasks[i].options_json);
-        bind_text_or_null(ins, 6, tasks[i].correct_json);
-        code = run_done(s, ins, 0);
+        store_bind_text(ins, 3, tasks[i].kind);
+        store_bind_text(ins, 4, tasks[i].text);
+        store_bind_text(ins, 5, tasks[i].options_json);
+        store_bind_text(ins, 6, tasks[i].correct_json);
+        code = store_step_done(s, ins);
         if (code == STORE_INVALID)
             code = store_failf(s, code,
                                "tasks[%d]: a task is a question (with options) or an observe "
@@ -822,10 +743,11 @@ static int module_set_type_title(store *s, int64_t now, int64_t id, const char *
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
-    bind_text_or_null(st, 2, title);
-    bind_text_or_null(st, 3, type);
+    store_bind_text(st, 2, title);
+    store_bind_text(st, 3, type);
     sqlite3_bind_int64(st, 4, now);
-    int code = run_done(s, st, 1);
+    int code = store_step_done(s, st);
+    sqlite3_finalize(st);
     if (code == STORE_INVALID)
         store_failf(s, code, "a module title has 1 to 127 characters");
     return code;
@@ -873,7 +795,7 @@ int store_module_update(store *s, int64_t now, int64_t actor_id, int64_t id,
     int code = store_begin(s);
     if (code < 0)
         return code;
-    return finish_tx(s, module_update_in_tx(s, now, actor_id, id, in));
+    return store_finish(s, module_update_in_tx(s, now, actor_id, id, in));
 }
 
 /* The body of store_module_create_full inside the caller's transaction. */
@@ -910,27 +832,19 @@ int store_module_create_full(store *s, int64_t now, int64_t actor_id, const stor
     int code = store_begin(s);
     if (code < 0)
         return code;
-    return finish_tx(s, module_create_in_tx(s, now, actor_id, in, id));
+    return store_finish(s, module_create_in_tx(s, now, actor_id, in, id));
 }
 
 int store_modules_list(store *s, store_module_cb cb, void *ud)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"
-                                  " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
-                                  " FROM modules m ORDER BY m.title, m.id");
+    sqlite3_stmt *st = store_prepare(s, "SELECT " STORE_SQL_MODULE_COLUMNS
+                                        " FROM modules m ORDER BY m.title, m.id");
     if (!st)
         return STORE_ERR;
     int rc = SQLITE_DONE, code = 0;
     while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_module m;
-        memset(&m, 0, sizeof m);
-        m.id = sqlite3_column_int64(st, 0);
-        snprintf(m.title, sizeof m.title, "%s", col_text(st, 1));
-        snprintf(m.type, sizeof m.type, "%s", col_text(st, 2));
-        m.otj = sqlite3_column_int(st, 3);
-        m.created_at = sqlite3_column_int64(st, 4);
-        m.updated_at = sqlite3_column_int64(st, 5);
-        m.task_count = sqlite3_column_int(st, 6);
+        store_module_row(st, &m);
         code = cb(&m, ud);
     }
     code = loop_end(s, code ? SQLITE_DONE : rc, code);
@@ -942,11 +856,7 @@ int store_modules_list(store *s, store_module_cb cb, void *ud)
 
 static int put_path_modules(store *s, int64_t path_id, const int64_t *ids, int n)
 {
-    sqlite3_stmt *del = store_prepare(s, "DELETE FROM path_modules WHERE path_id = ?1");
-    if (!del)
-        return STORE_ERR;
-    sqlite3_bind_int64(del, 1, path_id);
-    int code = run_done(s, del, 1);
+    int code = store_run_id(s, "DELETE FROM path_modules WHERE path_id = ?1", path_id);
     if (code < 0)
         return code;
     sqlite3_stmt *ins = store_prepare(s, "INSERT INTO path_modules(path_id, position, module_id)"
@@ -958,7 +868,7 @@ static int put_path_modules(store *s, int64_t path_id, const int64_t *ids, int n
         sqlite3_bind_int64(ins, 1, path_id);
         sqlite3_bind_int(ins, 2, i);
         sqlite3_bind_int64(ins, 3, ids[i]);
-        code = run_done(s, ins, 0);
+        code = store_step_done(s, ins);
         if (code == STORE_CONFLICT)
             code = store_failf(s, STORE_INVALID, "modules[%d]: module %lld is in the path twice",
                                i, (long long)ids[i]);
@@ -976,9 +886,10 @@ static int path_create_in_tx(store *s, int64_t now, const char *title, const int
     sqlite3_stmt *st = store_prepare(s, "INSERT INTO paths(title, created_at) VALUES (?1, ?2)");
     if (!st)
         return STORE_ERR;
-    bind_text_or_null(st, 1, title);
+    store_bind_text(st, 1, title);
     sqlite3_bind_int64(st, 2, now);
-    int code = run_done(s, st, 1);
+    int code = store_step_done(s, st);
+    sqlite3_finalize(st);
     if (code == STORE_INVALID)
         return store_failf(s, code, "a path title has 1 to 127 characters");
     if (code < 0)
@@ -997,7 +908,7 @@ int store_path_create(store *s, int64_t now, const char *title, const int64_t *m
     int code = store_begin(s);
     if (code < 0)
         return code;
-    return finish_tx(s, path_create_in_tx(s, now, title, module_ids, n, id));
+    return store_finish(s, path_create_in_tx(s, now, title, module_ids, n, id));
 }
 
 int store_path_update(store *s, int64_t id, const char *title, const int64_t *module_ids, int n)
@@ -1007,17 +918,18 @@ int store_path_update(store *s, int64_t id, const char *title, const int64_t *mo
         return code;
     sqlite3_stmt *st = store_prepare(s, "UPDATE paths SET title = coalesce(?2, title) WHERE id = ?1");
     if (!st)
-        return finish_tx(s, STORE_ERR);
+        return store_finish(s, STORE_ERR);
     sqlite3_bind_int64(st, 1, id);
-    bind_text_or_null(st, 2, title);
-    code = run_done(s, st, 1);
+    store_bind_text(st, 2, title);
+    code = store_step_done(s, st);
+    sqlite3_finalize(st);
     if (code == STORE_INVALID)
         code = store_failf(s, code, "a path title has 1 to 127 characters");
     else if (code == 0 && sqlite3_changes(s->db) == 0)
         code = store_failf(s, STORE_NOTFOUND, "no path with id %lld", (long long)id);
     if (code == 0 && n >= 0)
         code = put_path_modules(s, id, module_ids, n);
-    return finish_tx(s, code);
+    return store_finish(s, code);
 }
 
 int store_paths_list(store *s, int64_t id, store_path_cb cb, void *ud)
@@ -1053,10 +965,11 @@ int store_sharing_create(store *s, int64_t now, int64_t path_id, int64_t user_id
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, path_id);
-    bind_id_or_null(st, 2, user_id);
-    bind_id_or_null(st, 3, department_id);
+    store_bind_id(st, 2, user_id);
+    store_bind_id(st, 3, department_id);
     sqlite3_bind_int64(st, 4, now);
-    int code = run_done(s, st, 1);
+    int code = store_step_done(s, st);
+    sqlite3_finalize(st);
     if (code == STORE_CONFLICT)
         store_failf(s, code, "the path is shared with this %s already",
                     user_id > 0 ? "user" : "department");
@@ -1069,14 +982,9 @@ int store_sharing_create(store *s, int64_t now, int64_t path_id, int64_t user_id
 
 int store_sharing_delete(store *s, int64_t id)
 {
-    sqlite3_stmt *st = store_prepare(s, "DELETE FROM sharings WHERE id = ?1");
-    if (!st)
-        return STORE_ERR;
-    sqlite3_bind_int64(st, 1, id);
-    int code = run_done(s, st, 0);
+    int code = store_run_id(s, "DELETE FROM sharings WHERE id = ?1", id);
     if (code == 0 && sqlite3_changes(s->db) == 0)
         code = store_failf(s, STORE_NOTFOUND, "no sharing with id %lld", (long long)id);
-    sqlite3_finalize(st);
     return code;
 }
 
@@ -1340,9 +1248,9 @@ static int import_progress(store *s, int64_t now, const store_import *doc, impor
         sqlite3_clear_bindings(st);
         sqlite3_bind_int64(st, 1, uid);
         sqlite3_bind_int64(st, 2, mid);
-        bind_id_or_null(st, 3, pid);
+        store_bind_id(st, 3, pid);
         sqlite3_bind_int64(st, 4, c->completed_at > 0 ? c->completed_at : now);
-        if ((code = run_done(s, st, 0)) < 0) {
+        if ((code = store_step_done(s, st)) < 0) {
             snprintf(place, sizeof place, "completions[%d]", i);
             if (code == STORE_CONFLICT)
                 store_failf(s, code, "\"%s\" has completed \"%s\" already", c->login, c->module);
@@ -1399,7 +1307,7 @@ int store_import_org(store *s, int64_t now, int64_t actor_id, const store_import
                  doc->sharing_count, doc->completion_count);
         code = store_audit_append(s, now, actor_id, "org.import", "organisation", detail);
     }
-    code = finish_tx(s, code);
+    code = store_finish(s, code);
 out:
     free(ids.departments);
     free(ids.users);

@@ -16,39 +16,32 @@
 
 #include "store_int.h"
 
-static const char *const STMT_SQL[ST__COUNT] = {
-    [ST_USER_BY_ID] =
-        "SELECT u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"
-        "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.password_hash,"
-        "       u.active"
-        "  FROM users u JOIN departments d ON d.id = u.department_id"
-        "  LEFT JOIN permissions p ON p.user_id = u.id"
-        " WHERE u.id = ?1",
-    [ST_USER_BY_LOGIN] =
-        "SELECT u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"
-        "       coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.password_hash,"
-        "       u.active"
-        "  FROM users u JOIN departments d ON d.id = u.department_id"
-        "  LEFT JOIN permissions p ON p.user_id = u.id"
-        " WHERE u.login = ?1",
-    /* a deactivated user's sessions are deleted; the join makes sure */
-    [ST_SESSION_USER] = "SELECT s.user_id FROM login_sessions s JOIN users u ON u.id = s.user_id"
-                        " WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.active = 1",
-    [ST_SESSION_CREATE] = "INSERT INTO login_sessions(token_hash, user_id, created_at, expires_at)"
-                          " VALUES (?1, ?2, ?3, ?4)",
-    [ST_SESSION_DELETE] = "DELETE FROM login_sessions WHERE token_hash = ?1",
-    [ST_AUDIT_APPEND] = "INSERT INTO audit(at, actor_id, action, subject, detail)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5)",
-    /* Walk up from `dept`; it is within reach when the walk meets the
-     * responsible's department. Walking up touches depth rows, not the
-     * whole subtree. */
-    [ST_WITHIN_REACH] = "WITH RECURSIVE up(id) AS ("
-                        "  SELECT id FROM departments WHERE id = ?2"
-                        "  UNION SELECT d.parent_id FROM departments d JOIN up ON d.id = up.id"
-                        "  WHERE d.parent_id IS NOT NULL)"
-                        "SELECT EXISTS (SELECT 1 FROM up WHERE id = ?1)",
-    [ST_COMPLETION_EXISTS] = "SELECT id FROM completions WHERE user_id = ?1 AND module_id = ?2",
-};
+/* The statements kept in the handle (store_stmt), one per hot query. */
+#define SQL_USER_SELECT \
+    "SELECT " STORE_SQL_USER_COLUMNS ", u.password_hash FROM " STORE_SQL_USER_FROM
+static const char SQL_USER_BY_ID[] = SQL_USER_SELECT " WHERE u.id = ?1";
+static const char SQL_USER_BY_LOGIN[] = SQL_USER_SELECT " WHERE u.login = ?1";
+/* a deactivated user's sessions are deleted; the join makes sure */
+static const char SQL_SESSION_USER[] =
+    "SELECT s.user_id FROM login_sessions s JOIN users u ON u.id = s.user_id"
+    " WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.active = 1";
+static const char SQL_SESSION_CREATE[] =
+    "INSERT INTO login_sessions(token_hash, user_id, created_at, expires_at)"
+    " VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_SESSION_DELETE[] = "DELETE FROM login_sessions WHERE token_hash = ?1";
+static const char SQL_AUDIT_APPEND[] = "INSERT INTO audit(at, actor_id, action, subject, detail)"
+                                       " VALUES (?1, ?2, ?3, ?4, ?5)";
+/* Walk up from `dept`; it is within reach when the walk meets the
+ * responsible's department. Walking up touches depth rows, not the
+ * whole subtree. */
+static const char SQL_WITHIN_REACH[] =
+    "WITH RECURSIVE up(id) AS ("
+    "  SELECT id FROM departments WHERE id = ?2"
+    "  UNION SELECT d.parent_id FROM departments d JOIN up ON d.id = up.id"
+    "  WHERE d.parent_id IS NOT NULL)"
+    "SELECT EXISTS (SELECT 1 FROM up WHERE id = ?1)";
+static const char SQL_COMPLETION_EXISTS[] =
+    "SELECT id FROM completions WHERE user_id = ?1 AND module_id = ?2";
 
 /* --- Errors ----------------------------------------------------------------- */
 
@@ -131,7 +124,7 @@ void store_rollback(store *s)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-sqlite3_stmt *store_stmt(store *s, store_stmt_id id)
+sqlite3_stmt *store_stmt(store *s, store_stmt_id id, const char *sql)
 {
     sqlite3_stmt *st = s->stmt[id];
     if (st) {
@@ -139,7 +132,7 @@ sqlite3_stmt *store_stmt(store *s, store_stmt_id id)
         sqlite3_clear_bindings(st);
         return st;
     }
-    int rc = sqlite3_prepare_v3(s->db, STMT_SQL[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK) {
         store_fail(s, rc);
         return NULL;
@@ -148,12 +141,28 @@ sqlite3_stmt *store_stmt(store *s, store_stmt_id id)
     return st;
 }
 
-/* Steps a statement that returns no rows; resets it. Returns 0 or a code. */
-static int step_done(store *s, sqlite3_stmt *st)
+int store_step_done(store *s, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     int code = rc == SQLITE_DONE ? 0 : store_fail(s, rc);
     sqlite3_reset(st);
+    return code;
+}
+
+int store_step_int(store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    int result = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : store_fail(s, rc);
+    sqlite3_reset(st);
+    return result;
+}
+
+int store_finish(store *s, int code)
+{
+    if (code == 0)
+        code = store_commit(s);
+    if (code < 0)
+        store_rollback(s);
     return code;
 }
 
@@ -166,6 +175,17 @@ sqlite3_stmt *store_prepare(store *s, const char *sql)
         return NULL;
     }
     return st;
+}
+
+int store_run_id(store *s, const char *sql, int64_t id)
+{
+    sqlite3_stmt *st = store_prepare(s, sql);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, id);
+    int code = store_step_done(s, st);
+    sqlite3_finalize(st);
+    return code;
 }
 
 /* Runs a one-shot statement with one int64 parameter that returns one
@@ -195,11 +215,18 @@ static void copy_text(char *dst, size_t cap, const unsigned char *src)
     snprintf(dst, cap, "%s", src ? (const char *)src : "");
 }
 
-/* Binds id when > 0, else NULL (0 stands for "none"/"system" in the API). */
-static void bind_id_or_null(sqlite3_stmt *st, int idx, int64_t id)
+void store_bind_id(sqlite3_stmt *st, int idx, int64_t id)
 {
     if (id > 0)
         sqlite3_bind_int64(st, idx, id);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+void store_bind_text(sqlite3_stmt *st, int idx, const char *text)
+{
+    if (text)
+        sqlite3_bind_text(st, idx, text, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(st, idx);
 }
@@ -398,8 +425,8 @@ int store_department_create(store *s, const char *name, int64_t parent_id, int64
     if (!st)
         return STORE_ERR;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    bind_id_or_null(st, 2, parent_id);
-    int code = step_done(s, st);
+    store_bind_id(st, 2, parent_id);
+    int code = store_step_done(s, st);
     sqlite3_finalize(st);
     if (code == 0 && id)
         *id = sqlite3_last_insert_rowid(s->db);
@@ -412,8 +439,8 @@ int store_department_move(store *s, int64_t id, int64_t new_parent_id)
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
-    bind_id_or_null(st, 2, new_parent_id);
-    int code = step_done(s, st);
+    store_bind_id(st, 2, new_parent_id);
+    int code = store_step_done(s, st);
     if (code == 0 && sqlite3_changes(s->db) == 0)
         code = store_failf(s, STORE_NOTFOUND, "no department with id %lld", (long long)id);
     sqlite3_finalize(st);
@@ -431,15 +458,12 @@ int store_department_parent(store *s, int64_t id, int64_t *parent_id)
 
 int store_dept_within_reach(store *s, int64_t responsible_dept, int64_t dept)
 {
-    sqlite3_stmt *st = store_stmt(s, ST_WITHIN_REACH);
+    sqlite3_stmt *st = store_stmt(s, ST_WITHIN_REACH, SQL_WITHIN_REACH);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, responsible_dept);
     sqlite3_bind_int64(st, 2, dept);
-    int rc = sqlite3_step(st);
-    int result = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : store_fail(s, rc);
-    sqlite3_reset(st);
-    return result;
+    return store_step_int(s, st); /* EXISTS: 0 or 1 */
 }
 
 /* --- Users and permissions -------------------------------------------------- */
@@ -457,29 +481,35 @@ int store_user_create(store *s, int64_t now, const char *login, const char *name
     sqlite3_bind_text(st, 4, password_hash, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 5, is_admin ? 1 : 0);
     sqlite3_bind_int64(st, 6, now);
-    int code = step_done(s, st);
+    int code = store_step_done(s, st);
     sqlite3_finalize(st);
     if (code == 0 && id)
         *id = sqlite3_last_insert_rowid(s->db);
     return code;
 }
 
+void store_user_row(sqlite3_stmt *st, store_user *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(st, 0);
+    copy_text(out->login, sizeof out->login, sqlite3_column_text(st, 1));
+    copy_text(out->name, sizeof out->name, sqlite3_column_text(st, 2));
+    out->department_id = sqlite3_column_int64(st, 3);
+    copy_text(out->department, sizeof out->department, sqlite3_column_text(st, 4));
+    out->is_admin = sqlite3_column_int(st, 5);
+    out->management = sqlite3_column_int(st, 6);
+    out->facilitate_otj = sqlite3_column_int(st, 7);
+    out->active = sqlite3_column_int(st, 8);
+}
+
+/* One user of SQL_USER_SELECT: the columns, then the password hash. */
 static int read_user(store *s, sqlite3_stmt *st, store_user *out)
 {
     int rc = sqlite3_step(st);
     int code;
     if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        out->id = sqlite3_column_int64(st, 0);
-        copy_text(out->login, sizeof out->login, sqlite3_column_text(st, 1));
-        copy_text(out->name, sizeof out->name, sqlite3_column_text(st, 2));
-        out->department_id = sqlite3_column_int64(st, 3);
-        copy_text(out->department, sizeof out->department, sqlite3_column_text(st, 4));
-        out->is_admin = sqlite3_column_int(st, 5);
-        out->management = sqlite3_column_int(st, 6);
-        out->facilitate_otj = sqlite3_column_int(st, 7);
-        copy_text(out->password_hash, sizeof out->password_hash, sqlite3_column_text(st, 8));
-        out->active = sqlite3_column_int(st, 9);
+        store_user_row(st, out);
+        copy_text(out->password_hash, sizeof out->password_hash, sqlite3_column_text(st, 9));
         code = 0;
     } else if (rc == SQLITE_DONE) {
         code = store_failf(s, STORE_NOTFOUND, "no such user");
@@ -494,7 +524,7 @@ int store_user_by_login(store *s, const char *login, store_user *out)
 {
     if (!login)
         return store_failf(s, STORE_NOTFOUND, "no login given");
-    sqlite3_stmt *st = store_stmt(s, ST_USER_BY_LOGIN);
+    sqlite3_stmt *st = store_stmt(s, ST_USER_BY_LOGIN, SQL_USER_BY_LOGIN);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_text(st, 1, login, -1, SQLITE_STATIC);
@@ -503,7 +533,7 @@ int store_user_by_login(store *s, const char *login, store_user *out)
 
 int store_user_by_id(store *s, int64_t id, store_user *out)
 {
-    sqlite3_stmt *st = store_stmt(s, ST_USER_BY_ID);
+    sqlite3_stmt *st = store_stmt(s, ST_USER_BY_ID, SQL_USER_BY_ID);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -521,17 +551,17 @@ static int audit_insert(store *s, int64_t now, int64_t actor_id, const char *act
 {
     if (!action || !*action)
         return store_failf(s, STORE_INVALID, "an audit entry needs an action");
-    sqlite3_stmt *st = store_stmt(s, ST_AUDIT_APPEND);
+    sqlite3_stmt *st = store_stmt(s, ST_AUDIT_APPEND, SQL_AUDIT_APPEND);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, now);
-    bind_id_or_null(st, 2, actor_id);
+    store_bind_id(st, 2, actor_id);
     sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
     if (subject)
         sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
     if (detail_json)
         sqlite3_bind_text(st, 5, detail_json, -1, SQLITE_STATIC);
-    return step_done(s, st);
+    return store_step_done(s, st);
 }
 
 int store_audit_append(store *s, int64_t now, int64_t actor_id, const char *action,
@@ -568,7 +598,7 @@ int store_set_permission_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
     sqlite3_bind_int(st, 2, management);
     sqlite3_bind_int(st, 3, facilitate_otj);
     sqlite3_bind_int64(st, 4, now);
-    code = step_done(s, st);
+    code = store_step_done(s, st);
     sqlite3_finalize(st);
     if (code < 0)
         return code;
@@ -580,24 +610,13 @@ int store_set_permission_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
     return audit_insert(s, now, actor_id, "permission.set", subject, detail);
 }
 
-/* Ends a write transaction begun by the caller: commits when code is 0,
- * rolls back otherwise. Returns the final code. */
-static int finish_tx(store *s, int code)
-{
-    if (code == 0)
-        code = store_commit(s);
-    if (code < 0)
-        store_rollback(s);
-    return code;
-}
-
 int store_set_permission(store *s, int64_t now, int64_t actor_id, int64_t user_id, int management,
                          int facilitate_otj)
 {
     int code = store_begin(s);
     if (code < 0)
         return code;
-    return finish_tx(s, store_set_permission_in_tx(s, now, actor_id, user_id, management,
+    return store_finish(s, store_set_permission_in_tx(s, now, actor_id, user_id, management,
                                                    facilitate_otj));
 }
 
@@ -605,23 +624,15 @@ int store_set_permission(store *s, int64_t now, int64_t actor_id, int64_t user_i
 
 int store_module_by_id(store *s, int64_t id, store_module *out)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"
-                                  " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
-                                  " FROM modules m WHERE m.id = ?1");
+    sqlite3_stmt *st =
+        store_prepare(s, "SELECT " STORE_SQL_MODULE_COLUMNS " FROM modules m WHERE m.id = ?1");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     int code;
     if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        out->id = sqlite3_column_int64(st, 0);
-        copy_text(out->title, sizeof out->title, sqlite3_column_text(st, 1));
-        copy_text(out->type, sizeof out->type, sqlite3_column_text(st, 2));
-        out->otj = sqlite3_column_int(st, 3);
-        out->created_at = sqlite3_column_int64(st, 4);
-        out->updated_at = sqlite3_column_int64(st, 5);
-        out->task_count = sqlite3_column_int(st, 6);
+        store_module_row(st, out);
         code = 0;
     } else if (rc == SQLITE_DONE) {
         code = store_failf(s, STORE_NOTFOUND, "no module with id %lld", (long long)id);
@@ -630,6 +641,18 @@ int store_module_by_id(store *s, int64_t id, store_module *out)
     }
     sqlite3_finalize(st);
     return code;
+}
+
+void store_module_row(sqlite3_stmt *st, store_module *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(st, 0);
+    copy_text(out->title, sizeof out->title, sqlite3_column_text(st, 1));
+    copy_text(out->type, sizeof out->type, sqlite3_column_text(st, 2));
+    out->otj = sqlite3_column_int(st, 3);
+    out->created_at = sqlite3_column_int64(st, 4);
+    out->updated_at = sqlite3_column_int64(st, 5);
+    out->task_count = sqlite3_column_int(st, 6);
 }
 
 int store_module_create(store *s, int64_t now, const char *title, const char *type, int64_t *id)
@@ -641,7 +664,7 @@ int store_module_create(store *s, int64_t now, const char *title, const char *ty
     sqlite3_bind_text(st, 1, title, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
-    int code = step_done(s, st);
+    int code = store_step_done(s, st);
     sqlite3_finalize(st);
     if (code == 0 && id)
         *id = sqlite3_last_insert_rowid(s->db);
@@ -668,7 +691,7 @@ int store_module_set_otj_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
     sqlite3_bind_int64(st, 1, module_id);
     sqlite3_bind_int(st, 2, otj);
     sqlite3_bind_int64(st, 3, now);
-    code = step_done(s, st);
+    code = store_step_done(s, st);
     sqlite3_finalize(st);
     if (code < 0)
         return code;
@@ -684,7 +707,7 @@ int store_module_set_otj(store *s, int64_t now, int64_t actor_id, int64_t module
     int code = store_begin(s);
     if (code < 0)
         return code;
-    return finish_tx(s, store_module_set_otj_in_tx(s, now, actor_id, module_id, otj));
+    return store_finish(s, store_module_set_otj_in_tx(s, now, actor_id, module_id, otj));
 }
 
 int store_module_set_type(store *s, int64_t now, int64_t module_id, const char *type)
@@ -695,7 +718,7 @@ int store_module_set_type(store *s, int64_t now, int64_t module_id, const char *
     sqlite3_bind_int64(st, 1, module_id);
     sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
-    int code = step_done(s, st);
+    int code = store_step_done(s, st);
     if (code == 0 && sqlite3_changes(s->db) == 0)
         code = store_failf(s, STORE_NOTFOUND, "no module with id %lld", (long long)module_id);
     sqlite3_finalize(st);
@@ -737,7 +760,7 @@ int store_module_tasks(store *s, int64_t module_id, store_task_cb cb, void *ud)
 
 int store_completion_exists(store *s, int64_t user_id, int64_t module_id, int64_t *completion_id)
 {
-    sqlite3_stmt *st = store_stmt(s, ST_COMPLETION_EXISTS);
+    sqlite3_stmt *st = store_stmt(s, ST_COMPLETION_EXISTS, SQL_COMPLETION_EXISTS);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, user_id);
@@ -762,19 +785,19 @@ int store_completion_exists(store *s, int64_t user_id, int64_t module_id, int64_
 int store_session_create(store *s, int64_t user_id, const unsigned char token_hash[32],
                          int64_t now, int64_t expires_at)
 {
-    sqlite3_stmt *st = store_stmt(s, ST_SESSION_CREATE);
+    sqlite3_stmt *st = store_stmt(s, ST_SESSION_CREATE, SQL_SESSION_CREATE);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, user_id);
     sqlite3_bind_int64(st, 3, now);
     sqlite3_bind_int64(st, 4, expires_at);
-    return step_done(s, st);
+    return store_step_done(s, st);
 }
 
 int store_session_user(store *s, const unsigned char token_hash[32], int64_t now, int64_t *user_id)
 {
-    sqlite3_stmt *st = store_stmt(s, ST_SESSION_USER);
+    sqlite3_stmt *st = store_stmt(s, ST_SESSION_USER, SQL_SESSION_USER);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
@@ -795,11 +818,11 @@ int store_session_user(store *s, const unsigned char token_hash[32], int64_t now
 
 int store_session_delete(store *s, const unsigned char token_hash[32])
 {
-    sqlite3_stmt *st = store_stmt(s, ST_SESSION_DELETE);
+    sqlite3_stmt *st = store_stmt(s, ST_SESSION_DELETE, SQL_SESSION_DELETE);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
-    int code = step_done(s, st);
+    int code = store_step_done(s, st);
     if (code == 0 && sqlite3_changes(s->db) == 0)
         code = store_failf(s, STORE_NOTFOUND, "no session for this token");
     return code;
@@ -807,11 +830,6 @@ int store_session_delete(store *s, const unsigned char token_hash[32])
 
 int store_session_purge(store *s, int64_t now)
 {
-    sqlite3_stmt *st = store_prepare(s, "DELETE FROM login_sessions WHERE expires_at <= ?1");
-    if (!st)
-        return STORE_ERR;
-    sqlite3_bind_int64(st, 1, now);
-    int code = step_done(s, st);
-    sqlite3_finalize(st);
+    int code = store_run_id(s, "DELETE FROM login_sessions WHERE expires_at <= ?1", now);
     return code < 0 ? code : sqlite3_changes(s->db);
 }

@@ -1,7 +1,13 @@
-/* store_int.h — what store.c, migrations.c and demo.c share, and nobody else.
+/* store_int.h — the inside of the durable store: what store.c, org.c,
+ * completions.c, migrations.c, demo.c and bulk.c share, and nobody else
+ * (rstore.c, the Redis side, does not include it).
  *
  * The handle keeps one lazily prepared statement per hot query (session
  * lookup, user by id, ...); store_stmt() hands it out reset and unbound.
+ * Every other statement is prepared with store_prepare(), stepped with
+ * store_step_done() / store_step_int() or a row loop, and finalized by the
+ * function that prepared it (store_run_id does all three for a write by
+ * id); a write transaction ends with store_finish().
  */
 #ifndef OTJ_STORE_INT_H
 #define OTJ_STORE_INT_H
@@ -19,7 +25,7 @@ typedef enum store_stmt_id {
     ST_AUDIT_APPEND,
     ST_WITHIN_REACH,
     ST_COMPLETION_EXISTS,
-    /* org.c prepares these itself (org_stmt); store_close finalizes them */
+    /* org.c's (its SQL lives there) */
     ST_ORG_LEARNER_PATHS,
     ST_ORG_REACHES,
     ST_ORG_PENDING,
@@ -33,9 +39,12 @@ struct store {
     char err[STORE_ERRMSG_MAX];
 };
 
-/* A cached statement, reset and with bindings cleared; NULL on error (the
- * message is in s->err). Owned by the handle: never finalize it. */
-sqlite3_stmt *store_stmt(store *s, store_stmt_id id);
+/* The cached statement of slot `id`, reset and with bindings cleared; NULL
+ * on error (the message is in s->err). `sql` is prepared the first time the
+ * slot is asked for: a slot always comes with the same SQL, which lives next
+ * to the one function that asks for it. Owned by the handle (store_close
+ * finalizes it): never finalize it. */
+sqlite3_stmt *store_stmt(store *s, store_stmt_id id, const char *sql);
 
 /* Maps a SQLite result code to a STORE_ code and records the message. */
 int store_fail(store *s, int rc);
@@ -47,6 +56,45 @@ int store_failf(store *s, int code, const char *fmt, ...) __attribute__((format(
  * in s->err. */
 sqlite3_stmt *store_prepare(store *s, const char *sql);
 
+/* Steps a statement that returns no rows, then resets it (its bindings
+ * stay). Returns 0 or a STORE_ code with the message in s->err.
+ * sqlite3_changes() and sqlite3_last_insert_rowid() still answer for it; a
+ * one-shot statement is finalized by its caller afterwards. */
+int store_step_done(store *s, sqlite3_stmt *st);
+
+/* A one-shot statement that returns no rows: prepares `sql`, binds `id` to
+ * ?1, steps and finalizes it. Returns 0 or a STORE_ code with the message
+ * in s->err; sqlite3_changes() answers for it afterwards. */
+int store_run_id(store *s, const char *sql, int64_t id);
+
+/* Steps a statement whose first row answers one integer that is never
+ * negative (a count, an EXISTS), then resets it. Returns the integer, or a
+ * STORE_ code (negative) with the message in s->err. */
+int store_step_int(store *s, sqlite3_stmt *st);
+
+/* The columns of a user (password hash aside) and of a module, in the order
+ * store_user_row and store_module_row read them: a query that selects them
+ * first (then anything else) can hand its rows to the reader. */
+#define STORE_SQL_USER_COLUMNS                                                                 \
+    "u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"                               \
+    " coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.active"
+#define STORE_SQL_USER_FROM                                                                    \
+    "users u JOIN departments d ON d.id = u.department_id"                                      \
+    " LEFT JOIN permissions p ON p.user_id = u.id"
+#define STORE_SQL_MODULE_COLUMNS                                                               \
+    "m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"                                 \
+    " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
+
+/* Fills `out` from the current row (password_hash left empty). */
+void store_user_row(sqlite3_stmt *st, store_user *out);
+void store_module_row(sqlite3_stmt *st, store_module *out);
+
+/* Binds `id` when > 0, else NULL (0 stands for "none"/"system" in the API). */
+void store_bind_id(sqlite3_stmt *st, int idx, int64_t id);
+
+/* Binds a copy of `text`, or NULL when text is NULL. */
+void store_bind_text(sqlite3_stmt *st, int idx, const char *text);
+
 /* Runs SQL without results. Returns 0 or a STORE_ code. */
 int store_exec(store *s, const char *sql);
 
@@ -55,6 +103,10 @@ int store_exec(store *s, const char *sql);
 int store_begin(store *s);
 int store_commit(store *s);
 void store_rollback(store *s);
+
+/* Ends a write transaction the caller began: commits when code is 0, rolls
+ * back otherwise (or when the commit fails). Returns the final code. */
+int store_finish(store *s, int code);
 
 /* The bodies of store_set_permission and store_module_set_otj for a caller
  * that already holds a write transaction (the demo loader). */
