@@ -107,10 +107,18 @@ static void send_answer(http_req *r) {
     }
     free(buf);
   }
-  /* What lws holds back leaves on POLLOUT, which lws handles for an HTTP
-   * connection only while reading is allowed; the connection is closing,
-   * so nothing more is parsed. */
-  if (lws_partial_buffered(wsi)) lws_rx_flow_control(wsi, 1);
+  if (lws_partial_buffered(wsi)) {
+    /* What the socket did not take, lws sends on POLLOUT, which it handles
+     * for an HTTP connection only while reading is allowed (a request
+     * pipelined behind this one then closes the connection: see the top).
+     * Once it is all out, lws calls WRITEABLE, which closes; a reader too
+     * slow for HTTP_FLUSH_TIMEOUT_S is cut off. */
+    r->flushing = 1;
+    lws_rx_flow_control(wsi, 1);
+    lws_callback_on_writable(wsi);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HTTP_FLUSH_TIMEOUT_S);
+    return;
+  }
   /* From a Redis reply or a worker's answer, lws would not look at its
    * timers again for a while: close now (this frees r's hold on wsi, not r). */
   lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK,
@@ -435,8 +443,17 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason,
   case LWS_CALLBACK_HTTP_FILE_COMPLETION:
     return -1; /* one request per connection */
 
-  case LWS_CALLBACK_HTTP_WRITEABLE:
-    return 0; /* answers are written by send_answer */
+  case LWS_CALLBACK_HTTP_WRITEABLE: {
+    /* answers are written by send_answer; this only ends one whose tail
+     * lws was still sending */
+    http_req *r = pss ? pss->req : NULL;
+    if (!r || !r->flushing) return 0;
+    if (lws_partial_buffered(wsi)) {
+      lws_callback_on_writable(wsi);
+      return 0;
+    }
+    return -1;
+  }
 
   case LWS_CALLBACK_CLOSED_HTTP:
   case LWS_CALLBACK_HTTP_DROP_PROTOCOL:

@@ -20,6 +20,7 @@
 #define HTTP_PATH_MAX 512
 #define HTTP_HEADERS_MAX 2048 /* status line and headers of an answer */
 #define HTTP_DRAIN_FACTOR 16 /* bodies up to 16x the limit are read and dropped */
+#define HTTP_FLUSH_TIMEOUT_S 30 /* to send the tail of an answer to a slow reader */
 
 typedef enum http_method {
   HTTP_GET = 1, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DELETE, HTTP_OTHER
@@ -49,6 +50,7 @@ typedef struct http_req {
   size_t resp_len;
   char extra_headers[512];    /* "name: value\r\n"... */
   int close_after;
+  int flushing;        /* answered; lws still sends what the socket did not take */
 
   void *handler_data;         /* for deferred handlers */
   void (*handler_free)(void *);

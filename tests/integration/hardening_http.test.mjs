@@ -268,3 +268,44 @@ test('a write riding on the session cookie needs an allowed Origin and a JSON bo
     assert.equal(await departments(), before + 5);
   });
 });
+
+// An answer larger than the socket takes at once (lws keeps the tail and
+// sends it on POLLOUT) must arrive whole before the connection closes, even
+// to a client that does not read for a while.
+test('a large answer reaches a slow reader whole before the connection closes', async () => {
+  await withServer({}, async (srv) => {
+    const { body } = await login(srv, 'admin');
+    const auth = { authorization: `Bearer ${body.token}`, 'content-type': 'application/json' };
+    const tasks = Array.from({ length: 256 }, (_, i) => ({
+      kind: 'observe', text: `Step ${i}: ${'x'.repeat(1900)}`,
+    }));
+    const created = await fetch(`${srv.base}/api/admin/modules`, {
+      method: 'POST', headers: auth,
+      body: JSON.stringify({ title: 'Long drill', type: 'quiz', otj: true, tasks }),
+    });
+    const mod = await created.json();
+    assert.equal(created.status, 201, JSON.stringify(mod).slice(0, 200));
+
+    const got = await new Promise((resolve) => {
+      const sock = net.connect(srv.port, '127.0.0.1');
+      const parts = [];
+      sock.on('connect', () => {
+        sock.write(`GET /api/admin/modules/${mod.id} HTTP/1.1\r\nHost: x\r\n` +
+                   `Authorization: Bearer ${body.token}\r\n\r\n`);
+        sock.pause(); // read nothing for a while: the server's socket buffer fills
+        setTimeout(() => sock.resume(), 1500);
+      });
+      sock.on('data', (d) => parts.push(d));
+      sock.on('close', () => resolve(Buffer.concat(parts)));
+      setTimeout(() => { sock.destroy(); }, 10000);
+    });
+    const head = got.subarray(0, got.indexOf('\r\n\r\n')).toString('latin1');
+    assert.match(head, /^HTTP\/1\.1 200 /, head);
+    const length = Number(/content-length: (\d+)/i.exec(head)[1]);
+    assert.ok(length > 400000, `a large answer (${length} bytes)`);
+    const payload = got.subarray(got.indexOf('\r\n\r\n') + 4);
+    assert.equal(payload.length, length, 'the whole body arrived before the close');
+    assert.equal(JSON.parse(payload.toString('utf8')).tasks.length, 256);
+    assert.ok(await bestHealthz(srv) < 100, '/healthz answers within 100 ms afterwards');
+  });
+});
