@@ -1426,16 +1426,30 @@ static void after_delivery(lroom *r, const ev_msg *e) {
 
 /* ---- room history: a close is written on the worker pool ----------------- */
 
-/* The close of a room needs no answer, so it is written with the workers'
- * handle, which may wait for a lock held elsewhere without holding up the
- * loop. */
+/* The close of a room is written with the workers' handle, which may wait
+ * for a lock held elsewhere without holding up the loop. The host's `ok`
+ * (when `ref` is set) goes out once the history says closed, so that the
+ * room's join address and QR code answer 404 as soon as the host is told. */
 typedef struct closed_job {
   uv_work_t work;
   char room[PROTO_MAX_ROOM + 1];
   int64_t at;
   int code;
   char msg[STORE_ERRMSG_MAX];
+  ws_ref *ref;   /* the host who asked, or NULL */
+  proto_rid rid;
+  uint64_t seq;  /* the close event's seq */
 } closed_job;
+
+static void closed_tell(ws_ref *ref, proto_rid rid, uint64_t seq) {
+  ws_sess *s = ref ? ws_ref_sess(ref) : NULL;
+  if (s) {
+    proto_buf_clear(&L.tmp);
+    if (proto_encode_ok(&L.tmp, rid, true, seq) == 0)
+      ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
+  }
+  if (ref) ws_ref_put(ref);
+}
 
 static void closed_work(uv_work_t *w) {
   closed_job *j = w->data;
@@ -1451,23 +1465,30 @@ static void closed_done(uv_work_t *w, int status) {
   if (status != 0 || j->code != 0)
     fprintf(stderr, "otjd: recording the close of room %s failed: %s\n",
             j->room, status != 0 ? "cancelled" : j->msg);
+  closed_tell(j->ref, j->rid, j->seq);
   free(j);
 }
 
-static void record_room_closed(const char *room) {
+/* Records the close of `room`; then tells `s` (if not NULL) `ok` for `rid`. */
+static void record_room_closed(const char *room, ws_sess *s, proto_rid rid, uint64_t seq) {
   closed_job *j = calloc(1, sizeof *j);
   if (j) {
     snprintf(j->room, sizeof j->room, "%s", room);
     j->at = (int64_t)time(NULL);
+    j->ref = s ? ws_ref_get(s) : NULL;
+    j->rid = rid;
+    j->seq = seq;
     j->work.data = j;
     if (uv_queue_work(L.d->loop, &j->work, closed_work, closed_done) == 0)
       return;
+    if (j->ref) ws_ref_put(j->ref);
     free(j);
   }
   /* no worker: the loop's handle, which waits only briefly */
   if (store_room_closed(L.d->db, room, (int64_t)time(NULL)) != 0)
     fprintf(stderr, "otjd: recording the close of room %s failed: %s\n",
             room, store_errmsg(L.d->db));
+  closed_tell(s ? ws_ref_get(s) : NULL, rid, seq);
 }
 
 /* ---- open ------------------------------------------------------------------ */
@@ -1504,7 +1525,7 @@ static void open_reply(op *o, redisReply *rep) {
   open_ctx *x = o->extra;
   if (reply_failed(o, rep)) {
     /* no room in Redis: its history row and join code go too */
-    record_room_closed(x->room);
+    record_room_closed(x->room, NULL, (proto_rid){0}, 0);
     drop_code(x->code);
     return;
   }
@@ -1564,7 +1585,7 @@ static void open_code_reply(redisAsyncContext *ac, void *reply, void *priv) {
   /* create the room */
   lroom *r = room_get(x->room);
   if (!r) {
-    record_room_closed(x->room);
+    record_room_closed(x->room, NULL, (proto_rid){0}, 0);
     drop_code(x->code);
     op_free(o);
     return;
@@ -2002,8 +2023,7 @@ static void close_reply(op *o, redisReply *rep) {
   if (reply_failed(o, rep)) return;
   lroom *r = o->r;
   drop_code(r->code);
-  record_room_closed(r->id);
-  if (s) ok_reply(o, rep);
+  record_room_closed(r->id, s, o->rid, rep_seq(rep));
 }
 
 static void handle_close(ws_sess *s, const proto_msg *m) {
