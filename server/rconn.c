@@ -5,7 +5,6 @@
 
 #include "backoff.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,86 @@ struct rconn {
 };
 
 static void start_connect(rconn *r);
+
+/* ---- hiredis on the libuv loop ------------------------------------------
+ * Our own copy of hiredis 0.14.1's adapters/libuv.h, with one difference:
+ * that adapter returns from its poll callback without a word when libuv
+ * reports an error (status != 0). libuv does so, and stops the poll, when
+ * the socket has an error pending (EPOLLERR): for instance ECONNRESET after
+ * the redis-server died with a command of ours still unread in its socket.
+ * hiredis then never hears of the loss, the context stays "connected"
+ * forever, commands get no reply and nothing reconnects. Here an error is
+ * handed to hiredis as the events we were waiting for: its read or write
+ * meets the error and it disconnects (as hiredis 1.0's adapter does). */
+
+typedef struct rconn_ev {
+  redisAsyncContext *ac; /* NULL once hiredis has let go */
+  uv_poll_t poll;
+  int events;
+} rconn_ev;
+
+static void ev_on_poll(uv_poll_t *h, int status, int events) {
+  rconn_ev *e = h->data;
+  int ev = status != 0 ? e->events : events;
+  if (e->ac && (ev & UV_READABLE)) redisAsyncHandleRead(e->ac);
+  if (e->ac && (ev & UV_WRITABLE)) redisAsyncHandleWrite(e->ac);
+}
+
+static void ev_update(rconn_ev *e) {
+  if (e->events) uv_poll_start(&e->poll, e->events, ev_on_poll);
+  else uv_poll_stop(&e->poll);
+}
+
+static void ev_add_read(void *pd) {
+  rconn_ev *e = pd;
+  e->events |= UV_READABLE;
+  ev_update(e);
+}
+
+static void ev_del_read(void *pd) {
+  rconn_ev *e = pd;
+  e->events &= ~UV_READABLE;
+  ev_update(e);
+}
+
+static void ev_add_write(void *pd) {
+  rconn_ev *e = pd;
+  e->events |= UV_WRITABLE;
+  ev_update(e);
+}
+
+static void ev_del_write(void *pd) {
+  rconn_ev *e = pd;
+  e->events &= ~UV_WRITABLE;
+  ev_update(e);
+}
+
+static void ev_closed(uv_handle_t *h) { free(h->data); }
+
+static void ev_cleanup(void *pd) {
+  rconn_ev *e = pd;
+  e->ac = NULL; /* the context is being freed */
+  uv_close((uv_handle_t *)&e->poll, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+  if (ac->ev.data) return -1;
+  rconn_ev *e = calloc(1, sizeof *e);
+  if (!e) return -1;
+  if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
+    free(e);
+    return -1;
+  }
+  e->ac = ac;
+  e->poll.data = e;
+  ac->ev.addRead = ev_add_read;
+  ac->ev.delRead = ev_del_read;
+  ac->ev.addWrite = ev_add_write;
+  ac->ev.delWrite = ev_del_write;
+  ac->ev.cleanup = ev_cleanup;
+  ac->ev.data = e;
+  return 0;
+}
 
 static void on_retry_timer(uv_timer_t *t) { start_connect(t->data); }
 
@@ -99,8 +178,12 @@ static void start_connect(rconn *r) {
     schedule_retry(r);
     return;
   }
+  if (ev_attach(ac, r->loop) != 0) {
+    redisAsyncFree(ac);
+    schedule_retry(r);
+    return;
+  }
   ac->data = r;
-  redisLibuvAttach(ac, r->loop);
   redisAsyncSetConnectCallback(ac, on_connect);
   redisAsyncSetDisconnectCallback(ac, on_disconnect);
   r->ac = ac;
