@@ -1255,6 +1255,29 @@ static void enc_mark_body(enc *e, const char *type, uint64_t learner, uint32_t t
     }
 }
 
+/* The body of an outcome (approved event or snapshot record), `type` as
+ * above. */
+static void enc_outcome_body(enc *e, const char *type, uint64_t learner, proto_status status,
+                             bool has_completion, uint64_t completion, bool redacted)
+{
+    bool with_completion = !redacted && has_completion;
+    enc_map(e, (type ? 1u : 0u) + 1 + (redacted ? 0u : 1u) + (with_completion ? 1u : 0u));
+    if (type) {
+        enc_cstr(e, "type");
+        enc_cstr(e, type);
+    }
+    enc_cstr(e, "learner");
+    enc_u(e, learner);
+    if (!redacted) {
+        enc_cstr(e, "status");
+        enc_cstr(e, status_name(status));
+    }
+    if (with_completion) {
+        enc_cstr(e, "completion");
+        enc_u(e, completion);
+    }
+}
+
 /* The `e` map, `type` first. */
 static void enc_event(enc *e, const proto_event *ev, bool redacted)
 {
@@ -1295,23 +1318,10 @@ static void enc_event(enc *e, const proto_event *ev, bool redacted)
         enc_mark_body(e, type, ev->mark.learner, ev->mark.task, ev->mark.result,
                       ev->mark.has_note, ev->mark.note, redacted);
         break;
-    case PROTO_EV_APPROVED: {
-        bool with_status = !redacted;
-        bool with_completion = !redacted && ev->approved.has_completion;
-        enc_map(e, 2 + (with_status ? 1u : 0u) + (with_completion ? 1u : 0u));
-        TYPE_KEY();
-        enc_cstr(e, "learner");
-        enc_u(e, ev->approved.learner);
-        if (with_status) {
-            enc_cstr(e, "status");
-            enc_cstr(e, status_name(ev->approved.status));
-        }
-        if (with_completion) {
-            enc_cstr(e, "completion");
-            enc_u(e, ev->approved.completion);
-        }
+    case PROTO_EV_APPROVED:
+        enc_outcome_body(e, type, ev->approved.learner, ev->approved.status,
+                         ev->approved.has_completion, ev->approved.completion, redacted);
         break;
-    }
     case PROTO_EV_CLOSED:
         enc_map(e, 1);
         TYPE_KEY();
@@ -1396,7 +1406,7 @@ int proto_encode_snapshot(proto_buf *b, proto_rid rid, const proto_snapshot *s,
 {
     enc e;
     enc_begin(&e, b);
-    enc_head(&e, "snapshot", rid, 10);
+    enc_head(&e, "snapshot", rid, 11);
 
     enc_cstr(&e, "room");
     enc_str(&e, s->room);
@@ -1464,6 +1474,14 @@ int proto_encode_snapshot(proto_buf *b, proto_rid rid, const proto_snapshot *s,
         const proto_mark_rec *mk = &s->marks[k];
         enc_mark_body(&e, NULL, mk->learner, mk->task, mk->result, mk->has_note, mk->note,
                       proto_record_hidden_for(mk->learner, viewer));
+    }
+
+    enc_cstr(&e, "outcomes");
+    enc_array(&e, s->n_outcomes);
+    for (uint32_t k = 0; k < s->n_outcomes; k++) {
+        const proto_outcome_rec *oc = &s->outcomes[k];
+        enc_outcome_body(&e, NULL, oc->learner, oc->status, oc->has_completion, oc->completion,
+                         proto_record_hidden_for(oc->learner, viewer));
     }
 
     enc_cstr(&e, "state");

@@ -330,9 +330,10 @@ int proto_encode_ev_for(proto_buf *b, proto_str room, uint64_t seq,
                         const proto_event *ev, proto_viewer viewer);
 
 /* Snapshot of a room as one receiver may see it. The arrays are the caller's,
- * read during the call only. Answers and marks about other learners are sent
- * to a learner the way events are: answers without value, marks without
- * result and note (so a count of who has answered still works after a snapshot). */
+ * read during the call only. Answers, marks and outcomes about other learners
+ * are sent to a learner the way events are: answers without value, marks
+ * without result and note, outcomes without status and completion (so a count
+ * of who has answered still works after a snapshot). */
 typedef struct proto_task_info {
     proto_task_kind kind;
     proto_str text;
@@ -345,6 +346,10 @@ typedef struct proto_answer_rec { uint64_t learner; uint32_t task; proto_value v
 typedef struct proto_mark_rec {
     uint64_t learner; uint32_t task; proto_result result; bool has_note; proto_str note;
 } proto_mark_rec;
+/* A learner's last decision in the room, what the `approved` event said. */
+typedef struct proto_outcome_rec {
+    uint64_t learner; proto_status status; bool has_completion; uint64_t completion;
+} proto_outcome_rec;
 
 typedef struct proto_snapshot {
     proto_str room;
@@ -359,6 +364,8 @@ typedef struct proto_snapshot {
     const proto_answer_rec *answers;
     uint32_t n_marks;
     const proto_mark_rec *marks;
+    uint32_t n_outcomes;
+    const proto_outcome_rec *outcomes;
     bool closed;                         /* state "closed" rather than "open" */
 } proto_snapshot;
 

@@ -622,6 +622,26 @@ static msgpack_object *rec_fields(msgpack_unpacked *u, const redisReply *x, uint
 
 /* ---- snapshots ----------------------------------------------------------- */
 
+/* The outcomes hash of a snapshot reply (HGETALL: learner, stored outcome,
+ * ...) into out, which holds h->elements / 2; returns how many it wrote. */
+static uint32_t snapshot_outcomes(const redisReply *h, proto_outcome_rec *out) {
+  uint32_t n = 0;
+  for (size_t i = 0; i + 1 < h->elements; i += 2) {
+    const redisReply *k = h->element[i], *v = h->element[i + 1];
+    int st;
+    uint64_t done;
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+        rstore_outcome_parse(v->str, v->len, &st, &done) != 0 ||
+        st < PROTO_STATUS_APPROVED || st > PROTO_STATUS_REFUSED)
+      continue;
+    out[n++] = (proto_outcome_rec){.learner = strtoull(k->str, NULL, 10),
+                                   .status = (proto_status)st,
+                                   .has_completion = st == PROTO_STATUS_APPROVED,
+                                   .completion = done};
+  }
+  return n;
+}
+
 /* Builds and sends the snapshot in a script reply {"ok", seq, meta,
  * members, presence, answers, marks, outcomes} to one attachment. */
 static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
@@ -632,13 +652,14 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
   }
   redisReply *meta = rep->element[2], *mem = rep->element[3],
              *pres = rep->element[4], *ans = rep->element[5],
-             *marks = rep->element[6];
+             *marks = rep->element[6], *outs = rep->element[7];
   size_t nm = mem->elements / 2;
   proto_member *members = calloc(nm ? nm : 1, sizeof *members);
   proto_answer_rec *answers = calloc(ans->elements ? ans->elements : 1, sizeof *answers);
   proto_mark_rec *mrecs = calloc(marks->elements ? marks->elements : 1, sizeof *mrecs);
   msgpack_unpacked *ua = calloc(ans->elements + marks->elements + 1, sizeof *ua);
-  if (!members || !answers || !mrecs || !ua) goto out;
+  proto_outcome_rec *orecs = calloc(outs->elements / 2 + 1, sizeof *orecs);
+  if (!members || !answers || !mrecs || !ua || !orecs) goto out;
   for (size_t i = 0; i < nm; i++) {
     const char *id = mem->element[2 * i]->str;
     members[i].id = strtoull(id, NULL, 10);
@@ -684,6 +705,8 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
       .answers = answers,
       .n_marks = (uint32_t)nk,
       .marks = mrecs,
+      .n_outcomes = snapshot_outcomes(outs, orecs),
+      .outcomes = orecs,
       .closed = state && strcmp(state, "open") != 0,
   };
   proto_viewer v = {.user = (uint64_t)ws_user(a->s), .is_host = a->host != 0};
@@ -697,6 +720,7 @@ out:
   free(members);
   free(answers);
   free(mrecs);
+  free(orecs);
 }
 
 /* ---- event encoding helpers ---------------------------------------------- */
@@ -2161,7 +2185,7 @@ static void approve_committed(writer_job *job, void *arg) {
   rstore_cmd c;
   room_cmd(&c, r, "outcomes");
   proto_buf bufs[PROTO_MAX_DECISIONS][2];
-  char st[PROTO_MAX_DECISIONS][40];
+  char st[PROTO_MAX_DECISIONS][RSTORE_OUTCOME_MAX];
   uint32_t nb = 0;
   for (uint32_t i = 0; i < x->n; i++) {
     if (x->items[i].rc != 0 || x->items[i].forbidden) continue;
@@ -2171,8 +2195,7 @@ static void approve_committed(writer_job *job, void *arg) {
     ev.approved.has_completion = res[i].has_completion;
     ev.approved.completion = res[i].completion;
     encode_bodies(&ev, &bufs[nb][0], &bufs[nb][1]);
-    snprintf(st[nb], sizeof st[nb], "%d:%llu", (int)res[i].status,
-             (unsigned long long)res[i].completion);
+    rstore_outcome_format(st[nb], sizeof st[nb], (int)res[i].status, res[i].completion);
     if (res[i].status == PROTO_STATUS_APPROVED && rconn_up(L.d->redis))
       rconn_command(L.d->redis, NULL, NULL, "HDEL otj:inv:%lld %s",
                     (long long)x->items[i].learner, r->id);

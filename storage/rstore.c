@@ -98,6 +98,26 @@ void rstore_cmd_room(rstore_cmd *c, const char *sha, const rstore_keys *k,
   rstore_cmd_int(c, stale_ms);
 }
 
+void rstore_outcome_format(char *out, size_t cap, int status, uint64_t completion) {
+  snprintf(out, cap, "%d:%" PRIu64, status, completion);
+}
+
+int rstore_outcome_parse(const char *s, size_t len, int *status, uint64_t *completion) {
+  char buf[RSTORE_OUTCOME_MAX], *end;
+  if (!s || len == 0 || len >= sizeof buf) return -1;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  long st = strtol(buf, &end, 10);
+  if (end == buf || *end != ':' || st < 0 || st > 255) return -1;
+  const char *c = end + 1;
+  if (*c < '0' || *c > '9') return -1;
+  unsigned long long done = strtoull(c, &end, 10);
+  if (*end != '\0') return -1;
+  *status = (int)st;
+  *completion = (uint64_t)done;
+  return 0;
+}
+
 void rstore_code_key(const char *code, char *out, size_t cap) {
   snprintf(out, cap, "otj:code:%s", code);
 }

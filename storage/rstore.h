@@ -56,6 +56,15 @@ void rstore_cmd_room(rstore_cmd *c, const char *sha, const rstore_keys *k,
                      const char *op, int64_t now_ms, uint32_t ttl_s, int sharded,
                      const char *instance, uint32_t stale_ms, uint32_t log_keep);
 
+/* A learner's outcome as room.lua's outcomes hash keeps it:
+ * "<status>:<completion>", status a proto_status number, completion 0 when
+ * there is none. rstore_outcome_format writes it into out (at least
+ * RSTORE_OUTCOME_MAX bytes); rstore_outcome_parse reads one of `len` bytes and
+ * returns 0, or -1 when it is not such a value. */
+#define RSTORE_OUTCOME_MAX 40
+void rstore_outcome_format(char *out, size_t cap, int status, uint64_t completion);
+int rstore_outcome_parse(const char *s, size_t len, int *status, uint64_t *completion);
+
 /* "otj:code:<code>" into out. */
 void rstore_code_key(const char *code, char *out, size_t cap);
 

@@ -1641,6 +1641,10 @@ static void test_encode_snapshot(void **state)
         { 5, 1, PROTO_RESULT_PASS, false, { NULL, 0 } },
         { 6, 1, PROTO_RESULT_FAIL, true, proto_s("Skipped soap.") },
     };
+    const proto_outcome_rec outcomes[] = {
+        { 5, PROTO_STATUS_APPROVED, true, 5012 },
+        { 6, PROTO_STATUS_NOT_APPROVED, false, 0 },
+    };
     proto_snapshot s = {
         .room = proto_s("room-1"), .seq = 17, .code = proto_s("K7Q2"),
         .module = { 3, proto_s("Hand hygiene"), 2, tasks },
@@ -1648,6 +1652,7 @@ static void test_encode_snapshot(void **state)
         .n_learners = 2, .learners = learners,
         .n_answers = 2, .answers = answers,
         .n_marks = 2, .marks = marks,
+        .n_outcomes = 2, .outcomes = outcomes,
         .closed = false,
     };
     proto_buf b;
@@ -1657,7 +1662,7 @@ static void test_encode_snapshot(void **state)
     /* as the host: everything */
     assert_int_equal(proto_encode_snapshot(&b, (proto_rid){ true, 2 }, &s, (proto_viewer){ 1, true }), 0);
     const msgpack_object *o = unpack_one(&b, &u);
-    assert_int_equal(o->via.map.size, 12);
+    assert_int_equal(o->via.map.size, 13);
     expect_str(o, "t", "snapshot");
     expect_u(o, "rid", 2);
     expect_str(o, "room", "room-1");
@@ -1694,6 +1699,14 @@ static void test_encode_snapshot(void **state)
     expect_absent(&ms->via.array.ptr[0], "note");
     expect_str(&ms->via.array.ptr[1], "result", "fail");
     expect_str(&ms->via.array.ptr[1], "note", "Skipped soap.");
+    const msgpack_object *oc = expect_array(o, "outcomes", 2);
+    assert_int_equal(oc->via.array.ptr[0].via.map.size, 3);
+    expect_u(&oc->via.array.ptr[0], "learner", 5);
+    expect_str(&oc->via.array.ptr[0], "status", "approved");
+    expect_u(&oc->via.array.ptr[0], "completion", 5012);
+    assert_int_equal(oc->via.array.ptr[1].via.map.size, 2);
+    expect_u(&oc->via.array.ptr[1], "learner", 6);
+    expect_str(&oc->via.array.ptr[1], "status", "not_approved");
     msgpack_unpacked_destroy(&u);
 
     /* as learner 5: own records whole, learner 6's stripped */
@@ -1701,7 +1714,7 @@ static void test_encode_snapshot(void **state)
     proto_buf_clear(&b);
     assert_int_equal(proto_encode_snapshot(&b, PROTO_NO_RID, &s, (proto_viewer){ 5, false }), 0);
     o = unpack_one(&b, &u);
-    assert_int_equal(o->via.map.size, 11);
+    assert_int_equal(o->via.map.size, 12);
     expect_absent(o, "rid");
     expect_str(o, "state", "closed");
     as = expect_array(o, "answers", 2);
@@ -1715,6 +1728,11 @@ static void test_encode_snapshot(void **state)
     expect_u(&ms->via.array.ptr[1], "learner", 6);
     expect_absent(&ms->via.array.ptr[1], "result");
     expect_absent(&ms->via.array.ptr[1], "note");
+    oc = expect_array(o, "outcomes", 2);
+    expect_str(&oc->via.array.ptr[0], "status", "approved");
+    expect_u(&oc->via.array.ptr[0], "completion", 5012);
+    assert_int_equal(oc->via.array.ptr[1].via.map.size, 1);
+    expect_u(&oc->via.array.ptr[1], "learner", 6);
     msgpack_unpacked_destroy(&u);
 
     /* an empty room encodes with empty arrays */
@@ -1726,6 +1744,7 @@ static void test_encode_snapshot(void **state)
     expect_array(o, "learners", 0);
     expect_array(o, "answers", 0);
     expect_array(o, "marks", 0);
+    expect_array(o, "outcomes", 0);
     expect_str(o, "code", "");
     msgpack_unpacked_destroy(&u);
     proto_buf_free(&b);

@@ -48,8 +48,8 @@ export class Room {
     for (const a of s.answers || []) this.answers.set(key(a.learner, a.task), { ...a, hasValue: 'value' in a });
     this.marks = new Map();
     for (const m of s.marks || []) this.marks.set(key(m.learner, m.task), { ...m, hidden: !('result' in m) });
-    this.approvals = this.approvals || new Map();
-    if (s.approvals) for (const a of s.approvals) this.approvals.set(a.learner, a);
+    this.approvals = new Map();
+    for (const o of s.outcomes || []) this.approvals.set(o.learner, { ...o, hidden: !('status' in o) });
     this.state = s.state || 'open';
   }
 
