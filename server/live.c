@@ -120,6 +120,8 @@ struct lroom {
   int meta_known;
   int64_t host, module;
   uint32_t ntasks;
+  int digest_known; /* the room's record has the digest (rooms opened before it do not) */
+  uint64_t digest;  /* its module's tasks as the room opened with them */
   char code[PROTO_MAX_CODE + 1];
   char host_name[128];
   room_module *mod;
@@ -580,6 +582,10 @@ static void meta_from(lroom *r, const redisReply *pairs) {
     if (!strcmp(k, "host")) r->host = strtoll(v, NULL, 10);
     else if (!strcmp(k, "module")) r->module = strtoll(v, NULL, 10);
     else if (!strcmp(k, "ntasks")) r->ntasks = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(k, "digest")) {
+      r->digest = (uint64_t)strtoll(v, NULL, 10); /* written as an int64 */
+      r->digest_known = 1;
+    }
     else if (!strcmp(k, "code")) snprintf(r->code, sizeof r->code, "%s", v);
   }
   if (r->host && !r->meta_known) {
@@ -1522,6 +1528,7 @@ typedef struct open_ctx {
   char code[8];
   int64_t module;
   uint32_t ntasks;
+  uint64_t digest; /* of its tasks */
   char title[128];
   uint32_t n;
   int64_t ids[PROTO_MAX_LEARNERS];
@@ -1626,6 +1633,7 @@ static void open_code_reply(redisAsyncContext *ac, void *reply, void *priv) {
   rstore_cmd_int(&c, x->module);
   rstore_cmd_str(&c, x->code);
   rstore_cmd_int(&c, x->ntasks);
+  rstore_cmd_int(&c, (int64_t)x->digest);
   for (uint32_t i = 0; i < x->n; i++) {
     rstore_cmd_int(&c, x->ids[i]);
     rstore_cmd_str(&c, x->names[i]);
@@ -1703,6 +1711,7 @@ static void handle_open(ws_sess *s, const proto_msg *m) {
   }
   x->module = mod.id;
   x->ntasks = x->mod->n_tasks;
+  x->digest = x->mod->digest;
   snprintf(x->title, sizeof x->title, "%s", mod.title);
   for (uint32_t i = 0; i < m->open.n_learners; i++) {
     int64_t id = (int64_t)m->open.learners[i];
@@ -2127,6 +2136,12 @@ static void refuse_changed_tasks(ws_sess *s, proto_rid rid, const lroom *r) {
   ws_send_err(s, rid, PROTO_CONFLICT, msg);
 }
 
+/* The fingerprint of the tasks the room opened with, as its record keeps it
+ * (a room recorded without one: the tasks this instance loaded). */
+static uint64_t room_digest(const lroom *r) {
+  return r->digest_known ? r->digest : r->mod->digest;
+}
+
 /* 1 when the writer refused a decision because the module's tasks changed. */
 static int tasks_changed(const approve_ctx *x) {
   for (uint32_t i = 0; i < x->n; i++)
@@ -2281,7 +2296,7 @@ static void approve_read(op *o, redisReply *rep) {
     it->now = now;
     it->room = r->id;
     it->check_tasks = 1; /* the writer compares them with the module's, R9 */
-    it->tasks_digest = r->mod->digest;
+    it->tasks_digest = room_digest(r);
     if (member->type != REDIS_REPLY_INTEGER || member->integer != 1) {
       it->outcome = STORE_REFUSED;
       it->reason = "That learner is not in this room.";
@@ -2327,7 +2342,8 @@ static void handle_approve(ws_sess *s, const proto_msg *m) {
   proto_rid rid = proto_rid_of(m);
   attach *a = member_of(s, rid, m->approve.room, 1);
   if (!a) return;
-  if (a->r->ntasks && a->r->ntasks != a->r->mod->n_tasks) {
+  if ((a->r->ntasks && a->r->ntasks != a->r->mod->n_tasks) ||
+      room_digest(a->r) != a->r->mod->digest) {
     /* this instance read the module after it was edited */
     refuse_changed_tasks(s, rid, a->r);
     return;

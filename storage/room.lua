@@ -1,7 +1,9 @@
 -- room.lua: every mutation of a live OTJ room, atomic inside Redis.
 --
 -- A room's keys share one hash tag, so the whole room lives on one shard:
---   KEYS[1] meta      hash  host, module, code, task, ntasks, state, seq, opened
+--   KEYS[1] meta      hash  host, module, code, task, ntasks, digest, state,
+--                           seq, opened (digest: the fingerprint of the
+--                           module's tasks as the room opened with them)
 --   KEYS[2] members   hash  learner id -> display name (the room's learners)
 --   KEYS[3] log       list  the last ARGV[6] events, oldest first
 --   KEYS[4] answers   hash  "learner:task" -> answer record (msgpack, made by otjd)
@@ -125,13 +127,14 @@ local function must_be_open()
 end
 
 if op == 'open' then
-  -- host, module, code, ntasks, then learner id / name pairs
+  -- host, module, code, ntasks, digest, then learner id / name pairs
   if redis.call('EXISTS', META) == 1 then
     return {'err', 'conflict', 'A room with this id exists.'}
   end
   redis.call('HSET', META, 'host', ARGV[9], 'module', ARGV[10], 'code', ARGV[11],
-    'ntasks', ARGV[12], 'task', 0, 'state', 'open', 'seq', 0, 'opened', ARGV[2])
-  for i = 13, #ARGV, 2 do
+    'ntasks', ARGV[12], 'digest', ARGV[13], 'task', 0, 'state', 'open', 'seq', 0,
+    'opened', ARGV[2])
+  for i = 14, #ARGV, 2 do
     redis.call('HSET', MEMBERS, ARGV[i], ARGV[i + 1])
   end
   touch()

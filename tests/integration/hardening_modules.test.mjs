@@ -5,7 +5,8 @@
 //     imported; a room never truncates a module that does not fit, it
 //     refuses to open it;
 //   * an approval is refused when the room's tasks are not the module's any
-//     more (the module was edited while the room was open): no completion;
+//     more (the module was edited while the room was open): no completion,
+//     also on an instance that rebuilt its copy of the room after the edit;
 //   * the CSV export neutralises cells a spreadsheet would run as a formula;
 //   * POST /api/modules/{id}/complete answers 404 (like GET) to a user who
 //     cannot see the module, without its title.
@@ -249,6 +250,82 @@ test('an unedited module approves as before', async () => {
     assert.equal(completions(srv, leaId, HH), 1);
     rita.close();
     lea.close();
+  });
+});
+
+// Two instances on one Redis and one database: A opens the room, B never
+// held it and builds its copy of the room from what Redis and SQLite say.
+async function withTwoServers(fn) {
+  const A = await startOtjd({ redis: redis.addr });
+  let B;
+  try {
+    B = await startOtjd({ redis: redis.addr, dataDir: A.dataDir, demo: false });
+    await fn(A, B);
+  } finally {
+    if (B) await B.stopClean();
+    await A.stopClean();
+    A.cleanup();
+  }
+}
+
+// rita opens a Hand hygiene room for lea on A, lea joins and answers, rita
+// passes tasks 1 and 2; then `between` runs (the admin's edit, or nothing),
+// rita's connection moves to B, she passes task 3 there and approves.
+async function approveOnOtherInstance(A, B, between) {
+  const HH = sqlOn(A, "SELECT id FROM modules WHERE title='Hand hygiene'")[0].id;
+  const leaId = sqlOn(A, "SELECT id FROM users WHERE login='lea'")[0].id;
+  const ritaA = await connectAs(A, 'rita');
+  const lea = await connectAs(A, 'lea');
+  const snap = await ask(ritaA, { t: 'open', module: HH, learners: [leaId] });
+  assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
+  const room = snap.room;
+  assert.equal((await ask(lea, { t: 'join', code: snap.code })).t, 'snapshot');
+  assert.equal((await ask(lea, { t: 'answer', room, task: 0, value: 1, key: 'k0' })).t, 'ack');
+  for (const task of [1, 2]) {
+    assert.equal((await ask(ritaA, { t: 'step', room, task })).t, 'ok');
+    const r = await ask(ritaA, { t: 'mark', room, learner: leaId, task, result: 'pass' });
+    assert.equal(r.t, 'ok', JSON.stringify(r));
+  }
+  await between(HH);
+  await ritaA.close();
+
+  const ritaB = await connectAs(B, 'rita');
+  const again = await ask(ritaB, { t: 'join', room });
+  assert.equal(again.t, 'snapshot', JSON.stringify(again));
+  assert.equal((await ask(ritaB, { t: 'step', room, task: 3 })).t, 'ok');
+  const m = await ask(ritaB, { t: 'mark', room, learner: leaId, task: 3, result: 'pass' });
+  assert.equal(m.t, 'ok', JSON.stringify(m));
+  const res = await ask(ritaB, { t: 'approve', room, decisions: [{ learner: leaId, approved: true }] });
+  ritaB.close();
+  lea.close();
+  return { res, HH, leaId };
+}
+
+test('a task reworded while the room is open is caught on an instance that rebuilt the room', async () => {
+  await withTwoServers(async (A, B) => {
+    const { res, HH, leaId } = await approveOnOtherInstance(A, B, async (HH) => {
+      const hand = (await call(A, 'admin', 'GET', `/api/admin/modules/${HH}`)).body;
+      const tasks = hand.tasks.map((t) => ({ ...t }));
+      tasks[3] = { kind: 'observe', text: 'Dries the hands with a fresh towel' };
+      const edited = await call(A, 'admin', 'PATCH', `/api/admin/modules/${HH}`, { tasks });
+      assert.equal(edited.status, 200, edited.text);
+      assert.equal(edited.body.tasks.length, hand.tasks.length, 'the same number of tasks');
+    });
+    assert.equal(res.t, 'err', `the approval must be refused: ${JSON.stringify(res)}`);
+    assert.equal(res.code, 'conflict');
+    assert.match(res.msg, /changed/);
+    assert.equal(completions(A, leaId, HH), 0, 'no completion was written');
+    assert.equal(sqlOn(A, "SELECT count(*) AS n FROM audit WHERE action='otj.approved'")[0].n, 0);
+  });
+});
+
+test('an unedited module approves on an instance that rebuilt the room', async () => {
+  await withTwoServers(async (A, B) => {
+    const { res, HH, leaId } = await approveOnOtherInstance(A, B, async () => {});
+    assert.equal(res.t, 'approved', JSON.stringify(res));
+    assert.equal(res.results[0].status, 'approved', JSON.stringify(res));
+    assert.ok(res.results[0].completion > 0);
+    assert.equal(completions(A, leaId, HH), 1);
   });
 });
 
