@@ -129,7 +129,7 @@ static void on_psub_state(void *ud, int up) {
 }
 
 void live_redis_state(otjd *d, int up) {
-  (void)d;
+  OTJ_ASSERT(d == L.d); /* one live state per server, started */
   L.up = up;
   if (up) {
     L.sha_ok = 0;
@@ -177,7 +177,7 @@ int live_init(otjd *d) {
 }
 
 void live_fini(otjd *d) {
-  (void)d;
+  OTJ_ASSERT(!L.d || d == L.d); /* main stops us even when we never started */
   live_approve_stop();
   psub_destroy(L.ps);
   L.ps = NULL;
@@ -191,7 +191,7 @@ void live_fini(otjd *d) {
 }
 
 void live_free(otjd *d) {
-  (void)d;
+  OTJ_ASSERT(!L.d || d == L.d);
   for (size_t i = 0; i < LIVE_BUCKETS; i++) {
     for (lroom *r = L.tab[i], *n; r; r = n) {
       n = r->hnext;

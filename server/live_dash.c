@@ -87,12 +87,12 @@ void dash_token_msg(uint8_t *m, const char *instance, const unsigned char digest
   memcpy(m + 1 + LIVE_INSTANCE_LEN, digest, 32);
 }
 
-static void publish_dash(const void *data, size_t len) {
-  if (!rconn_up(L.d->redis)) return;
+static void publish_dash(otjd *d, const void *data, size_t len) {
+  if (!rconn_up(d->redis)) return;
   const char *argv[3] = {psub_sharded(L.ps) ? "SPUBLISH" : "PUBLISH",
                          RSTORE_DASH_CHANNEL, data};
   size_t lens[3] = {strlen(argv[0]), strlen(RSTORE_DASH_CHANNEL), len};
-  rconn_command_argv(L.d->redis, NULL, NULL, 3, argv, lens);
+  rconn_command_argv(d->redis, NULL, NULL, 3, argv, lens);
 }
 
 /* ---- pending counts ---------------------------------------------------------- */
@@ -262,9 +262,8 @@ void dash_schedule(void) {
 }
 
 void live_pending_changed(otjd *d) {
-  (void)d;
   uint8_t m = DASH_PENDING;
-  publish_dash(&m, 1);
+  publish_dash(d, &m, 1);
 }
 
 int dash_start(otjd *d) {
@@ -291,7 +290,7 @@ void dash_invite(int64_t user, const char *room, const char *code, int64_t modul
                           proto_s(title), (uint64_t)host, proto_s(host_name)) == 0) {
     uint8_t *p = proto_buf_bytes(&b) - DASH_INVITE_HEAD;
     dash_invite_head(p, user);
-    publish_dash(p, proto_buf_size(&b) + DASH_INVITE_HEAD);
+    publish_dash(L.d, p, proto_buf_size(&b) + DASH_INVITE_HEAD);
     /* kept for the learner's later connections, until the room ends */
     if (rconn_up(L.d->redis)) {
       char key[64], ttl[16];
@@ -388,28 +387,26 @@ void live_session_ready(ws_sess *s) {
 #define LIVE_REASON_DEACTIVATED "account deactivated: ask an administrator"
 #define LIVE_REASON_LOGOUT "logged out: log in again"
 
-static void user_change_apply(int64_t user, char kind) {
+static void user_change_apply(otjd *d, int64_t user, char kind) {
   if (kind == 'D')
-    ws_close_user(L.d, user, WS_CLOSE_SESSION_ENDED, LIVE_REASON_DEACTIVATED);
+    ws_close_user(d, user, WS_CLOSE_SESSION_ENDED, LIVE_REASON_DEACTIVATED);
   else
-    ws_close_user(L.d, user, WS_CLOSE_RIGHTS_CHANGED, LIVE_REASON_RIGHTS);
+    ws_close_user(d, user, WS_CLOSE_RIGHTS_CHANGED, LIVE_REASON_RIGHTS);
 }
 
 void live_user_changed(otjd *d, int64_t user, int deactivated) {
-  (void)d;
   char kind = deactivated ? 'D' : 'R';
-  user_change_apply(user, kind);
+  user_change_apply(d, user, kind);
   uint8_t m[DASH_USER_LEN];
   dash_user_msg(m, L.instance, user, kind);
-  publish_dash(m, sizeof m);
+  publish_dash(d, m, sizeof m);
 }
 
 void live_token_ended(otjd *d, const unsigned char digest[32]) {
-  (void)d;
-  ws_close_token(L.d, digest, WS_CLOSE_SESSION_ENDED, LIVE_REASON_LOGOUT);
+  ws_close_token(d, digest, WS_CLOSE_SESSION_ENDED, LIVE_REASON_LOGOUT);
   uint8_t m[DASH_TOKEN_LEN];
   dash_token_msg(m, L.instance, digest);
-  publish_dash(m, sizeof m);
+  publish_dash(d, m, sizeof m);
 }
 
 /* ---- a message on the channel ----------------------------------------------------- */
@@ -432,7 +429,7 @@ void dash_on_message(const char *data, size_t len) {
     break;
   }
   case DASH_USER:
-    if (!ours) user_change_apply(m.user, m.kind);
+    if (!ours) user_change_apply(L.d, m.user, m.kind);
     break;
   case DASH_TOKEN:
     if (!ours) ws_close_token(L.d, m.frame, WS_CLOSE_SESSION_ENDED, LIVE_REASON_LOGOUT);
