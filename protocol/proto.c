@@ -1193,6 +1193,14 @@ int proto_encode_approved(proto_buf *b, proto_rid rid, const proto_approval_resu
 
 /* --- visibility --------------------------------------------------------- */
 
+/* The visibility rule, in one place: what a learner may see of another
+ * learner's record (answer value, mark result and note, approval status).
+ * Who else relies on it: proto_event_hidden_for and the snapshot encoder
+ * below; the server's delivery (server/live_room.c, hidden_for), which
+ * applies it to a stored event's `subject`; the server's event encoding
+ * (server/live_op.c, live_event), which stores a redacted body exactly when
+ * proto_event_hidden_for says some viewer needs one; and storage/room.lua,
+ * whose emit records that subject with each event. */
 bool proto_record_hidden_for(uint64_t learner, proto_viewer viewer)
 {
     return !viewer.is_host && viewer.user != learner;

@@ -11,6 +11,9 @@
  * whole and redacted, and framed once per variant per instance: fan-out
  * copies bytes, it never re-encodes. Approvals go through the writer thread
  * (group commit) and are acknowledged only after the commit.
+ *
+ * This header is the whole outside of live rooms; the inside is split by
+ * subsystem into live.c and live_*.c, listed in live_int.h.
  */
 #ifndef OTJ_LIVE_H
 #define OTJ_LIVE_H

@@ -1,8 +1,8 @@
 /*
  * room — the rules of a live room that need neither Redis nor sockets:
- * what a module's tasks are, which answer fits a task, whether a learner
- * may be approved (R8, R9). live.c asks these questions; the tests ask them
- * directly.
+ * what a module's tasks are, which answer fits a task, who may be in a
+ * room (R7) and whether a learner may be approved (R8, R9). The live_*.c
+ * files ask these questions; the tests ask them directly.
  */
 #ifndef OTJ_ROOM_H
 #define OTJ_ROOM_H
@@ -41,6 +41,14 @@ typedef struct room_module {
  * module short), or another negative code. Free with room_module_free. */
 int room_module_load(store *db, int64_t id, room_module **out);
 void room_module_free(room_module *m);
+
+/* R7: may `learner` be in a room of `host` for `module`? 1 when the
+ * learner is within the host's reach (R1) and waiting for that module's OTJ
+ * (R6); 0 when not, or when the store cannot say. The one home of this
+ * rule: opening a room with learners, a learner joining who is not a member
+ * yet, and a host adding a learner all ask it (server/live_join.c,
+ * live_act.c); the writer asks "still waiting" again at approval. */
+int room_may_join(store *db, int64_t host, int64_t learner, int64_t module);
 
 /* A mark's result for one task of one learner. */
 typedef enum room_mark { ROOM_UNMARKED = 0, ROOM_PASS = 1, ROOM_FAIL = 2 } room_mark;

@@ -52,7 +52,7 @@ struct ws_sess {
   int responsible;
   unsigned char token_digest[AUTH_TOKEN_HASH_LEN]; /* of the session it said hello with */
   ws_ref *ref;       /* for replies that arrive after a Redis round trip */
-  void *live;        /* live.c's attachments of this session */
+  void *live;        /* live rooms' attachments of this session (live_room.c) */
   char *name;         /* display name, after hello (malloc'd) */
   char *cookie_token; /* session cookie of the upgrade, until hello (malloc'd) */
 

@@ -16,7 +16,9 @@
 -- ARGV[1] op, ARGV[2] now (ms), ARGV[3] idle ttl (s), ARGV[4] channel,
 -- ARGV[5] "1" for sharded pub/sub, ARGV[6] events kept in the log,
 -- ARGV[7] the calling otjd instance, ARGV[8] presence staleness (ms); the
--- op's own arguments follow from ARGV[9].
+-- op's own arguments follow from ARGV[9]. The C side of every layout here
+-- (key names, the common ARGV, each op's arguments) is storage/rstore.c,
+-- one function per op: change the two together.
 --
 -- Presence is per person and per instance: a person is online while some
 -- instance holds a connection of theirs and keeps beating for it. An
@@ -42,6 +44,10 @@ local IKEYS_KEPT = 8
 local META, MEMBERS, LOG, ANSWERS, MARKS, IKEYS, PRESENCE, OUTCOMES =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
+-- `subject` is the learner the event is about: otjd's visibility rule
+-- (protocol/proto.c, proto_record_hidden_for) sends `redacted` to every
+-- learner but the subject, and `whole` to the subject and the host
+-- (server/live_room.c). The script never decides visibility itself.
 local function emit(subject, whole, redacted)
   local seq = redis.call('HINCRBY', META, 'seq', 1)
   local msg = cmsgpack.pack({seq, tonumber(subject), whole, redacted})

@@ -1,5 +1,7 @@
 /*
- * rstore — room keys, the embedded room script, command lines (rstore.h).
+ * rstore — room keys, the embedded room script, and the argument layout of
+ * every room.lua op (rstore.h). Each op's function below mirrors the comment
+ * of its branch in room.lua; change both together.
  */
 #include "rstore.h"
 
@@ -21,6 +23,8 @@ const char *rstore_script(size_t *len) {
 void rstore_cmd_init(rstore_cmd *c) { memset(c, 0, sizeof *c); }
 
 void rstore_cmd_free(rstore_cmd *c) {
+  for (int i = 0; i < c->ncopies; i++) free(c->copies[i]);
+  free(c->copies);
   free(c->argv);
   free(c->len);
   free(c->numbuf);
@@ -74,28 +78,176 @@ void rstore_cmd_int(rstore_cmd *c, int64_t v) {
   rstore_cmd_arg(c, p, (size_t)n);
 }
 
+void rstore_cmd_copy(rstore_cmd *c, const void *p, size_t len) {
+  if (c->failed) return;
+  if (c->ncopies == c->copycap) {
+    int cap = c->copycap ? c->copycap * 2 : 8;
+    void **a = realloc(c->copies, (size_t)cap * sizeof *a);
+    if (!a) {
+      c->failed = 1;
+      return;
+    }
+    c->copies = a;
+    c->copycap = cap;
+  }
+  void *q = malloc(len ? len : 1);
+  if (!q) {
+    c->failed = 1;
+    return;
+  }
+  if (len) memcpy(q, p, len);
+  c->copies[c->ncopies++] = q;
+  rstore_cmd_arg(c, q, len);
+}
+
 void rstore_room_keys(const char *room, rstore_keys *k) {
   for (int i = 0; i < RSTORE_NKEYS; i++)
     snprintf(k->key[i], sizeof k->key[i], "otj:r:{%s}:%s", room, parts[i]);
   snprintf(k->chan, sizeof k->chan, "otj:r:{%s}", room);
 }
 
-void rstore_cmd_room(rstore_cmd *c, const char *sha, const rstore_keys *k,
-                     const char *op, int64_t now_ms, uint32_t ttl_s,
-                     int sharded, const char *instance, uint32_t stale_ms,
-                     uint32_t log_keep) {
+/* EVALSHA <sha> 8 <keys> <op> and room.lua's ARGV[2..8]. */
+static void cmd_room(rstore_cmd *c, const rstore_call *x, const char *op) {
+  rstore_cmd_init(c);
   rstore_cmd_str(c, "EVALSHA");
-  rstore_cmd_str(c, sha);
+  rstore_cmd_str(c, x->sha);
   rstore_cmd_int(c, RSTORE_NKEYS);
-  for (int i = 0; i < RSTORE_NKEYS; i++) rstore_cmd_str(c, k->key[i]);
+  for (int i = 0; i < RSTORE_NKEYS; i++) rstore_cmd_str(c, x->keys->key[i]);
   rstore_cmd_str(c, op);
-  rstore_cmd_int(c, now_ms);
-  rstore_cmd_int(c, ttl_s);
-  rstore_cmd_str(c, k->chan);
-  rstore_cmd_str(c, sharded ? "1" : "0");
-  rstore_cmd_int(c, log_keep ? log_keep : RSTORE_LOG_KEEP);
-  rstore_cmd_str(c, instance);
-  rstore_cmd_int(c, stale_ms);
+  rstore_cmd_int(c, x->now_ms);
+  rstore_cmd_int(c, x->ttl_s);
+  rstore_cmd_str(c, x->keys->chan);
+  rstore_cmd_str(c, x->sharded ? "1" : "0");
+  rstore_cmd_int(c, x->log_keep ? x->log_keep : RSTORE_LOG_KEEP);
+  rstore_cmd_str(c, x->instance);
+  rstore_cmd_int(c, x->stale_ms);
+}
+
+/* NULL bytes (the caller ran out of memory making them) fail the command. */
+static void cmd_bytes(rstore_cmd *c, rstore_bytes b) {
+  if (!b.p) c->failed = 1;
+  else rstore_cmd_copy(c, b.p, b.len);
+}
+
+static void cmd_event(rstore_cmd *c, rstore_event e, int with_redacted) {
+  cmd_bytes(c, e.whole);
+  if (with_redacted) cmd_bytes(c, e.redacted);
+}
+
+void rstore_open(rstore_cmd *c, const rstore_call *x, int64_t host, int64_t module,
+                 const char *code, uint32_t ntasks, uint64_t digest,
+                 const rstore_member *learners, uint32_t n) {
+  cmd_room(c, x, "open");
+  rstore_cmd_int(c, host);
+  rstore_cmd_int(c, module);
+  rstore_cmd_str(c, code);
+  rstore_cmd_int(c, ntasks);
+  rstore_cmd_int(c, (int64_t)digest); /* kept as a signed int64 */
+  for (uint32_t i = 0; i < n; i++) {
+    rstore_cmd_int(c, learners[i].id);
+    rstore_cmd_str(c, learners[i].name);
+  }
+}
+
+void rstore_meta(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "meta"); }
+
+void rstore_snapshot(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "snapshot"); }
+
+void rstore_join(rstore_cmd *c, const rstore_call *x, int64_t user, int is_host,
+                 int may_add, const char *name, rstore_event added,
+                 rstore_event joined, uint32_t max_learners) {
+  cmd_room(c, x, "join");
+  rstore_cmd_int(c, user);
+  rstore_cmd_str(c, is_host ? "host" : "learner");
+  rstore_cmd_str(c, may_add ? "1" : "0");
+  rstore_cmd_str(c, name);
+  cmd_event(c, added, 0);
+  cmd_event(c, joined, 0);
+  rstore_cmd_int(c, max_learners);
+}
+
+void rstore_leave(rstore_cmd *c, const rstore_call *x, int64_t user, rstore_event left) {
+  cmd_room(c, x, "leave");
+  rstore_cmd_int(c, user);
+  cmd_event(c, left, 0);
+}
+
+void rstore_add(rstore_cmd *c, const rstore_call *x, int64_t learner, const char *name,
+                rstore_event added, uint32_t max_learners) {
+  cmd_room(c, x, "add");
+  rstore_cmd_int(c, learner);
+  rstore_cmd_str(c, name);
+  cmd_event(c, added, 0);
+  rstore_cmd_int(c, max_learners);
+}
+
+void rstore_remove(rstore_cmd *c, const rstore_call *x, int64_t learner,
+                   rstore_event removed) {
+  cmd_room(c, x, "remove");
+  rstore_cmd_int(c, learner);
+  cmd_event(c, removed, 0);
+}
+
+void rstore_step(rstore_cmd *c, const rstore_call *x, uint32_t task, rstore_event step) {
+  cmd_room(c, x, "step");
+  rstore_cmd_int(c, task);
+  cmd_event(c, step, 0);
+}
+
+void rstore_answer(rstore_cmd *c, const rstore_call *x, int64_t by, int64_t learner,
+                   uint32_t task, rstore_bytes key, rstore_bytes record,
+                   rstore_event answer, int current_only) {
+  cmd_room(c, x, "answer");
+  rstore_cmd_int(c, by);
+  rstore_cmd_int(c, learner);
+  rstore_cmd_int(c, task);
+  cmd_bytes(c, key);
+  cmd_bytes(c, record);
+  cmd_event(c, answer, 1);
+  rstore_cmd_str(c, current_only ? "1" : "0");
+}
+
+void rstore_mark(rstore_cmd *c, const rstore_call *x, int64_t learner, uint32_t task,
+                 rstore_bytes record, rstore_event mark) {
+  cmd_room(c, x, "mark");
+  rstore_cmd_int(c, learner);
+  rstore_cmd_int(c, task);
+  cmd_bytes(c, record);
+  cmd_event(c, mark, 1);
+}
+
+void rstore_outcomes_start(rstore_cmd *c, const rstore_call *x) {
+  cmd_room(c, x, "outcomes");
+}
+
+void rstore_outcome(rstore_cmd *c, int64_t learner, int status, int64_t completion,
+                    rstore_event approved) {
+  char st[RSTORE_OUTCOME_MAX];
+  rstore_outcome_format(st, sizeof st, status, (uint64_t)completion);
+  rstore_cmd_int(c, learner);
+  rstore_cmd_copy(c, st, strlen(st));
+  cmd_event(c, approved, 1);
+}
+
+void rstore_close(rstore_cmd *c, const rstore_call *x, rstore_event closed) {
+  cmd_room(c, x, "close");
+  cmd_event(c, closed, 0);
+}
+
+void rstore_records(rstore_cmd *c, const rstore_call *x, uint32_t ntasks,
+                    const int64_t *learners, uint32_t n) {
+  cmd_room(c, x, "records");
+  rstore_cmd_int(c, ntasks);
+  for (uint32_t i = 0; i < n; i++) rstore_cmd_int(c, learners[i]);
+}
+
+void rstore_beat_start(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "beat"); }
+
+void rstore_beat_user(rstore_cmd *c, int64_t user) { rstore_cmd_int(c, user); }
+
+void rstore_sync(rstore_cmd *c, const rstore_call *x, uint64_t since) {
+  cmd_room(c, x, "sync");
+  rstore_cmd_int(c, (int64_t)since);
 }
 
 void rstore_outcome_format(char *out, size_t cap, int status, uint64_t completion) {
@@ -120,6 +272,10 @@ int rstore_outcome_parse(const char *s, size_t len, int *status, uint64_t *compl
 
 void rstore_code_key(const char *code, char *out, size_t cap) {
   snprintf(out, cap, "otj:code:%s", code);
+}
+
+void rstore_invites_key(int64_t user, char *out, size_t cap) {
+  snprintf(out, cap, "otj:inv:%lld", (long long)user);
 }
 
 int rstore_room_of_channel(const char *chan, size_t len, char *room, size_t cap) {

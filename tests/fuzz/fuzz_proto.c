@@ -261,7 +261,7 @@ static void encode_server(const proto_msg *m) {
     ev.answer.by = 2;
     ONE(proto_encode_ev(&b, m->answer.room, 7, &ev, false));
     ONE(proto_encode_ev(&b, m->answer.room, 7, &ev, true));
-    ev.answer.value.kind = PROTO_VALUE_RAW; /* relayed verbatim, as live.c does */
+    ev.answer.value.kind = PROTO_VALUE_RAW; /* relayed verbatim, as live_act.c does */
     ONE(proto_encode_ev(&b, m->answer.room, 8, &ev, false));
     ONE(proto_encode_ack(&b, rid, m->answer.key, 9));
     break;
