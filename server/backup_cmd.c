@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 
 #include "backup.h"
@@ -23,7 +24,8 @@ static void usage(FILE *out) {
           "Usage: otjd backup [--data DIR] [options] FILE\n"
           "Copies DIR/otj.db to FILE while otjd runs (SQLite's online backup): the\n"
           "copy is the database as it was when the backup began. It is written to\n"
-          "FILE.tmp, checked with PRAGMA integrity_check, then renamed to FILE.\n\n"
+          "FILE.tmp, checked with PRAGMA integrity_check, then renamed to FILE\n"
+          "(readable by its owner only: it holds password hashes).\n\n"
           "  --data DIR            otjd's data folder (OTJ_DATA, default ./data)\n"
           "  --pages-per-step N    pages copied at a time (default %d)\n"
           "  --pause-ms MS         pause between two steps, to leave the disk to\n"
@@ -86,6 +88,8 @@ int backup_main(int argc, char **argv) {
     fprintf(stderr, "otjd backup: --data is too long\n");
     return EX_USAGE;
   }
+  /* the copy holds password and session hashes: its owner's eyes only */
+  umask(077);
   char err[BACKUP_ERRMSG_MAX];
   backup_result res = {0};
   int rc = backup_copy(src, dest, &o, &res, err, sizeof err);

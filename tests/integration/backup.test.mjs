@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OTJD, startRedis, startOtjd, login, connectAs, exited } from './harness.mjs';
@@ -121,6 +121,7 @@ test('a backup taken during a stream of approvals restores with every approval a
     assert.equal(b.code, 0, b.out);
     assert.match(b.out, /integrity_check ok/);
     assert.ok(!existsSync(`${file}.tmp`), 'no FILE.tmp is left');
+    assert.equal(statSync(file).mode & 0o777, 0o600, 'the copy is for its owner only');
     t.diagnostic(`${before.size} approvals before the backup, ${during} during it (${Date.now() - t0} ms): ${b.out.trim()}`);
     assert.ok(during > 0, `approvals went on during the ${Date.now() - t0} ms backup (${during})`);
     // a copy that restarts whenever otjd commits would finish only once the
