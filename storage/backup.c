@@ -196,8 +196,12 @@ static int verify(copy *c, sqlite3 *dst, const char *tmp, int *waited)
     int rows = 0;
     if (rc == SQLITE_OK) {
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            if (rows++ == 0)
+            if (rows++ == 0) {
                 snprintf(first, sizeof first, "%s", (const char *)sqlite3_column_text(st, 0));
+                for (char *p = first; *p; p++) /* one line in a log */
+                    if (*p == '\n')
+                        *p = ' ';
+            }
         }
     }
     sqlite3_finalize(st);

@@ -7,7 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync, copyFileSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OTJD, startRedis, startOtjd, login, connectAs, exited } from './harness.mjs';
@@ -183,6 +185,33 @@ test('otjd backup refuses bad usage (64), a missing database (73) and the databa
     assert.match(b.out, /is the database itself/);
     b = await backup(['--data', work, path.join(work, 'otj.db-wal')]);
     assert.equal(b.code, 64, b.out);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('a damaged database gives no backup: the copy fails integrity_check, FILE is left as it was', async () => {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'otj-bk-'));
+  try {
+    const db = path.join(work, 'otj.db');
+    execFileSync('sqlite3', [db, `CREATE TABLE schema_version(version INTEGER PRIMARY KEY,
+      applied_at INTEGER, description TEXT); INSERT INTO schema_version VALUES (2, 0, 'x');
+      CREATE TABLE t(x TEXT); CREATE INDEX tx ON t(x);
+      WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
+      INSERT INTO t SELECT printf('row %08d', i) FROM c;`]);
+    // scribble over the b-tree headers of the pages of t and its index
+    // (pages 1 and 2, the schema and schema_version, stay readable)
+    const pages = statSync(db).size / 4096;
+    const fd = openSync(db, 'r+');
+    for (let p = 6; p < pages; p++) writeSync(fd, Buffer.alloc(40, 0x7f), 0, 40, p * 4096 + 8);
+    closeSync(fd);
+    const file = path.join(work, 'copy.db');
+    execFileSync('sqlite3', [file, 'CREATE TABLE previous(x)']);
+    const b = await backup(['--data', work, file]);
+    assert.equal(b.code, 73, b.out);
+    assert.match(b.out, /the copy is damaged: integrity_check says/);
+    assert.ok(!existsSync(`${file}.tmp`), 'no FILE.tmp is left');
+    assert.deepEqual(sqlAt(file)('SELECT name FROM sqlite_schema'), [{ name: 'previous' }]);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
