@@ -26,6 +26,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "backup_cmd.h"
 #include "config.h"
 #include "http.h"
 #include "live.h"
@@ -290,6 +291,7 @@ static int start_lws(otjd *d) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "backup")) return backup_main(argc - 1, argv + 1);
   otjd *d = &g_d;
   int rc = config_load(&d->cfg, argc, argv);
   if (rc > 0) return 0;
