@@ -176,7 +176,7 @@ test('a websocket at another path or with another subprotocol is refused', async
 });
 
 test('metrics are Prometheus text', async () => {
-  const r = await fetch(`${srv.base}/metrics`);
+  const r = await fetch(`${srv.base}/metrics`, srv.metricsAuth);
   assert.equal(r.status, 200);
   const text = await r.text();
   assert.match(text, /^# TYPE otj_ws_connections gauge$/m);
