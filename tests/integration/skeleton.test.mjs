@@ -24,7 +24,7 @@ after(async () => {
 test('healthz says Redis and SQLite answer', async () => {
   const r = await fetch(`${srv.base}/healthz`);
   assert.equal(r.status, 200);
-  assert.deepEqual(await r.json(), { status: 'ok', redis: { ok: true }, sqlite: { ok: true } });
+  assert.deepEqual(await r.json(), { status: 'ok', redis: { ok: true }, sqlite: { ok: true }, problems: [] });
 });
 
 test('login with the right password returns a token and a session cookie', async () => {
