@@ -22,6 +22,8 @@
 #include "api_util.h"
 #include "auth.h"
 #include "live.h"
+#include "metrics.h"
+#include "proto.h"
 #include "qr.h"
 #include "store.h"
 
@@ -152,6 +154,13 @@ static void throttle_failed(const otjd *d, const uint64_t k[TK__COUNT]) {
 
 /* ---- POST /api/login --------------------------------------------------- */
 
+/* The session cookie's last attribute: "; Secure" when users come over
+ * https (TLS here or at a proxy whose public URL is https), so a browser
+ * never sends it over plain http. */
+static const char *cookie_secure(const otjd *d) {
+  return config_https(&d->cfg) ? "; Secure" : "";
+}
+
 typedef struct login_job {
   uv_work_t work;
   http_req *r;
@@ -229,8 +238,9 @@ static void login_done(uv_work_t *w, int status) {
     d->st.logins_ok++;
     char cookie[256];
     snprintf(cookie, sizeof cookie,
-             "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%u",
-             HTTP_SESSION_COOKIE, j->token, d->cfg.session_ttl_s);
+             "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%u%s",
+             HTTP_SESSION_COOKIE, j->token, d->cfg.session_ttl_s,
+             cookie_secure(d));
     http_add_header(r, "Set-Cookie", cookie);
     reply_json(r, 200,
                json_pack("{s:s, s:o}", "token", j->token, "user",
@@ -276,6 +286,7 @@ static void api_login(http_req *r) {
   }
   if ((uint32_t)d->login_inflight >= d->cfg.login_inflight) {
     json_decref(b);
+    d->st.logins_busy++;
     http_add_header(r, "Retry-After", "1");
     http_reply_error(r, 503, "unavailable",
                      "Many people are logging in right now; try again in a "
@@ -315,8 +326,8 @@ static void api_logout(http_req *r) {
       store_session_delete(r->d->db, digest) == 0)
     live_token_ended(r->d, digest); /* its open sockets close too */
   char cookie[128];
-  snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
-           HTTP_SESSION_COOKIE);
+  snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s",
+           HTTP_SESSION_COOKIE, cookie_secure(r->d));
   http_add_header(r, "Set-Cookie", cookie);
   reply_json(r, 200, json_pack("{s:b}", "ok", 1));
 }
@@ -377,11 +388,16 @@ static void health_answer(health_job *h, int redis_ok) {
     ready_answer(h, redis_ok);
     return;
   }
+  if (!redis_ok) health_problem(h, "Redis does not answer: live rooms cannot run.");
+  if (!h->sqlite_ok) health_problem(h, "The database does not answer.");
+  json_t *problems = json_array();
+  for (int i = 0; problems && i < h->nproblems; i++)
+    json_array_append_new(problems, json_string(h->problems[i]));
   int ok = redis_ok && h->sqlite_ok;
   reply_json(h->r, ok ? 200 : 503,
-             json_pack("{s:s, s:{s:b}, s:{s:b}}", "status",
+             json_pack("{s:s, s:{s:b}, s:{s:b}, s:o*}", "status",
                        ok ? "ok" : "degraded", "redis", "ok", redis_ok,
-                       "sqlite", "ok", h->sqlite_ok));
+                       "sqlite", "ok", h->sqlite_ok, "problems", problems));
 }
 
 static void health_unref(health_job *h) {
@@ -457,7 +473,40 @@ static void api_readyz(http_req *r) { health_start(r, 1); }
 
 /* ---- GET /metrics ------------------------------------------------------ */
 
+/* 1 when the request came in on the --metrics-listen vhost. */
+static int on_metrics_vhost(const http_req *r) {
+  if (!r->wsi) return 0;
+  const char *name = lws_get_vhost_name(lws_get_vhost(r->wsi));
+  return name && !strcmp(name, API_METRICS_VHOST);
+}
+
+/* /metrics is for the monitoring system, not the public: it answers on the
+ * metrics listener, or on the main one to a request with
+ * "Authorization: Bearer <metrics_token>". Without either configured it is
+ * 404 on the main listener (as if it did not exist); with a token, a
+ * request without the right one gets 401. Returns 1 when allowed, else
+ * answers and returns 0. */
+static int metrics_allowed(http_req *r) {
+  const otjd *d = r->d;
+  if (on_metrics_vhost(r)) return 1;
+  const char *want = d->cfg.metrics_token;
+  if (!want[0]) {
+    http_reply_error(r, 404, "not_found",
+                     "There is no such API call.");
+    return 0;
+  }
+  size_t n = strlen(want);
+  if (!r->token_from_cookie && strlen(r->token) == n &&
+      sodium_memcmp(r->token, want, n) == 0)
+    return 1;
+  http_add_header(r, "WWW-Authenticate", "Bearer realm=\"otjd metrics\"");
+  http_reply_error(r, 401, "unauthorized",
+                   "/metrics wants \"Authorization: Bearer\" with the metrics token.");
+  return 0;
+}
+
 static void api_metrics(http_req *r) {
+  if (!metrics_allowed(r)) return;
   const otjd *d = r->d;
   const otjd_stats *s = &d->st;
   char *buf = NULL;
@@ -467,6 +516,8 @@ static void api_metrics(http_req *r) {
     http_reply_error(r, 500, "internal", "Out of memory.");
     return;
   }
+#define HEAD(name, help, type) \
+  fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type)
 #define G(name, help, type, val)                                             \
   fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, \
           name, (unsigned long long)(val))
@@ -475,6 +526,9 @@ static void api_metrics(http_req *r) {
     s->ws_authed);
   G("otj_ws_accepted_total", "Websocket connections accepted.", "counter",
     s->ws_accepted);
+  G("otj_rooms_followed", "Live rooms with members on this instance (their "
+    "fan-out channel is subscribed).", "gauge",
+    (uint64_t)atomic_load_explicit(&metrics.rooms_followed, memory_order_relaxed));
   G("otj_frames_in_total", "Websocket messages received.", "counter",
     s->frames_in);
   G("otj_frames_out_total", "Websocket messages sent.", "counter",
@@ -489,19 +543,53 @@ static void api_metrics(http_req *r) {
     "limit.", "counter", s->rate_limited);
   G("otj_dropped_slow_total", "Connections dropped for a full send queue.",
     "counter", s->dropped_slow);
+  HEAD("otj_ws_errors_total", "err messages sent to websocket clients, by code.",
+       "counter");
+  for (int c = PROTO_BAD_REQUEST; c <= PROTO_INTERNAL; c++)
+    fprintf(f, "otj_ws_errors_total{code=\"%s\"} %llu\n",
+            proto_code_name((proto_code)c), (unsigned long long)s->ws_errors[c]);
   G("otj_http_requests_total", "HTTP API requests.", "counter",
     s->http_requests);
+  HEAD("otj_http_errors_total", "HTTP API answers with an error status, by status.",
+       "counter");
+  for (int i = 0; i < OTJD_HTTP_ERRORS; i++)
+    if (s->http_errors[i] || i == 4 || i == 100) /* 404 and 500 always */
+      fprintf(f, "otj_http_errors_total{status=\"%d\"} %llu\n", 400 + i,
+              (unsigned long long)s->http_errors[i]);
   G("otj_logins_ok_total", "Successful logins.", "counter", s->logins_ok);
-  G("otj_logins_failed_total", "Failed logins.", "counter", s->logins_failed);
-  G("otj_logins_throttled_total", "Logins refused by the rate limit.",
-    "counter", s->logins_throttled);
+  HEAD("otj_logins_refused_total", "Logins refused, by reason: a wrong password "
+       "or a deactivated account, the attempt budgets, too many checks at once.",
+       "counter");
+  fprintf(f, "otj_logins_refused_total{reason=\"credentials\"} %llu\n"
+             "otj_logins_refused_total{reason=\"throttled\"} %llu\n"
+             "otj_logins_refused_total{reason=\"busy\"} %llu\n",
+          (unsigned long long)s->logins_failed, (unsigned long long)s->logins_throttled,
+          (unsigned long long)s->logins_busy);
+  HEAD("otj_approvals_total", "OTJ decisions committed, by outcome (failed: "
+       "nothing written, the responsible was told).", "counter");
+  static const char *outcomes[METRICS_DECISIONS] = {"approved", "not_approved",
+                                                    "refused", "failed"};
+  for (int i = 0; i < METRICS_DECISIONS; i++)
+    fprintf(f, "otj_approvals_total{outcome=\"%s\"} %llu\n", outcomes[i],
+            (unsigned long long)atomic_load_explicit(&metrics.decisions[i],
+                                                     memory_order_relaxed));
   G("otj_redis_up", "1 when Redis is connected.", "gauge",
     rconn_up(d->redis) ? 1 : 0);
   G("otj_redis_losses_total", "Redis connections lost.", "counter",
     rconn_losses(d->redis));
+  metrics_write_hist(f, "otj_redis_roundtrip_seconds",
+                     "Redis commands, from sent to answered.", &metrics.redis_rtt);
+  metrics_write_hist(f, "otj_sqlite_commit_seconds",
+                     "Group commits of OTJ decisions, fsync included.",
+                     &metrics.sqlite_commit);
+  metrics_write_hist(f, "otj_fanout_latency_seconds",
+                     "Websocket messages (room events, replies), from made on this "
+                     "instance to written to each recipient's socket.",
+                     &metrics.fanout);
   G("otj_uptime_seconds", "Seconds since start.", "gauge",
     (otjd_now_ms(d) - d->started_ms) / 1000);
 #undef G
+#undef HEAD
   fclose(f);
   http_reply_take(r, 200, "text/plain; version=0.0.4", buf, len);
 }
@@ -647,7 +735,8 @@ static void api_room_qr(http_req *r, const char *room) {
     snprintf(url, sizeof url, "%s/join/%s", r->d->cfg.public_url, code);
   } else {
     if (r->wsi) lws_hdr_copy(r->wsi, hostname, sizeof hostname, WSI_TOKEN_HOST);
-    snprintf(url, sizeof url, "http://%s/join/%s", hostname, code);
+    snprintf(url, sizeof url, "%s://%s/join/%s",
+             r->d->cfg.tls_cert[0] ? "https" : "http", hostname, code);
   }
   size_t len;
   char *svg = qr_svg(url, &len);
@@ -701,6 +790,12 @@ void api_handle(http_req *r) {
   const char *p = r->path;
   http_method m = r->method;
   char room[65];
+  if (on_metrics_vhost(r) && strcmp(p, "/metrics") && strcmp(p, "/healthz") &&
+      strcmp(p, "/readyz")) {
+    http_reply_error(r, 404, "not_found",
+                     "The metrics listener serves /metrics, /healthz and /readyz only.");
+    return;
+  }
   /* Cross-site request forgery: a browser sends the session cookie with a
    * request that any page may make (a form, a "simple" fetch). A change
    * that the cookie authorises must come from one of our own pages, and be

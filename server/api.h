@@ -7,6 +7,10 @@
 
 #include "http.h"
 
+/* The name of the lws vhost of --metrics-listen: it answers /metrics,
+ * /healthz and /readyz, and nothing else. */
+#define API_METRICS_VHOST "otjd-metrics"
+
 /* Routes the request and answers it (possibly later). */
 void api_handle(http_req *r);
 

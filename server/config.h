@@ -1,6 +1,11 @@
 /*
- * config — otjd's settings: defaults, then environment variables, then
- * command-line flags (a flag wins over its variable). Every limit of
+ * config — otjd's settings, from one table (config.c): each setting has a
+ * key (the config file's name for it), a flag (--key with '-' for '_') and
+ * an environment variable (OTJ_KEY), a type, a default and one line of
+ * help. Values are taken from the defaults, then the config file
+ * (--config FILE or OTJ_CONFIG), then the environment, then the flags: a
+ * later source wins. --help and `check-config --print` are generated from
+ * the same table, so they cannot drift from what is parsed. Every limit of
  * DESIGN §6 is a setting with a default here, never a number in the logic.
  */
 #ifndef OTJ_CONFIG_H
@@ -9,17 +14,34 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define CONFIG_MAX_SETTINGS 64
+#define CONFIG_PATH_MAX 512
+
+/* Where a setting's value came from (for check-config --print). */
+typedef enum config_source {
+  CONFIG_DEFAULT = 0, CONFIG_FILE, CONFIG_ENV, CONFIG_FLAG
+} config_source;
+
 typedef struct otj_config {
-  char listen_addr[64];      /* --listen ADDR:PORT, OTJ_LISTEN */
+  char listen_addr[64];      /* listen = ADDR:PORT */
   int listen_port;
-  char data_dir[512];        /* --data DIR, OTJ_DATA: otj.db, private redis socket */
-  char redis[512];           /* --redis HOST:PORT or /path.sock; empty = embedded */
-  char redis_server_bin[256];/* OTJ_REDIS_SERVER: the redis-server to start */
-  char web_root[512];        /* --web DIR, OTJ_WEB: static files */
-  char origins[1024];        /* --origins a,b, OTJ_ORIGINS: other Origins allowed for cookie upgrades */
-  char public_url[256];      /* --public-url, OTJ_PUBLIC_URL: base of join links */
-  int demo;                  /* --demo, OTJ_DEMO=1 */
-  int verbose;               /* -v, OTJ_LOG_LEVEL */
+  char data_dir[512];        /* data: otj.db, private redis socket */
+  char redis[512];           /* redis: HOST:PORT or /path.sock; empty = embedded */
+  char redis_server_bin[256];/* redis_server: the redis-server to start */
+  char web_root[512];        /* web: static files */
+  char origins[1024];        /* origins: other Origins allowed for cookie upgrades */
+  char public_url[256];      /* public_url: base of join links, no trailing '/' */
+  int demo;                  /* demo */
+  int verbose;               /* verbose (-v) */
+
+  /* TLS on the listener (both or neither) */
+  char tls_cert[CONFIG_PATH_MAX]; /* tls_cert: PEM certificate (chain) */
+  char tls_key[CONFIG_PATH_MAX];  /* tls_key: PEM private key */
+
+  /* who may read /metrics */
+  char metrics_addr[64];     /* metrics_listen = ADDR:PORT; "" = none */
+  int metrics_port;
+  char metrics_token[256];   /* metrics_token: bearer token; "" = none */
 
   /* limits (DESIGN §6) */
   uint32_t max_frame;            /* bytes of one websocket message */
@@ -47,12 +69,38 @@ typedef struct otj_config {
   uint32_t redis_maxmemory_mb;   /* maxmemory of the private redis-server */
   uint32_t db_loop_busy_ms;      /* the loop's longest wait for a SQLite lock */
   uint32_t min_free_mb;          /* free disk below this: /readyz says not ready */
+
+  /* where each value came from, by index in the settings table */
+  char config_file[CONFIG_PATH_MAX]; /* the file read, "" if none */
+  uint8_t source[CONFIG_MAX_SETTINGS];  /* config_source */
+  uint32_t source_line[CONFIG_MAX_SETTINGS]; /* CONFIG_FILE: its line */
 } otj_config;
 
-/* Fills `c` from defaults, the environment and argv. Returns 0 to run,
- * 1 when --help was printed, -1 on a bad flag (message already on stderr). */
+/* What config_load found. */
+enum {
+  CONFIG_RUN = 0,     /* settings loaded and valid */
+  CONFIG_HELP = 1,    /* --help was asked for (nothing printed yet) */
+  CONFIG_VERSION = 2, /* --version was asked for (nothing printed yet) */
+  CONFIG_BAD = -1     /* a bad flag, key or value: message already on stderr */
+};
+
+/* Fills `c` from defaults, the config file, the environment and argv
+ * (argv[0] is skipped; getopt_long syntax), then checks the settings
+ * together (TLS files, ports). Returns one of the CONFIG_ codes above. */
 int config_load(otj_config *c, int argc, char **argv);
 
+/* Prints the options: every setting with its flag, variable, file key and
+ * default, generated from the settings table. */
 void config_usage(FILE *out);
+
+/* Prints every setting as `key = value` with a comment saying where the
+ * value came from (default, file:LINE, env OTJ_X, flag --x); secrets are
+ * printed as "(set)". Secrets aside, the output is itself a valid config
+ * file. */
+void config_print(FILE *out, const otj_config *c);
+
+/* 1 when users reach this server over https: TLS is on, or the public URL
+ * is https (TLS ended by a proxy in front). */
+int config_https(const otj_config *c);
 
 #endif

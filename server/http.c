@@ -132,6 +132,7 @@ void http_reply_take(http_req *r, int status, const char *ctype, char *body,
     return;
   }
   r->answered = 1;
+  if (status >= 400 && status < 400 + OTJD_HTTP_ERRORS) r->d->st.http_errors[status - 400]++;
   r->status = status;
   r->ctype = ctype;
   r->resp = body;

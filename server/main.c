@@ -1,5 +1,8 @@
 /*
- * main — otjd's start and stop.
+ * main — otjd's commands, start and stop.
+ *
+ * `otjd [settings]` serves; `otjd COMMAND ...` runs one of `commands`
+ * (check-config, ...): a command is one row of that table and a function.
  *
  * Start: settings, the data folder, SQLite (migrations, the demo
  * organisation on request), Redis (a private redis-server unless --redis),
@@ -214,9 +217,43 @@ static int start_redis(otjd *d) {
 }
 
 static struct lws_protocols protocols[3];
+static struct lws_protocols metrics_protocols[2];
 static struct lws_http_mount mounts[6];
+static struct lws_http_mount metrics_mounts[3];
 
-static int start_lws(otjd *d) {
+/* The options every vhost shares. */
+#define OTJ_LWS_OPTIONS                                   \
+  (LWS_SERVER_OPTION_LIBUV |                              \
+   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |          \
+   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE | \
+   LWS_SERVER_OPTION_DISABLE_IPV6)
+
+/* No lws validity timer per connection: lws would re-insert it into a
+ * sorted list on every frame received (O(connections) each). Idle and
+ * hello limits are enforced by ws.c's sweep instead. */
+static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                           .secs_since_valid_hangup = 0};
+
+static void callback_mounts(struct lws_http_mount *m, const char **points,
+                            int n) {
+  for (int i = 0; i < n; i++) {
+    m[i] = (struct lws_http_mount){
+        .mount_next = i + 1 < n ? &m[i + 1] : NULL,
+        .mountpoint = points[i],
+        .mountpoint_len = (unsigned char)strlen(points[i]),
+        .origin = "http",
+        .origin_protocol = LWSMPRO_CALLBACK,
+    };
+  }
+}
+
+static const char *lws_iface(const char *addr) {
+  return strcmp(addr, "0.0.0.0") ? addr : NULL;
+}
+
+/* The main listener: the web client, the API and /ws; https and wss when
+ * TLS is configured (a plain-http request to it then fails the handshake). */
+static int start_main_vhost(otjd *d) {
   protocols[0] = (struct lws_protocols){
       .name = "http",
       .callback = http_callback,
@@ -237,15 +274,8 @@ static int start_lws(otjd *d) {
   /* /join/CODE is a page of the web client: the callback serves index.html */
   static const char *api_points[] = {"/api", "/healthz", "/readyz", "/metrics",
                                      "/join"};
-  for (int i = 0; i < 5; i++) {
-    mounts[i] = (struct lws_http_mount){
-        .mount_next = &mounts[i + 1],
-        .mountpoint = api_points[i],
-        .mountpoint_len = (unsigned char)strlen(api_points[i]),
-        .origin = "http",
-        .origin_protocol = LWSMPRO_CALLBACK,
-    };
-  }
+  callback_mounts(mounts, api_points, 5);
+  mounts[4].mount_next = &mounts[5];
   mounts[5] = (struct lws_http_mount){
       .mountpoint = "/",
       .mountpoint_len = 1,
@@ -257,45 +287,169 @@ static int start_lws(otjd *d) {
 
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
-  void *loops[1] = {d->loop};
-  info.options = LWS_SERVER_OPTION_LIBUV |
-                 LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-                 LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
-                 LWS_SERVER_OPTION_DISABLE_IPV6;
-  info.foreign_loops = loops;
+  info.options = OTJ_LWS_OPTIONS;
   info.port = d->cfg.listen_port;
-  info.iface = strcmp(d->cfg.listen_addr, "0.0.0.0") ? d->cfg.listen_addr
-                                                       : NULL;
+  info.iface = lws_iface(d->cfg.listen_addr);
   info.protocols = protocols;
   info.mounts = mounts;
-  info.user = d;
   info.vhost_name = "otjd";
-  info.server_string = "otjd";
-  info.timeout_secs = 20;
-  /* No lws validity timer per connection: lws would re-insert it into a
-   * sorted list on every frame received (O(connections) each). Idle and
-   * hello limits are enforced by ws.c's sweep instead. */
-  static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
-                                             .secs_since_valid_hangup = 0};
   info.retry_and_idle_policy = &no_validity;
   info.ka_time = 0;
-  d->lws = lws_create_context(&info);
-  if (!d->lws) {
+  if (d->cfg.tls_cert[0]) {
+    /* lws reads this option per vhost too: without it, no TLS here */
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = d->cfg.tls_cert;
+    info.ssl_private_key_filepath = d->cfg.tls_key;
+    /* HTTP/1.1 only: http.c answers one request per connection with
+     * "connection: close", which HTTP/2 does not have */
+    info.alpn = "http/1.1";
+  }
+  if (!lws_create_vhost(d->lws, &info)) {
     fprintf(stderr,
-            "otjd: cannot serve on %s:%d (is the port in use? is "
-            "libwebsockets-evlib-uv installed?)\n",
-            d->cfg.listen_addr, d->cfg.listen_port);
+            "otjd: cannot serve on %s:%d (is the port in use?%s)\n",
+            d->cfg.listen_addr, d->cfg.listen_port,
+            d->cfg.tls_cert[0] ? " do tls_cert and tls_key hold a PEM "
+                                 "certificate and its key?"
+                               : "");
     return EX_SOFTWARE;
   }
   return 0;
 }
 
+/* The metrics listener: /metrics, /healthz and /readyz only, plain http,
+ * for the monitoring network (api.c refuses everything else on it). */
+static int start_metrics_vhost(otjd *d) {
+  if (!d->cfg.metrics_port) return 0;
+  metrics_protocols[0] = (struct lws_protocols){
+      .name = "http",
+      .callback = http_callback,
+      .per_session_data_size = http_pss_size(),
+  };
+  static const char *points[] = {"/metrics", "/healthz", "/readyz"};
+  callback_mounts(metrics_mounts, points, 3);
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof info);
+  info.options = OTJ_LWS_OPTIONS;
+  info.port = d->cfg.metrics_port;
+  info.iface = lws_iface(d->cfg.metrics_addr);
+  info.protocols = metrics_protocols;
+  info.mounts = metrics_mounts;
+  info.vhost_name = API_METRICS_VHOST;
+  info.retry_and_idle_policy = &no_validity;
+  if (!lws_create_vhost(d->lws, &info)) {
+    fprintf(stderr, "otjd: cannot serve metrics on %s:%d (is the port in use?)\n",
+            d->cfg.metrics_addr, d->cfg.metrics_port);
+    return EX_SOFTWARE;
+  }
+  return 0;
+}
+
+static int start_lws(otjd *d) {
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof info);
+  void *loops[1] = {d->loop};
+  info.options = OTJ_LWS_OPTIONS | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  if (d->cfg.tls_cert[0]) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  info.foreign_loops = loops;
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.user = d;
+  info.server_string = "otjd";
+  info.timeout_secs = 20;
+  d->lws = lws_create_context(&info);
+  if (!d->lws) {
+    fprintf(stderr, "otjd: libwebsockets did not start (is "
+                    "libwebsockets-evlib-uv installed?)\n");
+    return EX_SOFTWARE;
+  }
+  int rc = start_main_vhost(d);
+  if (rc == 0) rc = start_metrics_vhost(d);
+  return rc;
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+#ifndef OTJ_VERSION
+#define OTJ_VERSION "unknown"
+#endif
+
+static int serve(int argc, char **argv);
+static int cmd_check_config(int argc, char **argv);
+
+/* `otjd COMMAND ...`: argv[0] of `run` is the command's name. Without a
+ * command, otjd serves. */
+typedef struct otjd_command {
+  const char *name;
+  const char *args;
+  const char *help;
+  int (*run)(int argc, char **argv);
+} otjd_command;
+
+static const otjd_command commands[] = {
+    {"check-config", "[--print] [--config FILE] [settings]",
+     "check the settings (file, environment, flags) and exit: 0 when they "
+     "are good, 64 naming the bad one; --print shows each value and where "
+     "it came from", cmd_check_config},
+    {"backup", "[--data DIR] FILE",
+     "copy the database of a running (or stopped) otjd into FILE "
+     "consistently, and check the copy", backup_main},
+};
+
+static void usage(FILE *out) {
+  fprintf(out, "Usage: otjd [settings]                serve\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(out, "       otjd %s %s\n", commands[i].name, commands[i].args);
+  fprintf(out, "OTJ live %s: realtime On-the-Job training server.\n\n", OTJ_VERSION);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(out, "  %s: %s.\n", commands[i].name, commands[i].help);
+  fputc('\n', out);
+  config_usage(out);
+  fprintf(out, "\nExit codes: 0 stopped cleanly, 64 bad usage or settings, 69 Redis "
+               "unavailable,\n70 internal error, 73 data folder or database unusable.\n");
+}
+
+/* Loads the settings into `c`. Returns -1 to go on, else the exit code. */
+static int load_settings(otj_config *c, int argc, char **argv) {
+  switch (config_load(c, argc, argv)) {
+  case CONFIG_RUN: return -1;
+  case CONFIG_HELP: usage(stdout); return 0;
+  case CONFIG_VERSION: printf("otjd %s\n", OTJ_VERSION); return 0;
+  default: return EX_USAGE;
+  }
+}
+
+static int cmd_check_config(int argc, char **argv) {
+  int print = 0, n = 0;
+  char **args = calloc((size_t)argc + 1, sizeof *args);
+  if (!args) return EX_SOFTWARE;
+  for (int i = 0; i < argc; i++) {
+    if (i > 0 && !strcmp(argv[i], "--print")) print = 1;
+    else args[n++] = argv[i];
+  }
+  otj_config *c = calloc(1, sizeof *c);
+  int rc = c ? load_settings(c, n, args) : EX_SOFTWARE;
+  if (rc < 0) {
+    if (print) config_print(stdout, c);
+    if (c->config_file[0])
+      fprintf(stderr, "otjd: the settings are good (config file %s)\n", c->config_file);
+    else
+      fprintf(stderr, "otjd: the settings are good (no config file)\n");
+    rc = 0;
+  }
+  free(c);
+  free(args);
+  return rc;
+}
+
 int main(int argc, char **argv) {
-  if (argc > 1 && !strcmp(argv[1], "backup")) return backup_main(argc - 1, argv + 1);
+  for (size_t i = 0; argc > 1 && i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+  return serve(argc, argv);
+}
+
+static int serve(int argc, char **argv) {
   otjd *d = &g_d;
-  int rc = config_load(&d->cfg, argc, argv);
-  if (rc > 0) return 0;
-  if (rc < 0) return EX_USAGE;
+  int rc = load_settings(&d->cfg, argc, argv);
+  if (rc >= 0) return rc;
   setvbuf(stderr, NULL, _IOLBF, 0);
   signal(SIGPIPE, SIG_IGN);
   srand((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -345,8 +499,12 @@ int main(int argc, char **argv) {
     rc = EX_USAGE;
     begin_shutdown("bad configuration");
   } else {
-    fprintf(stderr, "otjd: serving http://%s:%d (web client from %s)\n",
-            d->cfg.listen_addr, d->cfg.listen_port, d->cfg.web_root);
+    fprintf(stderr, "otjd: serving %s://%s:%d (web client from %s)\n",
+            d->cfg.tls_cert[0] ? "https" : "http", d->cfg.listen_addr,
+            d->cfg.listen_port, d->cfg.web_root);
+    if (d->cfg.metrics_port)
+      fprintf(stderr, "otjd: metrics on http://%s:%d/metrics\n",
+              d->cfg.metrics_addr, d->cfg.metrics_port);
   }
 
   uv_run(d->loop, UV_RUN_DEFAULT);

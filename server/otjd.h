@@ -20,12 +20,18 @@
 
 struct ws_sess;
 
+#define OTJD_ERR_CODES 16     /* room for every proto_code */
+#define OTJD_HTTP_ERRORS 200  /* HTTP statuses 400..599 */
+
 typedef struct otjd_stats {
   uint64_t ws_accepted, ws_open, ws_authed;
   uint64_t frames_in, frames_out, bytes_out, writes_out;
   uint64_t bad_frames, rate_limited, dropped_slow;
   uint64_t http_requests;
   uint64_t logins_ok, logins_failed, logins_throttled;
+  uint64_t logins_busy;                    /* refused: too many checks at once */
+  uint64_t ws_errors[OTJD_ERR_CODES];      /* err frames sent, by proto_code */
+  uint64_t http_errors[OTJD_HTTP_ERRORS];  /* answers 400..599, by status - 400 */
 } otjd_stats;
 
 typedef struct otjd {

@@ -5,6 +5,7 @@
 #include "otj_assert.h"
 
 #include "backoff.h"
+#include "metrics.h"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
@@ -46,6 +47,7 @@ struct psub {
   char host[256];
   int port;             /* 0: unix socket path in host */
   chan *chans;
+  long followed;        /* channels of psub_subscribe (not base): for /metrics */
   char *base;
   psub_msg_fn *on_msg;
   psub_state_fn *on_state;
@@ -358,6 +360,8 @@ fail:
 int psub_subscribe(psub *p, const char *chan_name, psub_done_fn *done, void *arg) {
   chan *c = add_chan(p, chan_name, done, arg);
   if (!c) return -1;
+  p->followed++;
+  atomic_fetch_add_explicit(&metrics.rooms_followed, 1, memory_order_relaxed);
   if (!p->connected || p->sharded < 0) {
     /* sent once the connection (and the mode) is there */
     if (!p->connected) call_done(c, 0);
@@ -375,6 +379,10 @@ void psub_unsubscribe(psub *p, const char *chan_name) {
     chan *c = *pp;
     if (c->len != len || memcmp(c->name, chan_name, len)) continue;
     *pp = c->next;
+    if (strcmp(c->name, p->base) != 0) {
+      p->followed--;
+      atomic_fetch_sub_explicit(&metrics.rooms_followed, 1, memory_order_relaxed);
+    }
     call_done(c, 0);
     if (p->connected && p->sharded >= 0) {
       const char *argv[2] = {p->sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", c->name};
@@ -395,6 +403,8 @@ void psub_destroy(psub *p) {
   p->closing = 1;
   p->connected = 0;
   p->up = 0;
+  atomic_fetch_sub_explicit(&metrics.rooms_followed, p->followed, memory_order_relaxed);
+  p->followed = 0;
   for (chan *c = p->chans; c; c = c->next) call_done(c, 0);
   uv_timer_stop(&p->timer);
   uv_close((uv_handle_t *)&p->timer, on_timer_closed);

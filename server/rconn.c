@@ -4,6 +4,7 @@
 #include "rconn.h"
 
 #include "backoff.h"
+#include "metrics.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -243,21 +244,54 @@ int rconn_up(const rconn *r) { return r && r->connected && r->ac; }
 
 unsigned long rconn_losses(const rconn *r) { return r ? r->losses : 0; }
 
+/* ---- round-trip timing ----------------------------------------------------
+ * Every command goes out with a small record of when it left; its reply
+ * (or the NULL reply of a lost connection, which is not timed) comes back
+ * through timed_reply, which counts the round trip and calls the caller's
+ * callback. The record never points at the rconn: a reply may arrive after
+ * rconn_destroy. No command here is a SUBSCRIBE (psub.c has its own
+ * connection), so each callback runs exactly once. */
+
+typedef struct timed_cmd {
+  redisCallbackFn *fn;
+  void *privdata;
+  uint64_t sent_ns;
+} timed_cmd;
+
+static void timed_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+  timed_cmd *t = privdata;
+  if (reply) metrics_observe(&metrics.redis_rtt, metrics_now_ns() - t->sent_ns);
+  if (t->fn) t->fn(ac, reply, t->privdata);
+  free(t);
+}
+
+static timed_cmd *timed_new(redisCallbackFn *fn, void *privdata) {
+  timed_cmd *t = malloc(sizeof *t);
+  if (t) *t = (timed_cmd){fn, privdata, metrics_now_ns()};
+  return t;
+}
+
 int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata,
                   const char *fmt, ...) {
   if (!rconn_up(r)) return -1;
+  timed_cmd *t = timed_new(fn, privdata);
+  if (!t) return -1;
   va_list ap;
   va_start(ap, fmt);
-  int rc = redisvAsyncCommand(r->ac, fn, privdata, fmt, ap);
+  int rc = redisvAsyncCommand(r->ac, timed_reply, t, fmt, ap);
   va_end(ap);
+  if (rc != REDIS_OK) free(t);
   return rc == REDIS_OK ? 0 : -1;
 }
 
 int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata,
                        int argc, const char **argv, const size_t *argvlen) {
   if (!rconn_up(r)) return -1;
-  return redisAsyncCommandArgv(r->ac, fn, privdata, argc, argv, argvlen) ==
-                 REDIS_OK
-             ? 0
-             : -1;
+  timed_cmd *t = timed_new(fn, privdata);
+  if (!t) return -1;
+  if (redisAsyncCommandArgv(r->ac, timed_reply, t, argc, argv, argvlen) != REDIS_OK) {
+    free(t);
+    return -1;
+  }
+  return 0;
 }

@@ -2,6 +2,7 @@
  * writer — group commit on a thread of its own (see writer.h).
  */
 #include "writer.h"
+#include "metrics.h"
 #include "otj_assert.h"
 
 #include <stdio.h>
@@ -34,12 +35,22 @@ static void append(writer_job **head, writer_job **tail, writer_job *j) {
  * every one failed here, so no caller ever reports an approval that is not
  * on disk. */
 static void commit(store *db, store_approval *a, size_t n) {
+  uint64_t t0 = metrics_now_ns();
   int rc = store_approvals_commit(db, a, n);
-  if (rc == 0) return;
+  metrics_observe(&metrics.sqlite_commit, metrics_now_ns() - t0);
+  if (rc != 0) {
+    for (size_t i = 0; i < n; i++) {
+      a[i].rc = rc;
+      a[i].completion = 0;
+      a[i].created = 0;
+    }
+  }
   for (size_t i = 0; i < n; i++) {
-    a[i].rc = rc;
-    a[i].completion = 0;
-    a[i].created = 0;
+    metrics_decision k = a[i].rc != 0                        ? METRICS_FAILED
+                         : a[i].outcome == STORE_APPROVED     ? METRICS_APPROVED
+                         : a[i].outcome == STORE_NOT_APPROVED ? METRICS_NOT_APPROVED
+                                                              : METRICS_REFUSED;
+    atomic_fetch_add_explicit(&metrics.decisions[k], 1, memory_order_relaxed);
   }
 }
 

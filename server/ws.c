@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "http.h"
 #include "live.h"
+#include "metrics.h"
 #include "proto.h"
 #include "otj_assert.h"
 
@@ -32,6 +33,7 @@ typedef struct ws_budget ws_budget;
 struct ws_frame {
   uint32_t refs;
   size_t len;
+  uint64_t made_ns; /* for the fan-out latency of /metrics */
   uint8_t buf[];
 };
 
@@ -218,6 +220,7 @@ ws_frame *ws_frame_new(const uint8_t *data, size_t len) {
   if (!f) return NULL;
   f->refs = 1;
   f->len = len;
+  f->made_ns = metrics_now_ns();
   memcpy(f->buf + LWS_PRE, data, len);
   return f;
 }
@@ -282,7 +285,13 @@ static void send_buf(ws_sess *s, proto_buf *b) {
   ws_send(s, proto_buf_bytes(b), proto_buf_size(b));
 }
 
+static void count_err(ws_sess *s, proto_code code) {
+  _Static_assert(PROTO_INTERNAL < OTJD_ERR_CODES, "raise OTJD_ERR_CODES");
+  s->d->st.ws_errors[(unsigned)code < OTJD_ERR_CODES ? code : PROTO_INTERNAL]++;
+}
+
 void ws_send_err(ws_sess *s, proto_rid rid, proto_code code, const char *msg) {
+  count_err(s, code);
   proto_buf *b = outbuf();
   if (proto_encode_err(b, rid, code, msg) == 0) send_buf(s, b);
 }
@@ -347,12 +356,14 @@ static int on_writeable(ws_sess *s) {
       d->st.frames_out++;
       d->st.bytes_out += f->len;
       d->st.writes_out++;
+      metrics_observe(&metrics.fanout, metrics_now_ns() - f->made_ns);
       int n = lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_BINARY);
       ws_frame_put(ring_pop(s));
       if (n < 0) return -1;
     } else {
       uint8_t *out = g_coalesce + LWS_PRE;
       size_t off = 0;
+      uint64_t now_ns = metrics_now_ns();
       while (s->q_count) {
         f = s->ring[s->ring_head];
         if (off + f->len + WS_HEADER_MAX > WS_COALESCE_MAX) break;
@@ -361,6 +372,7 @@ static int on_writeable(ws_sess *s) {
         off += f->len;
         d->st.frames_out++;
         d->st.bytes_out += f->len;
+        metrics_observe(&metrics.fanout, now_ns - f->made_ns);
         ws_frame_put(ring_pop(s));
       }
       d->st.writes_out++;
@@ -561,6 +573,7 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
   proto_error perr;
   if (proto_decode(buf, len, &lim, &g_msg, &perr) != 0) {
     d->st.bad_frames++;
+    count_err(s, perr.code);
     proto_buf *b = outbuf();
     if (proto_encode_decode_error(b, &perr) == 0) send_buf(s, b);
     return;

@@ -169,7 +169,7 @@ function tryUpgrade(srv, protocols) {
 }
 
 async function metric(srv, name) {
-  const text = await (await fetch(`${srv.base}/metrics`)).text();
+  const text = await (await fetch(`${srv.base}/metrics`, srv.metricsAuth)).text();
   return Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))[1]);
 }
 

@@ -13,6 +13,9 @@ import { encode, decode } from '@msgpack/msgpack';
 
 export const OTJD = process.env.OTJD || path.resolve('build/server/otjd');
 export const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
+// /metrics is not public: test servers open it with this bearer token
+// (srv.metricsAuth is the fetch() option that sends it).
+export const METRICS_TOKEN = 'harness-metrics-token-0123456789';
 
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -84,7 +87,7 @@ export async function startOtjd(opts = {}) {
   if (opts.demo !== false) args.push('--demo');
   const proc = spawn(OTJD, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...(opts.env || {}) },
+    env: { OTJ_METRICS_TOKEN: METRICS_TOKEN, ...process.env, ...(opts.env || {}) },
   });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
@@ -92,6 +95,7 @@ export async function startOtjd(opts = {}) {
   const base = `http://127.0.0.1:${port}`;
   const srv = {
     port, proc, base, dataDir, get log() { return log; },
+    metricsAuth: { headers: { authorization: `Bearer ${METRICS_TOKEN}` } },
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill(signal);

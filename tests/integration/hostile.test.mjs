@@ -123,7 +123,7 @@ test('random and mutated HTTP byte streams over raw TCP (pipelining, split bodie
       await Promise.all(Array.from({ length: 8 }, () => sendRaw(srv.port, httpCase(R, token), R)));
       worst = Math.max(worst, await healthy(srv));
     }
-    const metrics = await (await fetch(`${srv.base}/metrics`)).text();
+    const metrics = await (await fetch(`${srv.base}/metrics`, srv.metricsAuth)).text();
     console.log(`hostile http: ${total} streams, /healthz worst ${worst} ms; ` +
       `${(metrics.match(/^otj_http_requests_total .*/m) || [''])[0]}`);
     await srv.stopClean();

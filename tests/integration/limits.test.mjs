@@ -106,7 +106,7 @@ test('a stalled reader is dropped when its queue is full; the room and the other
     // the responsible's connection is fine, and the room too
     assert.equal((await ask(rita, { t: 'ping' })).t, 'pong');
     assert.equal((await ask(rita, { t: 'step', room: snap.room, task: 2 })).t, 'ok');
-    const metrics = await (await fetch(`${srv.base}/metrics`)).text();
+    const metrics = await (await fetch(`${srv.base}/metrics`, srv.metricsAuth)).text();
     assert.match(metrics, /^otj_dropped_slow_total [1-9]/m);
     await rita.close();
   });

@@ -24,7 +24,7 @@ after(async () => {
 test('healthz says Redis and SQLite answer', async () => {
   const r = await fetch(`${srv.base}/healthz`);
   assert.equal(r.status, 200);
-  assert.deepEqual(await r.json(), { status: 'ok', redis: { ok: true }, sqlite: { ok: true } });
+  assert.deepEqual(await r.json(), { status: 'ok', redis: { ok: true }, sqlite: { ok: true }, problems: [] });
 });
 
 test('login with the right password returns a token and a session cookie', async () => {
@@ -176,7 +176,7 @@ test('a websocket at another path or with another subprotocol is refused', async
 });
 
 test('metrics are Prometheus text', async () => {
-  const r = await fetch(`${srv.base}/metrics`);
+  const r = await fetch(`${srv.base}/metrics`, srv.metricsAuth);
   assert.equal(r.status, 200);
   const text = await r.text();
   assert.match(text, /^# TYPE otj_ws_connections gauge$/m);
