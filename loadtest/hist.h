@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HIST_SUB_BITS 7                      /* 128 sub-buckets per half-octave */
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_OCTAVES 44                      /* up to 2^(44+7) ns: far beyond any run */
-#define HIST_BUCKETS ((HIST_OCTAVES + 2) * HIST_SUB)
+#define HIST_SUB_BITS 7 /* 128 sub-buckets per half-octave */
+#define HIST_SUB      (1u << HIST_SUB_BITS)
+#define HIST_OCTAVES  44 /* up to 2^(44+7) ns: far beyond any run */
+#define HIST_BUCKETS  ((HIST_OCTAVES + 2) * HIST_SUB)
 
 typedef struct hist {
   uint64_t count;

@@ -55,8 +55,8 @@ static int append(lreq *q, const void *in, size_t len) {
   return 0;
 }
 
-int lhttp_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                   void *in, size_t len) {
+int lhttp_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len) {
   lreq *q = lws_get_opaque_user_data(wsi);
   switch (reason) {
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -71,14 +71,14 @@ int lhttp_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     if (!q) return 0;
     unsigned char **p = (unsigned char **)in, *end = *p + len;
     if (q->auth[0] &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
-                                     (unsigned char *)q->auth, (int)strlen(q->auth), p, end))
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (unsigned char *)q->auth,
+                                     (int)strlen(q->auth), p, end))
       return -1;
     if (q->body) {
       if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
                                        (unsigned char *)"application/json", 16, p, end) ||
-          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-                                       (unsigned char *)q->clen, (int)strlen(q->clen), p, end))
+          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, (unsigned char *)q->clen,
+                                       (int)strlen(q->clen), p, end))
         return -1;
       lws_client_http_body_pending(wsi, 1);
       lws_callback_on_writable(wsi);
@@ -125,15 +125,14 @@ int lhttp_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
       lreq_free(q);
     }
     return 0;
-  default:
-    break;
+  default: break;
   }
   return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-int lhttp_request(struct lws_context *ctx, const char *host, int port,
-                  const char *method, const char *path, const char *bearer,
-                  const char *body, size_t body_len, lhttp_done_fn *done, void *ud) {
+int lhttp_request(struct lws_context *ctx, const char *host, int port, const char *method,
+                  const char *path, const char *bearer, const char *body, size_t body_len,
+                  lhttp_done_fn *done, void *ud) {
   lreq *q = calloc(1, sizeof *q);
   if (!q) return -1;
   q->done = done;

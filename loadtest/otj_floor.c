@@ -30,9 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FLOOR_TURN_NS 1000000ull /* one loop turn: 1 ms */
-#define FLOOR_MAX_BATCH 512      /* frames coalesced into one write at most */
-#define FLOOR_READ_BUF 262144
+#define FLOOR_TURN_NS   1000000ull /* one loop turn: 1 ms */
+#define FLOOR_MAX_BATCH 512        /* frames coalesced into one write at most */
+#define FLOOR_READ_BUF  262144
 
 static int g_n, g_fanout, g_frame, g_json;
 static double g_rate, g_seconds;
@@ -179,8 +179,7 @@ int main(int argc, char **argv) {
     default: usage(stderr); return 2;
     }
   }
-  if (g_n < 1 || g_fanout < 1 || g_frame < 1 || g_frame > 65536 || g_rate <= 0 ||
-      g_seconds <= 0) {
+  if (g_n < 1 || g_fanout < 1 || g_frame < 1 || g_frame > 65536 || g_rate <= 0 || g_seconds <= 0) {
     usage(stderr);
     return 2;
   }

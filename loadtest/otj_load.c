@@ -40,18 +40,18 @@
 #include "lhttp.h"
 #include "procstat.h"
 
-#define WS_PROTOCOL "otj.v1"
-#define MAX_SERVERS 16
-#define MAX_PIDS 16
-#define ROOM_MAX_LEARNERS 200      /* otjd's default learners per room */
+#define WS_PROTOCOL          "otj.v1"
+#define MAX_SERVERS          16
+#define MAX_PIDS             16
+#define ROOM_MAX_LEARNERS    200   /* otjd's default learners per room */
 #define IMPORT_USERS_PER_DOC 5000  /* keeps an import under 1 MiB */
-#define TOKENS_PER_CALL 10000      /* POST /api/admin/tokens limit */
-#define PORTS_PER_SOURCE 10000     /* bind(0) gets ~14k ports per address fast */
-#define TICK_MS 1
-#define DRAIN_MAX_MS 5000
-#define BEHIND_LAG_MS 10.0         /* p99 send lag above this: fell behind */
-#define ERR_PRINT_MAX 8
-#define RX_MAX (1u << 20)
+#define TOKENS_PER_CALL      10000 /* POST /api/admin/tokens limit */
+#define PORTS_PER_SOURCE     10000 /* bind(0) gets ~14k ports per address fast */
+#define TICK_MS              1
+#define DRAIN_MAX_MS         5000
+#define BEHIND_LAG_MS        10.0 /* p99 send lag above this: fell behind */
+#define ERR_PRINT_MAX        8
+#define RX_MAX               (1u << 20)
 
 #define NS 1000000000ull
 #define MS 1000000ull
@@ -60,15 +60,13 @@
 
 typedef enum { ROLE_HOST, ROLE_FANOUT, ROLE_STORM, ROLE_IDLE } role_t;
 typedef enum { KIND_FANOUT, KIND_STORM, KIND_APPROVE } kind_t;
-typedef enum {
-  C_NEW, C_CONNECTING, C_HELLO, C_AUTHED, C_JOINING, C_READY, C_DEAD
-} cstate;
+typedef enum { C_NEW, C_CONNECTING, C_HELLO, C_AUTHED, C_JOINING, C_READY, C_DEAD } cstate;
 
 typedef struct qframe {
   struct qframe *next;
-  uint64_t due;     /* intended send time of an answer, 0 for others */
+  uint64_t due; /* intended send time of an answer, 0 for others */
   size_t len;
-  uint8_t buf[];    /* LWS_PRE headroom, then the payload */
+  uint8_t buf[]; /* LWS_PRE headroom, then the payload */
 } qframe;
 
 struct room;
@@ -77,14 +75,14 @@ typedef struct conn {
   struct lws *wsi;
   struct room *room;
   int idx;
-  int user;         /* index into G.users */
+  int user; /* index into G.users */
   int server;
   role_t role;
   cstate st;
   int want_write;
   int have_seq;
-  uint64_t last;    /* last in-order seq of its room */
-  uint64_t due;     /* storm: the intended start of its join */
+  uint64_t last; /* last in-order seq of its room */
+  uint64_t due;  /* storm: the intended start of its join */
   qframe *qh, *qt;
   uint8_t *rx;
   size_t rx_len, rx_cap;
@@ -99,8 +97,8 @@ typedef struct room {
   char id[72];
   char code[24];
   uint64_t max_seq;
-  int next_approve;  /* learners already sent for approval */
-  conn **members;    /* connected learners (fanout and storm) */
+  int next_approve; /* learners already sent for approval */
+  conn **members;   /* connected learners (fanout and storm) */
   int nmembers;
 } room;
 
@@ -129,13 +127,13 @@ static struct {
   int nservers;
   char admin_login[64], admin_password[128];
   int fanout_rooms, learners;
-  double answer_rate;       /* answers per second, all fanout rooms */
-  double duration;          /* seconds of the run phase */
-  int idle_conns;           /* connections scenario */
+  double answer_rate; /* answers per second, all fanout rooms */
+  double duration;    /* seconds of the run phase */
+  int idle_conns;     /* connections scenario */
   double hold;
   int storm_n;
   double storm_window, storm_at;
-  double approve_rate;      /* approvals (decisions) per second */
+  double approve_rate; /* approvals (decisions) per second */
   int approve_batch;
   int nsources;
   int max_connecting;
@@ -148,7 +146,7 @@ static struct {
   int nredis;
   int redis_port;
   double timeout;
-  int pool;                 /* users whose tokens idle connections share */
+  int pool; /* users whose tokens idle connections share */
   int quiet;
   const char *label;
 
@@ -161,16 +159,16 @@ static struct {
 
   /* the world */
   luser *users;
-  int nusers, nhosts;       /* hosts first: users [0, nhosts) */
+  int nusers, nhosts; /* hosts first: users [0, nhosts) */
   room *rooms;
   int nrooms;
   conn *conns;
   int nconns;
-  conn **fanout_order;      /* learners interleaved across rooms */
+  conn **fanout_order; /* learners interleaved across rooms */
   int nfanout;
   conn **storm_order;
   int setup_expected, setup_ready, setup_failed;
-  int next_setup;           /* next conn to connect in setup */
+  int next_setup; /* next conn to connect in setup */
   int connecting;
 
   /* loop */
@@ -194,7 +192,7 @@ static struct {
   int pool_exhausted;
   unsigned drain_checks;
   double loadavg0, self_cpu0, self_cpu1;
-  int src_b, src_c;         /* source addresses 127.b.c.2.. of this run */
+  int src_b, src_c; /* source addresses 127.b.c.2.. of this run */
 
   hist h_answer, h_ack, h_join, h_approve, h_lag;
 
@@ -297,8 +295,10 @@ static void send_packed(conn *c, uint64_t due) {
   f->due = due;
   f->len = g_sb.size;
   memcpy(f->buf + LWS_PRE, g_sb.data, g_sb.size);
-  if (c->qt) c->qt->next = f;
-  else c->qh = f;
+  if (c->qt)
+    c->qt->next = f;
+  else
+    c->qh = f;
   c->qt = f;
   want_write(c);
 }
@@ -316,8 +316,7 @@ static int on_writeable(conn *c) {
   uint64_t t = 0;
   while (c->qh && !lws_send_pipe_choked(c->wsi)) {
     qframe *f = c->qh;
-    if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_BINARY) < (int)f->len)
-      return -1;
+    if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_BINARY) < (int)f->len) return -1;
     if (f->due) {
       if (!t) t = now_ns();
       hist_record(&G.h_lag, t > f->due ? t - f->due : 0);
@@ -430,8 +429,10 @@ static int send_approve(room *r, uint64_t n, uint64_t due) {
 
 static void setup_done_one(conn *c, int ok) {
   if (c->role == ROLE_STORM) return;
-  if (ok) G.setup_ready++;
-  else G.setup_failed++;
+  if (ok)
+    G.setup_ready++;
+  else
+    G.setup_failed++;
 }
 
 static void learners_may_join(room *r) {
@@ -618,8 +619,8 @@ static void on_receive(conn *c, struct lws *wsi, const uint8_t *in, size_t len) 
 
 /* ---- the websocket callback ---------------------------------------------------- */
 
-static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                       void *in, size_t len) {
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len) {
   conn *c = lws_get_opaque_user_data(wsi);
   switch (reason) {
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -658,15 +659,13 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     c->wsi = NULL;
     free_queue(c);
     return 0;
-  default:
-    return 0;
+  default: return 0;
   }
 }
 
-static const struct lws_protocols protocols[] = {
-    {WS_PROTOCOL, ws_callback, 0, 0, 0, NULL, 0},
-    {LHTTP_PROTOCOL, lhttp_callback, 0, 0, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0}};
+static const struct lws_protocols protocols[] = {{WS_PROTOCOL, ws_callback, 0, 0, 0, NULL, 0},
+                                                 {LHTTP_PROTOCOL, lhttp_callback, 0, 0, 0, NULL, 0},
+                                                 {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 static void start_connect(conn *c) {
   server *s = &G.servers[c->server];
@@ -702,11 +701,11 @@ static double ms_of(uint64_t ns) { return (double)ns / 1e6; }
 
 static json_t *hist_json(const hist *h) {
   if (!h->count) return json_pack("{s:I}", "count", (json_int_t)0);
-  return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "count", (json_int_t)h->count,
-                   "p50_ms", ms_of(hist_quantile(h, 0.5)), "p90_ms",
-                   ms_of(hist_quantile(h, 0.9)), "p99_ms", ms_of(hist_quantile(h, 0.99)),
-                   "p999_ms", ms_of(hist_quantile(h, 0.999)), "max_ms", ms_of(h->max),
-                   "mean_ms", ms_of((uint64_t)(h->sum / (double)h->count)));
+  return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "count", (json_int_t)h->count, "p50_ms",
+                   ms_of(hist_quantile(h, 0.5)), "p90_ms", ms_of(hist_quantile(h, 0.9)), "p99_ms",
+                   ms_of(hist_quantile(h, 0.99)), "p999_ms", ms_of(hist_quantile(h, 0.999)),
+                   "max_ms", ms_of(h->max), "mean_ms",
+                   ms_of((uint64_t)(h->sum / (double)h->count)));
 }
 
 static void hist_line(FILE *f, const char *name, const hist *h) {
@@ -747,13 +746,13 @@ static void machine_json(json_t *rep) {
     if (fscanf(f, "%lf", &la) != 1) la = 0;
     fclose(f);
   }
-  json_object_set_new(rep, "machine",
-                      json_pack("{s:f, s:f, s:i, s:I, s:s, s:s}", "loadavg_1m_at_start", G.loadavg0,
-                                "loadavg_1m_at_end", la, "nproc", (int)sysconf(_SC_NPROCESSORS_ONLN),
-                                "mem_mib",
-                                (json_int_t)((uint64_t)sysconf(_SC_PHYS_PAGES) *
-                                             (uint64_t)sysconf(_SC_PAGESIZE) >> 20),
-                                "kernel", u.release, "cpu", model));
+  json_object_set_new(
+      rep, "machine",
+      json_pack(
+          "{s:f, s:f, s:i, s:I, s:s, s:s}", "loadavg_1m_at_start", G.loadavg0, "loadavg_1m_at_end",
+          la, "nproc", (int)sysconf(_SC_NPROCESSORS_ONLN), "mem_mib",
+          (json_int_t)((uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) >> 20),
+          "kernel", u.release, "cpu", model));
 }
 
 /* Runs the floor program with this run's frame size, fan-out and rate. */
@@ -823,8 +822,9 @@ static int report(void) {
     floor = run_floor(deliv_rate, frame, G.learners + 1,
                       fanout_receivers < 3000 ? fanout_receivers : 3000);
 
-  int ok = !G.aborted && G.approve_replies >= G.approves_sent && lost == 0 && dup == 0 && G.errors == 0 && G.conn_failed == 0 &&
-           G.conn_closed == 0 && G.approvals_other == 0 && G.early_ev == 0;
+  int ok = !G.aborted && G.approve_replies >= G.approves_sent && lost == 0 && dup == 0 &&
+           G.errors == 0 && G.conn_failed == 0 && G.conn_closed == 0 && G.approvals_other == 0 &&
+           G.early_ev == 0;
 
   /* held connections: memory per connection beyond the idle footprint */
   double per_conn = 0;
@@ -843,49 +843,47 @@ static int report(void) {
   machine_json(rep);
   json_t *srv = json_array();
   for (int i = 0; i < G.nservers; i++)
-    json_array_append_new(srv, json_pack("{s:s, s:i}", "host", G.servers[i].host, "port",
-                                         G.servers[i].port));
+    json_array_append_new(
+        srv, json_pack("{s:s, s:i}", "host", G.servers[i].host, "port", G.servers[i].port));
   json_object_set_new(rep, "servers", srv);
-  json_object_set_new(
-      rep, "params",
-      json_pack("{s:i, s:i, s:f, s:f, s:i, s:f, s:i, s:f, s:f, s:f, s:i, s:i}", "fanout_rooms",
-                G.fanout_rooms, "learners_per_room", G.learners, "answer_rate", G.answer_rate,
-                "duration_s", G.duration, "connections", G.idle_conns, "hold_s", G.hold,
-                "storm_joins", G.storm_n, "storm_window_s", G.storm_window, "storm_at_s",
-                G.storm_at, "approve_rate", G.approve_rate, "approve_batch", G.approve_batch,
-                "sources", G.nsources));
+  json_object_set_new(rep, "params",
+                      json_pack("{s:i, s:i, s:f, s:f, s:i, s:f, s:i, s:f, s:f, s:f, s:i, s:i}",
+                                "fanout_rooms", G.fanout_rooms, "learners_per_room", G.learners,
+                                "answer_rate", G.answer_rate, "duration_s", G.duration,
+                                "connections", G.idle_conns, "hold_s", G.hold, "storm_joins",
+                                G.storm_n, "storm_window_s", G.storm_window, "storm_at_s",
+                                G.storm_at, "approve_rate", G.approve_rate, "approve_batch",
+                                G.approve_batch, "sources", G.nsources));
   json_object_set_new(
       rep, "achieved",
       json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:f, s:I, s:f, s:f, s:I}", "answers_sent",
                 (json_int_t)G.answers_sent, "acks", (json_int_t)G.acks, "deliveries",
                 (json_int_t)G.deliveries, "deliveries_run", (json_int_t)G.deliveries_run,
                 "deliveries_per_s", deliv_rate, "offered_deliveries_per_s",
-                G.answer_rate * (G.learners + 1), "joins", (json_int_t)G.joins_ok,
-                "joins_per_s",
+                G.answer_rate * (G.learners + 1), "joins", (json_int_t)G.joins_ok, "joins_per_s",
                 G.storm_window > 0 ? (double)G.joins_ok / G.storm_window : 0.0, "approvals",
                 (json_int_t)G.approvals_ok, "approvals_per_s",
-                runs > 0 ? (double)G.approvals_ok / runs : 0.0, "window_s", win,
-                "connections_held", (json_int_t)G.setup_ready));
+                runs > 0 ? (double)G.approvals_ok / runs : 0.0, "window_s", win, "connections_held",
+                (json_int_t)G.setup_ready));
   json_object_set_new(rep, "latency",
                       json_pack("{s:o, s:o, s:o, s:o}", "answer_to_responsible",
                                 hist_json(&G.h_answer), "ack", hist_json(&G.h_ack), "join",
                                 hist_json(&G.h_join), "approve", hist_json(&G.h_approve)));
-  json_object_set_new(rep, "schedule",
-                      json_pack("{s:b, s:f, s:f, s:I, s:I, s:I, s:I, s:b}", "behind", behind,
-                                "send_lag_p99_ms", lag99, "send_lag_max_ms", ms_of(G.h_lag.max),
-                                "answers_due", (json_int_t)G.answers_due, "answers_sent",
-                                (json_int_t)G.answers_sent, "approves_due",
-                                (json_int_t)G.approves_due, "approves_sent",
-                                (json_int_t)G.approves_sent, "approval_pool_exhausted",
-                                G.pool_exhausted));
   json_object_set_new(
-      rep, "correctness",
-      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "lost", (json_int_t)lost,
-                "lost_tail", (json_int_t)tail, "duplicated", (json_int_t)dup, "errors",
-                (json_int_t)G.errors, "rate_limited", (json_int_t)G.rate_limited,
-                "conn_failed", (json_int_t)G.conn_failed, "conn_closed",
-                (json_int_t)G.conn_closed, "not_approved", (json_int_t)G.approvals_other,
-                "events_before_snapshot", (json_int_t)G.early_ev, "ok", ok));
+      rep, "schedule",
+      json_pack("{s:b, s:f, s:f, s:I, s:I, s:I, s:I, s:b}", "behind", behind, "send_lag_p99_ms",
+                lag99, "send_lag_max_ms", ms_of(G.h_lag.max), "answers_due",
+                (json_int_t)G.answers_due, "answers_sent", (json_int_t)G.answers_sent,
+                "approves_due", (json_int_t)G.approves_due, "approves_sent",
+                (json_int_t)G.approves_sent, "approval_pool_exhausted", G.pool_exhausted));
+  json_object_set_new(rep, "correctness",
+                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "lost",
+                                (json_int_t)lost, "lost_tail", (json_int_t)tail, "duplicated",
+                                (json_int_t)dup, "errors", (json_int_t)G.errors, "rate_limited",
+                                (json_int_t)G.rate_limited, "conn_failed",
+                                (json_int_t)G.conn_failed, "conn_closed", (json_int_t)G.conn_closed,
+                                "not_approved", (json_int_t)G.approvals_other,
+                                "events_before_snapshot", (json_int_t)G.early_ev, "ok", ok));
   json_object_set_new(json_object_get(rep, "correctness"), "approves_unanswered",
                       json_integer((json_int_t)(G.approves_sent - G.approve_replies)));
   json_object_set_new(rep, "otjd", otjd);
@@ -893,8 +891,7 @@ static int report(void) {
   json_object_set_new(rep, "cpu",
                       json_pack("{s:f, s:f, s:f, s:f, s:f}", "otj_load_s",
                                 G.self_cpu1 - G.self_cpu0, "otjd_s", otjd_cpu, "redis_s", redis_cpu,
-                                "otjd_us_per_delivery", us_per, "redis_us_per_delivery",
-                                redis_us));
+                                "otjd_us_per_delivery", us_per, "redis_us_per_delivery", redis_us));
   json_object_set_new(json_object_get(rep, "cpu"), "otjd_us_per_approval",
                       json_real(G.approvals_ok ? otjd_cpu * 1e6 / (double)G.approvals_ok : 0.0));
   if (G.idle_conns > 0)
@@ -909,21 +906,21 @@ static int report(void) {
           G.label ? G.label : "", ok ? "OK" : "FAILED");
   if (G.aborted) fprintf(o, "  aborted: %s\n", G.abort_why);
   if (G.idle_conns > 0)
-    fprintf(o, "  connections held %d; otjd anon memory %.0f bytes per connection\n",
-            G.setup_ready, per_conn);
+    fprintf(o, "  connections held %d; otjd anon memory %.0f bytes per connection\n", G.setup_ready,
+            per_conn);
   if (G.fanout_rooms > 0)
     fprintf(o,
-            "  fan-out: %d rooms x (1 + %d), %.0f answers/s offered, %" PRIu64
-            " answers, %" PRIu64 " deliveries (%.0f/s in run)\n",
-            G.fanout_rooms, G.learners, G.answer_rate, G.answers_sent, G.deliveries,
-            deliv_rate);
+            "  fan-out: %d rooms x (1 + %d), %.0f answers/s offered, %" PRIu64 " answers, %" PRIu64
+            " deliveries (%.0f/s in run)\n",
+            G.fanout_rooms, G.learners, G.answer_rate, G.answers_sent, G.deliveries, deliv_rate);
   if (G.storm_n > 0)
     fprintf(o, "  join storm: %" PRIu64 " of %d joins in a %.1f s window (%.0f joins/s offered)\n",
             G.joins_ok, G.storm_n, G.storm_window, G.storm_n / G.storm_window);
   if (G.approve_rate > 0)
-    fprintf(o, "  approvals: %" PRIu64 " approved (%.0f/s over the run), %" PRIu64
-               " other; %" PRIu64 " of %" PRIu64 " approve messages unanswered at the end; "
-               "otjd %.1f us CPU per approval\n",
+    fprintf(o,
+            "  approvals: %" PRIu64 " approved (%.0f/s over the run), %" PRIu64 " other; %" PRIu64
+            " of %" PRIu64 " approve messages unanswered at the end; "
+            "otjd %.1f us CPU per approval\n",
             G.approvals_ok, runs > 0 ? G.approvals_ok / runs : 0, G.approvals_other,
             G.approves_sent - G.approve_replies, G.approves_sent,
             G.approvals_ok ? otjd_cpu * 1e6 / (double)G.approvals_ok : 0.0);
@@ -934,16 +931,20 @@ static int report(void) {
   hist_line(o, "generator send lag", &G.h_lag);
   fprintf(o, "  schedule: %s (send lag p99 %.2f ms)\n",
           behind ? "FELL BEHIND - latency figures do not count" : "kept", lag99);
-  fprintf(o, "  correctness: lost %" PRIu64 " (tail %" PRIu64 "), duplicated %" PRIu64
-             ", errors %" PRIu64 ", failed connects %" PRIu64 ", closed %" PRIu64 "\n",
+  fprintf(o,
+          "  correctness: lost %" PRIu64 " (tail %" PRIu64 "), duplicated %" PRIu64
+          ", errors %" PRIu64 ", failed connects %" PRIu64 ", closed %" PRIu64 "\n",
           lost, tail, dup, G.errors, G.conn_failed, G.conn_closed);
-  fprintf(o, "  CPU over %.1f s: otjd %.2f s (%.2f us per delivered message), redis %.2f s (%.2f us), "
-             "otj-load %.2f s\n",
+  fprintf(o,
+          "  CPU over %.1f s: otjd %.2f s (%.2f us per delivered message), redis %.2f s (%.2f us), "
+          "otj-load %.2f s\n",
           win, otjd_cpu, us_per, redis_cpu, redis_us, G.self_cpu1 - G.self_cpu0);
   if (floor) {
-    json_t *pw = json_object_get(floor, "per_write_us"), *pt = json_object_get(floor, "per_turn_us");
-    fprintf(o, "  kernel floor (same frames, %zu B, fan-out %d): %.2f us/msg one write per frame, "
-               "%.2f us/msg one write per socket per 1 ms turn\n",
+    json_t *pw = json_object_get(floor, "per_write_us"),
+           *pt = json_object_get(floor, "per_turn_us");
+    fprintf(o,
+            "  kernel floor (same frames, %zu B, fan-out %d): %.2f us/msg one write per frame, "
+            "%.2f us/msg one write per socket per 1 ms turn\n",
             frame, G.learners + 1, json_number_value(pw), json_number_value(pt));
   }
   if (G.json_path) {
@@ -986,7 +987,8 @@ static int build_world(void) {
   int L = G.learners;
   G.storm_rooms = G.storm_n > 0 ? (G.storm_n + L - 1) / L : 0;
   G.approve_pool = G.approve_rate > 0 ? (int)ceil(G.approve_rate * G.duration) : 0;
-  G.approve_rooms = G.approve_pool > 0 ? (G.approve_pool + ROOM_MAX_LEARNERS - 1) / ROOM_MAX_LEARNERS : 0;
+  G.approve_rooms =
+      G.approve_pool > 0 ? (G.approve_pool + ROOM_MAX_LEARNERS - 1) / ROOM_MAX_LEARNERS : 0;
   G.nrooms = G.fanout_rooms + G.storm_rooms + G.approve_rooms;
   G.nhosts = G.nrooms;
   int idle_users = G.idle_conns > 0 ? (G.idle_conns < G.pool ? G.idle_conns : G.pool) : 0;
@@ -1009,7 +1011,7 @@ static int build_world(void) {
   for (int r = 0; r < G.nrooms; r++) {
     room *rm = &G.rooms[r];
     rm->idx = r;
-    rm->kind = r < G.fanout_rooms ? KIND_FANOUT
+    rm->kind = r < G.fanout_rooms                   ? KIND_FANOUT
                : r < G.fanout_rooms + G.storm_rooms ? KIND_STORM
                                                     : KIND_APPROVE;
     conn *h = &G.conns[ci];
@@ -1079,22 +1081,21 @@ static int build_world(void) {
 
 static void prov_next(void);
 
-static const char *LOAD_HASH =
-    "$argon2id$v=19$m=65536,t=2,p=1$bG9hZC1vbmx5LXNhbHQ$bG9hZCB1c2VycyBuZXZlciBsb2cgaW4gYnkgcGFzc3dvcmQ";
+static const char *LOAD_HASH = "$argon2id$v=19$m=65536,t=2,p=1$bG9hZC1vbmx5LXNhbHQ$"
+                               "bG9hZCB1c2VycyBuZXZlciBsb2cgaW4gYnkgcGFzc3dvcmQ";
 
 /* An import document: the org on the first, then users in slices. */
 static char *import_doc(int part, size_t *len) {
   json_t *doc = json_pack("{s:s}", "format", "otj-org/1");
   if (part == 0) {
     json_object_set_new(doc, "departments", json_pack("[{s:s}]", "name", G.dept));
+    json_object_set_new(doc, "modules",
+                        json_pack("[{s:s, s:s, s:b, s:[{s:s, s:s}]}]", "title", G.module_title,
+                                  "type", "quiz", "otj", 1, "tasks", "kind", "question", "text",
+                                  "Type anything (otj-load sends its clock)"));
     json_object_set_new(
-        doc, "modules",
-        json_pack("[{s:s, s:s, s:b, s:[{s:s, s:s}]}]", "title", G.module_title, "type", "quiz",
-                  "otj", 1, "tasks", "kind", "question", "text",
-                  "Type anything (otj-load sends its clock)"));
-    json_object_set_new(doc, "paths",
-                        json_pack("[{s:s, s:[s]}]", "title", G.path_title, "modules",
-                                  G.module_title));
+        doc, "paths",
+        json_pack("[{s:s, s:[s]}]", "title", G.path_title, "modules", G.module_title));
     json_object_set_new(doc, "sharings",
                         json_pack("[{s:s, s:[s]}]", "path", G.path_title, "departments", G.dept));
   }
@@ -1224,9 +1225,7 @@ static void prov_next(void) {
     }
     G.prov_step++;
     /* fall through */
-  case 2:
-    prov_http("GET", "/api/admin/modules", G.admin_token, NULL, 0, on_modules);
-    return;
+  case 2: prov_http("GET", "/api/admin/modules", G.admin_token, NULL, 0, on_modules); return;
   case 3:
     if (G.prov_tok * TOKENS_PER_CALL < G.nusers) {
       json_t *logins = json_array();
@@ -1464,8 +1463,10 @@ static void usage(FILE *f) {
 static int parse_server(const char *url) {
   if (G.nservers >= MAX_SERVERS) return -1;
   const char *p = url;
-  if (!strncmp(p, "ws://", 5)) p += 5;
-  else if (!strncmp(p, "http://", 7)) p += 7;
+  if (!strncmp(p, "ws://", 5))
+    p += 5;
+  else if (!strncmp(p, "http://", 7))
+    p += 7;
   const char *colon = strrchr(p, ':');
   if (!colon) return -1;
   server *s = &G.servers[G.nservers];
@@ -1498,37 +1499,61 @@ int main(int argc, char **argv) {
   int rooms = -1, conns = -1, storm = -1;
   double rate = -1, approvals = -1;
 
-  enum { O_SERVER = 256, O_ADMIN, O_DURATION, O_ROOMS, O_LEARNERS, O_RATE, O_DELIV, O_CONNS,
-         O_HOLD, O_STORM, O_STORMW, O_STORMAT, O_APPR, O_BATCH, O_SOURCES, O_MAXC, O_OPID,
-         O_RPID, O_RPORT, O_FLOOR, O_NOFLOOR, O_JSON, O_LABEL, O_TIMEOUT, O_QUIET, O_HELP };
-  static const struct option opts[] = {
-      {"server", required_argument, NULL, O_SERVER},
-      {"admin", required_argument, NULL, O_ADMIN},
-      {"duration", required_argument, NULL, O_DURATION},
-      {"rooms", required_argument, NULL, O_ROOMS},
-      {"learners", required_argument, NULL, O_LEARNERS},
-      {"rate", required_argument, NULL, O_RATE},
-      {"deliveries", required_argument, NULL, O_DELIV},
-      {"connections", required_argument, NULL, O_CONNS},
-      {"hold", required_argument, NULL, O_HOLD},
-      {"storm", required_argument, NULL, O_STORM},
-      {"storm-window", required_argument, NULL, O_STORMW},
-      {"storm-at", required_argument, NULL, O_STORMAT},
-      {"approvals", required_argument, NULL, O_APPR},
-      {"approve-batch", required_argument, NULL, O_BATCH},
-      {"sources", required_argument, NULL, O_SOURCES},
-      {"max-connecting", required_argument, NULL, O_MAXC},
-      {"otjd-pid", required_argument, NULL, O_OPID},
-      {"redis-pid", required_argument, NULL, O_RPID},
-      {"redis-port", required_argument, NULL, O_RPORT},
-      {"floor", required_argument, NULL, O_FLOOR},
-      {"no-floor", no_argument, NULL, O_NOFLOOR},
-      {"json", required_argument, NULL, O_JSON},
-      {"label", required_argument, NULL, O_LABEL},
-      {"timeout", required_argument, NULL, O_TIMEOUT},
-      {"quiet", no_argument, NULL, O_QUIET},
-      {"help", no_argument, NULL, O_HELP},
-      {NULL, 0, NULL, 0}};
+  enum {
+    O_SERVER = 256,
+    O_ADMIN,
+    O_DURATION,
+    O_ROOMS,
+    O_LEARNERS,
+    O_RATE,
+    O_DELIV,
+    O_CONNS,
+    O_HOLD,
+    O_STORM,
+    O_STORMW,
+    O_STORMAT,
+    O_APPR,
+    O_BATCH,
+    O_SOURCES,
+    O_MAXC,
+    O_OPID,
+    O_RPID,
+    O_RPORT,
+    O_FLOOR,
+    O_NOFLOOR,
+    O_JSON,
+    O_LABEL,
+    O_TIMEOUT,
+    O_QUIET,
+    O_HELP
+  };
+  static const struct option opts[] = {{"server", required_argument, NULL, O_SERVER},
+                                       {"admin", required_argument, NULL, O_ADMIN},
+                                       {"duration", required_argument, NULL, O_DURATION},
+                                       {"rooms", required_argument, NULL, O_ROOMS},
+                                       {"learners", required_argument, NULL, O_LEARNERS},
+                                       {"rate", required_argument, NULL, O_RATE},
+                                       {"deliveries", required_argument, NULL, O_DELIV},
+                                       {"connections", required_argument, NULL, O_CONNS},
+                                       {"hold", required_argument, NULL, O_HOLD},
+                                       {"storm", required_argument, NULL, O_STORM},
+                                       {"storm-window", required_argument, NULL, O_STORMW},
+                                       {"storm-at", required_argument, NULL, O_STORMAT},
+                                       {"approvals", required_argument, NULL, O_APPR},
+                                       {"approve-batch", required_argument, NULL, O_BATCH},
+                                       {"sources", required_argument, NULL, O_SOURCES},
+                                       {"max-connecting", required_argument, NULL, O_MAXC},
+                                       {"otjd-pid", required_argument, NULL, O_OPID},
+                                       {"redis-pid", required_argument, NULL, O_RPID},
+                                       {"redis-port", required_argument, NULL, O_RPORT},
+                                       {"floor", required_argument, NULL, O_FLOOR},
+                                       {"no-floor", no_argument, NULL, O_NOFLOOR},
+                                       {"json", required_argument, NULL, O_JSON},
+                                       {"label", required_argument, NULL, O_LABEL},
+                                       {"timeout", required_argument, NULL, O_TIMEOUT},
+                                       {"quiet", no_argument, NULL, O_QUIET},
+                                       {"help", no_argument, NULL, O_HELP},
+                                       {NULL, 0, NULL, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (ch) {
@@ -1592,8 +1617,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "otj-load: unknown scenario %s\n", G.scenario);
     return 2;
   }
-  if (G.learners < 1 || G.learners > ROOM_MAX_LEARNERS || G.duration <= 0 ||
-      G.approve_batch < 1 || G.approve_batch > ROOM_MAX_LEARNERS) {
+  if (G.learners < 1 || G.learners > ROOM_MAX_LEARNERS || G.duration <= 0 || G.approve_batch < 1 ||
+      G.approve_batch > ROOM_MAX_LEARNERS) {
     fprintf(stderr, "otj-load: learners 1..%d, duration > 0, approve-batch 1..%d\n",
             ROOM_MAX_LEARNERS, ROOM_MAX_LEARNERS);
     return 2;
@@ -1603,8 +1628,10 @@ int main(int argc, char **argv) {
   if (sc_conn) G.idle_conns = conns > 0 ? conns : 10000;
   if (sc_fan || sc_mixed) {
     G.fanout_rooms = rooms > 0 ? rooms : 100;
-    if (rate > 0) G.answer_rate = rate;
-    else G.answer_rate = (deliveries > 0 ? deliveries : 50000) / (G.learners + 1);
+    if (rate > 0)
+      G.answer_rate = rate;
+    else
+      G.answer_rate = (deliveries > 0 ? deliveries : 50000) / (G.learners + 1);
   }
   if (sc_storm || sc_mixed) {
     G.storm_n = storm > 0 ? storm : 10000;
@@ -1677,7 +1704,8 @@ int main(int argc, char **argv) {
     }
   }
 
-  snprintf(G.run_id, sizeof G.run_id, "%lx", (unsigned long)(time(NULL) ^ (getpid() << 16)) & 0xffffffful);
+  snprintf(G.run_id, sizeof G.run_id, "%lx",
+           (unsigned long)(time(NULL) ^ (getpid() << 16)) & 0xffffffful);
   snprintf(G.dept, sizeof G.dept, "load-%s", G.run_id);
   snprintf(G.module_title, sizeof G.module_title, "Load drill %s", G.run_id);
   snprintf(G.path_title, sizeof G.path_title, "Load path %s", G.run_id);
@@ -1727,8 +1755,8 @@ int main(int argc, char **argv) {
       fclose(la);
     }
   }
-  logf_("%s: %d rooms, %d connections, %d users, %d server(s), %d source address(es)",
-        G.scenario, G.nrooms, G.nconns, G.nusers, G.nservers, G.nsources);
+  logf_("%s: %d rooms, %d connections, %d users, %d server(s), %d source address(es)", G.scenario,
+        G.nrooms, G.nconns, G.nusers, G.nservers, G.nsources);
   uv_timer_init(&G.loop, &G.tick);
   uv_timer_start(&G.tick, on_tick, TICK_MS, TICK_MS);
   set_phase(PH_PROVISION);

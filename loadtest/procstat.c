@@ -24,8 +24,7 @@ int procstat_read(pid_t pid, procstat *out) {
   if (!p) return -1;
   unsigned long utime = 0, stime = 0;
   /* state is field 3; utime 14, stime 15 */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
-             &stime) != 2)
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
     return -1;
   double hz = (double)sysconf(_SC_CLK_TCK);
   out->cpu_s = (double)(utime + stime) / hz;
@@ -35,8 +34,10 @@ int procstat_read(pid_t pid, procstat *out) {
   char line[256];
   while (fgets(line, sizeof line, f)) {
     unsigned long long v;
-    if (sscanf(line, "VmRSS: %llu kB", &v) == 1) out->rss_kib = v;
-    else if (sscanf(line, "RssAnon: %llu kB", &v) == 1) out->anon_kib = v;
+    if (sscanf(line, "VmRSS: %llu kB", &v) == 1)
+      out->rss_kib = v;
+    else if (sscanf(line, "RssAnon: %llu kB", &v) == 1)
+      out->anon_kib = v;
   }
   fclose(f);
   out->ok = 1;
@@ -62,8 +63,8 @@ static unsigned long listen_inode(int port) {
   while (!found && fgets(line, sizeof line, f)) {
     unsigned ip, lport, st;
     unsigned long inode;
-    if (sscanf(line, " %*d: %x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &ip,
-               &lport, &st, &inode) == 4 &&
+    if (sscanf(line, " %*d: %x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &ip, &lport, &st,
+               &inode) == 4 &&
         (int)lport == port && st == 0x0A)
       found = inode;
   }

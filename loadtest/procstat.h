@@ -12,9 +12,9 @@
 
 typedef struct procstat {
   int ok;
-  double cpu_s;       /* utime + stime */
-  uint64_t rss_kib;   /* VmRSS */
-  uint64_t anon_kib;  /* RssAnon: heap and stacks, what connections cost */
+  double cpu_s;      /* utime + stime */
+  uint64_t rss_kib;  /* VmRSS */
+  uint64_t anon_kib; /* RssAnon: heap and stacks, what connections cost */
 } procstat;
 
 /* Reads pid's counters. Returns 0, or -1 when the process is gone. */

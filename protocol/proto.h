@@ -27,34 +27,34 @@
  * proto_limits may lower the array limits at run time but never raise them.
  * ------------------------------------------------------------------------- */
 
-#define PROTO_VERSION 1                 /* the only value hello.v may carry */
+#define PROTO_VERSION     1 /* the only value hello.v may carry */
 #define PROTO_SUBPROTOCOL "otj.v1"
 
-#define PROTO_DEFAULT_MAX_FRAME (64u * 1024u) /* bytes in one client frame */
-#define PROTO_DEFAULT_MAX_DEPTH 8u            /* nested maps/arrays, top map = 1 */
-#define PROTO_DEFAULT_MAX_OBJECTS 8192u       /* msgpack objects in one frame */
-#define PROTO_HARD_MAX_DEPTH 64u              /* max_depth is clamped to this */
+#define PROTO_DEFAULT_MAX_FRAME   (64u * 1024u) /* bytes in one client frame */
+#define PROTO_DEFAULT_MAX_DEPTH   8u            /* nested maps/arrays, top map = 1 */
+#define PROTO_DEFAULT_MAX_OBJECTS 8192u         /* msgpack objects in one frame */
+#define PROTO_HARD_MAX_DEPTH      64u           /* max_depth is clamped to this */
 
-#define PROTO_MAX_LEARNERS 200u    /* user ids in open.learners */
-#define PROTO_MAX_DECISIONS 200u   /* entries in approve.decisions */
+#define PROTO_MAX_LEARNERS    200u /* user ids in open.learners */
+#define PROTO_MAX_DECISIONS   200u /* entries in approve.decisions */
 #define PROTO_MAX_VALUE_ITEMS 64u  /* integers in an array answer value */
 
-#define PROTO_MAX_TOKEN 512u       /* bytes in hello.token */
-#define PROTO_MAX_ROOM 64u         /* bytes in a room id */
-#define PROTO_MAX_CODE 16u         /* bytes in a join code */
-#define PROTO_MAX_KEY 64u          /* bytes in an answer idempotency key (min 1) */
-#define PROTO_MAX_NOTE 2000u       /* bytes in a mark or approval note */
+#define PROTO_MAX_TOKEN       512u  /* bytes in hello.token */
+#define PROTO_MAX_ROOM        64u   /* bytes in a room id */
+#define PROTO_MAX_CODE        16u   /* bytes in a join code */
+#define PROTO_MAX_KEY         64u   /* bytes in an answer idempotency key (min 1) */
+#define PROTO_MAX_NOTE        2000u /* bytes in a mark or approval note */
 #define PROTO_MAX_ANSWER_TEXT 4000u /* bytes in a string answer value */
 
-#define PROTO_ERR_MSG_MAX 160      /* size of proto_error.msg, NUL included */
+#define PROTO_ERR_MSG_MAX 160 /* size of proto_error.msg, NUL included */
 
 typedef struct proto_limits {
-    size_t max_frame;           /* larger frames: PROTO_TOO_LARGE, not parsed */
-    uint32_t max_depth;         /* deeper nesting: PROTO_TOO_LARGE */
-    uint32_t max_objects;       /* more objects in total: PROTO_TOO_LARGE */
-    uint32_t max_learners;      /* clamped to PROTO_MAX_LEARNERS */
-    uint32_t max_decisions;     /* clamped to PROTO_MAX_DECISIONS */
-    uint32_t max_value_items;   /* clamped to PROTO_MAX_VALUE_ITEMS */
+  size_t max_frame;         /* larger frames: PROTO_TOO_LARGE, not parsed */
+  uint32_t max_depth;       /* deeper nesting: PROTO_TOO_LARGE */
+  uint32_t max_objects;     /* more objects in total: PROTO_TOO_LARGE */
+  uint32_t max_learners;    /* clamped to PROTO_MAX_LEARNERS */
+  uint32_t max_decisions;   /* clamped to PROTO_MAX_DECISIONS */
+  uint32_t max_value_items; /* clamped to PROTO_MAX_VALUE_ITEMS */
 } proto_limits;
 
 /* The defaults above, as a value the server may adjust from its config. */
@@ -69,8 +69,8 @@ proto_limits proto_limits_default(void);
  * buffer is alive and unchanged. For encoding, any bytes the caller owns for
  * the duration of the encode call. */
 typedef struct proto_str {
-    const char *ptr;
-    uint32_t len;
+  const char *ptr;
+  uint32_t len;
 } proto_str;
 
 /* A slice over a C string (NULL gives the empty slice). */
@@ -80,16 +80,16 @@ bool proto_str_eq(proto_str s, const char *cstr);
 
 /* err codes of otj.v1; the numeric values are ours, the wire carries names. */
 typedef enum proto_code {
-    PROTO_OK = 0,
-    PROTO_BAD_REQUEST,
-    PROTO_UNAUTHORIZED,
-    PROTO_FORBIDDEN,
-    PROTO_NOT_FOUND,
-    PROTO_CONFLICT,
-    PROTO_TOO_LARGE,
-    PROTO_RATE_LIMITED,
-    PROTO_UNAVAILABLE,
-    PROTO_INTERNAL,
+  PROTO_OK = 0,
+  PROTO_BAD_REQUEST,
+  PROTO_UNAUTHORIZED,
+  PROTO_FORBIDDEN,
+  PROTO_NOT_FOUND,
+  PROTO_CONFLICT,
+  PROTO_TOO_LARGE,
+  PROTO_RATE_LIMITED,
+  PROTO_UNAVAILABLE,
+  PROTO_INTERNAL,
 } proto_code;
 
 /* Wire name of a code ("bad_request", ...); "internal" for unknown values. */
@@ -100,27 +100,27 @@ const char *proto_code_name(proto_code code);
  * reduced to printable ASCII. has_rid/rid are set when the frame's rid could
  * be read before the problem was found, so the err reply can carry it. */
 typedef struct proto_error {
-    proto_code code;
-    bool has_rid;
-    uint64_t rid;
-    char msg[PROTO_ERR_MSG_MAX];
+  proto_code code;
+  bool has_rid;
+  uint64_t rid;
+  char msg[PROTO_ERR_MSG_MAX];
 } proto_error;
 
 typedef enum proto_type {
-    PROTO_T_NONE = 0,
-    PROTO_T_HELLO,
-    PROTO_T_OPEN,
-    PROTO_T_JOIN,
-    PROTO_T_ADD,
-    PROTO_T_REMOVE,
-    PROTO_T_STEP,
-    PROTO_T_ANSWER,
-    PROTO_T_MARK,
-    PROTO_T_APPROVE,
-    PROTO_T_SYNC,
-    PROTO_T_LEAVE,
-    PROTO_T_CLOSE,
-    PROTO_T_PING,
+  PROTO_T_NONE = 0,
+  PROTO_T_HELLO,
+  PROTO_T_OPEN,
+  PROTO_T_JOIN,
+  PROTO_T_ADD,
+  PROTO_T_REMOVE,
+  PROTO_T_STEP,
+  PROTO_T_ANSWER,
+  PROTO_T_MARK,
+  PROTO_T_APPROVE,
+  PROTO_T_SYNC,
+  PROTO_T_LEAVE,
+  PROTO_T_CLOSE,
+  PROTO_T_PING,
 } proto_type;
 
 /* Wire name of a client message type ("hello", ...), or "?" when unknown. */
@@ -129,9 +129,9 @@ const char *proto_type_name(proto_type t);
 typedef enum proto_result { PROTO_RESULT_PASS = 1, PROTO_RESULT_FAIL } proto_result;
 typedef enum proto_role { PROTO_ROLE_HOST = 1, PROTO_ROLE_LEARNER } proto_role;
 typedef enum proto_status {
-    PROTO_STATUS_APPROVED = 1,
-    PROTO_STATUS_NOT_APPROVED,
-    PROTO_STATUS_REFUSED,
+  PROTO_STATUS_APPROVED = 1,
+  PROTO_STATUS_NOT_APPROVED,
+  PROTO_STATUS_REFUSED,
 } proto_status;
 typedef enum proto_task_kind { PROTO_TASK_QUESTION = 1, PROTO_TASK_OBSERVE } proto_task_kind;
 
@@ -141,19 +141,19 @@ typedef enum proto_task_kind { PROTO_TASK_QUESTION = 1, PROTO_TASK_OBSERVE } pro
  * Encoding uses `raw` when kind is PROTO_VALUE_RAW (it must hold exactly one
  * well-formed msgpack object, or the encode fails). */
 typedef enum proto_value_kind {
-    PROTO_VALUE_INT = 1,
-    PROTO_VALUE_INTS,
-    PROTO_VALUE_STR,
-    PROTO_VALUE_RAW,
+  PROTO_VALUE_INT = 1,
+  PROTO_VALUE_INTS,
+  PROTO_VALUE_STR,
+  PROTO_VALUE_RAW,
 } proto_value_kind;
 
 typedef struct proto_value {
-    proto_value_kind kind;
-    int64_t i;              /* PROTO_VALUE_INT */
-    uint32_t n_items;       /* PROTO_VALUE_INTS */
-    const int64_t *items;   /* PROTO_VALUE_INTS, n_items of them */
-    proto_str s;            /* PROTO_VALUE_STR */
-    proto_str raw;          /* PROTO_VALUE_RAW; also set by decode */
+  proto_value_kind kind;
+  int64_t i;            /* PROTO_VALUE_INT */
+  uint32_t n_items;     /* PROTO_VALUE_INTS */
+  const int64_t *items; /* PROTO_VALUE_INTS, n_items of them */
+  proto_str s;          /* PROTO_VALUE_STR */
+  proto_str raw;        /* PROTO_VALUE_RAW; also set by decode */
 } proto_value;
 
 /* ---------------------------------------------------------------------------
@@ -161,10 +161,10 @@ typedef struct proto_value {
  * ------------------------------------------------------------------------- */
 
 typedef struct proto_decision {
-    uint64_t learner;
-    bool approved;
-    bool has_note;
-    proto_str note;
+  uint64_t learner;
+  bool approved;
+  bool has_note;
+  proto_str note;
 } proto_decision;
 
 /* One decoded client message. Only the member named by `type` is filled.
@@ -174,35 +174,73 @@ typedef struct proto_decision {
  * connection, and do not copy it by value (answer.value.items points into
  * answer.items). */
 typedef struct proto_msg {
-    proto_type type;
-    bool has_rid;
-    uint64_t rid;
-    union {
-        struct { uint32_t v; bool has_token; proto_str token; } hello;
-        struct { uint64_t module; uint32_t n_learners;
-                 uint64_t learners[PROTO_MAX_LEARNERS]; } open;
-        /* exactly one of has_code / has_room is true */
-        struct { bool has_code; proto_str code; bool has_room; proto_str room; } join;
-        struct { proto_str room; uint64_t learner; } add, remove;
-        struct { proto_str room; uint32_t task; } step;
-        struct { proto_str room; uint32_t task; proto_value value; proto_str key;
-                 bool has_learner; uint64_t learner;
-                 int64_t items[PROTO_MAX_VALUE_ITEMS]; } answer;
-        struct { proto_str room; uint64_t learner; uint32_t task; proto_result result;
-                 bool has_note; proto_str note; } mark;
-        struct { proto_str room; uint32_t n_decisions;
-                 proto_decision decisions[PROTO_MAX_DECISIONS]; } approve;
-        struct { proto_str room; uint64_t since; } sync;
-        struct { proto_str room; } leave, close;
-    };
+  proto_type type;
+  bool has_rid;
+  uint64_t rid;
+  union {
+    struct {
+      uint32_t v;
+      bool has_token;
+      proto_str token;
+    } hello;
+    struct {
+      uint64_t module;
+      uint32_t n_learners;
+      uint64_t learners[PROTO_MAX_LEARNERS];
+    } open;
+    /* exactly one of has_code / has_room is true */
+    struct {
+      bool has_code;
+      proto_str code;
+      bool has_room;
+      proto_str room;
+    } join;
+    struct {
+      proto_str room;
+      uint64_t learner;
+    } add, remove;
+    struct {
+      proto_str room;
+      uint32_t task;
+    } step;
+    struct {
+      proto_str room;
+      uint32_t task;
+      proto_value value;
+      proto_str key;
+      bool has_learner;
+      uint64_t learner;
+      int64_t items[PROTO_MAX_VALUE_ITEMS];
+    } answer;
+    struct {
+      proto_str room;
+      uint64_t learner;
+      uint32_t task;
+      proto_result result;
+      bool has_note;
+      proto_str note;
+    } mark;
+    struct {
+      proto_str room;
+      uint32_t n_decisions;
+      proto_decision decisions[PROTO_MAX_DECISIONS];
+    } approve;
+    struct {
+      proto_str room;
+      uint64_t since;
+    } sync;
+    struct {
+      proto_str room;
+    } leave, close;
+  };
 } proto_msg;
 
 /* Decode one client frame (the payload of one binary websocket frame).
  * lim may be NULL for the defaults. Returns 0 and fills *out, or returns
  * -(int)err->code (negative) and fills *err; *out is then unspecified.
  * Slices in *out point into buf (see proto_str). Never allocates. */
-int proto_decode(const uint8_t *buf, size_t len, const proto_limits *lim,
-                 proto_msg *out, proto_error *err);
+int proto_decode(const uint8_t *buf, size_t len, const proto_limits *lim, proto_msg *out,
+                 proto_error *err);
 
 /* ---------------------------------------------------------------------------
  * Output buffer
@@ -216,18 +254,20 @@ int proto_decode(const uint8_t *buf, size_t len, const proto_limits *lim,
  * one frame per buffer, call proto_buf_clear between encodes. The buffer owns
  * its memory; proto_buf_free releases it. */
 typedef struct proto_buf {
-    uint8_t *data;   /* allocation; payload starts at data + head */
-    size_t head;     /* headroom in front of the payload */
-    size_t len;      /* payload bytes */
-    size_t cap;      /* payload capacity (allocation is head + cap) */
-    bool failed;     /* an allocation failed during the current encode */
+  uint8_t *data; /* allocation; payload starts at data + head */
+  size_t head;   /* headroom in front of the payload */
+  size_t len;    /* payload bytes */
+  size_t cap;    /* payload capacity (allocation is head + cap) */
+  bool failed;   /* an allocation failed during the current encode */
 } proto_buf;
 
-void proto_buf_init(proto_buf *b, size_t headroom);  /* no allocation yet */
-void proto_buf_clear(proto_buf *b);                  /* len = 0, keeps memory */
-void proto_buf_free(proto_buf *b);                   /* back to the init state */
+void proto_buf_init(proto_buf *b, size_t headroom); /* no allocation yet */
+void proto_buf_clear(proto_buf *b);                 /* len = 0, keeps memory */
+void proto_buf_free(proto_buf *b);                  /* back to the init state */
 /* Payload start (NULL while nothing was ever written) and length. */
-static inline uint8_t *proto_buf_bytes(const proto_buf *b) { return b->data ? b->data + b->head : NULL; }
+static inline uint8_t *proto_buf_bytes(const proto_buf *b) {
+  return b->data ? b->data + b->head : NULL;
+}
 static inline size_t proto_buf_size(const proto_buf *b) { return b->len; }
 
 /* ---------------------------------------------------------------------------
@@ -239,11 +279,18 @@ static inline size_t proto_buf_size(const proto_buf *b) { return b->len; }
  * Input strings and arrays are read during the call only.
  * ------------------------------------------------------------------------- */
 
-typedef struct proto_rid { bool has; uint64_t v; } proto_rid;
-#define PROTO_NO_RID ((proto_rid){ .has = false, .v = 0 })
-static inline proto_rid proto_rid_of(const proto_msg *m) { return (proto_rid){ m->has_rid, m->rid }; }
+typedef struct proto_rid {
+  bool has;
+  uint64_t v;
+} proto_rid;
+#define PROTO_NO_RID ((proto_rid){.has = false, .v = 0})
+static inline proto_rid proto_rid_of(const proto_msg *m) { return (proto_rid){m->has_rid, m->rid}; }
 
-typedef struct proto_user { uint64_t id; proto_str name; bool responsible; } proto_user;
+typedef struct proto_user {
+  uint64_t id;
+  proto_str name;
+  bool responsible;
+} proto_user;
 
 int proto_encode_welcome(proto_buf *b, proto_rid rid, const proto_user *user);
 int proto_encode_pong(proto_buf *b, proto_rid rid);
@@ -258,47 +305,71 @@ int proto_encode_decode_error(proto_buf *b, const proto_error *err);
 int proto_encode_dashboard(proto_buf *b, uint64_t count);
 
 typedef struct proto_approval_result {
-    uint64_t learner;
-    proto_status status;
-    bool has_completion;     /* sent when status is APPROVED */
-    uint64_t completion;
-    proto_str reason;        /* sent when status is REFUSED and len > 0 */
+  uint64_t learner;
+  proto_status status;
+  bool has_completion; /* sent when status is APPROVED */
+  uint64_t completion;
+  proto_str reason; /* sent when status is REFUSED and len > 0 */
 } proto_approval_result;
 
-int proto_encode_approved(proto_buf *b, proto_rid rid,
-                          const proto_approval_result *results, uint32_t n);
+int proto_encode_approved(proto_buf *b, proto_rid rid, const proto_approval_result *results,
+                          uint32_t n);
 
 /* Who receives a frame: visibility of private fields depends on it.
  * is_host means the host (responsible) of this room, who sees everything. */
-typedef struct proto_viewer { uint64_t user; bool is_host; } proto_viewer;
+typedef struct proto_viewer {
+  uint64_t user;
+  bool is_host;
+} proto_viewer;
 
 /* Room events (the `e` of an ev frame). */
 typedef enum proto_ev_type {
-    PROTO_EV_JOINED = 1,
-    PROTO_EV_LEFT,
-    PROTO_EV_ADDED,
-    PROTO_EV_REMOVED,
-    PROTO_EV_STEP,
-    PROTO_EV_ANSWER,
-    PROTO_EV_MARK,
-    PROTO_EV_APPROVED,
-    PROTO_EV_CLOSED,
+  PROTO_EV_JOINED = 1,
+  PROTO_EV_LEFT,
+  PROTO_EV_ADDED,
+  PROTO_EV_REMOVED,
+  PROTO_EV_STEP,
+  PROTO_EV_ANSWER,
+  PROTO_EV_MARK,
+  PROTO_EV_APPROVED,
+  PROTO_EV_CLOSED,
 } proto_ev_type;
 
 const char *proto_ev_type_name(proto_ev_type t);
 
 typedef struct proto_event {
-    proto_ev_type type;
-    union {
-        struct { uint64_t user; proto_role role; } joined, left;
-        struct { uint64_t learner; } added, removed;
-        struct { uint32_t task; } step;
-        struct { uint64_t learner; uint32_t task; proto_value value; uint64_t by; } answer;
-        struct { uint64_t learner; uint32_t task; proto_result result;
-                 bool has_note; proto_str note; } mark;
-        struct { uint64_t learner; proto_status status;
-                 bool has_completion; uint64_t completion; } approved;
-    };
+  proto_ev_type type;
+  union {
+    struct {
+      uint64_t user;
+      proto_role role;
+    } joined, left;
+    struct {
+      uint64_t learner;
+    } added, removed;
+    struct {
+      uint32_t task;
+    } step;
+    struct {
+      uint64_t learner;
+      uint32_t task;
+      proto_value value;
+      uint64_t by;
+    } answer;
+    struct {
+      uint64_t learner;
+      uint32_t task;
+      proto_result result;
+      bool has_note;
+      proto_str note;
+    } mark;
+    struct {
+      uint64_t learner;
+      proto_status status;
+      bool has_completion;
+      uint64_t completion;
+    } approved;
+  };
 } proto_event;
 
 /* The visibility rule, as a pure function: true when `viewer` must receive
@@ -310,8 +381,8 @@ bool proto_event_hidden_for(const proto_event *ev, proto_viewer viewer);
 
 /* ev {room, seq, e}. redacted = true drops the private fields (answer.value;
  * mark.result and mark.note; approved.status and approved.completion). */
-int proto_encode_ev(proto_buf *b, proto_str room, uint64_t seq,
-                    const proto_event *ev, bool redacted);
+int proto_encode_ev(proto_buf *b, proto_str room, uint64_t seq, const proto_event *ev,
+                    bool redacted);
 /* invite {room, code, module {id, title}, host {id, name}}: extension, sent
  * to a learner's connections when a responsible adds them to a live room. */
 int proto_encode_invite(proto_buf *b, proto_str room, proto_str code, uint64_t module,
@@ -326,8 +397,8 @@ int proto_encode_event_body(proto_buf *b, const proto_event *ev, bool redacted);
 int proto_encode_ev_raw(proto_buf *b, proto_str room, uint64_t seq, const uint8_t *body,
                         size_t len);
 /* Same, with `redacted` decided by proto_event_hidden_for(ev, viewer). */
-int proto_encode_ev_for(proto_buf *b, proto_str room, uint64_t seq,
-                        const proto_event *ev, proto_viewer viewer);
+int proto_encode_ev_for(proto_buf *b, proto_str room, uint64_t seq, const proto_event *ev,
+                        proto_viewer viewer);
 
 /* Snapshot of a room as one receiver may see it. The arrays are the caller's,
  * read during the call only. Answers, marks and outcomes about other learners
@@ -335,38 +406,62 @@ int proto_encode_ev_for(proto_buf *b, proto_str room, uint64_t seq,
  * without result and note, outcomes without status and completion (so a count
  * of who has answered still works after a snapshot). */
 typedef struct proto_task_info {
-    proto_task_kind kind;
-    proto_str text;
-    uint32_t n_options;          /* 0: no options key */
-    const proto_str *options;
+  proto_task_kind kind;
+  proto_str text;
+  uint32_t n_options; /* 0: no options key */
+  const proto_str *options;
 } proto_task_info;
 
-typedef struct proto_member { uint64_t id; proto_str name; bool online; } proto_member;
-typedef struct proto_answer_rec { uint64_t learner; uint32_t task; proto_value value; uint64_t by; } proto_answer_rec;
+typedef struct proto_member {
+  uint64_t id;
+  proto_str name;
+  bool online;
+} proto_member;
+typedef struct proto_answer_rec {
+  uint64_t learner;
+  uint32_t task;
+  proto_value value;
+  uint64_t by;
+} proto_answer_rec;
 typedef struct proto_mark_rec {
-    uint64_t learner; uint32_t task; proto_result result; bool has_note; proto_str note;
+  uint64_t learner;
+  uint32_t task;
+  proto_result result;
+  bool has_note;
+  proto_str note;
 } proto_mark_rec;
 /* A learner's last decision in the room, what the `approved` event said. */
 typedef struct proto_outcome_rec {
-    uint64_t learner; proto_status status; bool has_completion; uint64_t completion;
+  uint64_t learner;
+  proto_status status;
+  bool has_completion;
+  uint64_t completion;
 } proto_outcome_rec;
 
 typedef struct proto_snapshot {
-    proto_str room;
-    uint64_t seq;
-    proto_str code;
-    struct { uint64_t id; proto_str title; uint32_t n_tasks; const proto_task_info *tasks; } module;
-    uint32_t task;                       /* current task index */
-    struct { uint64_t id; proto_str name; } host;
-    uint32_t n_learners;
-    const proto_member *learners;
-    uint32_t n_answers;
-    const proto_answer_rec *answers;
-    uint32_t n_marks;
-    const proto_mark_rec *marks;
-    uint32_t n_outcomes;
-    const proto_outcome_rec *outcomes;
-    bool closed;                         /* state "closed" rather than "open" */
+  proto_str room;
+  uint64_t seq;
+  proto_str code;
+  struct {
+    uint64_t id;
+    proto_str title;
+    uint32_t n_tasks;
+    const proto_task_info *tasks;
+  } module;
+  uint32_t task; /* current task index */
+  struct {
+    uint64_t id;
+    proto_str name;
+  } host;
+  uint32_t n_learners;
+  const proto_member *learners;
+  uint32_t n_answers;
+  const proto_answer_rec *answers;
+  uint32_t n_marks;
+  const proto_mark_rec *marks;
+  uint32_t n_outcomes;
+  const proto_outcome_rec *outcomes;
+  bool closed; /* state "closed" rather than "open" */
 } proto_snapshot;
 
 /* True when a record about `learner` is redacted for `viewer` (snapshot rule). */

@@ -27,10 +27,10 @@
 #include "qr.h"
 #include "store.h"
 
-#define LOGIN_MAX 64
-#define PASSWORD_MAX 1024
+#define LOGIN_MAX      64
+#define PASSWORD_MAX   1024
 #define THROTTLE_SLOTS 8192 /* login budgets in use, hashed by key */
-#define THROTTLE_PROBE 8     /* slots looked at per key */
+#define THROTTLE_PROBE 8    /* slots looked at per key */
 
 /* reply_json, body_object, user_json, require_user: api_util.c */
 
@@ -157,9 +157,7 @@ static void throttle_failed(const otjd *d, const uint64_t k[TK__COUNT]) {
 /* The session cookie's last attribute: "; Secure" when users come over
  * https (TLS here or at a proxy whose public URL is https), so a browser
  * never sends it over plain http. */
-static const char *cookie_secure(const otjd *d) {
-  return config_https(&d->cfg) ? "; Secure" : "";
-}
+static const char *cookie_secure(const otjd *d) { return config_https(&d->cfg) ? "; Secure" : ""; }
 
 typedef struct login_job {
   uv_work_t work;
@@ -167,7 +165,7 @@ typedef struct login_job {
   char login[LOGIN_MAX + 1];
   char password[PASSWORD_MAX + 1];
   uint64_t keys[TK__COUNT]; /* its throttle budgets */
-  int ok;         /* 1: logged in; 0: wrong; 2: right password, deactivated; -1: internal */
+  int ok; /* 1: logged in; 0: wrong; 2: right password, deactivated; -1: internal */
   store_user user;
   char token[AUTH_TOKEN_LEN + 1];
 } login_job;
@@ -175,8 +173,7 @@ typedef struct login_job {
 static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
 static char dummy_hash[AUTH_HASH_MAX];
 static void make_dummy_hash(void) {
-  if (auth_hash_password("not a password of anyone", dummy_hash) != 0)
-    dummy_hash[0] = '\0';
+  if (auth_hash_password("not a password of anyone", dummy_hash) != 0) dummy_hash[0] = '\0';
 }
 
 static void login_work(uv_work_t *w) {
@@ -220,8 +217,7 @@ static void login_done(uv_work_t *w, int status) {
   d->login_inflight--;
   if (status != 0 || j->ok < 0) {
     throttle_refund(d, j->keys); /* not the caller's fault */
-    http_reply_error(r, 500, "internal",
-                     "Logging in failed on our side; try again.");
+    http_reply_error(r, 500, "internal", "Logging in failed on our side; try again.");
   } else if (j->ok == 0) {
     d->st.logins_failed++;
     throttle_failed(d, j->keys);
@@ -237,14 +233,10 @@ static void login_done(uv_work_t *w, int status) {
     throttle_refund(d, j->keys);
     d->st.logins_ok++;
     char cookie[256];
-    snprintf(cookie, sizeof cookie,
-             "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%u%s",
-             HTTP_SESSION_COOKIE, j->token, d->cfg.session_ttl_s,
-             cookie_secure(d));
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%u%s",
+             HTTP_SESSION_COOKIE, j->token, d->cfg.session_ttl_s, cookie_secure(d));
     http_add_header(r, "Set-Cookie", cookie);
-    reply_json(r, 200,
-               json_pack("{s:s, s:o}", "token", j->token, "user",
-                         user_json(&j->user)));
+    reply_json(r, 200, json_pack("{s:s, s:o}", "token", j->token, "user", user_json(&j->user)));
   }
   memset(j->password, 0, sizeof j->password);
   http_req_unref(r);
@@ -259,8 +251,7 @@ static void api_login(http_req *r) {
   const char *password = json_string_value(json_object_get(b, "password"));
   if (!login || !password || !*login) {
     json_decref(b);
-    http_reply_error(r, 400, "bad_request",
-                     "Send {\"login\": ..., \"password\": ...} as strings.");
+    http_reply_error(r, 400, "bad_request", "Send {\"login\": ..., \"password\": ...} as strings.");
     return;
   }
   if (strlen(login) > LOGIN_MAX || strlen(password) > PASSWORD_MAX) {
@@ -321,8 +312,7 @@ static void api_login(http_req *r) {
 
 static void api_logout(http_req *r) {
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
-  if (r->token[0] &&
-      auth_token_digest(r->token, strlen(r->token), digest) == 0 &&
+  if (r->token[0] && auth_token_digest(r->token, strlen(r->token), digest) == 0 &&
       store_session_delete(r->d->db, digest) == 0)
     live_token_ended(r->d, digest); /* its open sockets close too */
   char cookie[128];
@@ -345,14 +335,14 @@ static void api_me(http_req *r) {
  * what is wrong: Redis answers, SQLite can take its write lock, and the data
  * folder's disk has at least cfg.min_free_mb free. */
 
-#define HEALTH_TIMEOUT_MS 1000
+#define HEALTH_TIMEOUT_MS   1000
 #define HEALTH_PROBLEMS_MAX 3
 
 typedef struct health_job {
   http_req *r;
   uv_timer_t timer;
   int sqlite_ok;
-  int ready;        /* answering /readyz */
+  int ready; /* answering /readyz */
   int disk_ok;
   uint64_t free_mb;
   const char *problems[HEALTH_PROBLEMS_MAX]; /* static sentences */
@@ -372,12 +362,10 @@ static void ready_answer(health_job *h, int redis_ok) {
     json_array_append_new(problems, json_string(h->problems[i]));
   int ok = redis_ok && h->sqlite_ok && h->disk_ok;
   reply_json(h->r, ok ? 200 : 503,
-             json_pack("{s:s, s:{s:b}, s:{s:b}, s:{s:b, s:I, s:I}, s:o*}",
-                       "status", ok ? "ready" : "not_ready", "redis", "ok",
-                       redis_ok, "sqlite", "ok", h->sqlite_ok, "disk", "ok",
-                       h->disk_ok, "free_mb", (json_int_t)h->free_mb,
-                       "min_free_mb", (json_int_t)h->r->d->cfg.min_free_mb,
-                       "problems", problems));
+             json_pack("{s:s, s:{s:b}, s:{s:b}, s:{s:b, s:I, s:I}, s:o*}", "status",
+                       ok ? "ready" : "not_ready", "redis", "ok", redis_ok, "sqlite", "ok",
+                       h->sqlite_ok, "disk", "ok", h->disk_ok, "free_mb", (json_int_t)h->free_mb,
+                       "min_free_mb", (json_int_t)h->r->d->cfg.min_free_mb, "problems", problems));
 }
 
 static void health_answer(health_job *h, int redis_ok) {
@@ -395,9 +383,8 @@ static void health_answer(health_job *h, int redis_ok) {
     json_array_append_new(problems, json_string(h->problems[i]));
   int ok = redis_ok && h->sqlite_ok;
   reply_json(h->r, ok ? 200 : 503,
-             json_pack("{s:s, s:{s:b}, s:{s:b}, s:o*}", "status",
-                       ok ? "ok" : "degraded", "redis", "ok", redis_ok,
-                       "sqlite", "ok", h->sqlite_ok, "problems", problems));
+             json_pack("{s:s, s:{s:b}, s:{s:b}, s:o*}", "status", ok ? "ok" : "degraded", "redis",
+                       "ok", redis_ok, "sqlite", "ok", h->sqlite_ok, "problems", problems));
 }
 
 static void health_unref(health_job *h) {
@@ -442,8 +429,7 @@ static void ready_checks(health_job *h) {
   }
   h->free_mb = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize / (1024 * 1024);
   h->disk_ok = h->free_mb >= d->cfg.min_free_mb;
-  if (!h->disk_ok)
-    health_problem(h, "The data folder's disk is (nearly) full.");
+  if (!h->disk_ok) health_problem(h, "The data folder's disk is (nearly) full.");
 }
 
 static void health_start(http_req *r, int ready) {
@@ -455,8 +441,10 @@ static void health_start(http_req *r, int ready) {
   h->r = r;
   h->ready = ready;
   http_req_ref(r);
-  if (ready) ready_checks(h);
-  else h->sqlite_ok = store_ping(r->d->db) == 0;
+  if (ready)
+    ready_checks(h);
+  else
+    h->sqlite_ok = store_ping(r->d->db) == 0;
   uv_timer_init(r->d->loop, &h->timer);
   h->timer.data = h;
   h->refs = 1;
@@ -491,13 +479,11 @@ static int metrics_allowed(http_req *r) {
   if (on_metrics_vhost(r)) return 1;
   const char *want = d->cfg.metrics_token;
   if (!want[0]) {
-    http_reply_error(r, 404, "not_found",
-                     "There is no such API call.");
+    http_reply_error(r, 404, "not_found", "There is no such API call.");
     return 0;
   }
   size_t n = strlen(want);
-  if (!r->token_from_cookie && strlen(r->token) == n &&
-      sodium_memcmp(r->token, want, n) == 0)
+  if (!r->token_from_cookie && strlen(r->token) == n && sodium_memcmp(r->token, want, n) == 0)
     return 1;
   http_add_header(r, "WWW-Authenticate", "Bearer realm=\"otjd metrics\"");
   http_reply_error(r, 401, "unauthorized",
@@ -516,78 +502,73 @@ static void api_metrics(http_req *r) {
     http_reply_error(r, 500, "internal", "Out of memory.");
     return;
   }
-#define HEAD(name, help, type) \
-  fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type)
-#define G(name, help, type, val)                                             \
-  fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, \
-          name, (unsigned long long)(val))
+#define HEAD(name, help, type) fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type)
+#define G(name, help, type, val)                                                                   \
+  fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,                \
+          (unsigned long long)(val))
   G("otj_ws_connections", "Open websocket connections.", "gauge", s->ws_open);
-  G("otj_ws_authenticated", "Websocket connections past hello.", "gauge",
-    s->ws_authed);
-  G("otj_ws_accepted_total", "Websocket connections accepted.", "counter",
-    s->ws_accepted);
-  G("otj_rooms_followed", "Live rooms with members on this instance (their "
-    "fan-out channel is subscribed).", "gauge",
-    (uint64_t)atomic_load_explicit(&metrics.rooms_followed, memory_order_relaxed));
-  G("otj_frames_in_total", "Websocket messages received.", "counter",
-    s->frames_in);
-  G("otj_frames_out_total", "Websocket messages sent.", "counter",
-    s->frames_out);
-  G("otj_bytes_out_total", "Websocket payload bytes sent.", "counter",
-    s->bytes_out);
-  G("otj_writes_out_total", "Socket writes carrying websocket messages "
-    "(several messages per write when they queue up).", "counter", s->writes_out);
-  G("otj_bad_frames_total", "Messages refused as malformed or too large.",
-    "counter", s->bad_frames);
-  G("otj_rate_limited_total", "Messages dropped by the per-connection rate "
-    "limit.", "counter", s->rate_limited);
-  G("otj_dropped_slow_total", "Connections dropped for a full send queue.",
-    "counter", s->dropped_slow);
-  HEAD("otj_ws_errors_total", "err messages sent to websocket clients, by code.",
-       "counter");
+  G("otj_ws_authenticated", "Websocket connections past hello.", "gauge", s->ws_authed);
+  G("otj_ws_accepted_total", "Websocket connections accepted.", "counter", s->ws_accepted);
+  G("otj_rooms_followed",
+    "Live rooms with members on this instance (their "
+    "fan-out channel is subscribed).",
+    "gauge", (uint64_t)atomic_load_explicit(&metrics.rooms_followed, memory_order_relaxed));
+  G("otj_frames_in_total", "Websocket messages received.", "counter", s->frames_in);
+  G("otj_frames_out_total", "Websocket messages sent.", "counter", s->frames_out);
+  G("otj_bytes_out_total", "Websocket payload bytes sent.", "counter", s->bytes_out);
+  G("otj_writes_out_total",
+    "Socket writes carrying websocket messages "
+    "(several messages per write when they queue up).",
+    "counter", s->writes_out);
+  G("otj_bad_frames_total", "Messages refused as malformed or too large.", "counter",
+    s->bad_frames);
+  G("otj_rate_limited_total",
+    "Messages dropped by the per-connection rate "
+    "limit.",
+    "counter", s->rate_limited);
+  G("otj_dropped_slow_total", "Connections dropped for a full send queue.", "counter",
+    s->dropped_slow);
+  HEAD("otj_ws_errors_total", "err messages sent to websocket clients, by code.", "counter");
   for (int c = PROTO_BAD_REQUEST; c <= PROTO_INTERNAL; c++)
-    fprintf(f, "otj_ws_errors_total{code=\"%s\"} %llu\n",
-            proto_code_name((proto_code)c), (unsigned long long)s->ws_errors[c]);
-  G("otj_http_requests_total", "HTTP API requests.", "counter",
-    s->http_requests);
-  HEAD("otj_http_errors_total", "HTTP API answers with an error status, by status.",
-       "counter");
+    fprintf(f, "otj_ws_errors_total{code=\"%s\"} %llu\n", proto_code_name((proto_code)c),
+            (unsigned long long)s->ws_errors[c]);
+  G("otj_http_requests_total", "HTTP API requests.", "counter", s->http_requests);
+  HEAD("otj_http_errors_total", "HTTP API answers with an error status, by status.", "counter");
   for (int i = 0; i < OTJD_HTTP_ERRORS; i++)
     if (s->http_errors[i] || i == 4 || i == 100) /* 404 and 500 always */
       fprintf(f, "otj_http_errors_total{status=\"%d\"} %llu\n", 400 + i,
               (unsigned long long)s->http_errors[i]);
   G("otj_logins_ok_total", "Successful logins.", "counter", s->logins_ok);
-  HEAD("otj_logins_refused_total", "Logins refused, by reason: a wrong password "
+  HEAD("otj_logins_refused_total",
+       "Logins refused, by reason: a wrong password "
        "or a deactivated account, the attempt budgets, too many checks at once.",
        "counter");
-  fprintf(f, "otj_logins_refused_total{reason=\"credentials\"} %llu\n"
-             "otj_logins_refused_total{reason=\"throttled\"} %llu\n"
-             "otj_logins_refused_total{reason=\"busy\"} %llu\n",
+  fprintf(f,
+          "otj_logins_refused_total{reason=\"credentials\"} %llu\n"
+          "otj_logins_refused_total{reason=\"throttled\"} %llu\n"
+          "otj_logins_refused_total{reason=\"busy\"} %llu\n",
           (unsigned long long)s->logins_failed, (unsigned long long)s->logins_throttled,
           (unsigned long long)s->logins_busy);
-  HEAD("otj_approvals_total", "OTJ decisions committed, by outcome (failed: "
-       "nothing written, the responsible was told).", "counter");
-  static const char *outcomes[METRICS_DECISIONS] = {"approved", "not_approved",
-                                                    "refused", "failed"};
+  HEAD("otj_approvals_total",
+       "OTJ decisions committed, by outcome (failed: "
+       "nothing written, the responsible was told).",
+       "counter");
+  static const char *outcomes[METRICS_DECISIONS] = {"approved", "not_approved", "refused",
+                                                    "failed"};
   for (int i = 0; i < METRICS_DECISIONS; i++)
     fprintf(f, "otj_approvals_total{outcome=\"%s\"} %llu\n", outcomes[i],
-            (unsigned long long)atomic_load_explicit(&metrics.decisions[i],
-                                                     memory_order_relaxed));
-  G("otj_redis_up", "1 when Redis is connected.", "gauge",
-    rconn_up(d->redis) ? 1 : 0);
-  G("otj_redis_losses_total", "Redis connections lost.", "counter",
-    rconn_losses(d->redis));
-  metrics_write_hist(f, "otj_redis_roundtrip_seconds",
-                     "Redis commands, from sent to answered.", &metrics.redis_rtt);
+            (unsigned long long)atomic_load_explicit(&metrics.decisions[i], memory_order_relaxed));
+  G("otj_redis_up", "1 when Redis is connected.", "gauge", rconn_up(d->redis) ? 1 : 0);
+  G("otj_redis_losses_total", "Redis connections lost.", "counter", rconn_losses(d->redis));
+  metrics_write_hist(f, "otj_redis_roundtrip_seconds", "Redis commands, from sent to answered.",
+                     &metrics.redis_rtt);
   metrics_write_hist(f, "otj_sqlite_commit_seconds",
-                     "Group commits of OTJ decisions, fsync included.",
-                     &metrics.sqlite_commit);
+                     "Group commits of OTJ decisions, fsync included.", &metrics.sqlite_commit);
   metrics_write_hist(f, "otj_fanout_latency_seconds",
                      "Websocket messages (room events, replies), from made on this "
                      "instance to written to each recipient's socket.",
                      &metrics.fanout);
-  G("otj_uptime_seconds", "Seconds since start.", "gauge",
-    (otjd_now_ms(d) - d->started_ms) / 1000);
+  G("otj_uptime_seconds", "Seconds since start.", "gauge", (otjd_now_ms(d) - d->started_ms) / 1000);
 #undef G
 #undef HEAD
   fclose(f);
@@ -626,8 +607,8 @@ static void tokens_work(uv_work_t *w) {
   otjd *d = j->r->d;
   int64_t now = (int64_t)time(NULL);
   uv_mutex_lock(&d->db_worker_lock);
-  j->code = store_sessions_bulk(d->db_worker, now, now + (int64_t)d->cfg.session_ttl_s,
-                                j->admin, j->items, j->n);
+  j->code = store_sessions_bulk(d->db_worker, now, now + (int64_t)d->cfg.session_ttl_s, j->admin,
+                                j->items, j->n);
   snprintf(j->errmsg, sizeof j->errmsg, "%s", store_errmsg(d->db_worker));
   uv_mutex_unlock(&d->db_worker_lock);
 }
@@ -643,8 +624,7 @@ static void tokens_done(uv_work_t *w, int status) {
     json_t *tok = json_object(), *ids = json_object();
     for (size_t i = 0; i < j->n; i++) {
       json_object_set_new(tok, j->items[i].login, json_string(j->tokens[i]));
-      json_object_set_new(ids, j->items[i].login,
-                          json_integer((json_int_t)j->items[i].user_id));
+      json_object_set_new(ids, j->items[i].login, json_integer((json_int_t)j->items[i].user_id));
     }
     reply_json(r, 200, json_pack("{s:o, s:o}", "tokens", tok, "ids", ids));
   }
@@ -665,12 +645,11 @@ static void api_admin_tokens(http_req *r) {
   size_t n = json_array_size(logins);
   if (!json_is_array(logins) || n == 0 || n > API_TOKENS_MAX) {
     json_decref(b);
-    http_reply_error(r, 400, "bad_request",
-                     "Send {\"logins\": [...]} with 1 to 10000 logins.");
+    http_reply_error(r, 400, "bad_request", "Send {\"logins\": [...]} with 1 to 10000 logins.");
     return;
   }
   store_bulk_session *items = calloc(n, sizeof *items);
-  char (*tokens)[AUTH_TOKEN_LEN + 1] = calloc(n, sizeof *tokens);
+  char(*tokens)[AUTH_TOKEN_LEN + 1] = calloc(n, sizeof *tokens);
   if (!items || !tokens) {
     free(items);
     free(tokens);
@@ -697,8 +676,7 @@ static void api_admin_tokens(http_req *r) {
     http_reply_error(r, 500, "internal", "Out of memory.");
     return;
   }
-  *j = (tokens_job){.r = r, .body = b, .items = items, .tokens = tokens,
-                    .n = n, .admin = admin.id};
+  *j = (tokens_job){.r = r, .body = b, .items = items, .tokens = tokens, .n = n, .admin = admin.id};
   j->work.data = j;
   http_req_ref(r);
   if (uv_queue_work(r->d->loop, &j->work, tokens_work, tokens_done) != 0) {
@@ -735,8 +713,8 @@ static void api_room_qr(http_req *r, const char *room) {
     snprintf(url, sizeof url, "%s/join/%s", r->d->cfg.public_url, code);
   } else {
     if (r->wsi) lws_hdr_copy(r->wsi, hostname, sizeof hostname, WSI_TOKEN_HOST);
-    snprintf(url, sizeof url, "%s://%s/join/%s",
-             r->d->cfg.tls_cert[0] ? "https" : "http", hostname, code);
+    snprintf(url, sizeof url, "%s://%s/join/%s", r->d->cfg.tls_cert[0] ? "https" : "http", hostname,
+             code);
   }
   size_t len;
   char *svg = qr_svg(url, &len);
@@ -756,8 +734,7 @@ static int room_qr_path(const char *p, char *room, size_t cap) {
   memcpy(room, p + pl, idl);
   room[idl] = '\0';
   for (size_t i = 0; i < idl; i++)
-    if (!((room[i] >= 'a' && room[i] <= 'z') || (room[i] >= '0' && room[i] <= '9')))
-      return 0;
+    if (!((room[i] >= 'a' && room[i] <= 'z') || (room[i] >= '0' && room[i] <= '9'))) return 0;
   return 1;
 }
 
@@ -816,38 +793,53 @@ void api_handle(http_req *r) {
     }
   }
   if (!strcmp(p, "/healthz")) {
-    if (m == HTTP_GET) api_healthz(r);
-    else http_reply_error(r, 405, "bad_request", "Use GET.");
+    if (m == HTTP_GET)
+      api_healthz(r);
+    else
+      http_reply_error(r, 405, "bad_request", "Use GET.");
   } else if (!strcmp(p, "/readyz")) {
-    if (m == HTTP_GET) api_readyz(r);
-    else http_reply_error(r, 405, "bad_request", "Use GET.");
+    if (m == HTTP_GET)
+      api_readyz(r);
+    else
+      http_reply_error(r, 405, "bad_request", "Use GET.");
   } else if (!strcmp(p, "/metrics")) {
-    if (m == HTTP_GET) api_metrics(r);
-    else http_reply_error(r, 405, "bad_request", "Use GET.");
+    if (m == HTTP_GET)
+      api_metrics(r);
+    else
+      http_reply_error(r, 405, "bad_request", "Use GET.");
   } else if (!strcmp(p, "/api/login")) {
-    if (m == HTTP_POST) api_login(r);
-    else http_reply_error(r, 405, "bad_request", "Use POST.");
+    if (m == HTTP_POST)
+      api_login(r);
+    else
+      http_reply_error(r, 405, "bad_request", "Use POST.");
   } else if (!strcmp(p, "/api/logout")) {
-    if (m == HTTP_POST) api_logout(r);
-    else http_reply_error(r, 405, "bad_request", "Use POST.");
+    if (m == HTTP_POST)
+      api_logout(r);
+    else
+      http_reply_error(r, 405, "bad_request", "Use POST.");
   } else if (!strcmp(p, "/api/me")) {
-    if (m == HTTP_GET) api_me(r);
-    else http_reply_error(r, 405, "bad_request", "Use GET.");
+    if (m == HTTP_GET)
+      api_me(r);
+    else
+      http_reply_error(r, 405, "bad_request", "Use GET.");
   } else if ((!strcmp(p, "/join") || !strncmp(p, "/join/", 6)) && m == HTTP_GET) {
     api_join_page(r);
   } else if (room_qr_path(p, room, sizeof room)) {
-    if (m == HTTP_GET) api_room_qr(r, room);
-    else http_reply_error(r, 405, "bad_request", "Use GET.");
+    if (m == HTTP_GET)
+      api_room_qr(r, room);
+    else
+      http_reply_error(r, 405, "bad_request", "Use GET.");
   } else if (!strcmp(p, "/api/admin/tokens")) {
-    if (m == HTTP_POST) api_admin_tokens(r);
-    else http_reply_error(r, 405, "bad_request", "Use POST.");
+    if (m == HTTP_POST)
+      api_admin_tokens(r);
+    else
+      http_reply_error(r, 405, "bad_request", "Use POST.");
   } else if (api_org_handle(r) || api_admin_handle(r)) {
     /* answered by a route of api_org.c / api_admin.c (or a 405). A change
      * may change who waits for OTJ: dashboards refresh their counts (a
      * refresh that finds nothing new costs one count query per
      * responsible online). */
-    if (m != HTTP_GET && r->answered && r->status < 300)
-      live_pending_changed(r->d);
+    if (m != HTTP_GET && r->answered && r->status < 300) live_pending_changed(r->d);
   } else {
     http_reply_error(r, 404, "not_found", "There is no such API call.");
   }

@@ -19,11 +19,11 @@
 #include "live.h"
 
 #define AUDIT_PAGE_DEFAULT 50
-#define AUDIT_PAGE_MAX 500
-#define NAME_MAX_LEN 127
-#define LOGIN_MAX_LEN 63
-#define PASSWORD_MIN_LEN 8
-#define PASSWORD_MAX_LEN 1024
+#define AUDIT_PAGE_MAX     500
+#define NAME_MAX_LEN       127
+#define LOGIN_MAX_LEN      63
+#define PASSWORD_MIN_LEN   8
+#define PASSWORD_MAX_LEN   1024
 
 static int64_t now_s(void) { return (int64_t)time(NULL); }
 
@@ -50,8 +50,7 @@ static int get_bool(const json_t *o, const char *key) {
 
 /* An optional string of 1..max characters: NULL when absent; *bad set when
  * present but not such a string. */
-static const char *get_name(const json_t *o, const char *key, size_t max,
-                            int *bad) {
+static const char *get_name(const json_t *o, const char *key, size_t max, int *bad) {
   const json_t *v = json_object_get(o, key);
   if (!v) return NULL;
   const char *s = json_string_value(v);
@@ -63,16 +62,15 @@ static const char *get_name(const json_t *o, const char *key, size_t max,
 }
 
 static void reply_bad_field(http_req *r, const char *field, const char *want) {
-  reply_error_json(r, 400, "bad_request", json_pack("{s:s}", "field", field),
-                   "%s: %s", field, want);
+  reply_error_json(r, 400, "bad_request", json_pack("{s:s}", "field", field), "%s: %s", field,
+                   want);
 }
 
 /* ---- departments ----------------------------------------------------------- */
 
 static int department_json(const store_department *d, void *ud) {
   json_t *o = json_pack("{s:I, s:s}", "id", (json_int_t)d->id, "name", d->name);
-  json_object_set_new(o, "parent_id", d->parent_id ? json_integer(d->parent_id)
-                                                   : json_null());
+  json_object_set_new(o, "parent_id", d->parent_id ? json_integer(d->parent_id) : json_null());
   json_array_append_new(ud, o);
   return 0;
 }
@@ -92,8 +90,7 @@ static void department_reply(http_req *r, int status, int64_t id) {
   if (code == 0) code = store_departments_list(r->d->db, department_json, items);
   json_t *found = NULL, *v;
   size_t i;
-  json_array_foreach(items, i, v) if (json_integer_value(json_object_get(v, "id")) == id)
-      found = v;
+  json_array_foreach(items, i, v) if (json_integer_value(json_object_get(v, "id")) == id) found = v;
   if (code || !found) {
     json_decref(items);
     reply_store_error(r, code ? code : STORE_NOTFOUND);
@@ -126,8 +123,7 @@ static void departments_create(http_req *r, const int64_t *ids) {
   json_decref(b);
   if (code == STORE_INVALID) {
     reply_error_json(r, 422, "invalid", NULL,
-                     "There is no department with id %lld to put it under.",
-                     (long long)parent);
+                     "There is no department with id %lld to put it under.", (long long)parent);
     return;
   }
   if (code) {
@@ -155,18 +151,16 @@ static void departments_update(http_req *r, const int64_t *ids) {
   }
   int64_t dummy;
   int code = store_department_parent(r->d->db, ids[0], &dummy);
-  if (code == 0 && has_parent > 0)
-    code = store_department_move(r->d->db, ids[0], parent);
+  if (code == 0 && has_parent > 0) code = store_department_move(r->d->db, ids[0], parent);
   if (code == 0 && name) code = store_department_rename(r->d->db, ids[0], name);
   json_decref(b);
   if (code == STORE_INVALID && has_parent > 0) {
-    reply_error_json(
-        r, 422, "invalid", json_pack("{s:s}", "rule", "R1"),
-        "Departments form a tree: %s.",
-        strstr(store_errmsg(r->d->db), "cycle")
-            ? "a department cannot be moved below itself or one of its own "
-              "sub-departments (that would make a cycle)"
-            : "the new parent department does not exist");
+    reply_error_json(r, 422, "invalid", json_pack("{s:s}", "rule", "R1"),
+                     "Departments form a tree: %s.",
+                     strstr(store_errmsg(r->d->db), "cycle")
+                         ? "a department cannot be moved below itself or one of its own "
+                           "sub-departments (that would make a cycle)"
+                         : "the new parent department does not exist");
     return;
   }
   if (code) {
@@ -194,8 +188,10 @@ static void users_list(http_req *r, const int64_t *ids) {
 static void user_reply(http_req *r, int status, int64_t id) {
   store_user u;
   int code = store_user_by_id(r->d->db, id, &u);
-  if (code) reply_store_error(r, code);
-  else reply_json(r, status, user_json(&u));
+  if (code)
+    reply_store_error(r, code);
+  else
+    reply_json(r, status, user_json(&u));
 }
 
 typedef struct new_user {
@@ -220,22 +216,23 @@ static void user_create_apply(http_req *r, void *ctx, int ok) {
   int mgmt = get_bool(b, "management") == 1;
   int fac = get_bool(b, "facilitate_otj") == 1;
   int code = store_user_create(s, now_s(), json_string_value(json_object_get(b, "login")),
-                               json_string_value(json_object_get(b, "name")),
-                               dept, nu->hash[0], admin, &id);
+                               json_string_value(json_object_get(b, "name")), dept, nu->hash[0],
+                               admin, &id);
   if (code == STORE_CONFLICT) {
     reply_error_json(r, 409, "conflict", NULL, "The login \"%s\" is taken.",
                      json_string_value(json_object_get(b, "login")));
     goto out;
   }
   if (code == STORE_INVALID) {
-    reply_error_json(r, 422, "invalid", NULL,
-                     "There is no department with id %lld.", (long long)dept);
+    reply_error_json(r, 422, "invalid", NULL, "There is no department with id %lld.",
+                     (long long)dept);
     goto out;
   }
-  if (code == 0 && (mgmt || fac))
-    code = store_set_permission(s, now_s(), nu->actor, id, mgmt, fac);
-  if (code) reply_store_error(r, code);
-  else user_reply(r, 201, id);
+  if (code == 0 && (mgmt || fac)) code = store_set_permission(s, now_s(), nu->actor, id, mgmt, fac);
+  if (code)
+    reply_store_error(r, code);
+  else
+    user_reply(r, 201, id);
 out:
   json_decref(b);
   free(nu);
@@ -253,14 +250,15 @@ static void users_create(http_req *r, const int64_t *ids) {
   const char *password = json_string_value(json_object_get(b, "password"));
   const char *hash = json_string_value(json_object_get(b, "password_hash"));
   const char *why = NULL, *field = NULL;
-  if (!login) field = "login", why = "1 to 63 characters";
-  else if (!name) field = "name", why = "1 to 127 characters";
+  if (!login)
+    field = "login", why = "1 to 63 characters";
+  else if (!name)
+    field = "name", why = "1 to 127 characters";
   else if (get_id(b, "department_id", &dept) != 1)
     field = "department_id", why = "the id of the user's department";
   else if (!password == !hash)
     field = "password", why = "give a password (or an argon2id password_hash)";
-  else if (password && (strlen(password) < PASSWORD_MIN_LEN ||
-                        strlen(password) > PASSWORD_MAX_LEN))
+  else if (password && (strlen(password) < PASSWORD_MIN_LEN || strlen(password) > PASSWORD_MAX_LEN))
     field = "password", why = "8 to 1024 characters";
   else if (hash && (strncmp(hash, "$argon2id$", 10) || strlen(hash) >= AUTH_HASH_MAX))
     field = "password_hash", why = "an argon2id hash as crypto_pwhash_str makes it";
@@ -311,9 +309,12 @@ static void users_update(http_req *r, const int64_t *ids) {
   int active = get_bool(b, "active");
   if (bad || has_dept < 0 || has_dept == 2 || admin == -2 || active == -2) {
     json_decref(b);
-    reply_bad_field(r, bad ? "name" : admin == -2 ? "admin" : active == -2 ? "active"
-                                                               : "department_id",
-                    bad ? "1 to 127 characters"
+    reply_bad_field(r,
+                    bad            ? "name"
+                    : admin == -2  ? "admin"
+                    : active == -2 ? "active"
+                                   : "department_id",
+                    bad                           ? "1 to 127 characters"
                     : admin == -2 || active == -2 ? "true or false"
                                                   : "the id of an existing department");
     return;
@@ -379,8 +380,7 @@ static void users_permissions(http_req *r, const int64_t *ids) {
     return;
   }
   /* the user's open sockets reconnect with their new rights */
-  if (was.management != mgmt || was.facilitate_otj != fac)
-    live_user_changed(r->d, ids[0], 0);
+  if (was.management != mgmt || was.facilitate_otj != fac) live_user_changed(r->d, ids[0], 0);
   user_reply(r, 200, ids[0]);
 }
 
@@ -389,10 +389,9 @@ static void users_permissions(http_req *r, const int64_t *ids) {
 static json_t *module_json(store *s, const store_module *m) {
   json_t *tasks = api_tasks_json(s, m->id, 1);
   if (!tasks) return NULL;
-  return json_pack("{s:I, s:s, s:s, s:b, s:o, s:I, s:I}", "id", (json_int_t)m->id,
-                   "title", m->title, "type", m->type, "otj", m->otj, "tasks",
-                   tasks, "created_at", (json_int_t)m->created_at, "updated_at",
-                   (json_int_t)m->updated_at);
+  return json_pack("{s:I, s:s, s:s, s:b, s:o, s:I, s:I}", "id", (json_int_t)m->id, "title",
+                   m->title, "type", m->type, "otj", m->otj, "tasks", tasks, "created_at",
+                   (json_int_t)m->created_at, "updated_at", (json_int_t)m->updated_at);
 }
 
 typedef struct modules_ctx {
@@ -427,8 +426,10 @@ static void module_reply(http_req *r, int status, int64_t id) {
   store_module m;
   int code = store_module_by_id(r->d->db, id, &m);
   json_t *o = code ? NULL : module_json(r->d->db, &m);
-  if (!o) reply_store_error(r, code ? code : STORE_ERR);
-  else reply_json(r, status, o);
+  if (!o)
+    reply_store_error(r, code ? code : STORE_ERR);
+  else
+    reply_json(r, status, o);
 }
 
 static void modules_get(http_req *r, const int64_t *ids) {
@@ -438,14 +439,13 @@ static void modules_get(http_req *r, const int64_t *ids) {
 }
 
 static int known_type(const char *t) {
-  return t && (!strcmp(t, "quiz") || !strcmp(t, "content") ||
-               !strcmp(t, "video") || !strcmp(t, "document"));
+  return t && (!strcmp(t, "quiz") || !strcmp(t, "content") || !strcmp(t, "video") ||
+               !strcmp(t, "document"));
 }
 
 /* Reads {title?, type?, otj?, tasks?} into *in (tasks into *tasks). Answers
  * 400 and returns -1 on a malformed field. */
-static int module_fields(http_req *r, const json_t *b, store_module_in *in,
-                         api_tasks *tasks) {
+static int module_fields(http_req *r, const json_t *b, store_module_in *in, api_tasks *tasks) {
   int bad = 0;
   memset(tasks, 0, sizeof *tasks);
   *in = (store_module_in){NULL, NULL, -1, NULL, -1};
@@ -485,8 +485,8 @@ static int module_fields(http_req *r, const json_t *b, store_module_in *in,
 }
 
 /* R3 checked before the store is asked: answers 422 with the rule named. */
-static int refuse_r3(http_req *r, const char *title, const char *old_type,
-                     int old_otj, const store_module_in *in) {
+static int refuse_r3(http_req *r, const char *title, const char *old_type, int old_otj,
+                     const store_module_in *in) {
   const char *type = in->type ? in->type : old_type;
   int otj = in->otj < 0 ? old_otj : in->otj;
   if (!otj || !strcmp(type, "quiz")) return 0;
@@ -519,13 +519,14 @@ static void modules_create(http_req *r, const int64_t *ids) {
   }
   if (!in.title || !in.type) {
     reply_bad_field(r, in.title ? "type" : "title",
-                    in.title ? "quiz, content, video or document"
-                             : "a module needs a title");
+                    in.title ? "quiz, content, video or document" : "a module needs a title");
   } else if (!refuse_r3(r, in.title, in.type, 0, &in)) {
     int64_t id = 0;
     int code = store_module_create_full(r->d->db, now_s(), a.id, &in, &id);
-    if (code) reply_store_error(r, code);
-    else module_reply(r, 201, id);
+    if (code)
+      reply_store_error(r, code);
+    else
+      module_reply(r, 201, id);
   }
   api_tasks_free(&tasks);
   json_decref(b);
@@ -550,8 +551,10 @@ static void modules_update(http_req *r, const int64_t *ids) {
   }
   if (!refuse_r3(r, m.title, m.type, m.otj, &in)) {
     code = store_module_update(r->d->db, now_s(), a.id, ids[0], &in);
-    if (code) reply_store_error(r, code);
-    else module_reply(r, 200, ids[0]);
+    if (code)
+      reply_store_error(r, code);
+    else
+      module_reply(r, 200, ids[0]);
   }
   api_tasks_free(&tasks);
   json_decref(b);
@@ -560,9 +563,9 @@ static void modules_update(http_req *r, const int64_t *ids) {
 /* ---- paths and sharings ------------------------------------------------------ */
 
 static int path_item(const store_path_info *p, void *ud) {
-  json_t *o = json_pack("{s:I, s:s, s:I, s:o}", "id", (json_int_t)p->id, "title",
-                        p->title, "created_at", (json_int_t)p->created_at,
-                        "modules", json_loads(p->modules_json, 0, NULL));
+  json_t *o =
+      json_pack("{s:I, s:s, s:I, s:o}", "id", (json_int_t)p->id, "title", p->title, "created_at",
+                (json_int_t)p->created_at, "modules", json_loads(p->modules_json, 0, NULL));
   if (!o) return -1;
   json_array_append_new(ud, o);
   return 0;
@@ -651,8 +654,10 @@ static void paths_create(http_req *r, const int64_t *ids) {
   int code = store_path_create(r->d->db, now_s(), title, mods, n < 0 ? 0 : n, &id);
   free(mods);
   json_decref(b);
-  if (code) reply_store_error(r, code);
-  else path_reply(r, 201, id);
+  if (code)
+    reply_store_error(r, code);
+  else
+    path_reply(r, 201, id);
 }
 
 static void paths_update(http_req *r, const int64_t *ids) {
@@ -675,19 +680,18 @@ static void paths_update(http_req *r, const int64_t *ids) {
   int code = store_path_update(r->d->db, ids[0], title, mods, n);
   free(mods);
   json_decref(b);
-  if (code) reply_store_error(r, code);
-  else path_reply(r, 200, ids[0]);
+  if (code)
+    reply_store_error(r, code);
+  else
+    path_reply(r, 200, ids[0]);
 }
 
 static int sharing_item(const store_sharing *sh, void *ud) {
   json_t *o = json_pack("{s:I, s:I, s:I}", "id", (json_int_t)sh->id, "path_id",
-                        (json_int_t)sh->path_id, "created_at",
-                        (json_int_t)sh->created_at);
-  json_object_set_new(o, "user_id", sh->user_id ? json_integer(sh->user_id)
-                                                : json_null());
-  json_object_set_new(o, "department_id", sh->department_id
-                                              ? json_integer(sh->department_id)
-                                              : json_null());
+                        (json_int_t)sh->path_id, "created_at", (json_int_t)sh->created_at);
+  json_object_set_new(o, "user_id", sh->user_id ? json_integer(sh->user_id) : json_null());
+  json_object_set_new(o, "department_id",
+                      sh->department_id ? json_integer(sh->department_id) : json_null());
   json_array_append_new(ud, o);
   return 0;
 }
@@ -696,8 +700,7 @@ static void sharings_list(http_req *r, const int64_t *ids) {
   store_user a;
   if (require_admin(r, &a)) return;
   json_t *items = json_array();
-  int code = store_sharings_list(r->d->db, query_int(r, "path", 0), sharing_item,
-                                 items);
+  int code = store_sharings_list(r->d->db, query_int(r, "path", 0), sharing_item, items);
   reply_items(r, code, items);
 }
 
@@ -720,19 +723,20 @@ static void sharings_create(http_req *r, const int64_t *ids) {
     reply_store_error(r, code);
     return;
   }
-  reply_json(r, 201, json_pack("{s:I, s:I, s:o, s:o}", "id", (json_int_t)id,
-                               "path_id", (json_int_t)path, "user_id",
-                               user ? json_integer(user) : json_null(),
-                               "department_id",
-                               dept ? json_integer(dept) : json_null()));
+  reply_json(r, 201,
+             json_pack("{s:I, s:I, s:o, s:o}", "id", (json_int_t)id, "path_id", (json_int_t)path,
+                       "user_id", user ? json_integer(user) : json_null(), "department_id",
+                       dept ? json_integer(dept) : json_null()));
 }
 
 static void sharings_delete(http_req *r, const int64_t *ids) {
   store_user a;
   if (require_admin(r, &a)) return;
   int code = store_sharing_delete(r->d->db, ids[0]);
-  if (code) reply_store_error(r, code);
-  else reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+  if (code)
+    reply_store_error(r, code);
+  else
+    reply_json(r, 200, json_pack("{s:b}", "ok", 1));
 }
 
 /* ---- import, audit ----------------------------------------------------------- */
@@ -744,19 +748,16 @@ static void admin_import(http_req *r, const int64_t *ids) {
 }
 
 static int audit_item(const store_audit_entry *e, void *ud) {
-  json_t *o = json_pack("{s:I, s:I, s:s}", "id", (json_int_t)e->id, "at",
-                        (json_int_t)e->at, "action", e->action);
+  json_t *o = json_pack("{s:I, s:I, s:s}", "id", (json_int_t)e->id, "at", (json_int_t)e->at,
+                        "action", e->action);
   if (!o) return -1;
   json_object_set_new(
       o, "actor",
-      e->actor_id ? json_pack("{s:I, s:s?}", "id", (json_int_t)e->actor_id,
-                              "login", e->actor_login)
+      e->actor_id ? json_pack("{s:I, s:s?}", "id", (json_int_t)e->actor_id, "login", e->actor_login)
                   : json_null());
-  json_object_set_new(o, "subject", e->subject ? json_string(e->subject)
-                                               : json_null());
+  json_object_set_new(o, "subject", e->subject ? json_string(e->subject) : json_null());
   json_object_set_new(o, "detail",
-                      e->detail_json ? json_loads(e->detail_json, 0, NULL)
-                                     : json_null());
+                      e->detail_json ? json_loads(e->detail_json, 0, NULL) : json_null());
   json_array_append_new(ud, o);
   return 0;
 }
@@ -767,8 +768,8 @@ static void audit_list(http_req *r, const int64_t *ids) {
   int64_t before = query_int(r, "before", 0);
   int64_t limit = query_int(r, "limit", AUDIT_PAGE_DEFAULT);
   if (limit < 1 || limit > AUDIT_PAGE_MAX || before < 0) {
-    reply_error_json(r, 400, "bad_request", NULL,
-                     "limit is 1 to %d and before an entry id.", AUDIT_PAGE_MAX);
+    reply_error_json(r, 400, "bad_request", NULL, "limit is 1 to %d and before an entry id.",
+                     AUDIT_PAGE_MAX);
     return;
   }
   json_t *items = json_array();
@@ -780,9 +781,9 @@ static void audit_list(http_req *r, const int64_t *ids) {
   }
   size_t n = json_array_size(items);
   json_t *last = n ? json_object_get(json_array_get(items, n - 1), "id") : NULL;
-  reply_json(r, 200,
-             json_pack("{s:o, s:O?}", "items", items, "next_before",
-                       (size_t)limit == n ? last : NULL));
+  reply_json(
+      r, 200,
+      json_pack("{s:o, s:O?}", "items", items, "next_before", (size_t)limit == n ? last : NULL));
 }
 
 /* ---- routes ------------------------------------------------------------- */
@@ -811,6 +812,5 @@ static const api_route ADMIN_ROUTES[] = {
 };
 
 int api_admin_handle(http_req *r) {
-  return api_dispatch(r, ADMIN_ROUTES,
-                      sizeof ADMIN_ROUTES / sizeof ADMIN_ROUTES[0]);
+  return api_dispatch(r, ADMIN_ROUTES, sizeof ADMIN_ROUTES / sizeof ADMIN_ROUTES[0]);
 }

@@ -23,10 +23,10 @@
 #include "api_util.h"
 #include "live.h"
 
-#define IMPORT_MAX_ROWS 20000      /* per array of the document */
+#define IMPORT_MAX_ROWS      20000 /* per array of the document */
 #define IMPORT_MAX_PASSWORDS 200   /* plain passwords hashed per import */
-#define IMPORT_NAME_MAX 127
-#define IMPORT_LOGIN_MAX 63
+#define IMPORT_NAME_MAX      127
+#define IMPORT_LOGIN_MAX     63
 
 typedef struct import_job {
   json_t *doc;
@@ -45,7 +45,7 @@ typedef struct import_job {
   char (*hashes)[AUTH_HASH_MAX];
   int *password_user; /* users[] index of each password */
   int npasswords;
-  store_limit limit;     /* the cap a module's tasks break, when limit_place[0] */
+  store_limit limit; /* the cap a module's tasks break, when limit_place[0] */
   char limit_place[64];
   /* applying on the worker pool */
   uv_work_t work;
@@ -89,8 +89,7 @@ typedef struct errbuf {
   size_t cap;
 } errbuf;
 
-static int fail(errbuf *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int fail(errbuf *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(errbuf *e, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -100,8 +99,7 @@ static int fail(errbuf *e, const char *fmt, ...) {
 }
 
 /* Refuses members not in `allowed` (a typo must not be silently ignored). */
-static int only_keys(errbuf *e, const json_t *o, const char *place,
-                     const char *const *allowed) {
+static int only_keys(errbuf *e, const json_t *o, const char *place, const char *const *allowed) {
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)o, key, v) {
@@ -113,9 +111,8 @@ static int only_keys(errbuf *e, const json_t *o, const char *place,
 }
 
 /* A required (or optional, when !required) string of 1..max bytes. */
-static int str_field(errbuf *e, const json_t *o, const char *place,
-                     const char *key, size_t max, int required,
-                     const char **out) {
+static int str_field(errbuf *e, const json_t *o, const char *place, const char *key, size_t max,
+                     int required, const char **out) {
   const json_t *v = json_object_get(o, key);
   *out = NULL;
   if (!v || (!required && json_is_null(v))) {
@@ -124,26 +121,22 @@ static int str_field(errbuf *e, const json_t *o, const char *place,
   }
   const char *s = json_string_value(v);
   if (!s || !*s || strlen(s) > max)
-    return fail(e, "%s.%s: must be a text of 1 to %zu characters", place, key,
-                max);
+    return fail(e, "%s.%s: must be a text of 1 to %zu characters", place, key, max);
   *out = s;
   return 0;
 }
 
-static int bool_field(errbuf *e, const json_t *o, const char *place,
-                      const char *key, int *out) {
+static int bool_field(errbuf *e, const json_t *o, const char *place, const char *key, int *out) {
   const json_t *v = json_object_get(o, key);
   *out = 0;
   if (!v) return 0;
-  if (!json_is_boolean(v))
-    return fail(e, "%s.%s: must be true or false", place, key);
+  if (!json_is_boolean(v)) return fail(e, "%s.%s: must be true or false", place, key);
   *out = json_is_true(v);
   return 0;
 }
 
 /* The array member `key` of the document (absent = empty). */
-static int doc_array(errbuf *e, const json_t *doc, const char *key,
-                     const json_t **out, int *n) {
+static int doc_array(errbuf *e, const json_t *doc, const char *key, const json_t **out, int *n) {
   const json_t *a = json_object_get(doc, key);
   *out = a;
   *n = 0;
@@ -156,8 +149,8 @@ static int doc_array(errbuf *e, const json_t *doc, const char *key,
 }
 
 /* A row of array `arr` must be an object; sets place to "arr[i]". */
-static const json_t *row(errbuf *e, const json_t *a, const char *arr, int i,
-                         char *place, size_t cap) {
+static const json_t *row(errbuf *e, const json_t *a, const char *arr, int i, char *place,
+                         size_t cap) {
   snprintf(place, cap, "%s[%d]", arr, i);
   const json_t *o = json_array_get(a, (size_t)i);
   if (!json_is_object(o)) {
@@ -168,23 +161,20 @@ static const json_t *row(errbuf *e, const json_t *a, const char *arr, int i,
 }
 
 /* An array of names (strings) into a block of the job. */
-static int names_field(errbuf *e, import_job *j, const json_t *o,
-                       const char *place, const char *key, size_t max,
-                       const char *const **out, int *n) {
+static int names_field(errbuf *e, import_job *j, const json_t *o, const char *place,
+                       const char *key, size_t max, const char *const **out, int *n) {
   const json_t *a = json_object_get(o, key);
   *out = NULL;
   *n = 0;
   if (!a) return 0;
-  if (!json_is_array(a))
-    return fail(e, "%s.%s: must be an array of names", place, key);
+  if (!json_is_array(a)) return fail(e, "%s.%s: must be an array of names", place, key);
   size_t k = json_array_size(a);
   const char **names = job_block(j, k, sizeof *names);
   if (!names) return fail(e, "%s: out of memory", place);
   for (size_t i = 0; i < k; i++) {
     const char *s = json_string_value(json_array_get(a, i));
     if (!s || !*s || strlen(s) > max)
-      return fail(e, "%s.%s[%zu]: must be a text of 1 to %zu characters",
-                  place, key, i, max);
+      return fail(e, "%s.%s[%zu]: must be a text of 1 to %zu characters", place, key, i, max);
     names[i] = s;
   }
   *out = names;
@@ -211,15 +201,14 @@ static int parse_departments(errbuf *e, import_job *j, const json_t *a, int n) {
 }
 
 static int parse_users(errbuf *e, import_job *j, const json_t *a, int n) {
-  static const char *const keys[] = {"login", "name", "department", "password",
-                                     "password_hash", "admin", "management",
-                                     "facilitate_otj", NULL};
+  static const char *const keys[] = {"login",      "name",           "department",
+                                     "password",   "password_hash",  "admin",
+                                     "management", "facilitate_otj", NULL};
   char place[48];
   j->users = calloc((size_t)n + 1, sizeof *j->users);
   j->passwords = calloc((size_t)n + 1, sizeof *j->passwords);
   j->password_user = calloc((size_t)n + 1, sizeof *j->password_user);
-  if (!j->users || !j->passwords || !j->password_user)
-    return fail(e, "users: out of memory");
+  if (!j->users || !j->passwords || !j->password_user) return fail(e, "users: out of memory");
   for (int i = 0; i < n; i++) {
     const json_t *o = row(e, a, "users", i, place, sizeof place);
     store_import_user *u = &j->users[i];
@@ -227,8 +216,7 @@ static int parse_users(errbuf *e, import_job *j, const json_t *a, int n) {
     if (!o || only_keys(e, o, place, keys) ||
         str_field(e, o, place, "login", IMPORT_LOGIN_MAX, 1, &u->login) ||
         str_field(e, o, place, "name", IMPORT_NAME_MAX, 1, &u->name) ||
-        str_field(e, o, place, "department", IMPORT_NAME_MAX, 1,
-                  &u->department) ||
+        str_field(e, o, place, "department", IMPORT_NAME_MAX, 1, &u->department) ||
         str_field(e, o, place, "password", 1024, 0, &password) ||
         str_field(e, o, place, "password_hash", AUTH_HASH_MAX - 1, 0, &hash) ||
         bool_field(e, o, place, "admin", &u->admin) ||
@@ -236,8 +224,7 @@ static int parse_users(errbuf *e, import_job *j, const json_t *a, int n) {
         bool_field(e, o, place, "facilitate_otj", &u->facilitate_otj))
       return -1;
     if (!password == !hash)
-      return fail(e, "%s.password: give either a password or a password_hash",
-                  place);
+      return fail(e, "%s.password: give either a password or a password_hash", place);
     if (hash && strncmp(hash, "$argon2id$", 10))
       return fail(e, "%s.password_hash: must be an argon2id hash", place);
     if (password && strlen(password) < 8)
@@ -275,13 +262,11 @@ static int parse_modules(errbuf *e, import_job *j, const json_t *a, int n) {
     store_import_module *m = &j->modules[i];
     if (!o || only_keys(e, o, place, keys) ||
         str_field(e, o, place, "title", IMPORT_NAME_MAX, 1, &m->title) ||
-        str_field(e, o, place, "type", 16, 1, &m->type) ||
-        bool_field(e, o, place, "otj", &m->otj))
+        str_field(e, o, place, "type", 16, 1, &m->type) || bool_field(e, o, place, "otj", &m->otj))
       return -1;
-    if (strcmp(m->type, "quiz") && strcmp(m->type, "content") &&
-        strcmp(m->type, "video") && strcmp(m->type, "document"))
-      return fail(e, "%s.type: must be quiz, content, video or document",
-                  place);
+    if (strcmp(m->type, "quiz") && strcmp(m->type, "content") && strcmp(m->type, "video") &&
+        strcmp(m->type, "document"))
+      return fail(e, "%s.type: must be quiz, content, video or document", place);
     if (m->otj && strcmp(m->type, "quiz"))
       return fail(e,
                   "%s.otj: rule R3: On-the-Job training is a setting of quiz "
@@ -316,8 +301,7 @@ static int parse_paths(errbuf *e, import_job *j, const json_t *a, int n) {
     store_import_path *p = &j->paths[i];
     if (!o || only_keys(e, o, place, keys) ||
         str_field(e, o, place, "title", IMPORT_NAME_MAX, 1, &p->title) ||
-        names_field(e, j, o, place, "modules", IMPORT_NAME_MAX, &p->modules,
-                    &p->module_count))
+        names_field(e, j, o, place, "modules", IMPORT_NAME_MAX, &p->modules, &p->module_count))
       return -1;
   }
   j->imp.paths = j->paths;
@@ -335,14 +319,12 @@ static int parse_sharings(errbuf *e, import_job *j, const json_t *a, int n) {
     store_import_sharing *s = &j->sharings[i];
     if (!o || only_keys(e, o, place, keys) ||
         str_field(e, o, place, "path", IMPORT_NAME_MAX, 1, &s->path) ||
-        names_field(e, j, o, place, "users", IMPORT_LOGIN_MAX, &s->users,
-                    &s->user_count) ||
-        names_field(e, j, o, place, "departments", IMPORT_NAME_MAX,
-                    &s->departments, &s->department_count))
+        names_field(e, j, o, place, "users", IMPORT_LOGIN_MAX, &s->users, &s->user_count) ||
+        names_field(e, j, o, place, "departments", IMPORT_NAME_MAX, &s->departments,
+                    &s->department_count))
       return -1;
     if (s->user_count + s->department_count == 0)
-      return fail(e, "%s: share the path with some users or departments",
-                  place);
+      return fail(e, "%s: share the path with some users or departments", place);
   }
   j->imp.sharings = j->sharings;
   j->imp.sharing_count = n;
@@ -350,8 +332,7 @@ static int parse_sharings(errbuf *e, import_job *j, const json_t *a, int n) {
 }
 
 static int parse_completions(errbuf *e, import_job *j, const json_t *a, int n) {
-  static const char *const keys[] = {"login", "module", "path", "completed_at",
-                                     NULL};
+  static const char *const keys[] = {"login", "module", "path", "completed_at", NULL};
   char place[48];
   j->completions = calloc((size_t)n + 1, sizeof *j->completions);
   if (!j->completions) return fail(e, "completions: out of memory");
@@ -365,8 +346,7 @@ static int parse_completions(errbuf *e, import_job *j, const json_t *a, int n) {
       return -1;
     const json_t *at = json_object_get(o, "completed_at");
     if (at && (!json_is_integer(at) || json_integer_value(at) <= 0))
-      return fail(e, "%s.completed_at: unix seconds, a positive integer",
-                  place);
+      return fail(e, "%s.completed_at: unix seconds, a positive integer", place);
     c->completed_at = at ? json_integer_value(at) : 0;
   }
   j->imp.completions = j->completions;
@@ -375,14 +355,12 @@ static int parse_completions(errbuf *e, import_job *j, const json_t *a, int n) {
 }
 
 static int parse_doc(errbuf *e, import_job *j) {
-  static const char *const keys[] = {"format", "departments", "users",
-                                     "modules", "paths", "sharings",
-                                     "completions", NULL};
+  static const char *const keys[] = {"format", "departments", "users",       "modules",
+                                     "paths",  "sharings",    "completions", NULL};
   const json_t *doc = j->doc;
   if (only_keys(e, doc, "(document)", keys)) return -1;
   const json_t *format = json_object_get(doc, "format");
-  if (format && !(json_is_string(format) &&
-                  !strcmp(json_string_value(format), "otj-org/1")))
+  if (format && !(json_is_string(format) && !strcmp(json_string_value(format), "otj-org/1")))
     return fail(e, "format: this server reads \"otj-org/1\"");
   const json_t *a;
   int n;
@@ -399,13 +377,10 @@ static int parse_doc(errbuf *e, import_job *j) {
 /* ---- answering -------------------------------------------------------- */
 
 /* 422/409 with {error, message, where}; `where` is the place before ": ". */
-static void reply_place(http_req *r, int status, const char *code,
-                        const char *msg) {
+static void reply_place(http_req *r, int status, const char *code, const char *msg) {
   const char *colon = strstr(msg, ": ");
-  json_t *extra = colon ? json_pack("{s:s%}", "where", msg, (size_t)(colon - msg))
-                        : NULL;
-  reply_error_json(r, status, code, extra,
-                   "The import changed nothing. %s", msg);
+  json_t *extra = colon ? json_pack("{s:s%}", "where", msg, (size_t)(colon - msg)) : NULL;
+  reply_error_json(r, status, code, extra, "The import changed nothing. %s", msg);
 }
 
 static void import_work(uv_work_t *w) {
@@ -431,11 +406,10 @@ static void import_done(uv_work_t *w, int status) {
     const store_import *d = &j->imp;
     live_pending_changed(r->d); /* new people and sharings: new waiting */
     reply_json(r, 200,
-               json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:i}}", "imported",
-                         "departments", d->department_count, "users",
-                         d->user_count, "modules", d->module_count, "paths",
-                         d->path_count, "sharings", d->sharing_count,
-                         "completions", d->completion_count));
+               json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:i}}", "imported", "departments",
+                         d->department_count, "users", d->user_count, "modules", d->module_count,
+                         "paths", d->path_count, "sharings", d->sharing_count, "completions",
+                         d->completion_count));
   }
   http_req_unref(r);
   job_free(j);
@@ -476,8 +450,7 @@ void api_import(http_req *r, const store_user *admin) {
   errbuf e = {err, sizeof err};
   if (parse_doc(&e, j)) {
     if (j->limit_place[0])
-      reply_tasks_limit(r, &j->limit, j->limit_place,
-                        "The import changed nothing. ", "");
+      reply_tasks_limit(r, &j->limit, j->limit_place, "The import changed nothing. ", "");
     else
       reply_place(r, 422, "invalid", err);
     job_free(j);
@@ -489,8 +462,7 @@ void api_import(http_req *r, const store_user *admin) {
   }
   j->hashes = calloc((size_t)j->npasswords, sizeof *j->hashes);
   if (!j->hashes ||
-      api_hash_passwords(r, j->passwords, j->hashes, j->npasswords,
-                         import_apply, j)) {
+      api_hash_passwords(r, j->passwords, j->hashes, j->npasswords, import_apply, j)) {
     job_free(j);
     http_add_header(r, "Retry-After", "1");
     http_reply_error(r, 503, "unavailable",

@@ -19,10 +19,9 @@
 /* ---- responsibles within reach (the R5 pop-up) ---------------------------- */
 
 static int person_to_json(const store_person *p, void *ud) {
-  json_array_append_new(
-      ud, json_pack("{s:I, s:s, s:s, s:{s:I, s:s}}", "id", (json_int_t)p->id,
-                    "login", p->login, "name", p->name, "department", "id",
-                    (json_int_t)p->department_id, "name", p->department));
+  json_array_append_new(ud, json_pack("{s:I, s:s, s:s, s:{s:I, s:s}}", "id", (json_int_t)p->id,
+                                      "login", p->login, "name", p->name, "department", "id",
+                                      (json_int_t)p->department_id, "name", p->department));
   return 0;
 }
 
@@ -37,8 +36,7 @@ static json_t *responsibles_json(store *s, int64_t learner_id) {
 }
 
 /* "Reach out to ...": the sentence the pop-up shows. */
-static void reach_out_message(char *out, size_t cap, const char *module,
-                              const json_t *resp) {
+static void reach_out_message(char *out, size_t cap, const char *module, const json_t *resp) {
   size_t n = json_array_size(resp);
   if (n == 0) {
     snprintf(out, cap,
@@ -52,15 +50,12 @@ static void reach_out_message(char *out, size_t cap, const char *module,
                       "\"%s\" is On-the-Job training: a responsible runs it "
                       "with you and approves it. Reach out to ",
                       module);
-  for (size_t i = 0; i < n && i < RESPONSIBLES_IN_MESSAGE && used > 0 &&
-                     (size_t)used < cap;
-       i++) {
+  for (size_t i = 0; i < n && i < RESPONSIBLES_IN_MESSAGE && used > 0 && (size_t)used < cap; i++) {
     const json_t *p = json_array_get(resp, i);
     used += snprintf(out + used, cap - (size_t)used, "%s%s (%s)",
                      i == 0 ? "" : (i + 1 == n ? " or " : ", "),
                      json_string_value(json_object_get(p, "name")),
-                     json_string_value(json_object_get(
-                         json_object_get(p, "department"), "name")));
+                     json_string_value(json_object_get(json_object_get(p, "department"), "name")));
   }
   if (used > 0 && (size_t)used < cap)
     snprintf(out + used, cap - (size_t)used, "%s.",
@@ -72,8 +67,8 @@ static void reach_out_message(char *out, size_t cap, const char *module,
 typedef struct paths_ctx {
   store *s;
   int64_t learner_id;
-  json_t *paths;       /* the answer's array */
-  json_t *cur;         /* the path being filled */
+  json_t *paths; /* the answer's array */
+  json_t *cur;   /* the path being filled */
   int64_t cur_id;
   json_t *responsibles; /* fetched once, when some module waits for OTJ */
   int failed;
@@ -83,18 +78,15 @@ static int path_step(const store_path_step *st, void *ud) {
   paths_ctx *c = ud;
   if (st->path_id != c->cur_id) {
     c->cur_id = st->path_id;
-    c->cur = json_pack("{s:I, s:s, s:I, s:n, s:[]}", "id",
-                       (json_int_t)st->path_id, "title", st->path_title,
-                       "shared_at", (json_int_t)st->shared_at, "next",
-                       "modules");
+    c->cur = json_pack("{s:I, s:s, s:I, s:n, s:[]}", "id", (json_int_t)st->path_id, "title",
+                       st->path_title, "shared_at", (json_int_t)st->shared_at, "next", "modules");
     if (!c->cur) return c->failed = 1;
     json_array_append_new(c->paths, c->cur);
   }
-  json_t *m = json_pack(
-      "{s:I, s:s, s:s, s:b, s:i, s:i, s:s}", "id", (json_int_t)st->module_id,
-      "title", st->module_title, "type", st->module_type, "otj", st->otj,
-      "position", st->position, "tasks", st->task_count, "state",
-      store_step_state_name(st->state));
+  json_t *m =
+      json_pack("{s:I, s:s, s:s, s:b, s:i, s:i, s:s}", "id", (json_int_t)st->module_id, "title",
+                st->module_title, "type", st->module_type, "otj", st->otj, "position", st->position,
+                "tasks", st->task_count, "state", store_step_state_name(st->state));
   if (!m) return c->failed = 1;
   if (st->state == STORE_STEP_COMPLETED)
     json_object_set_new(m, "completed_at", json_integer(st->completed_at));
@@ -103,8 +95,7 @@ static int path_step(const store_path_step *st, void *ud) {
   if (st->state == STORE_STEP_OTJ_WAITING) {
     /* the cached statement of store_learner_paths is busy: a different
      * query (store_responsibles_of) is fine here */
-    if (!c->responsibles &&
-        !(c->responsibles = responsibles_json(c->s, c->learner_id)))
+    if (!c->responsibles && !(c->responsibles = responsibles_json(c->s, c->learner_id)))
       return c->failed = 1;
     char msg[API_MESSAGE_MAX];
     reach_out_message(msg, sizeof msg, st->module_title, c->responsibles);
@@ -143,8 +134,7 @@ static int find_in_paths(const store_path_step *st, void *ud) {
   module_find *f = ud;
   if (st->module_id != f->module_id) return 0;
   /* the most useful place: where it is next, else the first seen */
-  if (!f->found || st->state == STORE_STEP_AVAILABLE ||
-      st->state == STORE_STEP_OTJ_WAITING) {
+  if (!f->found || st->state == STORE_STEP_AVAILABLE || st->state == STORE_STEP_OTJ_WAITING) {
     f->found = 1;
     f->state = st->state;
     f->path_id = st->path_id;
@@ -157,8 +147,7 @@ static int find_in_paths(const store_path_step *st, void *ud) {
  * *f. Returns 0 when u may see it (on a path shared with u, or u is an
  * administrator); otherwise answers (404 for an unknown module and for one
  * u cannot see, alike) and returns -1. */
-static int module_visible(http_req *r, const store_user *u, store_module *m,
-                          module_find *f) {
+static int module_visible(http_req *r, const store_user *u, store_module *m, module_find *f) {
   store *s = r->d->db;
   int code = store_module_by_id(s, f->module_id, m);
   if (code) {
@@ -195,8 +184,7 @@ static int int_cmp(const void *a, const void *b) {
 /* 1 when `answer` is `correct`: the same index, or the same set of them. */
 static int answer_matches(const json_t *correct, const json_t *answer) {
   if (json_is_integer(correct))
-    return json_is_integer(answer) &&
-           json_integer_value(answer) == json_integer_value(correct);
+    return json_is_integer(answer) && json_integer_value(answer) == json_integer_value(correct);
   if (!json_is_array(correct) || !json_is_array(answer)) return 0;
   size_t n = json_array_size(correct);
   if (json_array_size(answer) != n || n == 0) return 0;
@@ -223,8 +211,7 @@ static int check_task(const store_task *t, void *ud) {
   if (!t->correct_json) return 0;
   c->checked++;
   json_t *correct = json_loads(t->correct_json, JSON_DECODE_ANY, NULL);
-  if (!a || !answer_matches(correct, a))
-    json_array_append_new(c->wrong, json_integer(t->position));
+  if (!a || !answer_matches(correct, a)) json_array_append_new(c->wrong, json_integer(t->position));
   json_decref(correct);
   return 0;
 }
@@ -239,9 +226,9 @@ static int find_path_next(const store_path_step *st, void *ud) {
   next_ctx *c = ud;
   if (st->path_id != c->path_id) return 0;
   if (st->state == STORE_STEP_AVAILABLE || st->state == STORE_STEP_OTJ_WAITING) {
-    c->next = json_pack("{s:I, s:s, s:b, s:s}", "id", (json_int_t)st->module_id,
-                        "title", st->module_title, "otj", st->otj, "state",
-                        store_step_state_name(st->state));
+    c->next =
+        json_pack("{s:I, s:s, s:b, s:s}", "id", (json_int_t)st->module_id, "title",
+                  st->module_title, "otj", st->otj, "state", store_step_state_name(st->state));
     return 1;
   }
   return 0;
@@ -265,26 +252,28 @@ static void api_complete(http_req *r, const int64_t *ids) {
     char msg[API_MESSAGE_MAX];
     reach_out_message(msg, sizeof msg, m.title, resp);
     json_decref(body);
-    reply_error_json(r, 409, "otj_required",
-                     json_pack("{s:o*}", "responsibles", resp), "%s", msg);
+    reply_error_json(r, 409, "otj_required", json_pack("{s:o*}", "responsibles", resp), "%s", msg);
     return;
   }
   int done = store_completion_exists(s, u.id, module_id, NULL);
   if (done != 0) {
     json_decref(body);
-    if (done < 0) reply_store_error(r, done);
-    else reply_error_json(r, 409, "conflict", NULL,
-                          "You have completed \"%s\" already.", m.title);
+    if (done < 0)
+      reply_store_error(r, done);
+    else
+      reply_error_json(r, 409, "conflict", NULL, "You have completed \"%s\" already.", m.title);
     return;
   }
   int next = store_learner_next_in_path(s, u.id, module_id, NULL);
   if (next != 1) {
     json_decref(body);
-    if (next < 0) reply_store_error(r, next);
-    else reply_error_json(r, 409, "not_next", NULL,
-                          "\"%s\" is not your next module: finish the modules "
-                          "before it in your learning path first.",
-                          m.title);
+    if (next < 0)
+      reply_store_error(r, next);
+    else
+      reply_error_json(r, 409, "not_next", NULL,
+                       "\"%s\" is not your next module: finish the modules "
+                       "before it in your learning path first.",
+                       m.title);
     return;
   }
 
@@ -308,22 +297,19 @@ static void api_complete(http_req *r, const int64_t *ids) {
     size_t nw = json_array_size(c.wrong);
     json_decref(c.given);
     json_decref(body);
-    reply_error_json(r, 422, "wrong_answers",
-                     json_pack("{s:o}", "wrong", c.wrong),
+    reply_error_json(r, 422, "wrong_answers", json_pack("{s:o}", "wrong", c.wrong),
                      "%zu of %d answers %s not right; nothing was recorded. "
                      "Look at the questions again and retry.",
                      nw, c.checked, nw == 1 ? "is" : "are");
     return;
   }
   json_decref(c.wrong);
-  char *answers_json =
-      json_object_size(c.given) ? json_dumps(c.given, JSON_COMPACT) : NULL;
+  char *answers_json = json_object_size(c.given) ? json_dumps(c.given, JSON_COMPACT) : NULL;
   json_decref(c.given);
   json_decref(body);
 
   int64_t now = (int64_t)time(NULL), completion_id = 0, path_id = 0;
-  code = store_complete_self(s, now, u.id, module_id, answers_json,
-                             &completion_id, &path_id);
+  code = store_complete_self(s, now, u.id, module_id, answers_json, &completion_id, &path_id);
   free(answers_json);
   if (code < 0) {
     reply_store_error(r, code);
@@ -333,9 +319,8 @@ static void api_complete(http_req *r, const int64_t *ids) {
   store_learner_paths(s, u.id, find_path_next, &nc);
   reply_json(r, 200,
              json_pack("{s:{s:I, s:I, s:I, s:I}, s:o?}", "completion", "id",
-                       (json_int_t)completion_id, "module_id",
-                       (json_int_t)module_id, "path_id", (json_int_t)path_id,
-                       "completed_at", (json_int_t)now, "next", nc.next));
+                       (json_int_t)completion_id, "module_id", (json_int_t)module_id, "path_id",
+                       (json_int_t)path_id, "completed_at", (json_int_t)now, "next", nc.next));
 }
 
 /* ---- GET /api/otj/pending (R6) ------------------------------------------- */
@@ -366,14 +351,13 @@ static int pending_item(const store_pending *p, void *ud) {
   pending_ctx *c = ud;
   json_t *tasks = short_tasks(c, p->module_id);
   if (!tasks) return c->failed = 1;
-  json_t *item = json_pack(
-      "{s:{s:I, s:s, s:s, s:{s:I, s:s}}, s:{s:I, s:s, s:O}, s:{s:I, s:s}, s:I}",
-      "learner", "id", (json_int_t)p->learner_id, "login", p->learner_login,
-      "name", p->learner_name, "department", "id",
-      (json_int_t)p->department_id, "name", p->department, "module", "id",
-      (json_int_t)p->module_id, "title", p->module_title, "tasks", tasks,
-      "path", "id", (json_int_t)p->path_id, "title", p->path_title,
-      "waiting_since", (json_int_t)p->waiting_since);
+  json_t *item =
+      json_pack("{s:{s:I, s:s, s:s, s:{s:I, s:s}}, s:{s:I, s:s, s:O}, s:{s:I, s:s}, s:I}",
+                "learner", "id", (json_int_t)p->learner_id, "login", p->learner_login, "name",
+                p->learner_name, "department", "id", (json_int_t)p->department_id, "name",
+                p->department, "module", "id", (json_int_t)p->module_id, "title", p->module_title,
+                "tasks", tasks, "path", "id", (json_int_t)p->path_id, "title", p->path_title,
+                "waiting_since", (json_int_t)p->waiting_since);
   if (!item) return c->failed = 1;
   json_array_append_new(c->items, item);
   return 0;
@@ -389,18 +373,17 @@ static void api_pending(http_req *r, const int64_t *ids) {
     return;
   }
   pending_ctx c = {r->d->db, json_array(), json_object(), 0};
-  int code = c.items && c.tasks_by_module
-                 ? store_pending_list(r->d->db, u.id, pending_item, &c)
-                 : STORE_ERR;
+  int code = c.items && c.tasks_by_module ? store_pending_list(r->d->db, u.id, pending_item, &c)
+                                          : STORE_ERR;
   json_decref(c.tasks_by_module);
   if (code < 0 || c.failed) {
     json_decref(c.items);
     reply_store_error(r, code < 0 ? code : STORE_ERR);
     return;
   }
-  reply_json(r, 200, json_pack("{s:I, s:o}", "count",
-                               (json_int_t)json_array_size(c.items), "items",
-                               c.items));
+  reply_json(
+      r, 200,
+      json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(c.items), "items", c.items));
 }
 
 /* ---- GET /api/completions (JSON or CSV) ------------------------------------ */
@@ -415,26 +398,22 @@ static void iso_time(int64_t t, char out[32]) {
 static int completion_json(const store_completion_row *c, void *ud) {
   char when[32];
   iso_time(c->completed_at, when);
-  json_t *o = json_pack(
-      "{s:I, s:{s:I, s:s, s:s, s:s}, s:{s:I, s:s}, s:I, s:s}", "id",
-      (json_int_t)c->id, "learner", "id", (json_int_t)c->user_id, "login",
-      c->login, "name", c->name, "department", c->department, "module", "id",
-      (json_int_t)c->module_id, "title", c->module_title, "completed_at",
-      (json_int_t)c->completed_at, "completed_at_iso", when);
+  json_t *o = json_pack("{s:I, s:{s:I, s:s, s:s, s:s}, s:{s:I, s:s}, s:I, s:s}", "id",
+                        (json_int_t)c->id, "learner", "id", (json_int_t)c->user_id, "login",
+                        c->login, "name", c->name, "department", c->department, "module", "id",
+                        (json_int_t)c->module_id, "title", c->module_title, "completed_at",
+                        (json_int_t)c->completed_at, "completed_at_iso", when);
   if (!o) return -1;
-  json_object_set_new(o, "path",
-                      c->path_title
-                          ? json_pack("{s:I, s:s}", "id", (json_int_t)c->path_id,
-                                      "title", c->path_title)
-                          : json_null());
-  json_object_set_new(o, "approved_by",
-                      c->approved_by_name
-                          ? json_pack("{s:I, s:s}", "id",
-                                      (json_int_t)c->approved_by, "name",
-                                      c->approved_by_name)
-                          : json_null());
-  json_object_set_new(o, "room", c->room_id ? json_string(c->room_id)
-                                            : json_null());
+  json_object_set_new(
+      o, "path",
+      c->path_title ? json_pack("{s:I, s:s}", "id", (json_int_t)c->path_id, "title", c->path_title)
+                    : json_null());
+  json_object_set_new(
+      o, "approved_by",
+      c->approved_by_name
+          ? json_pack("{s:I, s:s}", "id", (json_int_t)c->approved_by, "name", c->approved_by_name)
+          : json_null());
+  json_object_set_new(o, "room", c->room_id ? json_string(c->room_id) : json_null());
   json_array_append_new(ud, o);
   return 0;
 }
@@ -480,7 +459,7 @@ static int completion_csv(const store_completion_row *c, void *ud) {
 static void api_completions(http_req *r, const int64_t *ids) {
   store_user u;
   if (require_user(r, &u)) return;
-  store_scope scope = u.is_admin                       ? STORE_SCOPE_ALL
+  store_scope scope = u.is_admin                      ? STORE_SCOPE_ALL
                       : store_user_is_responsible(&u) ? STORE_SCOPE_REACH
                                                       : STORE_SCOPE_OWN;
   char format[16] = "json";
@@ -503,8 +482,7 @@ static void api_completions(http_req *r, const int64_t *ids) {
       reply_store_error(r, code);
       return;
     }
-    http_add_header(r, "Content-Disposition",
-                    "attachment; filename=\"completions.csv\"");
+    http_add_header(r, "Content-Disposition", "attachment; filename=\"completions.csv\"");
     http_reply_take(r, 200, "text/csv; charset=utf-8", buf, len);
     return;
   }
@@ -513,18 +491,17 @@ static void api_completions(http_req *r, const int64_t *ids) {
     return;
   }
   json_t *items = json_array();
-  int code = items ? store_completions_list(r->d->db, scope, u.id,
-                                            completion_json, items)
-                   : STORE_ERR;
+  int code =
+      items ? store_completions_list(r->d->db, scope, u.id, completion_json, items) : STORE_ERR;
   if (code != 0) {
     json_decref(items);
     reply_store_error(r, code < 0 ? code : STORE_ERR);
     return;
   }
   static const char *const scope_names[] = {"all", "reach", "own"};
-  reply_json(r, 200, json_pack("{s:s, s:I, s:o}", "scope", scope_names[scope],
-                               "count", (json_int_t)json_array_size(items),
-                               "items", items));
+  reply_json(r, 200,
+             json_pack("{s:s, s:I, s:o}", "scope", scope_names[scope], "count",
+                       (json_int_t)json_array_size(items), "items", items));
 }
 
 /* ---- GET /api/modules/{id} ------------------------------------------------ */
@@ -544,12 +521,12 @@ static void api_module(http_req *r, const int64_t *ids) {
     http_reply_error(r, 500, "internal", "Could not read the module's tasks.");
     return;
   }
-  json_t *j = json_pack("{s:I, s:s, s:s, s:b, s:o}", "id", (json_int_t)m.id, "title",
-                        m.title, "type", m.type, "otj", m.otj, "tasks", tasks);
+  json_t *j = json_pack("{s:I, s:s, s:s, s:b, s:o}", "id", (json_int_t)m.id, "title", m.title,
+                        "type", m.type, "otj", m.otj, "tasks", tasks);
   if (f.found) {
     json_object_set_new(j, "state", json_string(store_step_state_name(f.state)));
-    json_object_set_new(j, "path", json_pack("{s:I, s:s}", "id", (json_int_t)f.path_id,
-                                             "title", f.path_title));
+    json_object_set_new(
+        j, "path", json_pack("{s:I, s:s}", "id", (json_int_t)f.path_id, "title", f.path_title));
   }
   reply_json(r, 200, j);
 }

@@ -33,8 +33,7 @@ static json_t *parse_body(http_req *r) {
   json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
   if (!j) {
     char msg[300];
-    snprintf(msg, sizeof msg, "The body is not valid JSON (line %d: %s).",
-             e.line, e.text);
+    snprintf(msg, sizeof msg, "The body is not valid JSON (line %d: %s).", e.line, e.text);
     http_reply_error(r, 400, "bad_request", msg);
     return NULL;
   }
@@ -73,37 +72,33 @@ json_t *body_object_opt(http_req *r, int *failed) {
 
 json_t *user_json(const store_user *u) {
   return json_pack("{s:I, s:s, s:s, s:{s:I, s:s}, s:b, s:b, s:b, s:b, s:b}", "id",
-                   (json_int_t)u->id, "login", u->login, "name", u->name,
-                   "department", "id", (json_int_t)u->department_id, "name",
-                   u->department, "responsible", store_user_is_responsible(u),
-                   "admin", u->is_admin, "management", u->management,
+                   (json_int_t)u->id, "login", u->login, "name", u->name, "department", "id",
+                   (json_int_t)u->department_id, "name", u->department, "responsible",
+                   store_user_is_responsible(u), "admin", u->is_admin, "management", u->management,
                    "facilitate_otj", u->facilitate_otj, "active", u->active);
 }
 
 int require_user(http_req *r, store_user *u) {
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
   int64_t uid;
-  if (r->token[0] &&
-      auth_token_digest(r->token, strlen(r->token), digest) == 0 &&
+  if (r->token[0] && auth_token_digest(r->token, strlen(r->token), digest) == 0 &&
       store_session_user(r->d->db, digest, (int64_t)time(NULL), &uid) == 0 &&
       store_user_by_id(r->d->db, uid, u) == 0)
     return 0;
   http_reply_error(r, 401, "unauthorized",
-                   r->token[0] ? "Your session has expired; log in again."
-                               : "Log in first.");
+                   r->token[0] ? "Your session has expired; log in again." : "Log in first.");
   return -1;
 }
 
 int require_admin(http_req *r, store_user *u) {
   if (require_user(r, u)) return -1;
   if (u->is_admin) return 0;
-  http_reply_error(r, 403, "forbidden",
-                   "Only an administrator may do this.");
+  http_reply_error(r, 403, "forbidden", "Only an administrator may do this.");
   return -1;
 }
 
-void reply_error_json(http_req *r, int status, const char *code, json_t *extra,
-                      const char *fmt, ...) {
+void reply_error_json(http_req *r, int status, const char *code, json_t *extra, const char *fmt,
+                      ...) {
   char msg[API_MESSAGE_MAX];
   va_list ap;
   va_start(ap, fmt);
@@ -115,15 +110,15 @@ void reply_error_json(http_req *r, int status, const char *code, json_t *extra,
   reply_json(r, status, j);
 }
 
-void reply_tasks_limit(http_req *r, const store_limit *l, const char *place,
-                       const char *lead, const char *tail) {
+void reply_tasks_limit(http_req *r, const store_limit *l, const char *place, const char *lead,
+                       const char *tail) {
   char where[128], why[API_MESSAGE_MAX];
   store_limit_where(l, place, where, sizeof where);
   store_limit_describe(l, place, why, sizeof why);
-  reply_error_json(r, 422, "too_large",
-                   json_pack("{s:s, s:I, s:s}", "limit", l->limit, "max",
-                             (json_int_t)l->max, "where", where),
-                   "%s%s.%s", lead, why, tail);
+  reply_error_json(
+      r, 422, "too_large",
+      json_pack("{s:s, s:I, s:s}", "limit", l->limit, "max", (json_int_t)l->max, "where", where),
+      "%s%s.%s", lead, why, tail);
 }
 
 void reply_store_error(http_req *r, int code) {
@@ -132,24 +127,16 @@ void reply_store_error(http_req *r, int code) {
 
 void reply_store_error_msg(http_req *r, int code, const char *msg) {
   switch (code) {
-  case STORE_NOTFOUND:
-    reply_error_json(r, 404, "not_found", NULL, "%s", msg);
-    break;
-  case STORE_CONFLICT:
-    reply_error_json(r, 409, "conflict", NULL, "%s", msg);
-    break;
-  case STORE_INVALID:
-    reply_error_json(r, 422, "invalid", NULL, "%s", msg);
-    break;
+  case STORE_NOTFOUND: reply_error_json(r, 404, "not_found", NULL, "%s", msg); break;
+  case STORE_CONFLICT: reply_error_json(r, 409, "conflict", NULL, "%s", msg); break;
+  case STORE_INVALID: reply_error_json(r, 422, "invalid", NULL, "%s", msg); break;
   case STORE_BUSY:
     http_add_header(r, "Retry-After", "1");
-    reply_error_json(r, 503, "unavailable", NULL,
-                     "The database is busy; try again in a moment.");
+    reply_error_json(r, 503, "unavailable", NULL, "The database is busy; try again in a moment.");
     break;
   default:
     fprintf(stderr, "otjd: storage error: %s\n", msg);
-    reply_error_json(r, 500, "internal", NULL,
-                     "Something went wrong on our side; try again.");
+    reply_error_json(r, 500, "internal", NULL, "Something went wrong on our side; try again.");
   }
 }
 
@@ -205,8 +192,7 @@ int api_dispatch(http_req *r, const api_route *routes, size_t n) {
   }
   if (!allow[0]) return 0;
   http_add_header(r, "Allow", allow);
-  reply_error_json(r, 405, "bad_request", NULL, "Use %s for this address.",
-                   allow);
+  reply_error_json(r, 405, "bad_request", NULL, "Use %s for this address.", allow);
   return 1;
 }
 
@@ -242,12 +228,11 @@ void api_tasks_free(api_tasks *t) {
 
 /* 1 when v is an integer index into an options array of n entries. */
 static int option_index(const json_t *v, size_t n) {
-  return json_is_integer(v) && json_integer_value(v) >= 0 &&
-         (size_t)json_integer_value(v) < n;
+  return json_is_integer(v) && json_integer_value(v) >= 0 && (size_t)json_integer_value(v) < n;
 }
 
-int api_tasks_parse(const json_t *arr, const char *place, api_tasks *out,
-                    char *err, size_t errlen) {
+int api_tasks_parse(const json_t *arr, const char *place, api_tasks *out, char *err,
+                    size_t errlen) {
   memset(out, 0, sizeof *out);
   if (!json_is_array(arr)) {
     snprintf(err, errlen, "%s: must be an array of tasks", place);
@@ -263,8 +248,7 @@ int api_tasks_parse(const json_t *arr, const char *place, api_tasks *out,
     const json_t *t = json_array_get(arr, i);
     store_task_in *ti = &out->items[i];
     if (!json_is_object(t)) {
-      snprintf(err, errlen, "%s[%zu]: a task is an object {kind, text, ...}",
-               place, i);
+      snprintf(err, errlen, "%s[%zu]: a task is an object {kind, text, ...}", place, i);
       goto fail;
     }
     const char *kind = json_string_value(json_object_get(t, "kind"));
@@ -272,16 +256,15 @@ int api_tasks_parse(const json_t *arr, const char *place, api_tasks *out,
     const json_t *options = json_object_get(t, "options");
     const json_t *correct = json_object_get(t, "correct");
     if (!kind || (strcmp(kind, "question") && strcmp(kind, "observe"))) {
-      snprintf(err, errlen, "%s[%zu].kind: must be \"question\" or \"observe\"",
-               place, i);
+      snprintf(err, errlen, "%s[%zu].kind: must be \"question\" or \"observe\"", place, i);
       goto fail;
     }
     if (!text || !*text) {
       snprintf(err, errlen, "%s[%zu].text: a task needs a text", place, i);
       goto fail;
     }
-    if (!strcmp(kind, "observe") && ((options && !json_is_null(options)) ||
-                                     (correct && !json_is_null(correct)))) {
+    if (!strcmp(kind, "observe") &&
+        ((options && !json_is_null(options)) || (correct && !json_is_null(correct)))) {
       snprintf(err, errlen,
                "%s[%zu]: an observe task is marked pass/fail by the "
                "responsible; it has no options or correct answer",
@@ -292,12 +275,10 @@ int api_tasks_parse(const json_t *arr, const char *place, api_tasks *out,
     if (options && !json_is_null(options)) {
       nopt = json_array_size(options);
       int ok = json_is_array(options) && nopt >= 2;
-      for (size_t k = 0; ok && k < nopt; k++)
-        ok = json_is_string(json_array_get(options, k));
+      for (size_t k = 0; ok && k < nopt; k++) ok = json_is_string(json_array_get(options, k));
       if (!ok) {
-        snprintf(err, errlen,
-                 "%s[%zu].options: must be an array of at least two strings",
-                 place, i);
+        snprintf(err, errlen, "%s[%zu].options: must be an array of at least two strings", place,
+                 i);
         goto fail;
       }
     }
@@ -320,11 +301,9 @@ int api_tasks_parse(const json_t *arr, const char *place, api_tasks *out,
     }
     ti->kind = kind;
     ti->text = text;
-    if (nopt && !(ti->options_json = own(out, json_dumps(options, JSON_COMPACT))))
-      goto oom;
+    if (nopt && !(ti->options_json = own(out, json_dumps(options, JSON_COMPACT)))) goto oom;
     if (correct && !json_is_null(correct) &&
-        !(ti->correct_json = own(out, json_dumps(correct, JSON_COMPACT |
-                                                              JSON_ENCODE_ANY))))
+        !(ti->correct_json = own(out, json_dumps(correct, JSON_COMPACT | JSON_ENCODE_ANY))))
       goto oom;
   }
   out->n = (int)n;
@@ -345,11 +324,9 @@ static int task_to_json(const store_task *t, void *ud) {
   tasks_ctx *c = ud;
   json_t *o = json_pack("{s:s, s:s}", "kind", t->kind, "text", t->text);
   if (!o) return -1;
-  if (t->options_json)
-    json_object_set_new(o, "options", json_loads(t->options_json, 0, NULL));
+  if (t->options_json) json_object_set_new(o, "options", json_loads(t->options_json, 0, NULL));
   if (c->with_correct && t->correct_json)
-    json_object_set_new(o, "correct",
-                        json_loads(t->correct_json, JSON_DECODE_ANY, NULL));
+    json_object_set_new(o, "correct", json_loads(t->correct_json, JSON_DECODE_ANY, NULL));
   json_array_append_new(c->arr, o);
   return 0;
 }
@@ -395,14 +372,13 @@ static void hash_after(uv_work_t *w, int status) {
   free(j);
 }
 
-int api_hash_passwords(http_req *r, const char *const *passwords,
-                       char (*hashes)[AUTH_HASH_MAX], int n, api_hashed_fn done,
-                       void *ctx) {
+int api_hash_passwords(http_req *r, const char *const *passwords, char (*hashes)[AUTH_HASH_MAX],
+                       int n, api_hashed_fn done, void *ctx) {
   if (hash_jobs_running >= API_HASH_JOBS_MAX) return -1;
   hash_job *j = calloc(1, sizeof *j);
   if (!j) return -1;
-  *j = (hash_job){.r = r, .passwords = passwords, .hashes = hashes, .n = n,
-                  .done = done, .ctx = ctx};
+  *j = (hash_job){
+      .r = r, .passwords = passwords, .hashes = hashes, .n = n, .done = done, .ctx = ctx};
   j->work.data = j;
   http_req_ref(r);
   if (uv_queue_work(r->d->loop, &j->work, hash_work, hash_after) != 0) {

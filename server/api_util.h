@@ -18,9 +18,9 @@
 #include "http.h"
 #include "store.h"
 
-#define API_MAX_IDS 4         /* {id} segments in one route pattern */
-#define API_HASH_JOBS_MAX 2   /* admin password-hash jobs running at once */
-#define API_MESSAGE_MAX 512
+#define API_MAX_IDS       4 /* {id} segments in one route pattern */
+#define API_HASH_JOBS_MAX 2 /* admin password-hash jobs running at once */
+#define API_MESSAGE_MAX   512
 
 /* Answers `j` (consumed) as JSON with `status`. */
 void reply_json(http_req *r, int status, json_t *j);
@@ -61,8 +61,8 @@ void reply_store_error_msg(http_req *r, int code, const char *msg);
 
 /* {"error": code, "message": printf(...)} with extra members from `extra`
  * (consumed, may be NULL). */
-void reply_error_json(http_req *r, int status, const char *code, json_t *extra,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void reply_error_json(http_req *r, int status, const char *code, json_t *extra, const char *fmt,
+                      ...) __attribute__((format(printf, 5, 6)));
 
 /* One route: method, pattern with "{id}" segments (a positive integer). */
 typedef struct api_route {
@@ -92,8 +92,7 @@ typedef struct api_tasks {
 
 /* Parses `arr`; on a bad task writes "<place>[i].<field>: why" into err and
  * returns -1. */
-int api_tasks_parse(const json_t *arr, const char *place, api_tasks *out,
-                    char *err, size_t errlen);
+int api_tasks_parse(const json_t *arr, const char *place, api_tasks *out, char *err, size_t errlen);
 void api_tasks_free(api_tasks *t);
 
 /* The module's tasks as a JSON array: {kind, text, options?} and, when
@@ -107,9 +106,8 @@ json_t *api_tasks_json(store *s, int64_t module_id, int with_correct);
  * work is queued, -1 (nothing queued, done never called) when too many jobs
  * run already or libuv refused. */
 typedef void (*api_hashed_fn)(http_req *r, void *ctx, int ok);
-int api_hash_passwords(http_req *r, const char *const *passwords,
-                       char (*hashes)[AUTH_HASH_MAX], int n, api_hashed_fn done,
-                       void *ctx);
+int api_hash_passwords(http_req *r, const char *const *passwords, char (*hashes)[AUTH_HASH_MAX],
+                       int n, api_hashed_fn done, void *ctx);
 
 /* Route tables of the other files; each returns api_dispatch's value. */
 int api_org_handle(http_req *r);

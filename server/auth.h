@@ -14,8 +14,8 @@
 
 #include <stddef.h>
 
-#define AUTH_HASH_MAX 128       /* fits crypto_pwhash_STRBYTES */
-#define AUTH_TOKEN_LEN 43       /* base64url of 32 bytes, no padding */
+#define AUTH_HASH_MAX       128 /* fits crypto_pwhash_STRBYTES */
+#define AUTH_TOKEN_LEN      43  /* base64url of 32 bytes, no padding */
 #define AUTH_TOKEN_HASH_LEN 32
 
 /* Initialises libsodium. Returns 0, or -1 when the library cannot start. */
@@ -31,12 +31,10 @@ int auth_verify_password(const char *hash, const char *password);
 
 /* Makes a new random token: `token` gets the text for the client
  * (NUL-terminated), `digest` what the database keeps. */
-void auth_new_token(char token[AUTH_TOKEN_LEN + 1],
-                    unsigned char digest[AUTH_TOKEN_HASH_LEN]);
+void auth_new_token(char token[AUTH_TOKEN_LEN + 1], unsigned char digest[AUTH_TOKEN_HASH_LEN]);
 
 /* Digest of a token presented by a client. Returns 0, or -1 when the text
  * cannot be a token of ours (wrong length or alphabet). */
-int auth_token_digest(const char *token, size_t len,
-                      unsigned char digest[AUTH_TOKEN_HASH_LEN]);
+int auth_token_digest(const char *token, size_t len, unsigned char digest[AUTH_TOKEN_HASH_LEN]);
 
 #endif

@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define BACKOFF_MIN_MS 100   /* base of the first retry */
-#define BACKOFF_MAX_MS 5000  /* no base grows past this */
-#define BACKOFF_MAX_SHIFT 6  /* 100 << 6 = 6400: the cap is reached by then */
+#define BACKOFF_MIN_MS    100  /* base of the first retry */
+#define BACKOFF_MAX_MS    5000 /* no base grows past this */
+#define BACKOFF_MAX_SHIFT 6    /* 100 << 6 = 6400: the cap is reached by then */
 
 /* The base of retry number `attempt` (0 for the first): BACKOFF_MIN_MS
  * doubled per attempt, capped at BACKOFF_MAX_MS. */

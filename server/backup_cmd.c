@@ -95,17 +95,13 @@ int backup_main(int argc, char **argv) {
   int rc = backup_copy(src, dest, &o, &res, err, sizeof err);
   switch (rc) {
   case BACKUP_OK:
-    fprintf(stderr, "otjd backup: %s copied to %s (schema version %d, %d pages, "
-                    "integrity_check ok)\n", src, dest, res.schema_version, res.pages);
+    fprintf(stderr,
+            "otjd backup: %s copied to %s (schema version %d, %d pages, "
+            "integrity_check ok)\n",
+            src, dest, res.schema_version, res.pages);
     return 0;
-  case BACKUP_ERR_SAME:
-    fprintf(stderr, "otjd backup: %s\n", err);
-    return EX_USAGE;
-  case BACKUP_ERR_BUSY:
-    fprintf(stderr, "otjd backup: %s\n", err);
-    return EX_TEMPFAIL;
-  default:
-    fprintf(stderr, "otjd backup: %s\n", err);
-    return EX_CANTCREAT;
+  case BACKUP_ERR_SAME: fprintf(stderr, "otjd backup: %s\n", err); return EX_USAGE;
+  case BACKUP_ERR_BUSY: fprintf(stderr, "otjd backup: %s\n", err); return EX_TEMPFAIL;
+  default: fprintf(stderr, "otjd backup: %s\n", err); return EX_CANTCREAT;
   }
 }

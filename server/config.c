@@ -22,9 +22,9 @@
 #define OTJ_WEB_DEFAULT "web-client"
 #endif
 
-#define CONFIG_LINE_MAX 4096 /* bytes of one line of the config file */
-#define CONFIG_NAME_MAX 64   /* bytes of a flag or variable name */
-#define CONFIG_ERR_MAX 512
+#define CONFIG_LINE_MAX          4096 /* bytes of one line of the config file */
+#define CONFIG_NAME_MAX          64   /* bytes of a flag or variable name */
+#define CONFIG_ERR_MAX           512
 #define CONFIG_METRICS_TOKEN_MIN 16 /* characters of a metrics token at least */
 
 typedef enum setting_type {
@@ -50,10 +50,10 @@ typedef struct setting {
 #define U(field) F(field), 0, 0
 
 static const setting settings[] = {
-    {"listen", SET_ADDR, F(listen_addr), F(listen_port), 0, "0.0.0.0:8080",
-     "ADDR:PORT", "address to serve HTTP(S) and websockets on", 0},
-    {"data", SET_STR, S(data_dir), "data", "DIR",
-     "folder of otj.db and the private Redis socket", 0},
+    {"listen", SET_ADDR, F(listen_addr), F(listen_port), 0, "0.0.0.0:8080", "ADDR:PORT",
+     "address to serve HTTP(S) and websockets on", 0},
+    {"data", SET_STR, S(data_dir), "data", "DIR", "folder of otj.db and the private Redis socket",
+     0},
     {"redis", SET_STR, S(redis), "", "ADDR",
      "Redis to use, HOST:PORT or /path/to.sock; empty: start a private redis-server", 0},
     {"redis_server", SET_STR, S(redis_server_bin), "redis-server", "PATH",
@@ -63,15 +63,16 @@ static const setting settings[] = {
      "comma-separated other Origins allowed to use the session cookie (own host always is)", 0},
     {"public_url", SET_URL, S(public_url), "", "URL",
      "base of join links and QR codes, e.g. https://otj.example.org; "
-     "empty: the Host the browser used, https when TLS is on", 0},
+     "empty: the Host the browser used, https when TLS is on",
+     0},
     {"demo", SET_BOOL, U(demo), "false", "BOOL",
      "load the demo organisation into an empty database", 0},
     {"verbose", SET_BOOL, U(verbose), "false", "BOOL", "more logging (also -v)", 0},
     {"tls_cert", SET_STR, S(tls_cert), "", "FILE",
      "PEM certificate (with its chain): serve https and wss (needs tls_key)", 0},
     {"tls_key", SET_STR, S(tls_key), "", "FILE", "PEM private key of tls_cert", 0},
-    {"metrics_listen", SET_ADDR, F(metrics_addr), F(metrics_port), 0, "",
-     "ADDR:PORT", "serve /metrics, /healthz and /readyz (plain http) here too", 0},
+    {"metrics_listen", SET_ADDR, F(metrics_addr), F(metrics_port), 0, "", "ADDR:PORT",
+     "serve /metrics, /healthz and /readyz (plain http) here too", 0},
     {"metrics_token", SET_STR, S(metrics_token), "", "TOKEN",
      "bearer token that opens /metrics on the main listener; without it and "
      "metrics_listen, /metrics is 404 there",
@@ -81,7 +82,8 @@ static const setting settings[] = {
      "websocket messages per second of one connection", 0},
     {"max_user_msgs_per_sec", SET_U32, U(max_user_msgs_per_sec), "", "N",
      "messages per second of one user's connections together on one instance "
-     "(default: max_msgs_per_sec)", 0},
+     "(default: max_msgs_per_sec)",
+     0},
     {"max_send_queue", SET_U32, U(max_send_queue), "1024", "FRAMES",
      "frames queued for one slow client before it is dropped", 0},
     {"max_send_bytes", SET_U32, U(max_send_bytes), "4194304", "BYTES",
@@ -97,8 +99,8 @@ static const setting settings[] = {
     {"login_per_address", SET_U32, U(login_per_address), "30", "N",
      "failed logins from one address per window", 0},
     {"login_global", SET_U32, U(login_global), "500", "N", "failed logins in all per window", 0},
-    {"login_window", SET_U32, U(login_window_s), "60", "SECONDS",
-     "how long a login budget lasts", 0},
+    {"login_window", SET_U32, U(login_window_s), "60", "SECONDS", "how long a login budget lasts",
+     0},
     {"login_inflight", SET_U32, U(login_inflight), "32", "N",
      "password checks running or queued at once", 0},
     {"hello_timeout", SET_U32, U(hello_timeout_s), "10", "SECONDS",
@@ -166,8 +168,7 @@ static int parse_bool(const char *v, int *out) {
 }
 
 /* Sets `s` in `c` from the text `v`. Returns 0, or -1 with a sentence in err. */
-static int setting_set(otj_config *c, const setting *s, const char *v, char *err,
-                       size_t errcap) {
+static int setting_set(otj_config *c, const setting *s, const char *v, char *err, size_t errcap) {
   char *base = (char *)c;
   switch (s->type) {
   case SET_STR:
@@ -247,19 +248,17 @@ static void setting_text(const otj_config *c, const setting *s, char *out, size_
   const char *base = (const char *)c;
   switch (s->type) {
   case SET_STR:
-  case SET_URL:
-    snprintf(out, cap, "%s", base + s->off);
-    break;
-  case SET_U32:
-    snprintf(out, cap, "%u", *(const uint32_t *)(const void *)(base + s->off));
-    break;
+  case SET_URL: snprintf(out, cap, "%s", base + s->off); break;
+  case SET_U32: snprintf(out, cap, "%u", *(const uint32_t *)(const void *)(base + s->off)); break;
   case SET_BOOL:
     snprintf(out, cap, "%s", *(const int *)(const void *)(base + s->off) ? "true" : "false");
     break;
   case SET_ADDR: {
     int port = *(const int *)(const void *)(base + s->off2);
-    if (port) snprintf(out, cap, "%s:%d", base + s->off, port);
-    else snprintf(out, cap, "%s", "");
+    if (port)
+      snprintf(out, cap, "%s:%d", base + s->off, port);
+    else
+      snprintf(out, cap, "%s", "");
     break;
   }
   }
@@ -314,8 +313,7 @@ static int load_file(otj_config *c, const char *path) {
     if (val[0] == '"') { /* "quoted": taken as it is, up to the closing quote */
       char *close = strchr(val + 1, '"');
       if (!close) {
-        fprintf(stderr, "otjd: %s:%u: the value of '%s' has no closing quote\n", path,
-                lineno, key);
+        fprintf(stderr, "otjd: %s:%u: the value of '%s' has no closing quote\n", path, lineno, key);
         rc = -1;
         break;
       }
@@ -332,8 +330,8 @@ static int load_file(otj_config *c, const char *path) {
     }
     const setting *s = setting_of_key(key);
     if (!s) {
-      fprintf(stderr, "otjd: %s:%u: unknown setting '%s' (otjd --help lists them)\n", path,
-              lineno, key);
+      fprintf(stderr, "otjd: %s:%u: unknown setting '%s' (otjd --help lists them)\n", path, lineno,
+              key);
       rc = -1;
       break;
     }
@@ -391,8 +389,8 @@ static int check_all(otj_config *c) {
   const char *files[2] = {c->tls_cert, c->tls_key};
   for (int i = 0; i < 2; i++) {
     if (files[i][0] && access(files[i], R_OK) != 0) {
-      fprintf(stderr, "otjd: %s %s cannot be read: %s\n", i ? "tls_key" : "tls_cert",
-              files[i], strerror(errno));
+      fprintf(stderr, "otjd: %s %s cannot be read: %s\n", i ? "tls_key" : "tls_cert", files[i],
+              strerror(errno));
       return -1;
     }
   }
@@ -425,8 +423,7 @@ int config_load(otj_config *c, int argc, char **argv) {
   for (size_t i = 0; i < NSETTINGS; i++, n++) {
     flag_name(&settings[i], names[i], sizeof names[i]);
     opts[n] = (struct option){names[i],
-                              settings[i].type == SET_BOOL ? optional_argument
-                                                           : required_argument,
+                              settings[i].type == SET_BOOL ? optional_argument : required_argument,
                               NULL, OPT_SETTING + (int)i};
   }
   opts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
@@ -493,19 +490,23 @@ int config_load(otj_config *c, int argc, char **argv) {
 
 void config_usage(FILE *out) {
   char flag[CONFIG_NAME_MAX], env[CONFIG_NAME_MAX], left[CONFIG_NAME_MAX * 2];
-  fprintf(out,
-          "Settings (a flag wins over its variable, a variable over the config file,\n"
-          "the file over the default; the file says `key = value`, # starts a comment):\n\n"
-          "  --config FILE                  read settings from FILE (OTJ_CONFIG)\n");
+  fprintf(out, "Settings (a flag wins over its variable, a variable over the config file,\n"
+               "the file over the default; the file says `key = value`, # starts a comment):\n\n"
+               "  --config FILE                  read settings from FILE (OTJ_CONFIG)\n");
   for (size_t i = 0; i < NSETTINGS; i++) {
     const setting *s = &settings[i];
     flag_name(s, flag, sizeof flag);
     env_name(s, env, sizeof env);
-    if (s->type == SET_BOOL) snprintf(left, sizeof left, "--%s[=%s]", flag, s->arg);
-    else snprintf(left, sizeof left, "--%s %s", flag, s->arg);
+    if (s->type == SET_BOOL)
+      snprintf(left, sizeof left, "--%s[=%s]", flag, s->arg);
+    else
+      snprintf(left, sizeof left, "--%s %s", flag, s->arg);
     fprintf(out, "  %-30s %s\n", left, s->help);
     fprintf(out, "  %-30s default %s; %s; file key %s\n", "",
-            s->def[0] ? s->def : s->type == SET_U32 ? "(see above)" : "(none)", env, s->key);
+            s->def[0]            ? s->def
+            : s->type == SET_U32 ? "(see above)"
+                                 : "(none)",
+            env, s->key);
   }
   fprintf(out, "\n  -v                             same as --verbose\n"
                "  --version                      print the version\n"
@@ -517,7 +518,8 @@ void config_print(FILE *out, const otj_config *c) {
   for (size_t i = 0; i < NSETTINGS; i++) {
     const setting *s = &settings[i];
     setting_text(c, s, val, sizeof val);
-    if (s->secret && val[0]) snprintf(val, sizeof val, "%s", "(set)");
+    if (s->secret && val[0])
+      snprintf(val, sizeof val, "%s", "(set)");
     else if (strchr(val, '#')) {
       size_t n = strnlen(val, sizeof val - 3);
       memmove(val + 1, val, n);
@@ -537,8 +539,7 @@ void config_print(FILE *out, const otj_config *c) {
       flag_name(s, name, sizeof name);
       snprintf(where, sizeof where, "flag --%s", name);
       break;
-    default:
-      snprintf(where, sizeof where, "default");
+    default: snprintf(where, sizeof where, "default");
     }
     fprintf(out, "%-26s = %-24s # %s\n", s->key, val, where);
   }

@@ -15,64 +15,67 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_SETTINGS 64
-#define CONFIG_PATH_MAX 512
+#define CONFIG_PATH_MAX     512
 
 /* Where a setting's value came from (for check-config --print). */
 typedef enum config_source {
-  CONFIG_DEFAULT = 0, CONFIG_FILE, CONFIG_ENV, CONFIG_FLAG
+  CONFIG_DEFAULT = 0,
+  CONFIG_FILE,
+  CONFIG_ENV,
+  CONFIG_FLAG
 } config_source;
 
 typedef struct otj_config {
-  char listen_addr[64];      /* listen = ADDR:PORT */
+  char listen_addr[64]; /* listen = ADDR:PORT */
   int listen_port;
-  char data_dir[512];        /* data: otj.db, private redis socket */
-  char redis[512];           /* redis: HOST:PORT or /path.sock; empty = embedded */
-  char redis_server_bin[256];/* redis_server: the redis-server to start */
-  char web_root[512];        /* web: static files */
-  char origins[1024];        /* origins: other Origins allowed for cookie upgrades */
-  char public_url[256];      /* public_url: base of join links, no trailing '/' */
-  int demo;                  /* demo */
-  int verbose;               /* verbose (-v) */
+  char data_dir[512];         /* data: otj.db, private redis socket */
+  char redis[512];            /* redis: HOST:PORT or /path.sock; empty = embedded */
+  char redis_server_bin[256]; /* redis_server: the redis-server to start */
+  char web_root[512];         /* web: static files */
+  char origins[1024];         /* origins: other Origins allowed for cookie upgrades */
+  char public_url[256];       /* public_url: base of join links, no trailing '/' */
+  int demo;                   /* demo */
+  int verbose;                /* verbose (-v) */
 
   /* TLS on the listener (both or neither) */
   char tls_cert[CONFIG_PATH_MAX]; /* tls_cert: PEM certificate (chain) */
   char tls_key[CONFIG_PATH_MAX];  /* tls_key: PEM private key */
 
   /* who may read /metrics */
-  char metrics_addr[64];     /* metrics_listen = ADDR:PORT; "" = none */
+  char metrics_addr[64]; /* metrics_listen = ADDR:PORT; "" = none */
   int metrics_port;
-  char metrics_token[256];   /* metrics_token: bearer token; "" = none */
+  char metrics_token[256]; /* metrics_token: bearer token; "" = none */
 
   /* limits (DESIGN §6) */
-  uint32_t max_frame;            /* bytes of one websocket message */
-  uint32_t max_msgs_per_sec;     /* per connection */
-  uint32_t max_user_msgs_per_sec;/* per user, all their connections on this
-                                    instance together (token bucket) */
-  uint32_t max_send_queue;       /* frames queued for one slow client */
-  uint32_t max_send_bytes;       /* bytes queued for one slow client */
+  uint32_t max_frame;             /* bytes of one websocket message */
+  uint32_t max_msgs_per_sec;      /* per connection */
+  uint32_t max_user_msgs_per_sec; /* per user, all their connections on this
+                                     instance together (token bucket) */
+  uint32_t max_send_queue;        /* frames queued for one slow client */
+  uint32_t max_send_bytes;        /* bytes queued for one slow client */
   uint32_t max_connections;
-  uint32_t max_http_body;        /* bytes of one HTTP request body */
-  uint32_t login_per_minute;     /* login attempts per login name from one address per window */
-  uint32_t login_per_name;       /* login attempts per login name from all addresses per window */
-  uint32_t login_per_address;    /* login attempts from one address per window */
-  uint32_t login_global;         /* login attempts in all per window */
-  uint32_t login_window_s;       /* seconds a login budget lasts (at most a minute by default) */
-  uint32_t login_inflight;       /* password checks running or queued at once */
-  uint32_t hello_timeout_s;      /* seconds a new socket may wait before hello */
-  uint32_t idle_timeout_s;       /* seconds without any frame before a close */
-  uint32_t session_ttl_s;        /* lifetime of a login token */
-  uint32_t room_idle_ttl_s;      /* Redis expiry of an idle room */
-  uint32_t max_room_learners;    /* learners in one room */
-  uint32_t presence_stale_s;     /* an instance silent this long is gone */
+  uint32_t max_http_body;     /* bytes of one HTTP request body */
+  uint32_t login_per_minute;  /* login attempts per login name from one address per window */
+  uint32_t login_per_name;    /* login attempts per login name from all addresses per window */
+  uint32_t login_per_address; /* login attempts from one address per window */
+  uint32_t login_global;      /* login attempts in all per window */
+  uint32_t login_window_s;    /* seconds a login budget lasts (at most a minute by default) */
+  uint32_t login_inflight;    /* password checks running or queued at once */
+  uint32_t hello_timeout_s;   /* seconds a new socket may wait before hello */
+  uint32_t idle_timeout_s;    /* seconds without any frame before a close */
+  uint32_t session_ttl_s;     /* lifetime of a login token */
+  uint32_t room_idle_ttl_s;   /* Redis expiry of an idle room */
+  uint32_t max_room_learners; /* learners in one room */
+  uint32_t presence_stale_s;  /* an instance silent this long is gone */
   uint32_t max_rooms_per_responsible; /* rooms one responsible has open */
-  uint32_t room_log_keep;        /* events a room's log in Redis keeps */
-  uint32_t redis_maxmemory_mb;   /* maxmemory of the private redis-server */
-  uint32_t db_loop_busy_ms;      /* the loop's longest wait for a SQLite lock */
-  uint32_t min_free_mb;          /* free disk below this: /readyz says not ready */
+  uint32_t room_log_keep;             /* events a room's log in Redis keeps */
+  uint32_t redis_maxmemory_mb;        /* maxmemory of the private redis-server */
+  uint32_t db_loop_busy_ms;           /* the loop's longest wait for a SQLite lock */
+  uint32_t min_free_mb;               /* free disk below this: /readyz says not ready */
 
   /* where each value came from, by index in the settings table */
-  char config_file[CONFIG_PATH_MAX]; /* the file read, "" if none */
-  uint8_t source[CONFIG_MAX_SETTINGS];  /* config_source */
+  char config_file[CONFIG_PATH_MAX];         /* the file read, "" if none */
+  uint8_t source[CONFIG_MAX_SETTINGS];       /* config_source */
   uint32_t source_line[CONFIG_MAX_SETTINGS]; /* CONFIG_FILE: its line */
 } otj_config;
 

@@ -41,8 +41,7 @@ void http_req_unref(http_req *r) {
 
 void http_add_header(http_req *r, const char *name, const char *value) {
   size_t used = strlen(r->extra_headers);
-  snprintf(r->extra_headers + used, sizeof r->extra_headers - used,
-           "%s: %s\r\n", name, value);
+  snprintf(r->extra_headers + used, sizeof r->extra_headers - used, "%s: %s\r\n", name, value);
 }
 
 /* ---- writing the answer ------------------------------------------------ */
@@ -55,12 +54,10 @@ static struct lws *g_cb_wsi;
 static int add_headers(http_req *r, unsigned char **p, unsigned char *end) {
   struct lws *wsi = r->wsi;
   if (lws_add_http_common_headers(wsi, (unsigned)r->status,
-                                  r->ctype ? r->ctype : "application/json",
-                                  r->resp_len, p, end))
+                                  r->ctype ? r->ctype : "application/json", r->resp_len, p, end))
     return -1;
   if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                  (const unsigned char *)"no-store", 8, p,
-                                  end))
+                                  (const unsigned char *)"no-store", 8, p, end))
     return -1;
   /* extra "Name: value\r\n" lines */
   char *line = r->extra_headers;
@@ -77,17 +74,15 @@ static int add_headers(http_req *r, unsigned char **p, unsigned char *end) {
         name[nl + 1] = '\0';
         const char *v = colon + 1;
         while (*v == ' ') v++;
-        if (lws_add_http_header_by_name(wsi, (unsigned char *)name,
-                                        (const unsigned char *)v,
+        if (lws_add_http_header_by_name(wsi, (unsigned char *)name, (const unsigned char *)v,
                                         (int)(eol - v), p, end))
           return -1;
       }
     }
     line = eol + 2;
   }
-  if (r->close_after &&
-      lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
-                                  (const unsigned char *)"close", 5, p, end))
+  if (r->close_after && lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                                    (const unsigned char *)"close", 5, p, end))
     return -1;
   return lws_finalize_http_header(wsi, p, end) ? -1 : 0;
 }
@@ -125,8 +120,7 @@ static void send_answer(http_req *r) {
                   wsi == g_cb_wsi ? LWS_TO_KILL_ASYNC : LWS_TO_KILL_SYNC);
 }
 
-void http_reply_take(http_req *r, int status, const char *ctype, char *body,
-                     size_t len) {
+void http_reply_take(http_req *r, int status, const char *ctype, char *body, size_t len) {
   if (r->answered) {
     free(body);
     return;
@@ -140,8 +134,7 @@ void http_reply_take(http_req *r, int status, const char *ctype, char *body,
   if (r->wsi) send_answer(r);
 }
 
-void http_reply(http_req *r, int status, const char *ctype, const char *body,
-                size_t len) {
+void http_reply(http_req *r, int status, const char *ctype, const char *body, size_t len) {
   char *copy = malloc(len + 1);
   if (!copy) {
     status = 500;
@@ -169,12 +162,10 @@ static void json_escape_into(char *out, size_t cap, const char *s) {
   out[o] = '\0';
 }
 
-void http_reply_error(http_req *r, int status, const char *code,
-                      const char *message) {
+void http_reply_error(http_req *r, int status, const char *code, const char *message) {
   char esc[768], body[1024];
   json_escape_into(esc, sizeof esc, message);
-  int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}",
-                   code, esc);
+  int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}", code, esc);
   http_reply(r, status, "application/json", body, (size_t)n);
 }
 
@@ -191,13 +182,11 @@ int http_query(const http_req *r, const char *name, char *out, size_t cap) {
   while (*p) {
     const char *end = strchr(p, '&');
     if (!end) end = p + strlen(p);
-    if ((size_t)(end - p) >= nl && !strncmp(p, name, nl) &&
-        (p[nl] == '=' || p + nl == end)) {
+    if ((size_t)(end - p) >= nl && !strncmp(p, name, nl) && (p[nl] == '=' || p + nl == end)) {
       const char *v = p + nl + (p[nl] == '=' ? 1 : 0);
       size_t o = 0;
       while (v < end && o + 1 < cap) {
-        if (*v == '%' && v + 2 < end && hexval(v[1]) >= 0 &&
-            hexval(v[2]) >= 0) {
+        if (*v == '%' && v + 2 < end && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
           out[o++] = (char)(hexval(v[1]) * 16 + hexval(v[2]));
           v += 3;
         } else {
@@ -213,8 +202,7 @@ int http_query(const http_req *r, const char *name, char *out, size_t cap) {
   return -1;
 }
 
-int http_cookie_value(const char *header, const char *name, char *out,
-                      size_t cap) {
+int http_cookie_value(const char *header, const char *name, char *out, size_t cap) {
   size_t nl = strlen(name);
   const char *p = header;
   while (*p) {
@@ -235,13 +223,14 @@ int http_cookie_value(const char *header, const char *name, char *out,
 
 /* 1 when `origin` ("scheme://host[:port]") is this server's own (the Host
  * header) or one of --origins. */
-static int origin_value_allowed(struct lws *wsi, const otjd *d,
-                                const char *origin) {
+static int origin_value_allowed(struct lws *wsi, const otjd *d, const char *origin) {
   char host[256];
   if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
     const char *o = origin;
-    if (!strncmp(o, "http://", 7)) o += 7;
-    else if (!strncmp(o, "https://", 8)) o += 8;
+    if (!strncmp(o, "http://", 7))
+      o += 7;
+    else if (!strncmp(o, "https://", 8))
+      o += 8;
     if (!strcasecmp(o, host)) return 1;
   }
   const char *list = d->cfg.origins;
@@ -267,8 +256,7 @@ int http_origin_allowed(struct lws *wsi, const otjd *d) {
  * same-origin or none (a request typed by the user). */
 static int from_other_site(struct lws *wsi, const otjd *d) {
   char v[512];
-  if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0)
-    return !http_origin_allowed(wsi, d);
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) return !http_origin_allowed(wsi, d);
   if (lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_REFERER) > 0) {
     char *p = strstr(v, "://");
     if (p) p = strchr(p + 3, '/');
@@ -284,8 +272,7 @@ static int from_other_site(struct lws *wsi, const otjd *d) {
 /* 1 when the Content-Type is application/json (parameters aside). */
 static int json_content_type(struct lws *wsi) {
   char v[128];
-  if (lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0)
-    return 0;
+  if (lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0) return 0;
   size_t n = strcspn(v, ";");
   while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
   return n == 16 && !strncasecmp(v, "application/json", 16);
@@ -321,11 +308,9 @@ static http_req *req_start(struct lws *wsi) {
   size_t used = 0;
   for (int i = 0; used + 1 < sizeof r->query; i++) {
     char frag[HTTP_PATH_MAX];
-    int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag,
-                                  WSI_TOKEN_HTTP_URI_ARGS, i);
+    int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
     if (n <= 0) break;
-    int w = snprintf(r->query + used, sizeof r->query - used, "%s%s",
-                     used ? "&" : "", frag);
+    int w = snprintf(r->query + used, sizeof r->query - used, "%s%s", used ? "&" : "", frag);
     if (w < 0 || (size_t)w >= sizeof r->query - used) break;
     used += (size_t)w;
   }
@@ -337,8 +322,7 @@ static http_req *req_start(struct lws *wsi) {
   } else {
     char cookie[2048];
     if (lws_hdr_copy(wsi, cookie, sizeof cookie, WSI_TOKEN_HTTP_COOKIE) > 0 &&
-        http_cookie_value(cookie, HTTP_SESSION_COOKIE, r->token,
-                          sizeof r->token) == 0 &&
+        http_cookie_value(cookie, HTTP_SESSION_COOKIE, r->token, sizeof r->token) == 0 &&
         r->token[0]) {
       r->token_from_cookie = 1;
       r->other_site = from_other_site(wsi, r->d);
@@ -353,8 +337,7 @@ static http_req *req_start(struct lws *wsi) {
 
 static void reply_too_large(http_req *r) {
   char msg[128];
-  snprintf(msg, sizeof msg, "The request body may be at most %u bytes.",
-           r->d->cfg.max_http_body);
+  snprintf(msg, sizeof msg, "The request body may be at most %u bytes.", r->d->cfg.max_http_body);
   http_reply_error(r, 413, "too_large", msg);
 }
 
@@ -370,8 +353,8 @@ static int dispatch(http_pss *pss) {
   return 0;
 }
 
-static int on_callback(struct lws *wsi, enum lws_callback_reasons reason,
-                       void *user, void *in, size_t len) {
+static int on_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len) {
   http_pss *pss = user;
   switch (reason) {
   case LWS_CALLBACK_HTTP: {
@@ -389,8 +372,7 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason,
       }
       return 0;
     }
-    if ((r->method == HTTP_POST || r->method == HTTP_PUT ||
-         r->method == HTTP_PATCH) &&
+    if ((r->method == HTTP_POST || r->method == HTTP_PUT || r->method == HTTP_PATCH) &&
         r->body_expected > 0) {
       r->body = malloc(r->body_expected + 1);
       if (!r->body) return -1;
@@ -433,16 +415,14 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason,
     struct lws_process_html_args *a = in;
     unsigned char *p = (unsigned char *)a->p;
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
-                                    (const unsigned char *)"close", 5, &p,
-                                    p + a->max_len))
+                                    (const unsigned char *)"close", 5, &p, p + a->max_len))
       return 1;
     a->max_len -= (int)(p - (unsigned char *)a->p);
     a->p = (char *)p;
     return 0;
   }
 
-  case LWS_CALLBACK_HTTP_FILE_COMPLETION:
-    return -1; /* one request per connection */
+  case LWS_CALLBACK_HTTP_FILE_COMPLETION: return -1; /* one request per connection */
 
   case LWS_CALLBACK_HTTP_WRITEABLE: {
     /* answers are written by send_answer; this only ends one whose tail
@@ -465,13 +445,12 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason,
     }
     return 0;
 
-  default:
-    return lws_callback_http_dummy(wsi, reason, user, in, len);
+  default: return lws_callback_http_dummy(wsi, reason, user, in, len);
   }
 }
 
-int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
-                  void *user, void *in, size_t len) {
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len) {
   struct lws *outer = g_cb_wsi;
   g_cb_wsi = wsi;
   int rc = on_callback(wsi, reason, user, in, len);

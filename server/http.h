@@ -16,48 +16,53 @@
 
 #include "otjd.h"
 
-#define HTTP_SESSION_COOKIE "otj_session"
-#define HTTP_PATH_MAX 512
-#define HTTP_HEADERS_MAX 2048 /* status line and headers of an answer */
-#define HTTP_DRAIN_FACTOR 16 /* bodies up to 16x the limit are read and dropped */
-#define HTTP_FLUSH_TIMEOUT_S 30 /* to send the tail of an answer to a slow reader */
+#define HTTP_SESSION_COOKIE  "otj_session"
+#define HTTP_PATH_MAX        512
+#define HTTP_HEADERS_MAX     2048 /* status line and headers of an answer */
+#define HTTP_DRAIN_FACTOR    16   /* bodies up to 16x the limit are read and dropped */
+#define HTTP_FLUSH_TIMEOUT_S 30   /* to send the tail of an answer to a slow reader */
 
 typedef enum http_method {
-  HTTP_GET = 1, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DELETE, HTTP_OTHER
+  HTTP_GET = 1,
+  HTTP_POST,
+  HTTP_PUT,
+  HTTP_PATCH,
+  HTTP_DELETE,
+  HTTP_OTHER
 } http_method;
 
 typedef struct http_req {
   otjd *d;
-  struct lws *wsi;       /* NULL once the connection is gone */
+  struct lws *wsi; /* NULL once the connection is gone */
   int refs;
   http_method method;
-  char path[HTTP_PATH_MAX];   /* without the query string */
-  char query[HTTP_PATH_MAX];  /* "a=1&b=2", decoded per argument by http_query */
-  char token[128];            /* bearer token or session cookie, "" if none */
-  int token_from_cookie;      /* the session cookie, not a Bearer header: */
-  int other_site;             /*   Origin/Referer/Sec-Fetch-Site name another site */
-  int json_body;              /*   Content-Type is application/json */
-  char *body;                 /* NUL-terminated, body_len bytes */
+  char path[HTTP_PATH_MAX];  /* without the query string */
+  char query[HTTP_PATH_MAX]; /* "a=1&b=2", decoded per argument by http_query */
+  char token[128];           /* bearer token or session cookie, "" if none */
+  int token_from_cookie;     /* the session cookie, not a Bearer header: */
+  int other_site;            /*   Origin/Referer/Sec-Fetch-Site name another site */
+  int json_body;             /*   Content-Type is application/json */
+  char *body;                /* NUL-terminated, body_len bytes */
   size_t body_len;
   size_t body_expected;
-  int too_large;              /* the body is over the limit: drained, 413 */
+  int too_large; /* the body is over the limit: drained, 413 */
 
   /* response */
   int answered;
   int status;
   const char *ctype;
-  char *resp;                 /* malloc'd, owned */
+  char *resp; /* malloc'd, owned */
   size_t resp_len;
-  char extra_headers[512];    /* "name: value\r\n"... */
+  char extra_headers[512]; /* "name: value\r\n"... */
   int close_after;
-  int flushing;        /* answered; lws still sends what the socket did not take */
+  int flushing; /* answered; lws still sends what the socket did not take */
 
-  void *handler_data;         /* for deferred handlers */
+  void *handler_data; /* for deferred handlers */
   void (*handler_free)(void *);
 } http_req;
 
-int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
-                  void *user, void *in, size_t len);
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len);
 size_t http_pss_size(void);
 
 /* Takes a reference (for a worker or timer that will answer later). */
@@ -66,14 +71,11 @@ void http_req_ref(http_req *r);
 void http_req_unref(http_req *r);
 
 /* Answers with `body` (copied) of type `ctype`. A second answer is ignored. */
-void http_reply(http_req *r, int status, const char *ctype, const char *body,
-                size_t len);
+void http_reply(http_req *r, int status, const char *ctype, const char *body, size_t len);
 /* Same, taking ownership of a malloc'd body. */
-void http_reply_take(http_req *r, int status, const char *ctype, char *body,
-                     size_t len);
+void http_reply_take(http_req *r, int status, const char *ctype, char *body, size_t len);
 /* {"error": code, "message": message} */
-void http_reply_error(http_req *r, int status, const char *code,
-                      const char *message);
+void http_reply_error(http_req *r, int status, const char *code, const char *message);
 /* Adds a response header line ("Name: value") before the answer. */
 void http_add_header(http_req *r, const char *name, const char *value);
 
@@ -82,8 +84,7 @@ void http_add_header(http_req *r, const char *name, const char *value);
 int http_query(const http_req *r, const char *name, char *out, size_t cap);
 
 /* Finds cookie `name` in a Cookie header value. Returns 0 and copies it. */
-int http_cookie_value(const char *header, const char *name, char *out,
-                      size_t cap);
+int http_cookie_value(const char *header, const char *name, char *out, size_t cap);
 
 /* 1 when the request's Origin may use the session cookie: no Origin header,
  * the same host as the Host header, or one of --origins. */

@@ -46,9 +46,7 @@ void live_handle(ws_sess *s, const proto_msg *m) {
   case PROTO_T_APPROVE: live_approve(s, m); break;
   case PROTO_T_LEAVE: live_leave(s, m); break;
   case PROTO_T_CLOSE: live_close(s, m); break;
-  default:
-    ws_send_err(s, proto_rid_of(m), PROTO_BAD_REQUEST, "Unexpected message.");
-    break;
+  default: ws_send_err(s, proto_rid_of(m), PROTO_BAD_REQUEST, "Unexpected message."); break;
   }
 }
 
@@ -66,8 +64,7 @@ void live_session_closed(ws_sess *s) {
 
 /* ---- channel messages ----------------------------------------------------- */
 
-static void on_channel(void *ud, const char *chan, size_t chanlen, const char *data,
-                       size_t len) {
+static void on_channel(void *ud, const char *chan, size_t chanlen, const char *data, size_t len) {
   (void)ud;
   size_t dl = strlen(RSTORE_DASH_CHANNEL);
   if (chanlen == dl && !memcmp(chan, RSTORE_DASH_CHANNEL, dl)) {
@@ -167,8 +164,7 @@ int live_init(otjd *d) {
   if (every == 0) every = 1;
   uv_timer_start(&L.beat, on_beat, every, every);
   uv_unref((uv_handle_t *)&L.beat);
-  L.ps = psub_create(d->loop, d->redis_addr, RSTORE_DASH_CHANNEL, on_channel,
-                     on_psub_state, NULL);
+  L.ps = psub_create(d->loop, d->redis_addr, RSTORE_DASH_CHANNEL, on_channel, on_psub_state, NULL);
   if (!L.ps) {
     fprintf(stderr, "otjd: bad Redis address for pub/sub\n");
     return -1;

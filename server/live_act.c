@@ -29,8 +29,7 @@ attach *live_member_of(ws_sess *s, proto_rid rid, proto_str room, int host_only)
     return NULL;
   }
   if (host_only && !a->host) {
-    ws_send_err(s, rid, PROTO_FORBIDDEN,
-                "Only the responsible who runs this room may do that.");
+    ws_send_err(s, rid, PROTO_FORBIDDEN, "Only the responsible who runs this room may do that.");
     return NULL;
   }
   if (!a->r->mod) {
@@ -87,8 +86,8 @@ static void rec_start(msgpack_sbuffer *sb, msgpack_packer *pk, uint32_t fields) 
   msgpack_pack_array(pk, fields);
 }
 
-static void pack_answer_record(msgpack_sbuffer *sb, uint64_t learner, uint32_t task,
-                               uint64_t by, proto_str raw) {
+static void pack_answer_record(msgpack_sbuffer *sb, uint64_t learner, uint32_t task, uint64_t by,
+                               proto_str raw) {
   msgpack_packer pk;
   rec_start(sb, &pk, REC_ANSWER_FIELDS);
   msgpack_pack_uint64(&pk, learner);
@@ -104,8 +103,10 @@ static void pack_mark_record(msgpack_sbuffer *sb, const proto_msg *m) {
   msgpack_pack_uint64(&pk, m->mark.learner);
   msgpack_pack_uint32(&pk, m->mark.task);
   msgpack_pack_uint8(&pk, m->mark.result == PROTO_RESULT_PASS ? 1 : 2);
-  if (m->mark.has_note) msgpack_pack_str_with_body(&pk, m->mark.note.ptr, m->mark.note.len);
-  else msgpack_pack_nil(&pk);
+  if (m->mark.has_note)
+    msgpack_pack_str_with_body(&pk, m->mark.note.ptr, m->mark.note.len);
+  else
+    msgpack_pack_nil(&pk);
 }
 
 static rstore_bytes sb_bytes(const msgpack_sbuffer *sb) {
@@ -128,8 +129,7 @@ static int answer_for(ws_sess *s, proto_rid rid, const attach *a, const proto_ms
                       uint64_t *learner) {
   if (a->host) {
     if (!m->answer.has_learner) {
-      ws_send_err(s, rid, PROTO_BAD_REQUEST,
-                  "Say which learner you answer for ('learner').");
+      ws_send_err(s, rid, PROTO_BAD_REQUEST, "Say which learner you answer for ('learner').");
       return -1;
     }
     *learner = m->answer.learner;
@@ -149,18 +149,18 @@ void live_answer(ws_sess *s, const proto_msg *m) {
   uint64_t learner;
   if (!a || answer_for(s, rid, a, m, &learner) != 0) return;
   char msg[160];
-  proto_code code = room_check_answer(a->r->mod, m->answer.task, &m->answer.value,
-                                      msg, sizeof msg);
+  proto_code code = room_check_answer(a->r->mod, m->answer.task, &m->answer.value, msg, sizeof msg);
   if (code != PROTO_OK) {
     ws_send_err(s, rid, code, msg);
     return;
   }
   msgpack_sbuffer rec;
-  pack_answer_record(&rec, learner, m->answer.task, (uint64_t)ws_user(s),
-                     m->answer.value.raw);
+  pack_answer_record(&rec, learner, m->answer.task, (uint64_t)ws_user(s), m->answer.value.raw);
   proto_event ev = {.type = PROTO_EV_ANSWER,
-                    .answer = {.learner = learner, .task = m->answer.task,
-                               .value = m->answer.value, .by = (uint64_t)ws_user(s)}};
+                    .answer = {.learner = learner,
+                               .task = m->answer.task,
+                               .value = m->answer.value,
+                               .by = (uint64_t)ws_user(s)}};
   rstore_call rc = live_rcall(a->r);
   rstore_cmd c;
   rstore_answer(&c, &rc, ws_user(s), (int64_t)learner, m->answer.task,
@@ -190,13 +190,12 @@ void live_mark(ws_sess *s, const proto_msg *m) {
   }
   msgpack_sbuffer rec;
   pack_mark_record(&rec, m);
-  proto_event ev = {.type = PROTO_EV_MARK,
-                    .mark = {m->mark.learner, m->mark.task, m->mark.result,
-                             m->mark.has_note, m->mark.note}};
+  proto_event ev = {
+      .type = PROTO_EV_MARK,
+      .mark = {m->mark.learner, m->mark.task, m->mark.result, m->mark.has_note, m->mark.note}};
   rstore_call rc = live_rcall(a->r);
   rstore_cmd c;
-  rstore_mark(&c, &rc, (int64_t)m->mark.learner, m->mark.task, sb_bytes(&rec),
-              live_event(&ev, 0));
+  rstore_mark(&c, &rc, (int64_t)m->mark.learner, m->mark.task, sb_bytes(&rec), live_event(&ev, 0));
   msgpack_sbuffer_destroy(&rec);
   live_call(&c, live_ok_reply, s, rid, a->r);
 }
@@ -282,9 +281,9 @@ typedef struct closed_job {
   int64_t at;
   int code;
   char msg[STORE_ERRMSG_MAX];
-  ws_ref *ref;   /* the host who asked, or NULL */
+  ws_ref *ref; /* the host who asked, or NULL */
   proto_rid rid;
-  uint64_t seq;  /* the close event's seq */
+  uint64_t seq; /* the close event's seq */
 } closed_job;
 
 static void closed_tell(ws_ref *ref, proto_rid rid, uint64_t seq) {
@@ -310,8 +309,8 @@ static void closed_work(uv_work_t *w) {
 static void closed_done(uv_work_t *w, int status) {
   closed_job *j = w->data;
   if (status != 0 || j->code != 0)
-    fprintf(stderr, "otjd: recording the close of room %s failed: %s\n",
-            j->room, status != 0 ? "cancelled" : j->msg);
+    fprintf(stderr, "otjd: recording the close of room %s failed: %s\n", j->room,
+            status != 0 ? "cancelled" : j->msg);
   closed_tell(j->ref, j->rid, j->seq);
   free(j);
 }
@@ -325,15 +324,14 @@ void live_record_closed(const char *room, ws_sess *s, proto_rid rid, uint64_t se
     j->rid = rid;
     j->seq = seq;
     j->work.data = j;
-    if (uv_queue_work(L.d->loop, &j->work, closed_work, closed_done) == 0)
-      return;
+    if (uv_queue_work(L.d->loop, &j->work, closed_work, closed_done) == 0) return;
     if (j->ref) ws_ref_put(j->ref);
     free(j);
   }
   /* no worker: the loop's handle, which waits only briefly */
   if (store_room_closed(L.d->db, room, (int64_t)time(NULL)) != 0)
-    fprintf(stderr, "otjd: recording the close of room %s failed: %s\n",
-            room, store_errmsg(L.d->db));
+    fprintf(stderr, "otjd: recording the close of room %s failed: %s\n", room,
+            store_errmsg(L.d->db));
   closed_tell(s ? ws_ref_get(s) : NULL, rid, seq);
 }
 

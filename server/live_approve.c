@@ -50,7 +50,7 @@ typedef struct approve_ctx {
   writer_job job;
   ws_ref *ref;
   proto_rid rid;
-  lroom *r;     /* held from submission */
+  lroom *r; /* held from submission */
   uint32_t n;
   char **owned; /* strings the items point to */
   size_t nowned, owned_cap;
@@ -126,17 +126,18 @@ static void publish_outcomes(const approve_ctx *x, const proto_approval_result *
   uint32_t nb = 0;
   for (uint32_t i = 0; i < x->n; i++) {
     if (x->items[i].rc != 0 || x->items[i].forbidden) continue;
-    proto_event ev = {.type = PROTO_EV_APPROVED,
-                      .approved = {res[i].learner, res[i].status, res[i].has_completion,
-                                   res[i].completion}};
+    proto_event ev = {
+        .type = PROTO_EV_APPROVED,
+        .approved = {res[i].learner, res[i].status, res[i].has_completion, res[i].completion}};
     rstore_outcome(&c, x->items[i].learner, (int)res[i].status, (int64_t)res[i].completion,
                    live_event(&ev, 0));
-    if (res[i].status == PROTO_STATUS_APPROVED)
-      dash_forget_invite(x->items[i].learner, r->id);
+    if (res[i].status == PROTO_STATUS_APPROVED) dash_forget_invite(x->items[i].learner, r->id);
     nb++;
   }
-  if (nb) live_call(&c, NULL, NULL, PROTO_NO_RID, r);
-  else rstore_cmd_free(&c);
+  if (nb)
+    live_call(&c, NULL, NULL, PROTO_NO_RID, r);
+  else
+    rstore_cmd_free(&c);
 }
 
 static void approve_committed(writer_job *job, void *arg) {
@@ -194,10 +195,10 @@ static json_t *answer_json(const msgpack_object *f) {
   /* the value is stored as its own msgpack bytes */
   msgpack_unpacked v;
   msgpack_unpacked_init(&v);
-  json_t *jv = msgpack_unpack_next(&v, f[4].via.str.ptr, f[4].via.str.size, NULL) ==
-                       MSGPACK_UNPACK_SUCCESS
-                   ? json_of_msgpack(&v.data)
-                   : json_null();
+  json_t *jv =
+      msgpack_unpack_next(&v, f[4].via.str.ptr, f[4].via.str.size, NULL) == MSGPACK_UNPACK_SUCCESS
+          ? json_of_msgpack(&v.data)
+          : json_null();
   msgpack_unpacked_destroy(&v);
   return json_pack("{s:i, s:o, s:I}", "task", (int)f[1].via.u64, "value", jv, "by",
                    (json_int_t)f[2].via.u64);
@@ -214,15 +215,15 @@ static json_t *mark_json(const msgpack_object *f) {
 
 /* The learner's answers and marks in this room, from a records reply. */
 static void learner_records(approve_ctx *x, redisReply *answers, redisReply *marks_rep,
-                            int64_t learner, room_mark *marks, uint32_t ntasks,
-                            char **answers_json, char **marks_json) {
+                            int64_t learner, room_mark *marks, uint32_t ntasks, char **answers_json,
+                            char **marks_json) {
   json_t *ans = json_array(), *mk = json_array();
   redisReply *arr[2] = {answers, marks_rep};
   for (int k = 0; k < 2; k++) {
     for (size_t i = 0; arr[k]->type == REDIS_REPLY_ARRAY && i < arr[k]->elements; i++) {
       msgpack_unpacked u;
-      msgpack_object *f = rec_fields(&u, arr[k]->element[i],
-                                     k == 0 ? REC_ANSWER_FIELDS : REC_MARK_FIELDS);
+      msgpack_object *f =
+          rec_fields(&u, arr[k]->element[i], k == 0 ? REC_ANSWER_FIELDS : REC_MARK_FIELDS);
       if (f && f[0].via.u64 == (uint64_t)learner) {
         uint32_t task = (uint32_t)f[1].via.u64;
         if (k == 0) {
@@ -245,9 +246,7 @@ static void learner_records(approve_ctx *x, redisReply *answers, redisReply *mar
  * records reply. */
 /* The fingerprint of the tasks the room opened with, as its record keeps it
  * (a room recorded without one: the tasks this instance loaded). */
-static uint64_t room_digest(const lroom *r) {
-  return r->digest_known ? r->digest : r->mod->digest;
-}
+static uint64_t room_digest(const lroom *r) { return r->digest_known ? r->digest : r->mod->digest; }
 
 static void approve_item(approve_ctx *x, store_approval *it, const lroom *r, ws_sess *s,
                          int64_t now, redisReply **rec) {

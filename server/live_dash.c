@@ -89,8 +89,7 @@ void dash_token_msg(uint8_t *m, const char *instance, const unsigned char digest
 
 static void publish_dash(otjd *d, const void *data, size_t len) {
   if (!rconn_up(d->redis)) return;
-  const char *argv[3] = {psub_sharded(L.ps) ? "SPUBLISH" : "PUBLISH",
-                         RSTORE_DASH_CHANNEL, data};
+  const char *argv[3] = {psub_sharded(L.ps) ? "SPUBLISH" : "PUBLISH", RSTORE_DASH_CHANNEL, data};
   size_t lens[3] = {strlen(argv[0]), strlen(RSTORE_DASH_CHANNEL), len};
   rconn_command_argv(d->redis, NULL, NULL, 3, argv, lens);
 }
@@ -99,7 +98,7 @@ static void publish_dash(otjd *d, const void *data, size_t len) {
 
 typedef struct dash_job {
   uv_work_t work;
-  uint64_t took_ms;  /* how long the counts took: paces the next refresh */
+  uint64_t took_ms; /* how long the counts took: paces the next refresh */
   size_t n;
   ws_ref **refs;
   int64_t *users;
@@ -112,8 +111,8 @@ typedef struct dash_job {
 typedef struct dept_sum {
   int total;
   size_t n;
-  int64_t *users;   /* the job's responsibles in this department */
-  int *own;         /* their own pending items */
+  int64_t *users; /* the job's responsibles in this department */
+  int *own;       /* their own pending items */
 } dept_sum;
 
 static int dept_add(int64_t learner, int count, void *ud) {
@@ -197,8 +196,7 @@ static void dash_done(uv_work_t *w, int status) {
   }
   /* big organisations count slowly: the counting may take a tenth of a
    * worker thread at most */
-  L.dash.delay_ms =
-      j->took_ms * 10 > LIVE_DASH_DELAY_MS ? j->took_ms * 10 : LIVE_DASH_DELAY_MS;
+  L.dash.delay_ms = j->took_ms * 10 > LIVE_DASH_DELAY_MS ? j->took_ms * 10 : LIVE_DASH_DELAY_MS;
   dash_free(j);
   L.dash.running = 0;
   if (L.dash.again) { /* notices came in while counting: once more, later */
@@ -207,7 +205,10 @@ static void dash_done(uv_work_t *w, int status) {
   }
 }
 
-typedef struct dash_collect { dash_job *j; size_t cap; } dash_collect;
+typedef struct dash_collect {
+  dash_job *j;
+  size_t cap;
+} dash_collect;
 
 static void dash_add(ws_sess *s, void *arg) {
   dash_collect *c = arg;
@@ -286,8 +287,8 @@ void dash_invite(int64_t user, const char *room, const char *code, int64_t modul
                  const char *title, int64_t host, const char *host_name) {
   proto_buf b;
   proto_buf_init(&b, DASH_INVITE_HEAD);
-  if (proto_encode_invite(&b, proto_s(room), proto_s(code), (uint64_t)module,
-                          proto_s(title), (uint64_t)host, proto_s(host_name)) == 0) {
+  if (proto_encode_invite(&b, proto_s(room), proto_s(code), (uint64_t)module, proto_s(title),
+                          (uint64_t)host, proto_s(host_name)) == 0) {
     uint8_t *p = proto_buf_bytes(&b) - DASH_INVITE_HEAD;
     dash_invite_head(p, user);
     publish_dash(L.d, p, proto_buf_size(&b) + DASH_INVITE_HEAD);
@@ -343,8 +344,7 @@ static void invites_read(redisAsyncContext *ac, void *reply, void *priv) {
   ws_ref *ref = priv;
   redisReply *rep = reply;
   ws_sess *s = ws_ref_sess(ref);
-  for (size_t i = 0; s && rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements;
-       i += 2) {
+  for (size_t i = 0; s && rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
     redisReply *room = rep->element[i], *frame = rep->element[i + 1];
     if (room->type != REDIS_REPLY_STRING || room->len > PROTO_MAX_ROOM) continue;
     invite_check *c = malloc(sizeof *c + frame->len);
@@ -357,8 +357,7 @@ static void invites_read(redisAsyncContext *ac, void *reply, void *priv) {
     memcpy(c->frame, frame->str, frame->len);
     rstore_keys k;
     rstore_room_keys(c->room, &k);
-    if (rconn_command(L.d->redis, invite_state, c, "HGET %s state", k.key[RSTORE_META]) !=
-        0) {
+    if (rconn_command(L.d->redis, invite_state, c, "HGET %s state", k.key[RSTORE_META]) != 0) {
       ws_ref_put(c->ref);
       free(c);
     }
@@ -383,9 +382,9 @@ void live_session_ready(ws_sess *s) {
  * out" go out on the channel, so every instance closes its own sockets of
  * that user or token; the instance that made the change has already closed
  * its own, and skips its own message. */
-#define LIVE_REASON_RIGHTS "your rights changed: reconnect"
+#define LIVE_REASON_RIGHTS      "your rights changed: reconnect"
 #define LIVE_REASON_DEACTIVATED "account deactivated: ask an administrator"
-#define LIVE_REASON_LOGOUT "logged out: log in again"
+#define LIVE_REASON_LOGOUT      "logged out: log in again"
 
 static void user_change_apply(otjd *d, int64_t user, char kind) {
   if (kind == 'D')
@@ -411,7 +410,10 @@ void live_token_ended(otjd *d, const unsigned char digest[32]) {
 
 /* ---- a message on the channel ----------------------------------------------------- */
 
-typedef struct frame_arg { const uint8_t *p; size_t n; } frame_arg;
+typedef struct frame_arg {
+  const uint8_t *p;
+  size_t n;
+} frame_arg;
 
 static void send_frame(ws_sess *s, void *arg) {
   frame_arg *f = arg;

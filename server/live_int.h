@@ -42,17 +42,17 @@
 #include "writer.h"
 #include "ws.h"
 
-#define LIVE_BUCKETS 4096         /* rooms hash table */
-#define LIVE_RING 256             /* recent events an instance keeps per room */
-#define LIVE_PENDING_MAX 4096     /* out-of-order events held per room */
-#define LIVE_ATTACH_MAX 16        /* rooms one connection may be in */
-#define LIVE_CODE_TRIES 20        /* attempts to find a free join code */
-#define LIVE_WRONG_CODES 10       /* wrong join codes per user per minute */
+#define LIVE_BUCKETS        4096 /* rooms hash table */
+#define LIVE_RING           256  /* recent events an instance keeps per room */
+#define LIVE_PENDING_MAX    4096 /* out-of-order events held per room */
+#define LIVE_ATTACH_MAX     16   /* rooms one connection may be in */
+#define LIVE_CODE_TRIES     20   /* attempts to find a free join code */
+#define LIVE_WRONG_CODES    10   /* wrong join codes per user per minute */
 #define LIVE_THROTTLE_SLOTS 4096
-#define LIVE_ROOM_ID_LEN 12
-#define LIVE_INSTANCE_LEN 16      /* this process's name in presence entries */
-#define LIVE_DASH_DELAY_MS 300    /* dashboard refreshes are folded this long */
-#define LIVE_BEAT_SLICES 10       /* the heartbeat serves the rooms in slices */
+#define LIVE_ROOM_ID_LEN    12
+#define LIVE_INSTANCE_LEN   16  /* this process's name in presence entries */
+#define LIVE_DASH_DELAY_MS  300 /* dashboard refreshes are folded this long */
+#define LIVE_BEAT_SLICES    10  /* the heartbeat serves the rooms in slices */
 
 /* ---- events (live_room.c) ----------------------------------------------- */
 
@@ -63,9 +63,9 @@
 typedef struct ev_msg {
   struct ev_msg *next; /* in a pending list */
   uint64_t seq;
-  uint64_t subject;    /* learner the event is about, 0 for none */
+  uint64_t subject;            /* learner the event is about, 0 for none */
   char type[LIVE_EV_TYPE_MAX]; /* the `type` of the whole map, "" if none */
-  size_t wlen, rlen;   /* rlen 0: the same for everyone */
+  size_t wlen, rlen;           /* rlen 0: the same for everyone */
   uint8_t *whole, *red;
   uint8_t bytes[];
 } ev_msg;
@@ -83,9 +83,9 @@ int ev_is(const ev_msg *e, const char *type);
  * gap. Knows nothing of sockets or Redis: the caller says how to deliver. */
 typedef struct ev_ring {
   int seq_known;
-  uint64_t seq;     /* highest seq delivered in order on this instance */
+  uint64_t seq; /* highest seq delivered in order on this instance */
   ev_msg *slot[LIVE_RING];
-  ev_msg *pend;     /* events after a gap, sorted by seq */
+  ev_msg *pend; /* events after a gap, sorted by seq */
   size_t npend;
 } ev_ring;
 
@@ -124,9 +124,9 @@ typedef struct attach {
   struct attach *snext;         /* in the session */
   ws_sess *s;
   lroom *r;
-  uint64_t last;   /* last seq this connection has */
+  uint64_t last; /* last seq this connection has */
   int host;
-  int ready;       /* 0 while its snapshot or sync is on the way */
+  int ready; /* 0 while its snapshot or sync is on the way */
 } attach;
 
 /* An op waiting for the room's subscription. */
@@ -149,19 +149,19 @@ struct lroom {
   lroom_sub sub;
   waiter *waiters;
   ev_ring ring;
-  int fetching;     /* a gap repair is on the way */
-  int meta_known;   /* host, module and the module's tasks are read */
+  int fetching;   /* a gap repair is on the way */
+  int meta_known; /* host, module and the module's tasks are read */
   int64_t host, module;
   uint32_t opened_ntasks; /* the module's task count as the room opened (meta
                            * "ntasks"; 0: unknown): a module edited since is
                            * refused at approval */
-  int digest_known; /* the room's record has the digest (rooms opened before it do not) */
-  uint64_t digest;  /* its module's tasks as the room opened with them */
+  int digest_known;       /* the room's record has the digest (rooms opened before it do not) */
+  uint64_t digest;        /* its module's tasks as the room opened with them */
   char code[PROTO_MAX_CODE + 1];
   char host_name[128];
   room_module *mod;
   attach *atts;
-  int refs;         /* ops in flight */
+  int refs; /* ops in flight */
 };
 
 lroom *room_find(const char *id);
@@ -198,17 +198,17 @@ typedef void live_op_fn(live_op *o, redisReply *rep);
 
 /* A request to Redis on behalf of a client (ref, rid) and a room (r). */
 struct live_op {
-  live_op_fn *fn;       /* the reply's handler */
-  ws_ref *ref;          /* the client that asked, if any */
+  live_op_fn *fn; /* the reply's handler */
+  ws_ref *ref;    /* the client that asked, if any */
   proto_rid rid;
-  lroom *r;             /* holds a room reference */
-  uint64_t since;       /* sync: the last seq the client has */
-  int is_sync;          /* join: started by a sync from outside the room */
-  int64_t added;        /* add: the learner to invite once added */
+  lroom *r;                    /* holds a room reference */
+  uint64_t since;              /* sync: the last seq the client has */
+  int is_sync;                 /* join: started by a sync from outside the room */
+  int64_t added;               /* add: the learner to invite once added */
   char key[PROTO_MAX_KEY + 1]; /* answer: the idempotency key to ack */
-  int inflight;         /* sent to Redis again from its own callback */
+  int inflight;                /* sent to Redis again from its own callback */
   int in_cb;
-  void *extra;          /* an op's own context, freed with extra_free */
+  void *extra; /* an op's own context, freed with extra_free */
   void (*extra_free)(void *);
 };
 
@@ -233,9 +233,9 @@ rstore_event live_event(const proto_event *ev, int slot);
 
 /* The one way a room message reaches the script: sends `c` (built by an
  * rstore_ op function) as op (fn, s, rid, r); the reply goes to fn, with the
- * op (fn NULL: nobody reads it). Takes c. Returns the op in flight, whose named fields the caller may
- * set before the loop runs again, or NULL when it could not be sent (the
- * client, if any, is told). */
+ * op (fn NULL: nobody reads it). Takes c. Returns the op in flight, whose named fields the caller
+ * may set before the loop runs again, or NULL when it could not be sent (the client, if any, is
+ * told). */
 live_op *live_call(rstore_cmd *c, live_op_fn *fn, ws_sess *s, proto_rid rid, lroom *r);
 /* Sends `c` again for an op already in flight (from its own reply).
  * Returns 0 or -1 (the op is then freed, the client told). */
@@ -250,20 +250,20 @@ void live_when_subscribed(lroom *r, void (*fn)(void *, int), void *op);
  * code, msg} or {"old", seq}; Redis itself may answer an error (OOM ...). */
 typedef enum live_reply_kind {
   LIVE_REPLY_OK,
-  LIVE_REPLY_OLD,        /* sync: the log no longer reaches back */
-  LIVE_REPLY_ERR,        /* the script refused: code, msg */
-  LIVE_REPLY_NONE,       /* no reply (the connection dropped) */
-  LIVE_REPLY_FULL,       /* Redis is at maxmemory: nothing written */
-  LIVE_REPLY_REFUSED,    /* another Redis error */
-  LIVE_REPLY_BAD,        /* not a shape room.lua makes */
+  LIVE_REPLY_OLD,     /* sync: the log no longer reaches back */
+  LIVE_REPLY_ERR,     /* the script refused: code, msg */
+  LIVE_REPLY_NONE,    /* no reply (the connection dropped) */
+  LIVE_REPLY_FULL,    /* Redis is at maxmemory: nothing written */
+  LIVE_REPLY_REFUSED, /* another Redis error */
+  LIVE_REPLY_BAD,     /* not a shape room.lua makes */
 } live_reply_kind;
 
 typedef struct live_reply {
   live_reply_kind kind;
-  uint64_t seq;          /* OK, OLD */
-  proto_code code;       /* ERR */
-  const char *err_name;  /* ERR: the script's code name ("not_found" ...) */
-  const char *msg;       /* ERR: the script's sentence */
+  uint64_t seq;         /* OK, OLD */
+  proto_code code;      /* ERR */
+  const char *err_name; /* ERR: the script's code name ("not_found" ...) */
+  const char *msg;      /* ERR: the script's sentence */
 } live_reply;
 
 /* Reads a reply (valid while rep is). */
@@ -279,7 +279,7 @@ int live_reply_failed(live_op *o, redisReply *rep);
  * by, 0, value bytes], a mark [learner, task, result (1 pass, 2 fail), note
  * or nil]. */
 #define REC_ANSWER_FIELDS 5
-#define REC_MARK_FIELDS 4
+#define REC_MARK_FIELDS   4
 
 /* Unpacks one stored record into u (destroy it) and returns its fields, or
  * NULL when it is not such a record. */
@@ -287,7 +287,7 @@ msgpack_object *rec_fields(msgpack_unpacked *u, const redisReply *x, uint32_t n)
 
 /* ---- the other files' entries -------------------------------------------- */
 
-void live_open(ws_sess *s, const proto_msg *m);       /* live_join.c */
+void live_open(ws_sess *s, const proto_msg *m); /* live_join.c */
 void live_join(ws_sess *s, const proto_msg *m);
 void live_sync(ws_sess *s, const proto_msg *m);
 /* Lets a join code go (the room failed to open, or closed). */
@@ -295,7 +295,7 @@ void live_drop_code(const char *code);
 /* The "old" of a gap repair: a fresh snapshot for every connection here. */
 void live_resnapshot(lroom *r);
 
-void live_step(ws_sess *s, const proto_msg *m);       /* live_act.c */
+void live_step(ws_sess *s, const proto_msg *m); /* live_act.c */
 void live_answer(ws_sess *s, const proto_msg *m);
 void live_mark(ws_sess *s, const proto_msg *m);
 void live_add(ws_sess *s, const proto_msg *m);
@@ -312,7 +312,7 @@ void live_ok_reply(live_op *o, redisReply *rep);
  * `ok` for rid. */
 void live_record_closed(const char *room, ws_sess *s, proto_rid rid, uint64_t seq);
 
-int live_approve_start(otjd *d);                      /* live_approve.c */
+int live_approve_start(otjd *d); /* live_approve.c */
 void live_approve(ws_sess *s, const proto_msg *m);
 void live_approve_stop(void);
 
@@ -327,20 +327,20 @@ void live_approve_stop(void);
  *   'T' instance(16) digest(32)            a login session was ended
  * The instance is the sender's name: it skips its own 'U' and 'T' (it has
  * acted on them already). */
-#define DASH_PENDING 'P'
-#define DASH_INVITE 'I'
-#define DASH_USER 'U'
-#define DASH_TOKEN 'T'
+#define DASH_PENDING     'P'
+#define DASH_INVITE      'I'
+#define DASH_USER        'U'
+#define DASH_TOKEN       'T'
 #define DASH_INVITE_HEAD 9
-#define DASH_USER_LEN (1 + LIVE_INSTANCE_LEN + 8 + 1)
-#define DASH_TOKEN_LEN (1 + LIVE_INSTANCE_LEN + 32)
+#define DASH_USER_LEN    (1 + LIVE_INSTANCE_LEN + 8 + 1)
+#define DASH_TOKEN_LEN   (1 + LIVE_INSTANCE_LEN + 32)
 
 typedef struct dash_msg {
-  char tag;                  /* DASH_*, or 0: not a message of ours */
-  const char *instance;      /* U, T: the sender (LIVE_INSTANCE_LEN bytes) */
-  int64_t user;              /* I, U */
-  char kind;                 /* U: 'R' or 'D' */
-  const uint8_t *frame;      /* I: the frame; T: the digest (32 bytes) */
+  char tag;             /* DASH_*, or 0: not a message of ours */
+  const char *instance; /* U, T: the sender (LIVE_INSTANCE_LEN bytes) */
+  int64_t user;         /* I, U */
+  char kind;            /* U: 'R' or 'D' */
+  const uint8_t *frame; /* I: the frame; T: the digest (32 bytes) */
   size_t frame_len;
 } dash_msg;
 
@@ -370,22 +370,25 @@ void dash_stop(void);
 typedef struct live {
   otjd *d;
   char instance[LIVE_INSTANCE_LEN + 1]; /* this process's name */
-  uv_timer_t beat;    /* presence heartbeat */
+  uv_timer_t beat;                      /* presence heartbeat */
   int beat_ready;
   unsigned beat_tick;
   psub *ps;
-  char sha[48];       /* the room script's, once loaded */
+  char sha[48]; /* the room script's, once loaded */
   int sha_ok;
-  int up;             /* Redis is up (rconn's word) */
+  int up; /* Redis is up (rconn's word) */
   lroom *tab[LIVE_BUCKETS];
   /* delivery (live_room.c): the frames of the event being delivered */
   proto_buf fw, fr;
   ws_frame *variant[2];
   proto_buf evb[2][2]; /* live_event's scratch: [slot][whole, redacted] */
-  proto_buf tmp;      /* one reply frame at a time */
-  struct { uint64_t minute; uint32_t n; } wrong[LIVE_THROTTLE_SLOTS];
-  writer *w;          /* the approval writer: live_approve.c starts and stops it */
-  struct {            /* dashboard counts: live_dash.c */
+  proto_buf tmp;       /* one reply frame at a time */
+  struct {
+    uint64_t minute;
+    uint32_t n;
+  } wrong[LIVE_THROTTLE_SLOTS];
+  writer *w; /* the approval writer: live_approve.c starts and stops it */
+  struct {   /* dashboard counts: live_dash.c */
     int running, again;
     uint64_t delay_ms;
     uv_timer_t timer;

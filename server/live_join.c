@@ -35,14 +35,17 @@ static void meta_from(lroom *r, const redisReply *pairs) {
   for (size_t i = 0; i + 1 < pairs->elements; i += 2) {
     const char *k = pairs->element[i]->str, *v = pairs->element[i + 1]->str;
     if (!k || !v) continue;
-    if (!strcmp(k, "host")) r->host = strtoll(v, NULL, 10);
-    else if (!strcmp(k, "module")) r->module = strtoll(v, NULL, 10);
-    else if (!strcmp(k, "ntasks")) r->opened_ntasks = (uint32_t)strtoul(v, NULL, 10);
+    if (!strcmp(k, "host"))
+      r->host = strtoll(v, NULL, 10);
+    else if (!strcmp(k, "module"))
+      r->module = strtoll(v, NULL, 10);
+    else if (!strcmp(k, "ntasks"))
+      r->opened_ntasks = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(k, "digest")) {
       r->digest = (uint64_t)strtoll(v, NULL, 10); /* written as an int64 */
       r->digest_known = 1;
-    }
-    else if (!strcmp(k, "code")) snprintf(r->code, sizeof r->code, "%s", v);
+    } else if (!strcmp(k, "code"))
+      snprintf(r->code, sizeof r->code, "%s", v);
   }
   if (r->host && !r->meta_known) {
     store_user u;
@@ -64,8 +67,8 @@ static uint32_t snapshot_outcomes(const redisReply *h, proto_outcome_rec *out) {
     int st;
     uint64_t done;
     if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-        rstore_outcome_parse(v->str, v->len, &st, &done) != 0 ||
-        st < PROTO_STATUS_APPROVED || st > PROTO_STATUS_REFUSED)
+        rstore_outcome_parse(v->str, v->len, &st, &done) != 0 || st < PROTO_STATUS_APPROVED ||
+        st > PROTO_STATUS_REFUSED)
       continue;
     out[n++] = (proto_outcome_rec){.learner = strtoull(k->str, NULL, 10),
                                    .status = (proto_status)st,
@@ -83,9 +86,8 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
     ws_send_err(a->s, rid, PROTO_INTERNAL, "This room's module is gone.");
     return;
   }
-  redisReply *meta = rep->element[2], *mem = rep->element[3],
-             *pres = rep->element[4], *ans = rep->element[5],
-             *marks = rep->element[6], *outs = rep->element[7];
+  redisReply *meta = rep->element[2], *mem = rep->element[3], *pres = rep->element[4],
+             *ans = rep->element[5], *marks = rep->element[6], *outs = rep->element[7];
   size_t nm = mem->elements / 2;
   proto_member *members = calloc(nm ? nm : 1, sizeof *members);
   proto_answer_rec *answers = calloc(ans->elements ? ans->elements : 1, sizeof *answers);
@@ -96,8 +98,8 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
   for (size_t i = 0; i < nm; i++) {
     const char *id = mem->element[2 * i]->str;
     members[i].id = strtoull(id, NULL, 10);
-    members[i].name = (proto_str){mem->element[2 * i + 1]->str,
-                                  (uint32_t)mem->element[2 * i + 1]->len};
+    members[i].name =
+        (proto_str){mem->element[2 * i + 1]->str, (uint32_t)mem->element[2 * i + 1]->len};
     members[i].online = meta_get(pres, id) != NULL;
   }
   size_t na = 0, nk = 0, nu = 0;
@@ -128,8 +130,10 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
       .room = proto_s(r->id),
       .seq = live_reply_parse(rep).seq,
       .code = proto_s(r->code),
-      .module = {.id = (uint64_t)r->module, .title = proto_s(r->mod->title),
-                 .n_tasks = r->mod->n_tasks, .tasks = r->mod->infos},
+      .module = {.id = (uint64_t)r->module,
+                 .title = proto_s(r->mod->title),
+                 .n_tasks = r->mod->n_tasks,
+                 .tasks = r->mod->infos},
       .task = task ? (uint32_t)strtoul(task, NULL, 10) : 0,
       .host = {.id = (uint64_t)r->host, .name = proto_s(r->host_name)},
       .n_learners = (uint32_t)nm,
@@ -285,8 +289,7 @@ static void join_meta_reply(live_op *o, redisReply *rep) {
   if (live_reply_failed(o, rep) || !live_op_sess(o)) return;
   if (rep->elements >= 3) meta_from(o->r, rep->element[2]);
   if (!o->r->meta_known) {
-    ws_send_err(live_op_sess(o), o->rid, PROTO_NOT_FOUND,
-                "This room's module no longer exists.");
+    ws_send_err(live_op_sess(o), o->rid, PROTO_NOT_FOUND, "This room's module no longer exists.");
     return;
   }
   join_send(o);
@@ -297,8 +300,7 @@ static void join_subscribed(void *arg, int ok) {
   ws_sess *s = live_op_sess(o);
   if (!ok || !s) {
     if (s)
-      ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
-                  "Could not reach the room; try again shortly.");
+      ws_send_err(s, o->rid, PROTO_UNAVAILABLE, "Could not reach the room; try again shortly.");
     live_op_free(o);
     return;
   }
@@ -348,8 +350,7 @@ static void code_reply(redisAsyncContext *ac, void *reply, void *priv) {
   ws_sess *s = live_op_sess(o);
   if (s) {
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
-      ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
-                  "Could not look the code up; try again shortly.");
+      ws_send_err(s, o->rid, PROTO_UNAVAILABLE, "Could not look the code up; try again shortly.");
     } else if (rep->type != REDIS_REPLY_STRING || rep->len > PROTO_MAX_ROOM) {
       code_throttled(ws_user(s), 1);
       ws_send_err(s, o->rid, PROTO_NOT_FOUND,
@@ -374,8 +375,7 @@ void live_join(ws_sess *s, const proto_msg *m) {
     return;
   }
   if (code_throttled(ws_user(s), 0)) {
-    ws_send_err(s, rid, PROTO_RATE_LIMITED,
-                "Too many wrong codes; wait a minute and try again.");
+    ws_send_err(s, rid, PROTO_RATE_LIMITED, "Too many wrong codes; wait a minute and try again.");
     return;
   }
   char code[PROTO_MAX_CODE + 1], key[64];
@@ -443,8 +443,7 @@ static void open_reply(live_op *o, redisReply *rep) {
   }
   if (!s) return;
   for (uint32_t i = 0; i < x->n; i++)
-    dash_invite(x->ids[i], x->room, x->code, x->module, x->title, ws_user(s),
-                ws_user_name(s));
+    dash_invite(x->ids[i], x->room, x->code, x->module, x->title, ws_user(s), ws_user_name(s));
   start_join(s, o->rid, x->room, 0, 0);
 }
 
@@ -487,8 +486,7 @@ static void open_code_reply(redisAsyncContext *ac, void *reply, void *priv) {
     return;
   }
   if (!rep || rep->type == REDIS_REPLY_ERROR) {
-    ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
-                "Could not open the room; try again shortly.");
+    ws_send_err(s, o->rid, PROTO_UNAVAILABLE, "Could not open the room; try again shortly.");
     live_op_free(o);
     return;
   }
@@ -506,8 +504,8 @@ static void open_code_reply(redisAsyncContext *ac, void *reply, void *priv) {
    * cap, so when it cannot be written (a lock held elsewhere, a full disk)
    * the open is refused and the code let go. d->db waits only briefly for a
    * lock (cfg.db_loop_busy_ms). */
-  int rec = store_room_opened(L.d->db, x->room, x->module, ws_user(s), x->code,
-                              (int64_t)time(NULL));
+  int rec =
+      store_room_opened(L.d->db, x->room, x->module, ws_user(s), x->code, (int64_t)time(NULL));
   if (rec != 0) {
     live_drop_code(x->code);
     if (rec == STORE_CONFLICT && ++x->tries < LIVE_CODE_TRIES) {
@@ -516,10 +514,8 @@ static void open_code_reply(redisAsyncContext *ac, void *reply, void *priv) {
       return;
     }
     if (rec != STORE_BUSY)
-      fprintf(stderr, "otjd: recording room %s failed: %s\n", x->room,
-              store_errmsg(L.d->db));
-    ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
-                "The room could not be recorded; try again shortly.");
+      fprintf(stderr, "otjd: recording room %s failed: %s\n", x->room, store_errmsg(L.d->db));
+    ws_send_err(s, o->rid, PROTO_UNAVAILABLE, "The room could not be recorded; try again shortly.");
     live_op_free(o);
     return;
   }
@@ -531,8 +527,8 @@ static void open_try_code(live_op *o) {
   snprintf(x->code, sizeof x->code, "%06u", (unsigned)randombytes_uniform(1000000));
   char key[64];
   rstore_code_key(x->code, key, sizeof key);
-  if (rconn_command(L.d->redis, open_code_reply, o, "SET %s %s NX EX %u", key,
-                    x->room, L.d->cfg.room_idle_ttl_s) != 0) {
+  if (rconn_command(L.d->redis, open_code_reply, o, "SET %s %s NX EX %u", key, x->room,
+                    L.d->cfg.room_idle_ttl_s) != 0) {
     ws_sess *s = live_op_sess(o);
     if (s)
       ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
@@ -543,8 +539,8 @@ static void open_try_code(live_op *o) {
 
 /* The learners of an open: each once, each under R7. Returns 0, or -1 with
  * the refusal sent. */
-static int open_learners(ws_sess *s, proto_rid rid, const proto_msg *m,
-                         const store_module *mod, open_ctx *x) {
+static int open_learners(ws_sess *s, proto_rid rid, const proto_msg *m, const store_module *mod,
+                         open_ctx *x) {
   for (uint32_t i = 0; i < m->open.n_learners; i++) {
     int64_t id = (int64_t)m->open.learners[i];
     int dup = 0;
@@ -554,8 +550,7 @@ static int open_learners(ws_sess *s, proto_rid rid, const proto_msg *m,
     if (store_user_by_id(L.d->db, id, &u) != 0 ||
         !room_may_join(L.d->db, ws_user(s), id, mod->id)) {
       char msg[256];
-      snprintf(msg, sizeof msg,
-               "Learner %lld is not waiting for \"%s\" within your reach.",
+      snprintf(msg, sizeof msg, "Learner %lld is not waiting for \"%s\" within your reach.",
                (long long)id, mod->title);
       ws_send_err(s, rid, PROTO_FORBIDDEN, msg);
       return -1;
@@ -600,8 +595,7 @@ void live_open(ws_sess *s, const proto_msg *m) {
     return;
   }
   if (!mod.otj) {
-    ws_send_err(s, rid, PROTO_BAD_REQUEST,
-                "That module is not an On-the-Job training module.");
+    ws_send_err(s, rid, PROTO_BAD_REQUEST, "That module is not an On-the-Job training module.");
     return;
   }
   if (!live_redis_ready()) {
@@ -614,11 +608,10 @@ void live_open(ws_sess *s, const proto_msg *m) {
     return;
   }
   int64_t now = (int64_t)time(NULL);
-  int open_rooms = store_rooms_open_count(L.d->db, ws_user(s),
-                                          now - (int64_t)L.d->cfg.room_idle_ttl_s);
+  int open_rooms =
+      store_rooms_open_count(L.d->db, ws_user(s), now - (int64_t)L.d->cfg.room_idle_ttl_s);
   if (open_rooms >= (int)L.d->cfg.max_rooms_per_responsible) {
-    ws_send_err(s, rid, PROTO_RATE_LIMITED,
-                "You have too many open rooms; close one first.");
+    ws_send_err(s, rid, PROTO_RATE_LIMITED, "You have too many open rooms; close one first.");
     return;
   }
   open_ctx *x = calloc(1, sizeof *x);

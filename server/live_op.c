@@ -116,14 +116,15 @@ void live_op_free(live_op *o) {
   free(o);
 }
 
-int live_redis_ready(void) {
-  return L.up && L.sha_ok && rconn_up(L.d->redis) && psub_up(L.ps);
-}
+int live_redis_ready(void) { return L.up && L.sha_ok && rconn_up(L.d->redis) && psub_up(L.ps); }
 
 /* ---- replies ----------------------------------------------------------------- */
 
 static proto_code code_of(const char *name) {
-  static const struct { const char *n; proto_code c; } t[] = {
+  static const struct {
+    const char *n;
+    proto_code c;
+  } t[] = {
       {"not_found", PROTO_NOT_FOUND}, {"forbidden", PROTO_FORBIDDEN},
       {"conflict", PROTO_CONFLICT},   {"bad_request", PROTO_BAD_REQUEST},
       {"too_large", PROTO_TOO_LARGE},
@@ -156,9 +157,7 @@ live_reply live_reply_parse(const redisReply *rep) {
   const char *k = rep->element[0]->str;
   if (!strcmp(k, "ok") || !strcmp(k, "old")) {
     y.kind = k[1] == 'k' ? LIVE_REPLY_OK : LIVE_REPLY_OLD;
-    y.seq = rep->element[1]->type == REDIS_REPLY_INTEGER
-                ? (uint64_t)rep->element[1]->integer
-                : 0;
+    y.seq = rep->element[1]->type == REDIS_REPLY_INTEGER ? (uint64_t)rep->element[1]->integer : 0;
   } else if (!strcmp(k, "err") && rep->elements >= 3 && str_of(rep->element[1]) &&
              str_of(rep->element[2])) {
     y.kind = LIVE_REPLY_ERR;
@@ -176,8 +175,7 @@ int live_reply_failed(live_op *o, redisReply *rep) {
   if (!s) return 1;
   switch (y.kind) {
   case LIVE_REPLY_NONE:
-    ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
-                "The room store did not answer; try again shortly.");
+    ws_send_err(s, o->rid, PROTO_UNAVAILABLE, "The room store did not answer; try again shortly.");
     break;
   case LIVE_REPLY_ERR: ws_send_err(s, o->rid, y.code, y.msg); break;
   case LIVE_REPLY_FULL: /* the client retries later */

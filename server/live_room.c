@@ -26,8 +26,7 @@ static void ev_read_type(ev_msg *e) {
   e->type[0] = '\0';
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
-  if (msgpack_unpack_next(&u, (const char *)e->whole, e->wlen, NULL) ==
-          MSGPACK_UNPACK_SUCCESS &&
+  if (msgpack_unpack_next(&u, (const char *)e->whole, e->wlen, NULL) == MSGPACK_UNPACK_SUCCESS &&
       u.data.type == MSGPACK_OBJECT_MAP) {
     const msgpack_object_map *m = &u.data.via.map;
     for (uint32_t i = 0; i < m->size; i++) {
@@ -48,14 +47,13 @@ ev_msg *ev_parse(const char *data, size_t len) {
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   ev_msg *e = NULL;
-  if (msgpack_unpack_next(&u, data, len, NULL) != MSGPACK_UNPACK_SUCCESS)
-    goto out;
+  if (msgpack_unpack_next(&u, data, len, NULL) != MSGPACK_UNPACK_SUCCESS) goto out;
   msgpack_object o = u.data;
   if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 4) goto out;
   msgpack_object *a = o.via.array.ptr;
   if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-      a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-      a[2].type != MSGPACK_OBJECT_STR || a[3].type != MSGPACK_OBJECT_STR)
+      a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[2].type != MSGPACK_OBJECT_STR ||
+      a[3].type != MSGPACK_OBJECT_STR)
     goto out;
   size_t wl = a[2].via.str.size, rl = a[3].via.str.size;
   e = malloc(sizeof *e + wl + rl);
@@ -144,8 +142,7 @@ int ev_ring_learn(ev_ring *g, uint64_t seq, ev_deliver_fn *deliver, void *ud) {
   g->seq = seq;
   /* events that raced ahead of the reply that told the seq */
   int gap = 0;
-  for (ev_msg *n; (n = ring_pop_next(g)) != NULL;)
-    gap |= ev_ring_accept(g, n, deliver, ud);
+  for (ev_msg *n; (n = ring_pop_next(g)) != NULL;) gap |= ev_ring_accept(g, n, deliver, ud);
   return gap;
 }
 
@@ -407,8 +404,10 @@ attach *att_add(ws_sess *s, lroom *r, int host) {
 
 void att_remove(attach *a) {
   lroom *r = a->r;
-  if (a->rprev) a->rprev->rnext = a->rnext;
-  else r->atts = a->rnext;
+  if (a->rprev)
+    a->rprev->rnext = a->rnext;
+  else
+    r->atts = a->rnext;
   if (a->rnext) a->rnext->rprev = a->rprev;
   int found = 0;
   for (attach **pp = (attach **)ws_live_slot(a->s); *pp; pp = &(*pp)->snext)

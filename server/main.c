@@ -41,8 +41,8 @@
 #include "ws.h"
 
 #define SHUTDOWN_GRACE_MS 2000 /* time given to clients to take the close */
-#define SHUTDOWN_POLL_MS 50
-#define DEMO_PASSWORD "otj-demo"
+#define SHUTDOWN_POLL_MS  50
+#define DEMO_PASSWORD     "otj-demo"
 
 static otjd g_d;
 static uv_signal_t sig_int, sig_term, sig_chld;
@@ -70,8 +70,7 @@ static void raise_nofile(void) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-      rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64 &&
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64 &&
       g_d.cfg.max_connections > rl.rlim_cur - 64) {
     /* stay below the descriptor limit: lws spins when accept() fails */
     g_d.cfg.max_connections = (uint32_t)(rl.rlim_cur - 64);
@@ -108,8 +107,7 @@ static void finish_shutdown(void) {
 
 static void on_shutdown_tick(uv_timer_t *t) {
   otjd *d = &g_d;
-  if (d->st.ws_open == 0 ||
-      otjd_now_ms(d) - shutdown_started >= SHUTDOWN_GRACE_MS)
+  if (d->st.ws_open == 0 || otjd_now_ms(d) - shutdown_started >= SHUTDOWN_GRACE_MS)
     finish_shutdown();
 }
 
@@ -118,11 +116,9 @@ static void begin_shutdown(const char *why) {
   if (d->shutting_down) return;
   d->shutting_down = 1;
   size_t n = ws_close_all(d);
-  fprintf(stderr, "otjd: %s: closing %zu connection%s\n", why, n,
-          n == 1 ? "" : "s");
+  fprintf(stderr, "otjd: %s: closing %zu connection%s\n", why, n, n == 1 ? "" : "s");
   shutdown_started = otjd_now_ms(d);
-  uv_timer_start(&shutdown_timer, on_shutdown_tick, SHUTDOWN_POLL_MS,
-                 SHUTDOWN_POLL_MS);
+  uv_timer_start(&shutdown_timer, on_shutdown_tick, SHUTDOWN_POLL_MS, SHUTDOWN_POLL_MS);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -138,14 +134,17 @@ static void on_sigchld(uv_signal_t *h, int signum) {
   if (waitpid(d->redis_child, &status, WNOHANG) != d->redis_child) return;
   d->redis_child = 0;
   if (d->shutting_down) return;
-  fprintf(stderr, "otjd: the private redis-server exited (status %d); "
-                  "starting a new one\n", status);
+  fprintf(stderr,
+          "otjd: the private redis-server exited (status %d); "
+          "starting a new one\n",
+          status);
   char err[512], sock[512];
-  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir,
-                               d->cfg.redis_maxmemory_mb, sock, sizeof sock, err,
-                               sizeof err);
-  if (pid > 0) d->redis_child = pid;
-  else fprintf(stderr, "otjd: %s\n", err);
+  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir, d->cfg.redis_maxmemory_mb,
+                               sock, sizeof sock, err, sizeof err);
+  if (pid > 0)
+    d->redis_child = pid;
+  else
+    fprintf(stderr, "otjd: %s\n", err);
   /* rconn reconnects to the same socket path by itself */
 }
 
@@ -166,8 +165,7 @@ static int open_storage(otjd *d) {
   if (d->cfg.demo) {
     int users = store_user_count(d->db);
     if (users < 0) {
-      fprintf(stderr, "otjd: cannot read %s: %s\n", path,
-              store_errmsg(d->db));
+      fprintf(stderr, "otjd: cannot read %s: %s\n", path, store_errmsg(d->db));
       return EX_CANTCREAT;
     }
     if (users > 0) {
@@ -175,14 +173,14 @@ static int open_storage(otjd *d) {
                       "leaving it as it is\n");
     } else {
       char hash[AUTH_HASH_MAX];
-      if (auth_hash_password(DEMO_PASSWORD, hash) != 0 ||
-          store_load_demo(d->db, hash) != 0) {
-        fprintf(stderr, "otjd: loading the demo organisation failed: %s\n",
-                store_errmsg(d->db));
+      if (auth_hash_password(DEMO_PASSWORD, hash) != 0 || store_load_demo(d->db, hash) != 0) {
+        fprintf(stderr, "otjd: loading the demo organisation failed: %s\n", store_errmsg(d->db));
         return EX_SOFTWARE;
       }
-      fprintf(stderr, "otjd: demo organisation loaded (every password is "
-                      "'%s')\n", DEMO_PASSWORD);
+      fprintf(stderr,
+              "otjd: demo organisation loaded (every password is "
+              "'%s')\n",
+              DEMO_PASSWORD);
     }
   }
   /* From here d->db serves the event loop: it waits for another
@@ -190,8 +188,7 @@ static int open_storage(otjd *d) {
    * longer lock answers "busy, retry" instead of stalling every socket. */
   uint32_t busy_ms = d->cfg.db_loop_busy_ms;
   if (store_set_busy_timeout(d->db, busy_ms > INT32_MAX ? INT32_MAX : (int)busy_ms) != 0) {
-    fprintf(stderr, "otjd: cannot set the busy timeout of %s: %s\n", path,
-            store_errmsg(d->db));
+    fprintf(stderr, "otjd: cannot set the busy timeout of %s: %s\n", path, store_errmsg(d->db));
     return EX_SOFTWARE;
   }
   return 0;
@@ -203,16 +200,14 @@ static int start_redis(otjd *d) {
     return 0;
   }
   char err[600];
-  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir,
-                               d->cfg.redis_maxmemory_mb, d->redis_addr,
-                               sizeof d->redis_addr, err, sizeof err);
+  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir, d->cfg.redis_maxmemory_mb,
+                               d->redis_addr, sizeof d->redis_addr, err, sizeof err);
   if (pid <= 0) {
     fprintf(stderr, "otjd: %s\n", err);
     return EX_UNAVAILABLE;
   }
   d->redis_child = pid;
-  fprintf(stderr, "otjd: private redis-server (pid %d) on %s\n", (int)pid,
-          d->redis_addr);
+  fprintf(stderr, "otjd: private redis-server (pid %d) on %s\n", (int)pid, d->redis_addr);
   return 0;
 }
 
@@ -222,10 +217,9 @@ static struct lws_http_mount mounts[6];
 static struct lws_http_mount metrics_mounts[3];
 
 /* The options every vhost shares. */
-#define OTJ_LWS_OPTIONS                                   \
-  (LWS_SERVER_OPTION_LIBUV |                              \
-   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |          \
-   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE | \
+#define OTJ_LWS_OPTIONS                                                                            \
+  (LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |                         \
+   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |                                \
    LWS_SERVER_OPTION_DISABLE_IPV6)
 
 /* No lws validity timer per connection: lws would re-insert it into a
@@ -234,8 +228,7 @@ static struct lws_http_mount metrics_mounts[3];
 static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
                                            .secs_since_valid_hangup = 0};
 
-static void callback_mounts(struct lws_http_mount *m, const char **points,
-                            int n) {
+static void callback_mounts(struct lws_http_mount *m, const char **points, int n) {
   for (int i = 0; i < n; i++) {
     m[i] = (struct lws_http_mount){
         .mount_next = i + 1 < n ? &m[i + 1] : NULL,
@@ -247,9 +240,7 @@ static void callback_mounts(struct lws_http_mount *m, const char **points,
   }
 }
 
-static const char *lws_iface(const char *addr) {
-  return strcmp(addr, "0.0.0.0") ? addr : NULL;
-}
+static const char *lws_iface(const char *addr) { return strcmp(addr, "0.0.0.0") ? addr : NULL; }
 
 /* The main listener: the web client, the API and /ws; https and wss when
  * TLS is configured (a plain-http request to it then fails the handshake). */
@@ -272,8 +263,7 @@ static int start_main_vhost(otjd *d) {
 
   /* lws picks the longest matching mountpoint */
   /* /join/CODE is a page of the web client: the callback serves index.html */
-  static const char *api_points[] = {"/api", "/healthz", "/readyz", "/metrics",
-                                     "/join"};
+  static const char *api_points[] = {"/api", "/healthz", "/readyz", "/metrics", "/join"};
   callback_mounts(mounts, api_points, 5);
   mounts[4].mount_next = &mounts[5];
   mounts[5] = (struct lws_http_mount){
@@ -305,9 +295,8 @@ static int start_main_vhost(otjd *d) {
     info.alpn = "http/1.1";
   }
   if (!lws_create_vhost(d->lws, &info)) {
-    fprintf(stderr,
-            "otjd: cannot serve on %s:%d (is the port in use?%s)\n",
-            d->cfg.listen_addr, d->cfg.listen_port,
+    fprintf(stderr, "otjd: cannot serve on %s:%d (is the port in use?%s)\n", d->cfg.listen_addr,
+            d->cfg.listen_port,
             d->cfg.tls_cert[0] ? " do tls_cert and tls_key hold a PEM "
                                  "certificate and its key?"
                                : "");
@@ -388,10 +377,12 @@ static const otjd_command commands[] = {
     {"check-config", "[--print] [--config FILE] [settings]",
      "check the settings (file, environment, flags) and exit: 0 when they "
      "are good, 64 naming the bad one; --print shows each value and where "
-     "it came from", cmd_check_config},
+     "it came from",
+     cmd_check_config},
     {"backup", "[--data DIR] FILE",
      "copy the database of a running (or stopped) otjd into FILE "
-     "consistently, and check the copy", backup_main},
+     "consistently, and check the copy",
+     backup_main},
 };
 
 static void usage(FILE *out) {
@@ -422,8 +413,10 @@ static int cmd_check_config(int argc, char **argv) {
   char **args = calloc((size_t)argc + 1, sizeof *args);
   if (!args) return EX_SOFTWARE;
   for (int i = 0; i < argc; i++) {
-    if (i > 0 && !strcmp(argv[i], "--print")) print = 1;
-    else args[n++] = argv[i];
+    if (i > 0 && !strcmp(argv[i], "--print"))
+      print = 1;
+    else
+      args[n++] = argv[i];
   }
   otj_config *c = calloc(1, sizeof *c);
   int rc = c ? load_settings(c, n, args) : EX_SOFTWARE;
@@ -453,8 +446,7 @@ static int serve(int argc, char **argv) {
   setvbuf(stderr, NULL, _IOLBF, 0);
   signal(SIGPIPE, SIG_IGN);
   srand((unsigned)time(NULL) ^ (unsigned)getpid());
-  lws_set_log_level(d->cfg.verbose ? (LLL_ERR | LLL_WARN | LLL_NOTICE)
-                                   : (LLL_ERR | LLL_WARN),
+  lws_set_log_level(d->cfg.verbose ? (LLL_ERR | LLL_WARN | LLL_NOTICE) : (LLL_ERR | LLL_WARN),
                     NULL);
   if (auth_init() != 0) {
     fprintf(stderr, "otjd: libsodium did not start\n");
@@ -462,8 +454,7 @@ static int serve(int argc, char **argv) {
   }
   raise_nofile();
   if (mkdir_p(d->cfg.data_dir) != 0) {
-    fprintf(stderr, "otjd: cannot create data folder %s: %s\n",
-            d->cfg.data_dir, strerror(errno));
+    fprintf(stderr, "otjd: cannot create data folder %s: %s\n", d->cfg.data_dir, strerror(errno));
     return EX_CANTCREAT;
   }
   if ((rc = open_storage(d)) != 0) goto out_store;
@@ -494,17 +485,19 @@ static int serve(int argc, char **argv) {
     rc = EX_SOFTWARE;
     begin_shutdown("cannot start live rooms");
   } else if (!d->redis) {
-    fprintf(stderr, "otjd: bad Redis address '%s' (want HOST:PORT or "
-                    "/path/to.sock)\n", d->redis_addr);
+    fprintf(stderr,
+            "otjd: bad Redis address '%s' (want HOST:PORT or "
+            "/path/to.sock)\n",
+            d->redis_addr);
     rc = EX_USAGE;
     begin_shutdown("bad configuration");
   } else {
     fprintf(stderr, "otjd: serving %s://%s:%d (web client from %s)\n",
-            d->cfg.tls_cert[0] ? "https" : "http", d->cfg.listen_addr,
-            d->cfg.listen_port, d->cfg.web_root);
+            d->cfg.tls_cert[0] ? "https" : "http", d->cfg.listen_addr, d->cfg.listen_port,
+            d->cfg.web_root);
     if (d->cfg.metrics_port)
-      fprintf(stderr, "otjd: metrics on http://%s:%d/metrics\n",
-              d->cfg.metrics_addr, d->cfg.metrics_port);
+      fprintf(stderr, "otjd: metrics on http://%s:%d/metrics\n", d->cfg.metrics_addr,
+              d->cfg.metrics_port);
   }
 
   uv_run(d->loop, UV_RUN_DEFAULT);

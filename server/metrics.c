@@ -10,9 +10,8 @@ metrics_set metrics;
 /* Upper bounds of the buckets, in nanoseconds: from 100 µs (a Redis round
  * trip on loopback) to 5 s (a commit stuck behind a busy disk). */
 static const uint64_t bounds_ns[METRICS_BUCKETS] = {
-    100000,    250000,    500000,    1000000,    2500000,
-    5000000,   10000000,  25000000,  50000000,   100000000,
-    250000000, 500000000, 1000000000, 2500000000, 5000000000};
+    100000,   250000,    500000,    1000000,   2500000,    5000000,    10000000,  25000000,
+    50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000};
 
 void metrics_observe(metrics_hist *h, uint64_t ns) {
   size_t i = 0;
@@ -21,8 +20,7 @@ void metrics_observe(metrics_hist *h, uint64_t ns) {
   atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
-void metrics_write_hist(FILE *f, const char *name, const char *help,
-                        metrics_hist *h) {
+void metrics_write_hist(FILE *f, const char *name, const char *help, metrics_hist *h) {
   fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
   uint64_t cum = 0;
   for (size_t i = 0; i <= METRICS_BUCKETS; i++) {

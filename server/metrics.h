@@ -22,7 +22,10 @@ typedef struct metrics_hist {
 
 /* Decisions the writer committed, by what became of them. */
 typedef enum metrics_decision {
-  METRICS_APPROVED = 0, METRICS_NOT_APPROVED, METRICS_REFUSED, METRICS_FAILED,
+  METRICS_APPROVED = 0,
+  METRICS_NOT_APPROVED,
+  METRICS_REFUSED,
+  METRICS_FAILED,
   METRICS_DECISIONS
 } metrics_decision;
 
@@ -40,8 +43,7 @@ extern metrics_set metrics;
 void metrics_observe(metrics_hist *h, uint64_t ns);
 
 /* Writes `h` in Prometheus text format as histogram `name` (in seconds). */
-void metrics_write_hist(FILE *f, const char *name, const char *help,
-                        metrics_hist *h);
+void metrics_write_hist(FILE *f, const char *name, const char *help, metrics_hist *h);
 
 /* Monotonic nanoseconds (uv_hrtime). */
 uint64_t metrics_now_ns(void);

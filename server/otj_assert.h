@@ -18,15 +18,12 @@
 
 __attribute__((noreturn, cold)) static inline void
 otj_assert_fail(const char *expr, const char *file, int line, const char *func) {
-  fprintf(stderr, "otjd: assertion failed at %s:%d in %s(): %s\n", file, line,
-          func, expr);
+  fprintf(stderr, "otjd: assertion failed at %s:%d in %s(): %s\n", file, line, func, expr);
   fflush(stderr);
   abort();
 }
 
-#define OTJ_ASSERT(expr)                                                      \
-  (__builtin_expect(!!(expr), 1)                                              \
-       ? (void)0                                                              \
-       : otj_assert_fail(#expr, __FILE__, __LINE__, __func__))
+#define OTJ_ASSERT(expr)                                                                           \
+  (__builtin_expect(!!(expr), 1) ? (void)0 : otj_assert_fail(#expr, __FILE__, __LINE__, __func__))
 
 #endif

@@ -20,8 +20,8 @@
 
 struct ws_sess;
 
-#define OTJD_ERR_CODES 16     /* room for every proto_code */
-#define OTJD_HTTP_ERRORS 200  /* HTTP statuses 400..599 */
+#define OTJD_ERR_CODES   16  /* room for every proto_code */
+#define OTJD_HTTP_ERRORS 200 /* HTTP statuses 400..599 */
 
 typedef struct otjd_stats {
   uint64_t ws_accepted, ws_open, ws_authed;
@@ -29,30 +29,30 @@ typedef struct otjd_stats {
   uint64_t bad_frames, rate_limited, dropped_slow;
   uint64_t http_requests;
   uint64_t logins_ok, logins_failed, logins_throttled;
-  uint64_t logins_busy;                    /* refused: too many checks at once */
-  uint64_t ws_errors[OTJD_ERR_CODES];      /* err frames sent, by proto_code */
-  uint64_t http_errors[OTJD_HTTP_ERRORS];  /* answers 400..599, by status - 400 */
+  uint64_t logins_busy;                   /* refused: too many checks at once */
+  uint64_t ws_errors[OTJD_ERR_CODES];     /* err frames sent, by proto_code */
+  uint64_t http_errors[OTJD_HTTP_ERRORS]; /* answers 400..599, by status - 400 */
 } otjd_stats;
 
 typedef struct otjd {
   otj_config cfg;
   uv_loop_t *loop;
   struct lws_context *lws;
-  store *db;                 /* loop thread only */
-  store *db_worker;          /* worker threads, under db_worker_lock */
+  store *db;        /* loop thread only */
+  store *db_worker; /* worker threads, under db_worker_lock */
   uv_mutex_t db_worker_lock;
   rconn *redis;
   char redis_addr[512];
-  pid_t redis_child;         /* > 0 for the embedded redis-server */
+  pid_t redis_child; /* > 0 for the embedded redis-server */
   int shutting_down;
   int login_inflight;
 
   /* websocket sessions */
-  struct ws_sess *sessions;  /* every open session, doubly linked */
-  struct ws_sess *arm_head;  /* sessions with output waiting for a writable arm */
+  struct ws_sess *sessions; /* every open session, doubly linked */
+  struct ws_sess *arm_head; /* sessions with output waiting for a writable arm */
   uv_check_t arm_check;
-  uv_idle_t arm_idle;        /* keeps the poll from blocking while arms wait */
-  uv_timer_t idle_sweep;     /* closes connections idle past the timeout */
+  uv_idle_t arm_idle;    /* keeps the poll from blocking while arms wait */
+  uv_timer_t idle_sweep; /* closes connections idle past the timeout */
 
   otjd_stats st;
   uint64_t started_ms;

@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #define PSUB_CONNECT_TIMEOUT_MS 2000
-#define PSUB_READ_CHUNK 65536
+#define PSUB_READ_CHUNK         65536
 
 typedef struct chan {
   struct chan *next;
@@ -34,20 +34,20 @@ struct psub {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   } h;
-  int handle_open;      /* h is initialised and not yet closed */
+  int handle_open; /* h is initialised and not yet closed */
   int connected;
   int up;
-  int sharded;          /* -1 unknown, 0 classic pub/sub, 1 sharded */
+  int sharded; /* -1 unknown, 0 classic pub/sub, 1 sharded */
   int closing;
-  int refs;             /* the struct, the timer, the stream */
+  int refs; /* the struct, the timer, the stream */
   unsigned attempt;
   uv_connect_t creq;
   uv_timer_t timer;
   redisReader *rd;
   char host[256];
-  int port;             /* 0: unix socket path in host */
+  int port; /* 0: unix socket path in host */
   chan *chans;
-  long followed;        /* channels of psub_subscribe (not base): for /metrics */
+  long followed; /* channels of psub_subscribe (not base): for /metrics */
   char *base;
   psub_msg_fn *on_msg;
   psub_state_fn *on_state;
@@ -159,8 +159,7 @@ static void drop_connection(psub *p, const char *why) {
     c->confirmed = 0;
     call_done(c, 0);
   }
-  if (p->handle_open && !uv_is_closing(&p->h.handle))
-    uv_close(&p->h.handle, on_stream_closed);
+  if (p->handle_open && !uv_is_closing(&p->h.handle)) uv_close(&p->h.handle, on_stream_closed);
   if (!p->closing && (p->attempt == 0 || p->attempt % 10 == 0))
     fprintf(stderr, "otjd: redis pub/sub: %s; reconnecting\n", why);
   if (was_up && p->on_state && !p->closing) p->on_state(p->ud, 0);
@@ -195,8 +194,7 @@ static void handle_reply(psub *p, redisReply *r) {
     return;
   }
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
-      r->element[0]->type != REDIS_REPLY_STRING ||
-      r->element[1]->type != REDIS_REPLY_STRING)
+      r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
     return;
   const char *kind = r->element[0]->str;
   redisReply *name = r->element[1];
@@ -323,8 +321,8 @@ static chan *add_chan(psub *p, const char *name, psub_done_fn *done, void *arg) 
   return c;
 }
 
-psub *psub_create(uv_loop_t *loop, const char *addr, const char *base_chan,
-                  psub_msg_fn *on_msg, psub_state_fn *on_state, void *ud) {
+psub *psub_create(uv_loop_t *loop, const char *addr, const char *base_chan, psub_msg_fn *on_msg,
+                  psub_state_fn *on_state, void *ud) {
   psub *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->loop = loop;
@@ -408,7 +406,6 @@ void psub_destroy(psub *p) {
   for (chan *c = p->chans; c; c = c->next) call_done(c, 0);
   uv_timer_stop(&p->timer);
   uv_close((uv_handle_t *)&p->timer, on_timer_closed);
-  if (p->handle_open && !uv_is_closing(&p->h.handle))
-    uv_close(&p->h.handle, on_stream_closed);
+  if (p->handle_open && !uv_is_closing(&p->h.handle)) uv_close(&p->h.handle, on_stream_closed);
   unref(p);
 }

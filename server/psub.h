@@ -20,8 +20,7 @@
 typedef struct psub psub;
 
 /* A message on a subscribed channel; both buffers valid during the call. */
-typedef void psub_msg_fn(void *ud, const char *chan, size_t chanlen,
-                         const char *data, size_t len);
+typedef void psub_msg_fn(void *ud, const char *chan, size_t chanlen, const char *data, size_t len);
 /* up = 1: connected and every channel confirmed; up = 0: connection lost. */
 typedef void psub_state_fn(void *ud, int up);
 /* The subscription of one channel is confirmed (ok = 1) or failed (0). */
@@ -29,8 +28,8 @@ typedef void psub_done_fn(void *arg, int ok);
 
 /* Connects to `addr` ("HOST:PORT" or "/path.sock") and subscribes
  * `base_chan` at once (its confirmation decides the sharded mode). */
-psub *psub_create(uv_loop_t *loop, const char *addr, const char *base_chan,
-                  psub_msg_fn *on_msg, psub_state_fn *on_state, void *ud);
+psub *psub_create(uv_loop_t *loop, const char *addr, const char *base_chan, psub_msg_fn *on_msg,
+                  psub_state_fn *on_state, void *ud);
 
 /* Subscribes `chan` (copied); `done` is called once when Redis confirms, or
  * with ok = 0 if the connection is down or drops first. Returns 0, or -1

@@ -13,14 +13,14 @@
 
 struct rconn {
   uv_loop_t *loop;
-  uv_timer_t timer;          /* connect timeout or backoff delay */
-  redisAsyncContext *ac;     /* NULL when neither connecting nor connected */
+  uv_timer_t timer;      /* connect timeout or backoff delay */
+  redisAsyncContext *ac; /* NULL when neither connecting nor connected */
   int connected;
   int closing;
-  unsigned attempt;          /* failures in a row, for the backoff */
+  unsigned attempt; /* failures in a row, for the backoff */
   unsigned long losses;
   char host[256];
-  int port;                  /* 0: host is a unix socket path */
+  int port; /* 0: host is a unix socket path */
   rconn_state_fn *cb;
   void *ud;
 };
@@ -52,8 +52,10 @@ static void ev_on_poll(uv_poll_t *h, int status, int events) {
 }
 
 static void ev_update(rconn_ev *e) {
-  if (e->events) uv_poll_start(&e->poll, e->events, ev_on_poll);
-  else uv_poll_stop(&e->poll);
+  if (e->events)
+    uv_poll_start(&e->poll, e->events, ev_on_poll);
+  else
+    uv_poll_stop(&e->poll);
 }
 
 static void ev_add_read(void *pd) {
@@ -124,8 +126,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
   if (status != REDIS_OK) {
     /* hiredis frees the context after this callback */
     if (r->attempt == 0 || r->attempt % 10 == 0)
-      fprintf(stderr, "otjd: redis: connect failed: %s; retrying\n",
-              ac->errstr);
+      fprintf(stderr, "otjd: redis: connect failed: %s; retrying\n", ac->errstr);
     r->ac = NULL;
     schedule_retry(r);
     return;
@@ -166,8 +167,8 @@ static void on_connect_timeout(uv_timer_t *t) {
 
 static void start_connect(rconn *r) {
   if (r->closing) return;
-  redisAsyncContext *ac = r->port ? redisAsyncConnect(r->host, r->port)
-                                  : redisAsyncConnectUnix(r->host);
+  redisAsyncContext *ac =
+      r->port ? redisAsyncConnect(r->host, r->port) : redisAsyncConnectUnix(r->host);
   if (!ac) {
     schedule_retry(r);
     return;
@@ -193,8 +194,7 @@ static void start_connect(rconn *r) {
   uv_timer_start(&r->timer, on_connect_timeout, RCONN_CONNECT_TIMEOUT_MS, 0);
 }
 
-rconn *rconn_create(uv_loop_t *loop, const char *addr, rconn_state_fn *cb,
-                    void *ud) {
+rconn *rconn_create(uv_loop_t *loop, const char *addr, rconn_state_fn *cb, void *ud) {
   rconn *r = calloc(1, sizeof *r);
   if (!r) return NULL;
   r->loop = loop;
@@ -205,8 +205,7 @@ rconn *rconn_create(uv_loop_t *loop, const char *addr, rconn_state_fn *cb,
     strcpy(r->host, addr);
   } else {
     const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof r->host)
-      goto fail;
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof r->host) goto fail;
     memcpy(r->host, addr, (size_t)(colon - addr));
     r->port = atoi(colon + 1);
     if (r->port <= 0 || r->port > 65535) goto fail;
@@ -271,8 +270,7 @@ static timed_cmd *timed_new(redisCallbackFn *fn, void *privdata) {
   return t;
 }
 
-int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata,
-                  const char *fmt, ...) {
+int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata, const char *fmt, ...) {
   if (!rconn_up(r)) return -1;
   timed_cmd *t = timed_new(fn, privdata);
   if (!t) return -1;
@@ -284,8 +282,8 @@ int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata,
   return rc == REDIS_OK ? 0 : -1;
 }
 
-int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata,
-                       int argc, const char **argv, const size_t *argvlen) {
+int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                       const size_t *argvlen) {
   if (!rconn_up(r)) return -1;
   timed_cmd *t = timed_new(fn, privdata);
   if (!t) return -1;

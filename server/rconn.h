@@ -23,8 +23,7 @@ typedef void rconn_state_fn(void *ud, int up);
 
 /* Creates the connection and starts connecting to `addr` ("HOST:PORT" or a
  * path starting with '/'). Returns NULL on a malformed address or no memory. */
-rconn *rconn_create(uv_loop_t *loop, const char *addr, rconn_state_fn *cb,
-                    void *ud);
+rconn *rconn_create(uv_loop_t *loop, const char *addr, rconn_state_fn *cb, void *ud);
 
 /* Disconnects; pending commands get their callback with a NULL reply. The
  * handle's memory is released once its timer has closed on the loop. */
@@ -36,12 +35,11 @@ int rconn_up(const rconn *r);
 /* Sends a command (hiredis format). Returns 0, or -1 when Redis is not
  * connected (then `fn` is never called). `fn` may get a NULL reply when the
  * connection drops; the reply is valid only during the callback. */
-int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata,
-                  const char *fmt, ...);
+int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata, const char *fmt, ...);
 
 /* Same, with an argv vector. */
-int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata,
-                       int argc, const char **argv, const size_t *argvlen);
+int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                       const size_t *argvlen);
 
 /* Number of connection losses since start (for /metrics). */
 unsigned long rconn_losses(const rconn *r);

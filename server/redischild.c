@@ -47,12 +47,11 @@ static int socket_answers(const char *path) {
   return ok;
 }
 
-pid_t redischild_start(const char *bin, const char *data_dir, uint32_t maxmemory_mb,
-                       char *sock_out, size_t sock_cap, char *err, size_t errlen) {
+pid_t redischild_start(const char *bin, const char *data_dir, uint32_t maxmemory_mb, char *sock_out,
+                       size_t sock_cap, char *err, size_t errlen) {
   char dir[PATH_MAX];
   if (!realpath(data_dir, dir)) {
-    snprintf(err, errlen, "cannot resolve data folder %s: %s", data_dir,
-             strerror(errno));
+    snprintf(err, errlen, "cannot resolve data folder %s: %s", data_dir, strerror(errno));
     return REDISCHILD_FAILED;
   }
   struct sockaddr_un probe;
@@ -93,11 +92,10 @@ pid_t redischild_start(const char *bin, const char *data_dir, uint32_t maxmemory
       dup2(devnull, 0);
       dup2(devnull, 1);
     }
-    execlp(bin, bin, "--port", "0", "--unixsocket", sock_out,
-           "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
-           "--daemonize", "no", "--dir", dir, "--logfile", logfile,
-           "--loglevel", "warning", "--maxmemory", maxmemory,
-           "--maxmemory-policy", "noeviction", (char *)NULL);
+    execlp(bin, bin, "--port", "0", "--unixsocket", sock_out, "--unixsocketperm", "700", "--save",
+           "", "--appendonly", "no", "--daemonize", "no", "--dir", dir, "--logfile", logfile,
+           "--loglevel", "warning", "--maxmemory", maxmemory, "--maxmemory-policy", "noeviction",
+           (char *)NULL);
     int e = errno;
     ssize_t w = write(pipefd[1], &e, sizeof e);
     (void)w;
@@ -126,17 +124,15 @@ pid_t redischild_start(const char *bin, const char *data_dir, uint32_t maxmemory
   while (now_ms() < deadline) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
-      snprintf(err, errlen,
-               "redis-server exited at start (status %d); see %s", status,
-               logfile);
+      snprintf(err, errlen, "redis-server exited at start (status %d); see %s", status, logfile);
       return REDISCHILD_FAILED;
     }
     if (socket_answers(sock_out)) return pid;
     sleep_ms(20);
   }
   redischild_stop(pid);
-  snprintf(err, errlen, "redis-server did not answer on %s within %d ms; see %s",
-           sock_out, REDISCHILD_START_TIMEOUT_MS, logfile);
+  snprintf(err, errlen, "redis-server did not answer on %s within %d ms; see %s", sock_out,
+           REDISCHILD_START_TIMEOUT_MS, logfile);
   return REDISCHILD_FAILED;
 }
 

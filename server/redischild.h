@@ -20,18 +20,18 @@
 #include <sys/types.h>
 
 #define REDISCHILD_START_TIMEOUT_MS 10000
-#define REDISCHILD_STOP_TIMEOUT_MS 5000
+#define REDISCHILD_STOP_TIMEOUT_MS  5000
 
 /* Error codes of redischild_start. */
 #define REDISCHILD_NOT_FOUND (-2) /* the binary is not installed */
-#define REDISCHILD_FAILED (-1)    /* it started but did not come up */
+#define REDISCHILD_FAILED    (-1) /* it started but did not come up */
 
 /* Starts `bin` with its socket at `<data_dir>/redis.sock` (written to
  * `sock_out`), its log at `<data_dir>/redis.log` and a maxmemory of
  * `maxmemory_mb` MiB (noeviction). Returns the child's pid (> 0), or a
  * negative code with a sentence in `err`. */
-pid_t redischild_start(const char *bin, const char *data_dir, uint32_t maxmemory_mb,
-                       char *sock_out, size_t sock_cap, char *err, size_t errlen);
+pid_t redischild_start(const char *bin, const char *data_dir, uint32_t maxmemory_mb, char *sock_out,
+                       size_t sock_cap, char *err, size_t errlen);
 
 /* Sends SIGTERM, waits up to REDISCHILD_STOP_TIMEOUT_MS, then SIGKILL; reaps.
  * Returns 0 when the child is gone. Safe to call with pid <= 0. */

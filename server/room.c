@@ -12,8 +12,7 @@ void room_module_free(room_module *m) {
   if (!m) return;
   for (uint32_t i = 0; i < m->n_tasks; i++) {
     free(m->tasks[i].text);
-    for (uint32_t k = 0; k < m->tasks[i].n_options; k++)
-      free(m->tasks[i].options[k]);
+    for (uint32_t k = 0; k < m->tasks[i].n_options; k++) free(m->tasks[i].options[k]);
     free(m->tasks[i].options);
   }
   free(m->tasks);
@@ -127,33 +126,29 @@ int room_may_join(store *db, int64_t host, int64_t learner, int64_t module) {
          store_learner_otj_pending(db, learner, module, &path, &since) == 1;
 }
 
-proto_code room_check_answer(const room_module *m, uint32_t task,
-                             const proto_value *value, char *msg, size_t cap) {
+proto_code room_check_answer(const room_module *m, uint32_t task, const proto_value *value,
+                             char *msg, size_t cap) {
   if (task >= m->n_tasks) {
-    snprintf(msg, cap, "This module has %u tasks; there is no task %u.",
-             m->n_tasks, task);
+    snprintf(msg, cap, "This module has %u tasks; there is no task %u.", m->n_tasks, task);
     return PROTO_BAD_REQUEST;
   }
   const room_task *t = &m->tasks[task];
   if (t->kind == PROTO_TASK_OBSERVE) {
-    snprintf(msg, cap,
-             "Task %u is observed by the responsible, not answered.", task);
+    snprintf(msg, cap, "Task %u is observed by the responsible, not answered.", task);
     return PROTO_CONFLICT;
   }
   if (t->n_options == 0) return PROTO_OK; /* free text or a number */
   switch (value->kind) {
   case PROTO_VALUE_INT:
     if (value->i < 0 || (uint64_t)value->i >= t->n_options) {
-      snprintf(msg, cap, "Pick one of the %u options (0 to %u).", t->n_options,
-               t->n_options - 1);
+      snprintf(msg, cap, "Pick one of the %u options (0 to %u).", t->n_options, t->n_options - 1);
       return PROTO_BAD_REQUEST;
     }
     return PROTO_OK;
   case PROTO_VALUE_INTS:
     for (uint32_t i = 0; i < value->n_items; i++)
       if (value->items[i] < 0 || (uint64_t)value->items[i] >= t->n_options) {
-        snprintf(msg, cap, "Each choice must be an option from 0 to %u.",
-                 t->n_options - 1);
+        snprintf(msg, cap, "Each choice must be an option from 0 to %u.", t->n_options - 1);
         return PROTO_BAD_REQUEST;
       }
     return PROTO_OK;
@@ -163,8 +158,7 @@ proto_code room_check_answer(const room_module *m, uint32_t task,
   }
 }
 
-int room_may_approve(const room_module *m, const room_mark *marks, char *reason,
-                     size_t cap) {
+int room_may_approve(const room_module *m, const room_mark *marks, char *reason, size_t cap) {
   for (uint32_t i = 0; i < m->n_tasks; i++) {
     if (m->tasks[i].kind != PROTO_TASK_OBSERVE) continue;
     if (marks[i] == ROOM_PASS) continue;

@@ -14,7 +14,7 @@
 #include "store.h"
 
 /* A room holds every task of its module: the store's caps (DESIGN §6). */
-#define ROOM_MAX_TASKS STORE_MAX_TASKS
+#define ROOM_MAX_TASKS   STORE_MAX_TASKS
 #define ROOM_MAX_OPTIONS STORE_MAX_OPTIONS
 
 typedef struct room_task {
@@ -56,13 +56,12 @@ typedef enum room_mark { ROOM_UNMARKED = 0, ROOM_PASS = 1, ROOM_FAIL = 2 } room_
 /* R8: may `value` answer task `task`? Returns PROTO_OK, or a code with a
  * sentence in msg: an observe task is not answered (conflict), an index out
  * of range or a value that is not one of the options (bad_request). */
-proto_code room_check_answer(const room_module *m, uint32_t task,
-                             const proto_value *value, char *msg, size_t cap);
+proto_code room_check_answer(const room_module *m, uint32_t task, const proto_value *value,
+                             char *msg, size_t cap);
 
 /* R9: may a learner whose marks are `marks` (one per task) be approved?
  * Returns 1 when every observe task is marked pass; otherwise 0 and a
  * sentence naming the first task that is failed or not marked. */
-int room_may_approve(const room_module *m, const room_mark *marks, char *reason,
-                     size_t cap);
+int room_may_approve(const room_module *m, const room_mark *marks, char *reason, size_t cap);
 
 #endif

@@ -17,15 +17,17 @@ struct writer {
   uv_async_t async;
   store *db;
   writer_job *queue_head, *queue_tail; /* loop -> thread */
-  writer_job *done_head, *done_tail; /* thread -> loop */
+  writer_job *done_head, *done_tail;   /* thread -> loop */
   int stopping;
 };
 
 static void append(writer_job **head, writer_job **tail, writer_job *j) {
   OTJ_ASSERT(j != *tail); /* a job is in at most one list, once */
   j->next = NULL;
-  if (*tail) (*tail)->next = j;
-  else *head = j;
+  if (*tail)
+    (*tail)->next = j;
+  else
+    *head = j;
   *tail = j;
 }
 
@@ -46,7 +48,7 @@ static void commit(store *db, store_approval *a, size_t n) {
     }
   }
   for (size_t i = 0; i < n; i++) {
-    metrics_decision k = a[i].rc != 0                        ? METRICS_FAILED
+    metrics_decision k = a[i].rc != 0                         ? METRICS_FAILED
                          : a[i].outcome == STORE_APPROVED     ? METRICS_APPROVED
                          : a[i].outcome == STORE_NOT_APPROVED ? METRICS_NOT_APPROVED
                                                               : METRICS_REFUSED;
@@ -67,14 +69,15 @@ static void thread_main(void *arg) {
     /* take whole jobs while they fit one batch (a job is never split) */
     writer_job *jobs = NULL, *last = NULL;
     size_t n = 0;
-    while (w->queue_head &&
-           (n == 0 || n + w->queue_head->n <= WRITER_MAX_BATCH)) {
+    while (w->queue_head && (n == 0 || n + w->queue_head->n <= WRITER_MAX_BATCH)) {
       writer_job *j = w->queue_head;
       w->queue_head = j->next;
       if (!w->queue_head) w->queue_tail = NULL;
       j->next = NULL;
-      if (last) last->next = j;
-      else jobs = j;
+      if (last)
+        last->next = j;
+      else
+        jobs = j;
       last = j;
       n += j->n;
     }
@@ -95,8 +98,7 @@ static void thread_main(void *arg) {
         k += j->n;
       }
     } else {
-      for (writer_job *j = jobs; j; j = j->next)
-        commit(w->db, j->items, j->n);
+      for (writer_job *j = jobs; j; j = j->next) commit(w->db, j->items, j->n);
     }
 
     uv_mutex_lock(&w->lock);
@@ -123,8 +125,7 @@ static void on_async(uv_async_t *a) {
   }
 }
 
-writer *writer_start(uv_loop_t *loop, const char *db_path, char *err,
-                     size_t errlen) {
+writer *writer_start(uv_loop_t *loop, const char *db_path, char *err, size_t errlen) {
   writer *w = calloc(1, sizeof *w);
   if (!w) {
     snprintf(err, errlen, "out of memory");
@@ -136,8 +137,7 @@ writer *writer_start(uv_loop_t *loop, const char *db_path, char *err,
     return NULL;
   }
   if (store_set_durable(w->db, 1) != 0) {
-    snprintf(err, errlen, "cannot set synchronous=FULL: %s",
-             store_errmsg(w->db));
+    snprintf(err, errlen, "cannot set synchronous=FULL: %s", store_errmsg(w->db));
     store_close(w->db);
     free(w);
     return NULL;
@@ -183,7 +183,7 @@ void writer_stop(writer *w) {
   uv_mutex_unlock(&w->lock);
   uv_thread_join(&w->thread); /* it commits what was queued first */
   OTJ_ASSERT(w->queue_head == NULL && w->queue_tail == NULL);
-  on_async(&w->async);        /* the last callbacks, on the loop */
+  on_async(&w->async); /* the last callbacks, on the loop */
   store_close(w->db);
   w->db = NULL;
   uv_close((uv_handle_t *)&w->async, on_closed);

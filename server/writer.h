@@ -35,8 +35,7 @@ struct writer_job {
 
 /* Opens its own handle on `db_path` (synchronous=FULL) and starts the
  * thread. Returns NULL with a message in err on failure. */
-writer *writer_start(uv_loop_t *loop, const char *db_path, char *err,
-                     size_t errlen);
+writer *writer_start(uv_loop_t *loop, const char *db_path, char *err, size_t errlen);
 
 /* Queues a job (the writer owns it from now until `done`). Returns 0, or -1
  * when the writer is stopping (then nothing is called). */

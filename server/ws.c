@@ -19,12 +19,12 @@
 #include "proto.h"
 #include "otj_assert.h"
 
-#define WS_PATH "/ws"
-#define WS_MAX_BAD_HELLOS 3 /* wrong tokens before the socket is closed */
-#define WS_RING_MIN 8          /* first size of a session's send ring */
-#define WS_COALESCE_MAX WS_TX_PACKET /* bytes of frames written at once */
-#define WS_HEADER_MAX 10       /* the longest websocket frame header */
-#define WS_BUDGET_BUCKETS 1024 /* hash table of per-user message budgets */
+#define WS_PATH           "/ws"
+#define WS_MAX_BAD_HELLOS 3            /* wrong tokens before the socket is closed */
+#define WS_RING_MIN       8            /* first size of a session's send ring */
+#define WS_COALESCE_MAX   WS_TX_PACKET /* bytes of frames written at once */
+#define WS_HEADER_MAX     10           /* the longest websocket frame header */
+#define WS_BUDGET_BUCKETS 1024         /* hash table of per-user message budgets */
 
 typedef struct ws_budget ws_budget;
 
@@ -53,24 +53,24 @@ struct ws_sess {
   int64_t user_id;
   int responsible;
   unsigned char token_digest[AUTH_TOKEN_HASH_LEN]; /* of the session it said hello with */
-  ws_ref *ref;       /* for replies that arrive after a Redis round trip */
-  void *live;        /* live rooms' attachments of this session (live_room.c) */
+  ws_ref *ref;        /* for replies that arrive after a Redis round trip */
+  void *live;         /* live rooms' attachments of this session (live_room.c) */
   char *name;         /* display name, after hello (malloc'd) */
   char *cookie_token; /* session cookie of the upgrade, until hello (malloc'd) */
 
-  uint8_t *rx;      /* reassembly of a fragmented message */
+  uint8_t *rx; /* reassembly of a fragmented message */
   size_t rx_len, rx_cap;
-  int rx_oversize;  /* the current message passed max_frame: drop it */
+  int rx_oversize; /* the current message passed max_frame: drop it */
 
-  ws_frame **ring;   /* the send queue: frames waiting for the socket */
+  ws_frame **ring; /* the send queue: frames waiting for the socket */
   uint32_t ring_cap, ring_head, q_count;
   size_t q_bytes;
 
   uint64_t rate_window_ms;
-  ws_budget *budget;       /* the user's budget, shared by their sessions */
-  uint64_t budget_err_ms;  /* loop time of the last "over budget" err, or 0 */
-  uint64_t last_rx_ms;  /* loop time of the last frame received */
-  uint64_t opened_ms;   /* loop time of the upgrade */
+  ws_budget *budget;      /* the user's budget, shared by their sessions */
+  uint64_t budget_err_ms; /* loop time of the last "over budget" err, or 0 */
+  uint64_t last_rx_ms;    /* loop time of the last frame received */
+  uint64_t opened_ms;     /* loop time of the upgrade */
   uint32_t rate_count;
 };
 
@@ -111,8 +111,10 @@ static void arm_add(ws_sess *s) {
 
 static void arm_remove(ws_sess *s) {
   if (!s->on_arm_list) return;
-  if (s->arm_prev) s->arm_prev->arm_next = s->arm_next;
-  else s->d->arm_head = s->arm_next;
+  if (s->arm_prev)
+    s->arm_prev->arm_next = s->arm_next;
+  else
+    s->d->arm_head = s->arm_next;
   if (s->arm_next) s->arm_next->arm_prev = s->arm_prev;
   s->on_arm_list = 0;
   s->arm_prev = s->arm_next = NULL;
@@ -144,8 +146,7 @@ static void on_arm_check(uv_check_t *h) {
        * measured a third of otjd's CPU under fan-out. A write the kernel
        * takes only partly is kept by lws, which then arms POLLOUT itself,
        * and the next batch waits for WRITEABLE (lws_partial_buffered). */
-      if (on_writeable(s) < 0)
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+      if (on_writeable(s) < 0) lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     } else {
       lws_callback_on_writable(s->wsi);
     }
@@ -153,8 +154,7 @@ static void on_arm_check(uv_check_t *h) {
   }
 }
 
-static void close_session(ws_sess *s, enum lws_close_status code,
-                          const char *reason) {
+static void close_session(ws_sess *s, enum lws_close_status code, const char *reason) {
   if (s->closing) return;
   s->closing = 1;
   s->close_code = code;
@@ -185,8 +185,7 @@ const char *ws_user_name(const ws_sess *s) { return s->name ? s->name : ""; }
 int ws_is_responsible(const ws_sess *s) { return s->responsible; }
 void **ws_live_slot(ws_sess *s) { return &s->live; }
 
-void ws_each_of_user(otjd *d, int64_t user, void (*fn)(ws_sess *, void *),
-                     void *arg) {
+void ws_each_of_user(otjd *d, int64_t user, void (*fn)(ws_sess *, void *), void *arg) {
   for (ws_sess *s = d->sessions, *next; s; s = next) {
     next = s->next;
     if (s->authed && !s->closing && s->user_id == user) fn(s, arg);
@@ -195,12 +194,11 @@ void ws_each_of_user(otjd *d, int64_t user, void (*fn)(ws_sess *, void *),
 
 void ws_close_user(otjd *d, int64_t user, int code, const char *reason) {
   for (ws_sess *s = d->sessions; s; s = s->next)
-    if (s->authed && s->user_id == user)
-      close_session(s, (enum lws_close_status)code, reason);
+    if (s->authed && s->user_id == user) close_session(s, (enum lws_close_status)code, reason);
 }
 
-void ws_close_token(otjd *d, const unsigned char digest[AUTH_TOKEN_HASH_LEN],
-                    int code, const char *reason) {
+void ws_close_token(otjd *d, const unsigned char digest[AUTH_TOKEN_HASH_LEN], int code,
+                    const char *reason) {
   for (ws_sess *s = d->sessions; s; s = s->next)
     if (s->authed && !memcmp(s->token_digest, digest, sizeof s->token_digest))
       close_session(s, (enum lws_close_status)code, reason);
@@ -234,15 +232,13 @@ void ws_frame_put(ws_frame *f) {
 int ws_send_frame(ws_sess *s, ws_frame *f) {
   otjd *d = s->d;
   if (s->closing) return -1;
-  if (s->q_count >= d->cfg.max_send_queue ||
-      s->q_bytes + f->len > d->cfg.max_send_bytes) {
+  if (s->q_count >= d->cfg.max_send_queue || s->q_bytes + f->len > d->cfg.max_send_bytes) {
     /* A reader this far behind gets nothing more: its queue is dropped
      * (it resyncs on reconnect) and it is closed, without waiting for the
      * socket to drain. */
     d->st.dropped_slow++;
     free_queue(s);
-    close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                  "too slow: reconnect and sync");
+    close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too slow: reconnect and sync");
     return -1;
   }
   if (s->q_count == s->ring_cap) { /* grow the ring, keeping the order */
@@ -252,8 +248,7 @@ int ws_send_frame(ws_sess *s, ws_frame *f) {
       close_session(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
       return -1;
     }
-    for (uint32_t i = 0; i < s->q_count; i++)
-      r[i] = s->ring[(s->ring_head + i) % s->ring_cap];
+    for (uint32_t i = 0; i < s->q_count; i++) r[i] = s->ring[(s->ring_head + i) % s->ring_cap];
     free(s->ring);
     s->ring = r;
     s->ring_cap = cap;
@@ -398,14 +393,12 @@ static int read_cookie_token(struct lws *wsi, char *out, size_t cap) {
 static int filter_connection(struct lws *wsi) {
   otjd *d = otjd_of(wsi);
   char uri[64];
-  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
-      strcmp(uri, WS_PATH) != 0)
+  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, WS_PATH) != 0)
     return 1;
   if (d->shutting_down) return 1;
   if (d->st.ws_open >= d->cfg.max_connections) return 1;
   char tok[AUTH_TOKEN_LEN + 1];
-  if (read_cookie_token(wsi, tok, sizeof tok) && !http_origin_allowed(wsi, d))
-    return 1;
+  if (read_cookie_token(wsi, tok, sizeof tok) && !http_origin_allowed(wsi, d)) return 1;
   return 0;
 }
 
@@ -420,8 +413,8 @@ struct ws_budget {
   ws_budget *next;
   int64_t user;
   uint32_t refs;
-  uint64_t at_ms;  /* loop time of the last refill */
-  uint64_t milli;  /* tokens left, in thousandths */
+  uint64_t at_ms; /* loop time of the last refill */
+  uint64_t milli; /* tokens left, in thousandths */
 };
 
 static ws_budget *g_budgets[WS_BUDGET_BUCKETS];
@@ -448,8 +441,7 @@ static ws_budget *budget_get(int64_t user, uint64_t now, uint32_t rate) {
 
 static void budget_put(ws_budget *b) {
   if (--b->refs) return;
-  for (ws_budget **pp = &g_budgets[(uint64_t)b->user % WS_BUDGET_BUCKETS]; *pp;
-       pp = &(*pp)->next)
+  for (ws_budget **pp = &g_budgets[(uint64_t)b->user % WS_BUDGET_BUCKETS]; *pp; pp = &(*pp)->next)
     if (*pp == b) {
       *pp = b->next;
       break;
@@ -497,14 +489,13 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
            store_user_by_id(d->db, uid, &u) == 0;
   if (!ok) {
     if (++s->bad_hellos >= WS_MAX_BAD_HELLOS) {
-      ws_send_err(s, rid, PROTO_UNAUTHORIZED,
-               "Too many unknown tokens; log in again.");
+      ws_send_err(s, rid, PROTO_UNAUTHORIZED, "Too many unknown tokens; log in again.");
       close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "unauthorized");
       return;
     }
     ws_send_err(s, rid, PROTO_UNAUTHORIZED,
-             tok ? "That session is unknown or has expired; log in again."
-                 : "Send hello with the token from /api/login.");
+                tok ? "That session is unknown or has expired; log in again."
+                    : "Send hello with the token from /api/login.");
     return;
   }
   s->authed = 1;
@@ -517,9 +508,8 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
   free(s->cookie_token); /* used up: not kept per connection */
   s->cookie_token = NULL;
   d->st.ws_authed++;
-  proto_user pu = {.id = (uint64_t)u.id,
-                   .name = proto_s(ws_user_name(s)),
-                   .responsible = s->responsible != 0};
+  proto_user pu = {
+      .id = (uint64_t)u.id, .name = proto_s(ws_user_name(s)), .responsible = s->responsible != 0};
   proto_buf *b = outbuf();
   if (proto_encode_welcome(b, rid, &pu) == 0) send_buf(s, b);
   live_session_ready(s);
@@ -535,8 +525,7 @@ static int rate_ok(ws_sess *s) {
   return ++s->rate_count <= d->cfg.max_msgs_per_sec;
 }
 
-static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
-                         int binary) {
+static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len, int binary) {
   otjd *d = s->d;
   d->st.frames_in++;
   if (!rate_ok(s)) {
@@ -544,12 +533,11 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
     /* One err per window: a flood must not turn into a flood back. */
     if (s->rate_count == d->cfg.max_msgs_per_sec + 1)
       ws_send_err(s, PROTO_NO_RID, PROTO_RATE_LIMITED,
-               "Too many messages: slow down; messages in this second are "
-               "dropped.");
+                  "Too many messages: slow down; messages in this second are "
+                  "dropped.");
     return;
   }
-  if (s->budget && !budget_take(s->budget, otjd_now_ms(d),
-                                d->cfg.max_user_msgs_per_sec)) {
+  if (s->budget && !budget_take(s->budget, otjd_now_ms(d), d->cfg.max_user_msgs_per_sec)) {
     d->st.rate_limited++;
     /* at most one err per second on each connection, as above */
     uint64_t now = otjd_now_ms(d);
@@ -564,8 +552,8 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
   if (!binary) {
     d->st.bad_frames++;
     ws_send_err(s, PROTO_NO_RID, PROTO_BAD_REQUEST,
-             "Text frames are not understood: send one msgpack map per "
-             "binary frame.");
+                "Text frames are not understood: send one msgpack map per "
+                "binary frame.");
     return;
   }
   proto_limits lim = proto_limits_default();
@@ -585,8 +573,7 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
     return;
   }
   if (!s->authed) {
-    ws_send_err(s, rid, PROTO_UNAUTHORIZED,
-             "Say hello with your token before anything else.");
+    ws_send_err(s, rid, PROTO_UNAUTHORIZED, "Say hello with your token before anything else.");
     return;
   }
   switch (m->type) {
@@ -595,9 +582,7 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len,
     if (proto_encode_pong(b, rid) == 0) send_buf(s, b);
     break;
   }
-  default:
-    live_handle(s, m);
-    break;
+  default: live_handle(s, m); break;
   }
 }
 
@@ -629,8 +614,7 @@ static void on_receive(ws_sess *s, const uint8_t *in, size_t len) {
         if (cap > d->cfg.max_frame) cap = d->cfg.max_frame;
         uint8_t *n = realloc(s->rx, cap);
         if (!n) {
-          close_session(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-                        "out of memory");
+          close_session(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
           return;
         }
         s->rx = n;
@@ -656,21 +640,19 @@ too_large:
   d->st.bad_frames++;
   {
     char msg[128];
-    snprintf(msg, sizeof msg, "A message may be at most %u bytes.",
-             d->cfg.max_frame);
+    snprintf(msg, sizeof msg, "A message may be at most %u bytes.", d->cfg.max_frame);
     ws_send_err(s, PROTO_NO_RID, PROTO_TOO_LARGE, msg);
   }
 }
 
 /* ---- the lws callback -------------------------------------------------- */
 
-int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                void *in, size_t len) {
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                size_t len) {
   ws_sess *s = user;
   otjd *d;
   switch (reason) {
-  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-    return filter_connection(wsi);
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return filter_connection(wsi);
 
   case LWS_CALLBACK_ESTABLISHED:
     d = otjd_of(wsi);
@@ -714,8 +696,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
       s->ref = NULL;
     }
     arm_remove(s);
-    if (s->prev) s->prev->next = s->next;
-    else d->sessions = s->next;
+    if (s->prev)
+      s->prev->next = s->next;
+    else
+      d->sessions = s->next;
     if (s->next) s->next->prev = s->prev;
     if (s->authed) d->st.ws_authed--;
     if (s->budget) budget_put(s->budget);
@@ -731,8 +715,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     s->d = NULL;
     return 0;
 
-  default:
-    return 0;
+  default: return 0;
   }
 }
 
@@ -744,8 +727,7 @@ static uint64_t ms_since_peer_sent(ws_sess *s) {
   socklen_t len = sizeof ti;
   int fd = (int)lws_get_socket_fd(s->wsi);
   if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
-      len < offsetof(struct tcp_info, tcpi_last_data_recv) +
-                sizeof ti.tcpi_last_data_recv)
+      len < offsetof(struct tcp_info, tcpi_last_data_recv) + sizeof ti.tcpi_last_data_recv)
     return UINT64_MAX;
   return ti.tcpi_last_data_recv;
 }
@@ -766,7 +748,8 @@ static void on_idle_sweep(uv_timer_t *t) {
       close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "hello expected");
     else if (now - s->last_rx_ms > limit) {
       uint64_t quiet = ms_since_peer_sent(s);
-      if (quiet < limit) s->last_rx_ms = now - quiet;
+      if (quiet < limit)
+        s->last_rx_ms = now - quiet;
       else
         close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
                       "idle: send a ping at least every minute");
@@ -780,9 +763,8 @@ int ws_init(otjd *d) {
   /* lws's own per-socket timeouts are kept in a sorted list (an O(n)
    * insert per new connection, the main cost of a join storm): the hello
    * and idle limits are enforced by this sweep instead */
-  uint32_t shortest = d->cfg.hello_timeout_s < d->cfg.idle_timeout_s
-                          ? d->cfg.hello_timeout_s
-                          : d->cfg.idle_timeout_s;
+  uint32_t shortest = d->cfg.hello_timeout_s < d->cfg.idle_timeout_s ? d->cfg.hello_timeout_s
+                                                                     : d->cfg.idle_timeout_s;
   uint64_t every = (uint64_t)shortest * 250;
   uv_timer_start(&d->idle_sweep, on_idle_sweep, every, every);
   uv_unref((uv_handle_t *)&d->idle_sweep);

@@ -38,8 +38,8 @@ int ws_send_frame(ws_sess *s, ws_frame *f);
 #define WS_TX_PACKET 65536
 
 /* The lws protocol callback and its per-session size. */
-int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                void *in, size_t len);
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                size_t len);
 size_t ws_sess_size(void);
 
 /* Starts the arm check handle. Returns 0. */
@@ -70,23 +70,21 @@ void **ws_live_slot(ws_sess *s);
 /* A counted handle on a session for replies that come later: the session
  * may close meanwhile, and then ws_ref_sess() returns NULL. */
 typedef struct ws_ref ws_ref;
-ws_ref *ws_ref_get(ws_sess *s);     /* +1 */
+ws_ref *ws_ref_get(ws_sess *s); /* +1 */
 ws_sess *ws_ref_sess(const ws_ref *r);
-void ws_ref_put(ws_ref *r);         /* -1; frees at 0 */
+void ws_ref_put(ws_ref *r); /* -1; frees at 0 */
 
 /* Calls fn for every authenticated session of `user` on this instance. */
-void ws_each_of_user(otjd *d, int64_t user, void (*fn)(ws_sess *, void *),
-                     void *arg);
+void ws_each_of_user(otjd *d, int64_t user, void (*fn)(ws_sess *, void *), void *arg);
 /* Close codes (4000-4999: the application's own; PROTOCOL.md section 2). */
-#define WS_CLOSE_SESSION_ENDED 4401 /* logged out or deactivated: log in again */
+#define WS_CLOSE_SESSION_ENDED  4401 /* logged out or deactivated: log in again */
 #define WS_CLOSE_RIGHTS_CHANGED 4403 /* rights or department changed: reconnect */
 
 /* Closes, with `code` and `reason` (static text, at most 123 bytes), every
  * authenticated session on this instance of `user` / that said hello with
  * the session token whose digest is `digest`. */
 void ws_close_user(otjd *d, int64_t user, int code, const char *reason);
-void ws_close_token(otjd *d, const unsigned char digest[32], int code,
-                    const char *reason);
+void ws_close_token(otjd *d, const unsigned char digest[32], int code, const char *reason);
 
 /* Calls fn for every authenticated responsible session on this instance. */
 void ws_each_responsible(otjd *d, void (*fn)(ws_sess *, void *), void *arg);

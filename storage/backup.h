@@ -19,28 +19,28 @@
 #include <stddef.h>
 
 /* Return codes of backup_copy. */
-#define BACKUP_OK 0
+#define BACKUP_OK         0
 #define BACKUP_ERR_SOURCE (-1) /* the source is missing, unreadable or not an OTJ database */
-#define BACKUP_ERR_DEST (-2)   /* DEST.tmp or DEST cannot be written */
-#define BACKUP_ERR_BUSY (-3)   /* stayed busy/locked past busy_give_up_ms */
+#define BACKUP_ERR_DEST   (-2) /* DEST.tmp or DEST cannot be written */
+#define BACKUP_ERR_BUSY   (-3) /* stayed busy/locked past busy_give_up_ms */
 #define BACKUP_ERR_VERIFY (-4) /* the copy failed PRAGMA integrity_check */
-#define BACKUP_ERR_SAME (-5)   /* DEST is the source itself */
+#define BACKUP_ERR_SAME   (-5) /* DEST is the source itself */
 
 /* Defaults; each a named limit. */
-#define BACKUP_PAGES_PER_STEP 256    /* pages copied by one sqlite3_backup_step */
-#define BACKUP_BUSY_SLEEP_MS 20      /* wait before retrying a busy/locked step */
+#define BACKUP_PAGES_PER_STEP  256   /* pages copied by one sqlite3_backup_step */
+#define BACKUP_BUSY_SLEEP_MS   20    /* wait before retrying a busy/locked step */
 #define BACKUP_BUSY_GIVE_UP_MS 60000 /* total busy wait before giving up */
-#define BACKUP_ERRMSG_MAX 512
+#define BACKUP_ERRMSG_MAX      512
 
 typedef struct backup_options {
-    int pages_per_step;  /* <= 0: BACKUP_PAGES_PER_STEP */
-    int pause_ms;        /* sleep between two steps (0: none) */
-    int busy_give_up_ms; /* <= 0: BACKUP_BUSY_GIVE_UP_MS */
+  int pages_per_step;  /* <= 0: BACKUP_PAGES_PER_STEP */
+  int pause_ms;        /* sleep between two steps (0: none) */
+  int busy_give_up_ms; /* <= 0: BACKUP_BUSY_GIVE_UP_MS */
 } backup_options;
 
 typedef struct backup_result {
-    int pages;          /* pages in the copy */
-    int schema_version; /* the schema version recorded in the copy */
+  int pages;          /* pages in the copy */
+  int schema_version; /* the schema version recorded in the copy */
 } backup_result;
 
 /* Copies the SQLite database at src_path to dest_path (see the top of this

@@ -23,13 +23,11 @@ static const char SQL_INSERT[] =
     " completed_at, answers, marks, note)"
     " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9)"
     " ON CONFLICT(user_id, module_id) DO NOTHING";
-static const char SQL_FIND[] =
-    "SELECT id FROM completions WHERE user_id = ?1 AND module_id = ?2";
-static const char SQL_AUDIT[] =
-    "INSERT INTO audit(at, actor_id, action, subject, detail)"
-    " VALUES (?1, ?2, ?3, ?4, json_object('learner', ?5, 'module', ?6,"
-    " 'path', NULLIF(?7, 0), 'room', ?8, 'completion', NULLIF(?9, 0),"
-    " 'note', ?10, 'reason', ?11, 'created', ?12))";
+static const char SQL_FIND[] = "SELECT id FROM completions WHERE user_id = ?1 AND module_id = ?2";
+static const char SQL_AUDIT[] = "INSERT INTO audit(at, actor_id, action, subject, detail)"
+                                " VALUES (?1, ?2, ?3, ?4, json_object('learner', ?5, 'module', ?6,"
+                                " 'path', NULLIF(?7, 0), 'room', ?8, 'completion', NULLIF(?9, 0),"
+                                " 'note', ?10, 'reason', ?11, 'created', ?12))";
 
 /* R9 was judged on the room's tasks: they must still be the module's. A
  * module edited while its room was open turns the decision into a refusal,
@@ -38,8 +36,7 @@ static const char SQL_AUDIT[] =
 static int check_room_tasks(store *s, store_approval *a) {
   a->tasks_changed = 0;
   if (!a->check_tasks) return 0;
-  if (a->outcome == STORE_APPROVED &&
-      store_completion_exists(s, a->learner, a->module, NULL) == 1)
+  if (a->outcome == STORE_APPROVED && store_completion_exists(s, a->learner, a->module, NULL) == 1)
     return 0;
   uint64_t now;
   int rc = store_module_tasks_digest(s, a->module, &now);
@@ -52,8 +49,8 @@ static int check_room_tasks(store *s, store_approval *a) {
   return 0;
 }
 
-static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find,
-                     sqlite3_stmt *aud, store_approval *a) {
+static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find, sqlite3_stmt *aud,
+                     store_approval *a) {
   int rc;
   a->completion = 0;
   a->created = 0;
@@ -173,11 +170,11 @@ out:
   return rc;
 }
 
-int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
-                      const char *code, int64_t now) {
-  sqlite3_stmt *st = store_prepare(
-      s, "INSERT INTO otj_rooms(id, module_id, host_id, code, opened_at)"
-         " VALUES (?1, ?2, ?3, ?4, ?5)");
+int store_room_opened(store *s, const char *room, int64_t module, int64_t host, const char *code,
+                      int64_t now) {
+  sqlite3_stmt *st =
+      store_prepare(s, "INSERT INTO otj_rooms(id, module_id, host_id, code, opened_at)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5)");
   if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, module);
@@ -190,9 +187,8 @@ int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
 }
 
 int store_room_closed(store *s, const char *room, int64_t now) {
-  sqlite3_stmt *st = store_prepare(
-      s, "UPDATE otj_rooms SET closed_at = max(?2, opened_at)"
-         " WHERE id = ?1 AND closed_at IS NULL");
+  sqlite3_stmt *st = store_prepare(s, "UPDATE otj_rooms SET closed_at = max(?2, opened_at)"
+                                      " WHERE id = ?1 AND closed_at IS NULL");
   if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, now);
@@ -201,10 +197,10 @@ int store_room_closed(store *s, const char *room, int64_t now) {
   return rc;
 }
 
-int store_room_get(store *s, const char *room, int64_t *host, char *code,
-                   size_t code_cap, int *open) {
-  sqlite3_stmt *st = store_prepare(
-      s, "SELECT host_id, code, closed_at IS NULL FROM otj_rooms WHERE id = ?1");
+int store_room_get(store *s, const char *room, int64_t *host, char *code, size_t code_cap,
+                   int *open) {
+  sqlite3_stmt *st =
+      store_prepare(s, "SELECT host_id, code, closed_at IS NULL FROM otj_rooms WHERE id = ?1");
   if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
@@ -222,9 +218,9 @@ int store_room_get(store *s, const char *room, int64_t *host, char *code,
 }
 
 int store_rooms_open_count(store *s, int64_t host, int64_t since) {
-  sqlite3_stmt *st = store_prepare(
-      s, "SELECT count(*) FROM otj_rooms WHERE host_id = ?1 AND closed_at IS NULL"
-         " AND opened_at >= ?2");
+  sqlite3_stmt *st =
+      store_prepare(s, "SELECT count(*) FROM otj_rooms WHERE host_id = ?1 AND closed_at IS NULL"
+                       " AND opened_at >= ?2");
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, host);
   sqlite3_bind_int64(st, 2, since);

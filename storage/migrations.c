@@ -202,8 +202,8 @@ static const char MIGRATION_2[] =
     "ALTER TABLE users ADD COLUMN active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1));";
 
 typedef struct migration {
-    const char *description;
-    const char *sql;
+  const char *description;
+  const char *sql;
 } migration;
 
 static const migration MIGRATIONS[] = {
@@ -218,90 +218,80 @@ static const migration MIGRATIONS[] = {
 int store_schema_latest(void) { return MIGRATION_COUNT; }
 
 /* Reads MAX(version) from schema_version (0 for none) into *version. */
-static int read_version(store *s, int *version)
-{
-    sqlite3_stmt *st = store_prepare(s, "SELECT coalesce(max(version), 0) FROM schema_version");
-    if (!st)
-        return STORE_ERR;
-    int v = store_step_int(s, st);
-    sqlite3_finalize(st);
-    if (v < 0)
-        return v;
-    *version = v;
-    return 0;
+static int read_version(store *s, int *version) {
+  sqlite3_stmt *st = store_prepare(s, "SELECT coalesce(max(version), 0) FROM schema_version");
+  if (!st) return STORE_ERR;
+  int v = store_step_int(s, st);
+  sqlite3_finalize(st);
+  if (v < 0) return v;
+  *version = v;
+  return 0;
 }
 
-int store_schema_version(store *s)
-{
-    int v = 0;
-    int rc = read_version(s, &v);
-    return rc < 0 ? rc : v;
+int store_schema_version(store *s) {
+  int v = 0;
+  int rc = read_version(s, &v);
+  return rc < 0 ? rc : v;
 }
 
 /* Applies step `target` (1-based) unless another handle did it meanwhile. */
-static int apply_step(store *s, int target)
-{
-    const migration *m = &MIGRATIONS[target - 1];
-    int rc = store_begin(s);
-    if (rc < 0)
-        return rc;
+static int apply_step(store *s, int target) {
+  const migration *m = &MIGRATIONS[target - 1];
+  int rc = store_begin(s);
+  if (rc < 0) return rc;
 
-    int current = 0;
-    rc = read_version(s, &current);
-    if (rc < 0)
-        goto out;
-    if (current >= target) { /* somebody else got there first */
-        store_rollback(s);
-        return 0;
-    }
+  int current = 0;
+  rc = read_version(s, &current);
+  if (rc < 0) goto out;
+  if (current >= target) { /* somebody else got there first */
+    store_rollback(s);
+    return 0;
+  }
 
-    rc = store_exec(s, m->sql);
-    if (rc < 0) {
-        char why[STORE_ERRMSG_MAX];
-        snprintf(why, sizeof why, "%s", s->err);
-        rc = store_failf(s, rc, "schema migration %d failed: %s", target, why);
-        goto out;
-    }
+  rc = store_exec(s, m->sql);
+  if (rc < 0) {
+    char why[STORE_ERRMSG_MAX];
+    snprintf(why, sizeof why, "%s", s->err);
+    rc = store_failf(s, rc, "schema migration %d failed: %s", target, why);
+    goto out;
+  }
 
-    sqlite3_stmt *st = store_prepare(s, "INSERT INTO schema_version(version, applied_at, description) "
-                                        "VALUES (?1, unixepoch(), ?2)");
-    if (!st) {
-        rc = STORE_ERR;
-        goto out;
-    }
-    sqlite3_bind_int(st, 1, target);
-    sqlite3_bind_text(st, 2, m->description, -1, SQLITE_STATIC);
-    rc = store_step_done(s, st);
-    sqlite3_finalize(st);
+  sqlite3_stmt *st =
+      store_prepare(s, "INSERT INTO schema_version(version, applied_at, description) "
+                       "VALUES (?1, unixepoch(), ?2)");
+  if (!st) {
+    rc = STORE_ERR;
+    goto out;
+  }
+  sqlite3_bind_int(st, 1, target);
+  sqlite3_bind_text(st, 2, m->description, -1, SQLITE_STATIC);
+  rc = store_step_done(s, st);
+  sqlite3_finalize(st);
 
 out:
-    return store_finish(s, rc);
+  return store_finish(s, rc);
 }
 
-int store_migrate(store *s)
-{
-    int rc = store_exec(s, "CREATE TABLE IF NOT EXISTS schema_version ("
-                           "  version     INTEGER PRIMARY KEY,"
-                           "  applied_at  INTEGER NOT NULL,"
-                           "  description TEXT NOT NULL"
-                           ") STRICT");
-    if (rc < 0)
-        return rc;
+int store_migrate(store *s) {
+  int rc = store_exec(s, "CREATE TABLE IF NOT EXISTS schema_version ("
+                         "  version     INTEGER PRIMARY KEY,"
+                         "  applied_at  INTEGER NOT NULL,"
+                         "  description TEXT NOT NULL"
+                         ") STRICT");
+  if (rc < 0) return rc;
 
-    int current = 0;
-    rc = read_version(s, &current);
-    if (rc < 0)
-        return rc;
-    if (current > MIGRATION_COUNT)
-        return store_failf(s, STORE_ERR,
-                           "the database has schema version %d but this build of otjd knows "
-                           "versions up to %d only; run a newer otjd (the database was not changed)",
-                           current, MIGRATION_COUNT);
+  int current = 0;
+  rc = read_version(s, &current);
+  if (rc < 0) return rc;
+  if (current > MIGRATION_COUNT)
+    return store_failf(s, STORE_ERR,
+                       "the database has schema version %d but this build of otjd knows "
+                       "versions up to %d only; run a newer otjd (the database was not changed)",
+                       current, MIGRATION_COUNT);
 
-    for (int v = current + 1; v <= MIGRATION_COUNT; v++) {
-        rc = apply_step(s, v);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+  for (int v = current + 1; v <= MIGRATION_COUNT; v++) {
+    rc = apply_step(s, v);
+    if (rc < 0) return rc;
+  }
+  return 0;
 }

@@ -12,8 +12,8 @@
 
 #include "room_lua.h" /* generated from room.lua by CMake */
 
-static const char *const parts[RSTORE_NKEYS] = {
-    "meta", "members", "log", "answers", "marks", "ikeys", "presence", "outcomes"};
+static const char *const parts[RSTORE_NKEYS] = {"meta",  "members", "log",      "answers",
+                                                "marks", "ikeys",   "presence", "outcomes"};
 
 const char *rstore_script(size_t *len) {
   if (len) *len = sizeof room_lua - 1;
@@ -50,9 +50,7 @@ void rstore_cmd_arg(rstore_cmd *c, const void *p, size_t len) {
   c->argc++;
 }
 
-void rstore_cmd_str(rstore_cmd *c, const char *s) {
-  rstore_cmd_arg(c, s, strlen(s));
-}
+void rstore_cmd_str(rstore_cmd *c, const char *s) { rstore_cmd_arg(c, s, strlen(s)); }
 
 /* Numbers are written into numbuf, which argv entries point into, so it is
  * reserved once and never moved: 16 KiB holds over 680 numbers. */
@@ -125,8 +123,10 @@ static void cmd_room(rstore_cmd *c, const rstore_call *x, const char *op) {
 
 /* NULL bytes (the caller ran out of memory making them) fail the command. */
 static void cmd_bytes(rstore_cmd *c, rstore_bytes b) {
-  if (!b.p) c->failed = 1;
-  else rstore_cmd_copy(c, b.p, b.len);
+  if (!b.p)
+    c->failed = 1;
+  else
+    rstore_cmd_copy(c, b.p, b.len);
 }
 
 static void cmd_event(rstore_cmd *c, rstore_event e, int with_redacted) {
@@ -135,8 +135,8 @@ static void cmd_event(rstore_cmd *c, rstore_event e, int with_redacted) {
 }
 
 void rstore_open(rstore_cmd *c, const rstore_call *x, int64_t host, int64_t module,
-                 const char *code, uint32_t ntasks, uint64_t digest,
-                 const rstore_member *learners, uint32_t n) {
+                 const char *code, uint32_t ntasks, uint64_t digest, const rstore_member *learners,
+                 uint32_t n) {
   cmd_room(c, x, "open");
   rstore_cmd_int(c, host);
   rstore_cmd_int(c, module);
@@ -153,9 +153,8 @@ void rstore_meta(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "meta"); 
 
 void rstore_snapshot(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "snapshot"); }
 
-void rstore_join(rstore_cmd *c, const rstore_call *x, int64_t user, int is_host,
-                 int may_add, const char *name, rstore_event added,
-                 rstore_event joined, uint32_t max_learners) {
+void rstore_join(rstore_cmd *c, const rstore_call *x, int64_t user, int is_host, int may_add,
+                 const char *name, rstore_event added, rstore_event joined, uint32_t max_learners) {
   cmd_room(c, x, "join");
   rstore_cmd_int(c, user);
   rstore_cmd_str(c, is_host ? "host" : "learner");
@@ -181,8 +180,7 @@ void rstore_add(rstore_cmd *c, const rstore_call *x, int64_t learner, const char
   rstore_cmd_int(c, max_learners);
 }
 
-void rstore_remove(rstore_cmd *c, const rstore_call *x, int64_t learner,
-                   rstore_event removed) {
+void rstore_remove(rstore_cmd *c, const rstore_call *x, int64_t learner, rstore_event removed) {
   cmd_room(c, x, "remove");
   rstore_cmd_int(c, learner);
   cmd_event(c, removed, 0);
@@ -194,9 +192,8 @@ void rstore_step(rstore_cmd *c, const rstore_call *x, uint32_t task, rstore_even
   cmd_event(c, step, 0);
 }
 
-void rstore_answer(rstore_cmd *c, const rstore_call *x, int64_t by, int64_t learner,
-                   uint32_t task, rstore_bytes key, rstore_bytes record,
-                   rstore_event answer, int current_only) {
+void rstore_answer(rstore_cmd *c, const rstore_call *x, int64_t by, int64_t learner, uint32_t task,
+                   rstore_bytes key, rstore_bytes record, rstore_event answer, int current_only) {
   cmd_room(c, x, "answer");
   rstore_cmd_int(c, by);
   rstore_cmd_int(c, learner);
@@ -216,9 +213,7 @@ void rstore_mark(rstore_cmd *c, const rstore_call *x, int64_t learner, uint32_t 
   cmd_event(c, mark, 1);
 }
 
-void rstore_outcomes_start(rstore_cmd *c, const rstore_call *x) {
-  cmd_room(c, x, "outcomes");
-}
+void rstore_outcomes_start(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "outcomes"); }
 
 void rstore_outcome(rstore_cmd *c, int64_t learner, int status, int64_t completion,
                     rstore_event approved) {
@@ -234,8 +229,8 @@ void rstore_close(rstore_cmd *c, const rstore_call *x, rstore_event closed) {
   cmd_event(c, closed, 0);
 }
 
-void rstore_records(rstore_cmd *c, const rstore_call *x, uint32_t ntasks,
-                    const int64_t *learners, uint32_t n) {
+void rstore_records(rstore_cmd *c, const rstore_call *x, uint32_t ntasks, const int64_t *learners,
+                    uint32_t n) {
   cmd_room(c, x, "records");
   rstore_cmd_int(c, ntasks);
   for (uint32_t i = 0; i < n; i++) rstore_cmd_int(c, learners[i]);

@@ -22,15 +22,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RSTORE_NKEYS 8
-#define RSTORE_KEY_MAX 96
-#define RSTORE_LOG_KEEP 1000  /* events a room keeps for sync, by default */
+#define RSTORE_NKEYS        8
+#define RSTORE_KEY_MAX      96
+#define RSTORE_LOG_KEEP     1000 /* events a room keeps for sync, by default */
 #define RSTORE_DASH_CHANNEL "otj:dash"
 
 /* The parts of a room, in KEYS order (room.lua's KEYS[1..8]). */
 enum rstore_part {
-  RSTORE_META, RSTORE_MEMBERS, RSTORE_LOG, RSTORE_ANSWERS, RSTORE_MARKS,
-  RSTORE_IKEYS, RSTORE_PRESENCE, RSTORE_OUTCOMES
+  RSTORE_META,
+  RSTORE_MEMBERS,
+  RSTORE_LOG,
+  RSTORE_ANSWERS,
+  RSTORE_MARKS,
+  RSTORE_IKEYS,
+  RSTORE_PRESENCE,
+  RSTORE_OUTCOMES
 };
 
 /* The room script's text (NUL-terminated) and its length. */
@@ -42,10 +48,10 @@ typedef struct rstore_cmd {
   int argc, cap;
   const char **argv;
   size_t *len;
-  char *numbuf;        /* storage of formatted numbers */
+  char *numbuf; /* storage of formatted numbers */
   size_t numlen, numcap;
-  int failed;          /* out of memory somewhere: do not send */
-  void **copies;       /* rstore_cmd_copy's bytes */
+  int failed;    /* out of memory somewhere: do not send */
+  void **copies; /* rstore_cmd_copy's bytes */
   int ncopies, copycap;
 } rstore_cmd;
 
@@ -87,37 +93,42 @@ typedef struct rstore_call {
 /* An event as the script records it: its `e` map whole, and redacted (len
  * 0 when the event has no private field). Copied into the command; a NULL
  * pointer marks the command failed (not to be sent). */
-typedef struct rstore_bytes { const void *p; size_t len; } rstore_bytes;
-typedef struct rstore_event { rstore_bytes whole, redacted; } rstore_event;
+typedef struct rstore_bytes {
+  const void *p;
+  size_t len;
+} rstore_bytes;
+typedef struct rstore_event {
+  rstore_bytes whole, redacted;
+} rstore_event;
 
 /* A learner of a room: id and display name. */
-typedef struct rstore_member { int64_t id; const char *name; } rstore_member;
+typedef struct rstore_member {
+  int64_t id;
+  const char *name;
+} rstore_member;
 
 /* One function per op of room.lua: each starts `c` (rstore_cmd_init, free
  * it with rstore_cmd_free once sent) and appends the op's arguments in the
  * script's order. The reply of each is room.lua's. */
 void rstore_open(rstore_cmd *c, const rstore_call *x, int64_t host, int64_t module,
-                 const char *code, uint32_t ntasks, uint64_t digest,
-                 const rstore_member *learners, uint32_t n);
+                 const char *code, uint32_t ntasks, uint64_t digest, const rstore_member *learners,
+                 uint32_t n);
 void rstore_meta(rstore_cmd *c, const rstore_call *x);
 void rstore_snapshot(rstore_cmd *c, const rstore_call *x);
 /* is_host: joins as the host; may_add: a learner who is not a member yet
  * may come in (R7, decided by the caller); the events are `added` (used
  * only when the learner is added) and `joined`. */
-void rstore_join(rstore_cmd *c, const rstore_call *x, int64_t user, int is_host,
-                 int may_add, const char *name, rstore_event added,
-                 rstore_event joined, uint32_t max_learners);
+void rstore_join(rstore_cmd *c, const rstore_call *x, int64_t user, int is_host, int may_add,
+                 const char *name, rstore_event added, rstore_event joined, uint32_t max_learners);
 void rstore_leave(rstore_cmd *c, const rstore_call *x, int64_t user, rstore_event left);
 void rstore_add(rstore_cmd *c, const rstore_call *x, int64_t learner, const char *name,
                 rstore_event added, uint32_t max_learners);
-void rstore_remove(rstore_cmd *c, const rstore_call *x, int64_t learner,
-                   rstore_event removed);
+void rstore_remove(rstore_cmd *c, const rstore_call *x, int64_t learner, rstore_event removed);
 void rstore_step(rstore_cmd *c, const rstore_call *x, uint32_t task, rstore_event step);
 /* `record` is the stored answer record; current_only: refuse an answer to
  * a task that is not the room's current one (R8). */
-void rstore_answer(rstore_cmd *c, const rstore_call *x, int64_t by, int64_t learner,
-                   uint32_t task, rstore_bytes key, rstore_bytes record,
-                   rstore_event answer, int current_only);
+void rstore_answer(rstore_cmd *c, const rstore_call *x, int64_t by, int64_t learner, uint32_t task,
+                   rstore_bytes key, rstore_bytes record, rstore_event answer, int current_only);
 void rstore_mark(rstore_cmd *c, const rstore_call *x, int64_t learner, uint32_t task,
                  rstore_bytes record, rstore_event mark);
 /* Outcomes are appended one by one after rstore_outcomes_start. */
@@ -125,8 +136,8 @@ void rstore_outcomes_start(rstore_cmd *c, const rstore_call *x);
 void rstore_outcome(rstore_cmd *c, int64_t learner, int status, int64_t completion,
                     rstore_event approved);
 void rstore_close(rstore_cmd *c, const rstore_call *x, rstore_event closed);
-void rstore_records(rstore_cmd *c, const rstore_call *x, uint32_t ntasks,
-                    const int64_t *learners, uint32_t n);
+void rstore_records(rstore_cmd *c, const rstore_call *x, uint32_t ntasks, const int64_t *learners,
+                    uint32_t n);
 /* Users are appended one by one after rstore_beat_start. */
 void rstore_beat_start(rstore_cmd *c, const rstore_call *x);
 void rstore_beat_user(rstore_cmd *c, int64_t user);

@@ -28,16 +28,16 @@
 #include <stdint.h>
 
 /* Return codes. 0 is success. */
-#define STORE_OK 0
-#define STORE_ERR (-1)      /* SQLite or I/O error; see store_errmsg() */
+#define STORE_OK       0
+#define STORE_ERR      (-1) /* SQLite or I/O error; see store_errmsg() */
 #define STORE_NOTFOUND (-2) /* no such row */
 #define STORE_CONFLICT (-3) /* the row exists already / state forbids it (UNIQUE) */
-#define STORE_BUSY (-4)     /* the database stayed locked past the busy timeout: try later */
-#define STORE_INVALID (-5)  /* refused by a domain rule (CHECK, trigger, foreign key) */
+#define STORE_BUSY     (-4) /* the database stayed locked past the busy timeout: try later */
+#define STORE_INVALID  (-5) /* refused by a domain rule (CHECK, trigger, foreign key) */
 
 /* Defaults; each is a named limit, not a magic number in the logic. */
 #define STORE_BUSY_TIMEOUT_MS 5000
-#define STORE_ERRMSG_MAX 256
+#define STORE_ERRMSG_MAX      256
 
 typedef struct store store;
 
@@ -97,10 +97,10 @@ int store_user_count(store *s);
 /* --- Generic lookups by name --------------------------------------------- */
 
 typedef enum store_entity {
-    STORE_DEPARTMENT, /* key: name (first match by id when names repeat) */
-    STORE_USER,       /* key: login */
-    STORE_MODULE,     /* key: title */
-    STORE_PATH        /* key: title */
+  STORE_DEPARTMENT, /* key: name (first match by id when names repeat) */
+  STORE_USER,       /* key: login */
+  STORE_MODULE,     /* key: title */
+  STORE_PATH        /* key: title */
 } store_entity;
 
 /* Finds the id of the entity whose name/login/title is `key`.
@@ -128,24 +128,23 @@ int store_dept_within_reach(store *s, int64_t responsible_dept, int64_t dept);
 /* --- Users and permissions (R2) ------------------------------------------ */
 
 typedef struct store_user {
-    int64_t id;
-    char login[64];
-    char name[128];
-    int64_t department_id;
-    char department[128];
-    int is_admin;
-    int management;
-    int facilitate_otj;
-    char password_hash[160];
-    int active; /* 0: deactivated (cannot log in, reaches nobody) */
+  int64_t id;
+  char login[64];
+  char name[128];
+  int64_t department_id;
+  char department[128];
+  int is_admin;
+  int management;
+  int facilitate_otj;
+  char password_hash[160];
+  int active; /* 0: deactivated (cannot log in, reaches nobody) */
 } store_user;
 
 /* Creates a user without permissions. Returns 0 and sets *id (when not NULL),
  * STORE_CONFLICT when the login is taken, STORE_INVALID for an unknown
  * department or an over-long field. */
 int store_user_create(store *s, int64_t now, const char *login, const char *name,
-                      int64_t department_id, const char *password_hash, int is_admin,
-                      int64_t *id);
+                      int64_t department_id, const char *password_hash, int is_admin, int64_t *id);
 
 /* Fill *out. STORE_NOTFOUND when there is no such user. */
 int store_user_by_login(store *s, const char *login, store_user *out);
@@ -167,20 +166,20 @@ int store_user_is_responsible(const store_user *u);
  * the audit log, in one transaction (R11). actor_id 0 = system.
  * Returns STORE_INVALID when facilitate_otj is asked without management,
  * STORE_NOTFOUND for an unknown user. */
-int store_set_permission(store *s, int64_t now, int64_t actor_id, int64_t user_id,
-                         int management, int facilitate_otj);
+int store_set_permission(store *s, int64_t now, int64_t actor_id, int64_t user_id, int management,
+                         int facilitate_otj);
 
 /* --- Modules and tasks (R3, R8) ------------------------------------------ */
 
 #define STORE_MODULE_TYPE_MAX 16
 typedef struct store_module {
-    int64_t id;
-    char title[128];
-    char type[STORE_MODULE_TYPE_MAX]; /* "quiz", "content", "video", "document" */
-    int otj;
-    int task_count;
-    int64_t created_at;
-    int64_t updated_at;
+  int64_t id;
+  char title[128];
+  char type[STORE_MODULE_TYPE_MAX]; /* "quiz", "content", "video", "document" */
+  int otj;
+  int task_count;
+  int64_t created_at;
+  int64_t updated_at;
 } store_module;
 
 /* Fills *out. STORE_NOTFOUND when there is no such module. */
@@ -202,12 +201,12 @@ int store_module_set_type(store *s, int64_t now, int64_t module_id, const char *
  * owned by the store and valid only during the callback; options_json and
  * correct_json are NULL when the task has none. */
 typedef struct store_task {
-    int64_t id;
-    int position; /* 0-based, gapless order within the module */
-    const char *kind; /* "question" or "observe" */
-    const char *text;
-    const char *options_json;
-    const char *correct_json;
+  int64_t id;
+  int position;     /* 0-based, gapless order within the module */
+  const char *kind; /* "question" or "observe" */
+  const char *text;
+  const char *options_json;
+  const char *correct_json;
 } store_task;
 
 /* Return non-zero from the callback to stop early (store_module_tasks then
@@ -241,13 +240,12 @@ int store_completion_exists(store *s, int64_t user_id, int64_t module_id, int64_
 
 /* Records a session for the (already hashed) token. STORE_CONFLICT if that
  * hash exists, STORE_INVALID for an unknown user. */
-int store_session_create(store *s, int64_t user_id, const unsigned char token_hash[32],
-                         int64_t now, int64_t expires_at);
+int store_session_create(store *s, int64_t user_id, const unsigned char token_hash[32], int64_t now,
+                         int64_t expires_at);
 
 /* Sets *user_id for a live session: one with now < expires_at.
  * STORE_NOTFOUND when absent or expired. */
-int store_session_user(store *s, const unsigned char token_hash[32], int64_t now,
-                       int64_t *user_id);
+int store_session_user(store *s, const unsigned char token_hash[32], int64_t now, int64_t *user_id);
 
 /* Deletes the session. STORE_NOTFOUND when there was none. */
 int store_session_delete(store *s, const unsigned char token_hash[32]);
@@ -307,11 +305,11 @@ int store_responsible_reaches(store *s, int64_t responsible_id, int64_t learner_
 
 /* A person as listings show them. */
 typedef struct store_person {
-    int64_t id;
-    const char *login;
-    const char *name;
-    int64_t department_id;
-    const char *department;
+  int64_t id;
+  const char *login;
+  const char *name;
+  int64_t department_id;
+  const char *department;
 } store_person;
 typedef int (*store_person_cb)(const store_person *p, void *ud);
 
@@ -322,10 +320,10 @@ int store_responsibles_of(store *s, int64_t learner_id, store_person_cb cb, void
 /* --- R4/R5 paths and progress -------------------------------------------- */
 
 typedef enum store_step_state {
-    STORE_STEP_COMPLETED = 1,  /* the learner has a completion of the module */
-    STORE_STEP_AVAILABLE,      /* the next module, ordinary: the learner may complete it */
-    STORE_STEP_LOCKED,         /* after the next module */
-    STORE_STEP_OTJ_WAITING     /* the next module is OTJ: waits for a responsible */
+  STORE_STEP_COMPLETED = 1, /* the learner has a completion of the module */
+  STORE_STEP_AVAILABLE,     /* the next module, ordinary: the learner may complete it */
+  STORE_STEP_LOCKED,        /* after the next module */
+  STORE_STEP_OTJ_WAITING    /* the next module is OTJ: waits for a responsible */
 } store_step_state;
 
 /* "completed", "available", "locked", "otj_waiting". Static string. */
@@ -333,19 +331,19 @@ const char *store_step_state_name(int state);
 
 /* One module of one path shared with a learner. */
 typedef struct store_path_step {
-    int64_t path_id;
-    const char *path_title;
-    int64_t shared_at;      /* when the path reached the learner: the earliest
-                               sharing, or the learner's creation when later */
-    int position;           /* the module's place in the path */
-    int64_t module_id;
-    const char *module_title;
-    const char *module_type;
-    int otj;
-    int task_count;
-    int state;              /* store_step_state */
-    int64_t completion_id;  /* 0 when not completed */
-    int64_t completed_at;   /* 0 when not completed */
+  int64_t path_id;
+  const char *path_title;
+  int64_t shared_at; /* when the path reached the learner: the earliest
+                        sharing, or the learner's creation when later */
+  int position;      /* the module's place in the path */
+  int64_t module_id;
+  const char *module_title;
+  const char *module_type;
+  int otj;
+  int task_count;
+  int state;             /* store_step_state */
+  int64_t completion_id; /* 0 when not completed */
+  int64_t completed_at;  /* 0 when not completed */
 } store_path_step;
 typedef int (*store_path_step_cb)(const store_path_step *st, void *ud);
 
@@ -357,8 +355,7 @@ int store_learner_paths(store *s, int64_t learner_id, store_path_step_cb cb, voi
 /* R5: 1 when module_id is the learner's next module in some path shared
  * with them (ordinary or OTJ), setting *path_id (may be NULL) to the first
  * such path; 0 when not; <0 on error. */
-int store_learner_next_in_path(store *s, int64_t learner_id, int64_t module_id,
-                               int64_t *path_id);
+int store_learner_next_in_path(store *s, int64_t learner_id, int64_t module_id, int64_t *path_id);
 
 /* R6/R7: 1 when module_id is an OTJ module, the learner's next module in some
  * shared path, and not completed: sets *path_id to that path and *since
@@ -381,16 +378,16 @@ int store_complete_self(store *s, int64_t now, int64_t learner_id, int64_t modul
 /* --- R6 pending OTJ ------------------------------------------------------ */
 
 typedef struct store_pending {
-    int64_t learner_id;
-    const char *learner_login;
-    const char *learner_name;
-    int64_t department_id;
-    const char *department;
-    int64_t module_id;
-    const char *module_title;
-    int64_t path_id;
-    const char *path_title;
-    int64_t waiting_since;
+  int64_t learner_id;
+  const char *learner_login;
+  const char *learner_name;
+  int64_t department_id;
+  const char *department;
+  int64_t module_id;
+  const char *module_title;
+  int64_t path_id;
+  const char *path_title;
+  int64_t waiting_since;
 } store_pending;
 typedef int (*store_pending_cb)(const store_pending *p, void *ud);
 
@@ -415,25 +412,25 @@ int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb,
 /* --- Completions listing ---------------------------------------------------- */
 
 typedef enum store_scope {
-    STORE_SCOPE_ALL = 0,   /* every completion (admin) */
-    STORE_SCOPE_REACH = 1, /* learners in the viewer's department or below (responsible) */
-    STORE_SCOPE_OWN = 2    /* the viewer's own */
+  STORE_SCOPE_ALL = 0,   /* every completion (admin) */
+  STORE_SCOPE_REACH = 1, /* learners in the viewer's department or below (responsible) */
+  STORE_SCOPE_OWN = 2    /* the viewer's own */
 } store_scope;
 
 typedef struct store_completion_row {
-    int64_t id;
-    int64_t user_id;
-    const char *login;
-    const char *name;
-    const char *department;
-    int64_t module_id;
-    const char *module_title;
-    int64_t path_id;          /* 0 when none */
-    const char *path_title;   /* NULL when none */
-    int64_t approved_by;      /* 0 when completed alone */
-    const char *approved_by_name;
-    const char *room_id;      /* NULL when not in a room */
-    int64_t completed_at;
+  int64_t id;
+  int64_t user_id;
+  const char *login;
+  const char *name;
+  const char *department;
+  int64_t module_id;
+  const char *module_title;
+  int64_t path_id;        /* 0 when none */
+  const char *path_title; /* NULL when none */
+  int64_t approved_by;    /* 0 when completed alone */
+  const char *approved_by_name;
+  const char *room_id; /* NULL when not in a room */
+  int64_t completed_at;
 } store_completion_row;
 typedef int (*store_completion_cb)(const store_completion_row *c, void *ud);
 
@@ -445,9 +442,9 @@ int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store
 /* --- Admin: departments, users ------------------------------------------- */
 
 typedef struct store_department {
-    int64_t id;
-    const char *name;
-    int64_t parent_id; /* 0 for a root */
+  int64_t id;
+  const char *name;
+  int64_t parent_id; /* 0 for a root */
 } store_department;
 typedef int (*store_department_cb)(const store_department *d, void *ud);
 
@@ -473,28 +470,28 @@ int store_user_update(store *s, int64_t now, int64_t actor_id, int64_t user_id, 
 
 /* A task as a caller gives it; options_json / correct_json may be NULL. */
 typedef struct store_task_in {
-    const char *kind;
-    const char *text;
-    const char *options_json;
-    const char *correct_json;
+  const char *kind;
+  const char *text;
+  const char *options_json;
+  const char *correct_json;
 } store_task_in;
 
 /* Caps on a module's content (DESIGN §6), checked wherever tasks enter the
  * store (create, update, import) so that a live room never has to cut a
  * module short. Bytes are UTF-8 bytes. */
-#define STORE_MAX_TASKS 256        /* tasks in one module */
-#define STORE_MAX_OPTIONS 32       /* options of one question */
-#define STORE_MAX_TASK_TEXT 2000   /* bytes of a task's text */
+#define STORE_MAX_TASKS       256  /* tasks in one module */
+#define STORE_MAX_OPTIONS     32   /* options of one question */
+#define STORE_MAX_TASK_TEXT   2000 /* bytes of a task's text */
 #define STORE_MAX_OPTION_TEXT 200  /* bytes of one option */
 
 /* The first cap a task list breaks. */
 typedef struct store_limit {
-    const char *limit; /* "tasks_per_module", "options_per_question", "task_text",
-                          "option_text" (static strings) */
-    int64_t max;       /* the cap */
-    int64_t got;       /* what the list has */
-    int task;          /* the task's index, -1 for the list as a whole */
-    int option;        /* the option's index for "option_text", else -1 */
+  const char *limit; /* "tasks_per_module", "options_per_question", "task_text",
+                        "option_text" (static strings) */
+  int64_t max;       /* the cap */
+  int64_t got;       /* what the list has */
+  int task;          /* the task's index, -1 for the list as a whole */
+  int option;        /* the option's index for "option_text", else -1 */
 } store_limit;
 
 /* The one check of the caps above, for every path that stores tasks.
@@ -515,11 +512,11 @@ void store_limit_describe(const store_limit *l, const char *place, char *buf, si
 /* A module as a caller gives it. For an update, NULL title/type, otj < 0
  * and task_count < 0 keep what is there. */
 typedef struct store_module_in {
-    const char *title;
-    const char *type;
-    int otj;
-    const store_task_in *tasks;
-    int task_count;
+  const char *title;
+  const char *type;
+  int otj;
+  const store_task_in *tasks;
+  int task_count;
 } store_module_in;
 
 /* Creates a module with its tasks and OTJ setting in one transaction (the
@@ -544,10 +541,10 @@ int store_modules_list(store *s, store_module_cb cb, void *ud);
 /* --- Admin: paths and sharings (R4) --------------------------------------- */
 
 typedef struct store_path_info {
-    int64_t id;
-    const char *title;
-    int64_t created_at;
-    const char *modules_json; /* JSON array of module ids, in order */
+  int64_t id;
+  const char *title;
+  int64_t created_at;
+  const char *modules_json; /* JSON array of module ids, in order */
 } store_path_info;
 typedef int (*store_path_cb)(const store_path_info *p, void *ud);
 
@@ -563,11 +560,11 @@ int store_path_update(store *s, int64_t id, const char *title, const int64_t *mo
 int store_paths_list(store *s, int64_t id, store_path_cb cb, void *ud);
 
 typedef struct store_sharing {
-    int64_t id;
-    int64_t path_id;
-    int64_t user_id;       /* 0 when a department sharing */
-    int64_t department_id; /* 0 when a user sharing */
-    int64_t created_at;
+  int64_t id;
+  int64_t path_id;
+  int64_t user_id;       /* 0 when a department sharing */
+  int64_t department_id; /* 0 when a user sharing */
+  int64_t created_at;
 } store_sharing;
 typedef int (*store_sharing_cb)(const store_sharing *sh, void *ud);
 
@@ -585,13 +582,13 @@ int store_sharings_list(store *s, int64_t path_id, store_sharing_cb cb, void *ud
 /* --- Audit read back (R11) ------------------------------------------------ */
 
 typedef struct store_audit_entry {
-    int64_t id;
-    int64_t at;
-    int64_t actor_id;        /* 0 = the system */
-    const char *actor_login; /* NULL for the system or a deleted user */
-    const char *action;
-    const char *subject;     /* may be NULL */
-    const char *detail_json; /* may be NULL */
+  int64_t id;
+  int64_t at;
+  int64_t actor_id;        /* 0 = the system */
+  const char *actor_login; /* NULL for the system or a deleted user */
+  const char *action;
+  const char *subject;     /* may be NULL */
+  const char *detail_json; /* may be NULL */
 } store_audit_entry;
 typedef int (*store_audit_cb)(const store_audit_entry *e, void *ud);
 
@@ -605,60 +602,60 @@ int store_audit_list(store *s, int64_t before_id, int limit, store_audit_cb cb, 
  * docs/import-format.md). Rows refer to each other by name: a name is looked
  * up among the document's own rows first, then in the database. */
 typedef struct store_import_department {
-    const char *name;
-    const char *parent; /* NULL for a root; must come earlier or exist */
+  const char *name;
+  const char *parent; /* NULL for a root; must come earlier or exist */
 } store_import_department;
 
 typedef struct store_import_user {
-    const char *login;
-    const char *name;
-    const char *department;
-    const char *password_hash; /* already hashed */
-    int admin, management, facilitate_otj;
+  const char *login;
+  const char *name;
+  const char *department;
+  const char *password_hash; /* already hashed */
+  int admin, management, facilitate_otj;
 } store_import_user;
 
 typedef struct store_import_module {
-    const char *title;
-    const char *type;
-    int otj;
-    const store_task_in *tasks;
-    int task_count;
+  const char *title;
+  const char *type;
+  int otj;
+  const store_task_in *tasks;
+  int task_count;
 } store_import_module;
 
 typedef struct store_import_path {
-    const char *title;
-    const char *const *modules; /* titles, in order */
-    int module_count;
+  const char *title;
+  const char *const *modules; /* titles, in order */
+  int module_count;
 } store_import_path;
 
 typedef struct store_import_sharing {
-    const char *path;
-    const char *const *users; /* logins */
-    int user_count;
-    const char *const *departments; /* names */
-    int department_count;
+  const char *path;
+  const char *const *users; /* logins */
+  int user_count;
+  const char *const *departments; /* names */
+  int department_count;
 } store_import_sharing;
 
 typedef struct store_import_completion {
-    const char *login;
-    const char *module;
-    const char *path;     /* may be NULL */
-    int64_t completed_at; /* 0 = now */
+  const char *login;
+  const char *module;
+  const char *path;     /* may be NULL */
+  int64_t completed_at; /* 0 = now */
 } store_import_completion;
 
 typedef struct store_import {
-    const store_import_department *departments;
-    int department_count;
-    const store_import_user *users;
-    int user_count;
-    const store_import_module *modules;
-    int module_count;
-    const store_import_path *paths;
-    int path_count;
-    const store_import_sharing *sharings;
-    int sharing_count;
-    const store_import_completion *completions;
-    int completion_count;
+  const store_import_department *departments;
+  int department_count;
+  const store_import_user *users;
+  int user_count;
+  const store_import_module *modules;
+  int module_count;
+  const store_import_path *paths;
+  int path_count;
+  const store_import_sharing *sharings;
+  int sharing_count;
+  const store_import_completion *completions;
+  int completion_count;
 } store_import;
 
 /* Applies the whole document in ONE transaction, or nothing. On failure
@@ -669,43 +666,42 @@ typedef struct store_import {
  * OTJ switches are audited one by one, and the import as a whole once. */
 int store_import_org(store *s, int64_t now, int64_t actor_id, const store_import *doc);
 
-
 /* --- OTJ decisions and room history (R9, R10, R11) ----------------------- */
 
 typedef enum store_outcome {
-    STORE_APPROVED = 0,     /* write (or find) the completion */
-    STORE_NOT_APPROVED = 1, /* the responsible said no: audit only */
-    STORE_REFUSED = 2       /* a rule refused the approval (R9): audit only */
+  STORE_APPROVED = 0,     /* write (or find) the completion */
+  STORE_NOT_APPROVED = 1, /* the responsible said no: audit only */
+  STORE_REFUSED = 2       /* a rule refused the approval (R9): audit only */
 } store_outcome;
 
 /* One decision of a batch. Inputs are the caller's; answers_json and
  * marks_json must be valid JSON (or NULL); room, note and reason may be NULL.
  * path 0 = none. The outputs are set by store_approvals_commit. */
 typedef struct store_approval {
-    int64_t learner, module, path, approver, now;
-    store_outcome outcome;
-    int check_waiting;  /* STORE_APPROVED: first check (in the transaction)
-                           that the learner waits for the module (R6/R7),
-                           unless they completed it already (R10); sets
-                           path, or turns the decision into STORE_REFUSED */
-    int check_approver; /* any outcome: first check (in the transaction) that
-                           the approver is an active responsible who reaches
-                           the learner (R1, R2); when not, the decision turns
-                           into STORE_REFUSED with `forbidden` set and no
-                           completion is written */
-    const char *room, *answers_json, *marks_json, *note, *reason;
-    int check_tasks;       /* first check (in the transaction) that the module's
-                              tasks still have tasks_digest (R9 was judged on
-                              them); if not, STORE_REFUSED and tasks_changed
-                              (an approval of a learner who has the completion
-                              already keeps it, R10) */
-    uint64_t tasks_digest; /* store_tasks_digest_add over the room's tasks */
-    /* out */
-    int tasks_changed;  /* 1 when refused because the module's tasks changed */
-    int rc;             /* 0, or the STORE_ code of this decision */
-    int64_t completion; /* STORE_APPROVED: the completion's id */
-    int created;        /* 1 when this call created it, 0 when it existed */
-    int forbidden;      /* 1 when check_approver refused the approver */
+  int64_t learner, module, path, approver, now;
+  store_outcome outcome;
+  int check_waiting;  /* STORE_APPROVED: first check (in the transaction)
+                         that the learner waits for the module (R6/R7),
+                         unless they completed it already (R10); sets
+                         path, or turns the decision into STORE_REFUSED */
+  int check_approver; /* any outcome: first check (in the transaction) that
+                         the approver is an active responsible who reaches
+                         the learner (R1, R2); when not, the decision turns
+                         into STORE_REFUSED with `forbidden` set and no
+                         completion is written */
+  const char *room, *answers_json, *marks_json, *note, *reason;
+  int check_tasks;       /* first check (in the transaction) that the module's
+                            tasks still have tasks_digest (R9 was judged on
+                            them); if not, STORE_REFUSED and tasks_changed
+                            (an approval of a learner who has the completion
+                            already keeps it, R10) */
+  uint64_t tasks_digest; /* store_tasks_digest_add over the room's tasks */
+  /* out */
+  int tasks_changed;  /* 1 when refused because the module's tasks changed */
+  int rc;             /* 0, or the STORE_ code of this decision */
+  int64_t completion; /* STORE_APPROVED: the completion's id */
+  int created;        /* 1 when this call created it, 0 when it existed */
+  int forbidden;      /* 1 when check_approver refused the approver */
 } store_approval;
 
 /* Applies n decisions in one transaction (group commit: with
@@ -717,25 +713,25 @@ typedef struct store_approval {
 int store_approvals_commit(store *s, store_approval *a, size_t n);
 
 /* Room history: a live room opened / closed. */
-int store_room_opened(store *s, const char *room, int64_t module, int64_t host,
-                      const char *code, int64_t now);
+int store_room_opened(store *s, const char *room, int64_t module, int64_t host, const char *code,
+                      int64_t now);
 int store_room_closed(store *s, const char *room, int64_t now);
 /* Rooms `host` opened since `since` and has not closed (a room left open
  * expires from Redis after its idle time; `since` excludes those). */
 int store_rooms_open_count(store *s, int64_t host, int64_t since);
 /* A room of the history: its host, join code and whether it is still open.
  * STORE_NOTFOUND for an unknown room. */
-int store_room_get(store *s, const char *room, int64_t *host, char *code,
-                   size_t code_cap, int *open);
+int store_room_get(store *s, const char *room, int64_t *host, char *code, size_t code_cap,
+                   int *open);
 
 /* --- Load provisioning (bulk.c) ------------------------------------------ */
 
 /* One login session to create in bulk: the caller fills login and the
  * token's digest; the store fills user_id. */
 typedef struct store_bulk_session {
-    const char *login;
-    unsigned char token_hash[STORE_TOKEN_HASH_LEN];
-    int64_t user_id; /* out */
+  const char *login;
+  unsigned char token_hash[STORE_TOKEN_HASH_LEN];
+  int64_t user_id; /* out */
 } store_bulk_session;
 
 /* Creates one session per item and appends ONE audit entry ("session.bulk",

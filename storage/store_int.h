@@ -17,26 +17,26 @@
 #include "store.h"
 
 typedef enum store_stmt_id {
-    ST_USER_BY_ID,
-    ST_USER_BY_LOGIN,
-    ST_SESSION_USER,
-    ST_SESSION_CREATE,
-    ST_SESSION_DELETE,
-    ST_AUDIT_APPEND,
-    ST_WITHIN_REACH,
-    ST_COMPLETION_EXISTS,
-    /* org.c's (its SQL lives there) */
-    ST_ORG_LEARNER_PATHS,
-    ST_ORG_REACHES,
-    ST_ORG_PENDING,
-    ST_ORG_PENDING_COUNT,
-    ST__COUNT
+  ST_USER_BY_ID,
+  ST_USER_BY_LOGIN,
+  ST_SESSION_USER,
+  ST_SESSION_CREATE,
+  ST_SESSION_DELETE,
+  ST_AUDIT_APPEND,
+  ST_WITHIN_REACH,
+  ST_COMPLETION_EXISTS,
+  /* org.c's (its SQL lives there) */
+  ST_ORG_LEARNER_PATHS,
+  ST_ORG_REACHES,
+  ST_ORG_PENDING,
+  ST_ORG_PENDING_COUNT,
+  ST__COUNT
 } store_stmt_id;
 
 struct store {
-    sqlite3 *db;
-    sqlite3_stmt *stmt[ST__COUNT];
-    char err[STORE_ERRMSG_MAX];
+  sqlite3 *db;
+  sqlite3_stmt *stmt[ST__COUNT];
+  char err[STORE_ERRMSG_MAX];
 };
 
 /* The cached statement of slot `id`, reset and with bindings cleared; NULL
@@ -75,15 +75,15 @@ int store_step_int(store *s, sqlite3_stmt *st);
 /* The columns of a user (password hash aside) and of a module, in the order
  * store_user_row and store_module_row read them: a query that selects them
  * first (then anything else) can hand its rows to the reader. */
-#define STORE_SQL_USER_COLUMNS                                                                 \
-    "u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"                               \
-    " coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.active"
-#define STORE_SQL_USER_FROM                                                                    \
-    "users u JOIN departments d ON d.id = u.department_id"                                      \
-    " LEFT JOIN permissions p ON p.user_id = u.id"
-#define STORE_SQL_MODULE_COLUMNS                                                               \
-    "m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"                                 \
-    " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
+#define STORE_SQL_USER_COLUMNS                                                                     \
+  "u.id, u.login, u.name, u.department_id, d.name, u.is_admin,"                                    \
+  " coalesce(p.management, 0), coalesce(p.facilitate_otj, 0), u.active"
+#define STORE_SQL_USER_FROM                                                                        \
+  "users u JOIN departments d ON d.id = u.department_id"                                           \
+  " LEFT JOIN permissions p ON p.user_id = u.id"
+#define STORE_SQL_MODULE_COLUMNS                                                                   \
+  "m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"                                      \
+  " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
 
 /* Fills `out` from the current row (password_hash left empty). */
 void store_user_row(sqlite3_stmt *st, store_user *out);
@@ -112,8 +112,7 @@ int store_finish(store *s, int code);
  * that already holds a write transaction (the demo loader). */
 int store_set_permission_in_tx(store *s, int64_t now, int64_t actor_id, int64_t user_id,
                                int management, int facilitate_otj);
-int store_module_set_otj_in_tx(store *s, int64_t now, int64_t actor_id, int64_t module_id,
-                                int otj);
+int store_module_set_otj_in_tx(store *s, int64_t now, int64_t actor_id, int64_t module_id, int otj);
 
 /* Brings the schema up to date (migrations.c). Returns 0 or a STORE_ code
  * with the reason in s->err. */

@@ -40,13 +40,12 @@
 #include "otjd.h"
 #include "store.h"
 
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,       \
-              #cond);                                                        \
-      abort();                                                               \
-    }                                                                        \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                     \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 #define FAKE_PREFIX "$argon2id$v=19$fuzz$"
@@ -62,8 +61,7 @@ void __wrap_live_token_ended(otjd *d, const unsigned char digest[32]);
 int __wrap_auth_hash_password(const char *password, char out[AUTH_HASH_MAX]) {
   unsigned char dg[16];
   char hex[33];
-  crypto_generichash(dg, sizeof dg, (const unsigned char *)password,
-                     strlen(password), NULL, 0);
+  crypto_generichash(dg, sizeof dg, (const unsigned char *)password, strlen(password), NULL, 0);
   sodium_bin2hex(hex, sizeof hex, dg, sizeof dg);
   snprintf(out, AUTH_HASH_MAX, "%s%s", FAKE_PREFIX, hex);
   return 0;
@@ -93,11 +91,11 @@ static char dir[] = "/tmp/otj-fuzz-api-XXXXXX";
 static void cleanup(void) {
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd)) { /* best effort */ }
+  if (system(cmd)) { /* best effort */
+  }
 }
 
-static void session_for(const char *login, char token[AUTH_TOKEN_LEN + 1],
-                        int64_t *id) {
+static void session_for(const char *login, char token[AUTH_TOKEN_LEN + 1], int64_t *id) {
   store_user u;
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
   CHECK(store_user_by_login(D.db, login, &u) == 0);
@@ -167,8 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   r->refs = 1;
   r->method = rt->method;
   snprintf(r->path, sizeof r->path, rt->fmt, id);
-  snprintf(r->token, sizeof r->token, "%s",
-           who == 0 ? admin_token : who == 1 ? learner_token : "");
+  snprintf(r->token, sizeof r->token, "%s", who == 0 ? admin_token : who == 1 ? learner_token : "");
   r->body_len = size - 3;
   r->body = malloc(r->body_len + 1);
   CHECK(r->body);
@@ -188,10 +185,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
   CHECK(r->status >= 200 && r->status <= 599);
-  if (verbose)
-    fprintf(stderr, "%s %d %.200s\n", r->path, r->status, r->resp ? r->resp : "");
-  if (r->status >= 500) fprintf(stderr, "%s: %d %.*s\n", r->path, r->status,
-                                (int)r->resp_len, r->resp ? r->resp : "");
+  if (verbose) fprintf(stderr, "%s %d %.200s\n", r->path, r->status, r->resp ? r->resp : "");
+  if (r->status >= 500)
+    fprintf(stderr, "%s: %d %.*s\n", r->path, r->status, (int)r->resp_len, r->resp ? r->resp : "");
   CHECK(r->status < 500);
   if (r->ctype && !strcmp(r->ctype, "application/json")) {
     json_error_t e;

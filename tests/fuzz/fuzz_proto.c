@@ -22,13 +22,12 @@
 
 #include "proto.h"
 
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,       \
-              #cond);                                                        \
-      abort();                                                               \
-    }                                                                        \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                     \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 static const uint8_t *g_lo, *g_hi;
@@ -43,8 +42,8 @@ static void well_formed(const proto_buf *b) {
   msgpack_unpacked u;
   size_t off = 0;
   msgpack_unpacked_init(&u);
-  msgpack_unpack_return rc = msgpack_unpack_next(
-      &u, (const char *)proto_buf_bytes(b), proto_buf_size(b), &off);
+  msgpack_unpack_return rc =
+      msgpack_unpack_next(&u, (const char *)proto_buf_bytes(b), proto_buf_size(b), &off);
   CHECK(rc == MSGPACK_UNPACK_SUCCESS);
   CHECK(off == proto_buf_size(b));
   CHECK(u.data.type == MSGPACK_OBJECT_MAP);
@@ -90,13 +89,15 @@ static void encode_client(msgpack_sbuffer *sb, const proto_msg *m) {
   case PROTO_T_HELLO: n += 1 + m->hello.has_token; break;
   case PROTO_T_OPEN: n += 2; break;
   case PROTO_T_JOIN: n += 1; break;
-  case PROTO_T_ADD: case PROTO_T_REMOVE: n += 2; break;
+  case PROTO_T_ADD:
+  case PROTO_T_REMOVE: n += 2; break;
   case PROTO_T_STEP: n += 2; break;
   case PROTO_T_ANSWER: n += 4 + m->answer.has_learner; break;
   case PROTO_T_MARK: n += 4 + m->mark.has_note; break;
   case PROTO_T_APPROVE: n += 2; break;
   case PROTO_T_SYNC: n += 2; break;
-  case PROTO_T_LEAVE: case PROTO_T_CLOSE: n += 1; break;
+  case PROTO_T_LEAVE:
+  case PROTO_T_CLOSE: n += 1; break;
   case PROTO_T_PING: break;
   default: CHECK(0);
   }
@@ -112,14 +113,16 @@ static void encode_client(msgpack_sbuffer *sb, const proto_msg *m) {
     p_ku(&pk, "module", m->open.module);
     p_key(&pk, "learners");
     msgpack_pack_array(&pk, m->open.n_learners);
-    for (uint32_t k = 0; k < m->open.n_learners; k++)
-      msgpack_pack_uint64(&pk, m->open.learners[k]);
+    for (uint32_t k = 0; k < m->open.n_learners; k++) msgpack_pack_uint64(&pk, m->open.learners[k]);
     break;
   case PROTO_T_JOIN:
-    if (m->join.has_code) p_kstr(&pk, "code", m->join.code);
-    else p_kstr(&pk, "room", m->join.room);
+    if (m->join.has_code)
+      p_kstr(&pk, "code", m->join.code);
+    else
+      p_kstr(&pk, "room", m->join.room);
     break;
-  case PROTO_T_ADD: case PROTO_T_REMOVE:
+  case PROTO_T_ADD:
+  case PROTO_T_REMOVE:
     p_kstr(&pk, "room", m->add.room);
     p_ku(&pk, "learner", m->add.learner);
     break;
@@ -159,9 +162,8 @@ static void encode_client(msgpack_sbuffer *sb, const proto_msg *m) {
     p_kstr(&pk, "room", m->sync.room);
     p_ku(&pk, "since", m->sync.since);
     break;
-  case PROTO_T_LEAVE: case PROTO_T_CLOSE:
-    p_kstr(&pk, "room", m->leave.room);
-    break;
+  case PROTO_T_LEAVE:
+  case PROTO_T_CLOSE: p_kstr(&pk, "room", m->leave.room); break;
   default: break;
   }
 }
@@ -186,8 +188,7 @@ static int value_same(const proto_value *a, const proto_value *b) {
 
 /* Field by field equality of the member named by type. */
 static int msg_same(const proto_msg *a, const proto_msg *b) {
-  if (a->type != b->type || a->has_rid != b->has_rid || (a->has_rid && a->rid != b->rid))
-    return 0;
+  if (a->type != b->type || a->has_rid != b->has_rid || (a->has_rid && a->rid != b->rid)) return 0;
   switch (a->type) {
   case PROTO_T_HELLO:
     return a->hello.v == b->hello.v && a->hello.has_token == b->hello.has_token &&
@@ -199,10 +200,10 @@ static int msg_same(const proto_msg *a, const proto_msg *b) {
     return a->join.has_code == b->join.has_code && a->join.has_room == b->join.has_room &&
            (a->join.has_code ? str_same(a->join.code, b->join.code)
                              : str_same(a->join.room, b->join.room));
-  case PROTO_T_ADD: case PROTO_T_REMOVE:
+  case PROTO_T_ADD:
+  case PROTO_T_REMOVE:
     return str_same(a->add.room, b->add.room) && a->add.learner == b->add.learner;
-  case PROTO_T_STEP:
-    return str_same(a->step.room, b->step.room) && a->step.task == b->step.task;
+  case PROTO_T_STEP: return str_same(a->step.room, b->step.room) && a->step.task == b->step.task;
   case PROTO_T_ANSWER:
     return str_same(a->answer.room, b->answer.room) && a->answer.task == b->answer.task &&
            value_same(&a->answer.value, &b->answer.value) &&
@@ -220,15 +221,14 @@ static int msg_same(const proto_msg *a, const proto_msg *b) {
       return 0;
     for (uint32_t k = 0; k < a->approve.n_decisions; k++) {
       const proto_decision *x = &a->approve.decisions[k], *y = &b->approve.decisions[k];
-      if (x->learner != y->learner || x->approved != y->approved ||
-          x->has_note != y->has_note || (x->has_note && !str_same(x->note, y->note)))
+      if (x->learner != y->learner || x->approved != y->approved || x->has_note != y->has_note ||
+          (x->has_note && !str_same(x->note, y->note)))
         return 0;
     }
     return 1;
-  case PROTO_T_SYNC:
-    return str_same(a->sync.room, b->sync.room) && a->sync.since == b->sync.since;
-  case PROTO_T_LEAVE: case PROTO_T_CLOSE:
-    return str_same(a->leave.room, b->leave.room);
+  case PROTO_T_SYNC: return str_same(a->sync.room, b->sync.room) && a->sync.since == b->sync.since;
+  case PROTO_T_LEAVE:
+  case PROTO_T_CLOSE: return str_same(a->leave.room, b->leave.room);
   case PROTO_T_PING: return 1;
   default: return 0;
   }
@@ -239,11 +239,11 @@ static void encode_server(const proto_msg *m) {
   proto_buf b;
   proto_buf_init(&b, 16);
   proto_rid rid = proto_rid_of(m);
-#define ONE(call)                                                            \
-  do {                                                                       \
-    proto_buf_clear(&b);                                                     \
-    CHECK((call) == 0);                                                      \
-    well_formed(&b);                                                         \
+#define ONE(call)                                                                                  \
+  do {                                                                                             \
+    proto_buf_clear(&b);                                                                           \
+    CHECK((call) == 0);                                                                            \
+    well_formed(&b);                                                                               \
   } while (0)
   ONE(proto_encode_ok(&b, rid, m->has_rid, m->rid));
   ONE(proto_encode_pong(&b, rid));
@@ -300,7 +300,9 @@ static void encode_server(const proto_msg *m) {
 
 static void check_slices(const proto_msg *m) {
   switch (m->type) {
-  case PROTO_T_HELLO: if (m->hello.has_token) in_frame(m->hello.token); break;
+  case PROTO_T_HELLO:
+    if (m->hello.has_token) in_frame(m->hello.token);
+    break;
   case PROTO_T_JOIN:
     if (m->join.has_code) in_frame(m->join.code);
     if (m->join.has_room) in_frame(m->join.room);
@@ -311,7 +313,10 @@ static void check_slices(const proto_msg *m) {
     in_frame(m->answer.value.raw);
     if (m->answer.value.kind == PROTO_VALUE_STR) in_frame(m->answer.value.s);
     break;
-  case PROTO_T_MARK: in_frame(m->mark.room); if (m->mark.has_note) in_frame(m->mark.note); break;
+  case PROTO_T_MARK:
+    in_frame(m->mark.room);
+    if (m->mark.has_note) in_frame(m->mark.note);
+    break;
   case PROTO_T_APPROVE:
     in_frame(m->approve.room);
     for (uint32_t k = 0; k < m->approve.n_decisions; k++)

@@ -51,8 +51,7 @@ static void malformed_hash_never_verifies(void **state) {
 static void tokens_random_and_digest_matches(void **state) {
   (void)state;
   char t1[AUTH_TOKEN_LEN + 1], t2[AUTH_TOKEN_LEN + 1];
-  unsigned char d1[AUTH_TOKEN_HASH_LEN], d2[AUTH_TOKEN_HASH_LEN],
-      again[AUTH_TOKEN_HASH_LEN];
+  unsigned char d1[AUTH_TOKEN_HASH_LEN], d2[AUTH_TOKEN_HASH_LEN], again[AUTH_TOKEN_HASH_LEN];
   auth_new_token(t1, d1);
   auth_new_token(t2, d2);
   assert_int_equal(strlen(t1), AUTH_TOKEN_LEN);
@@ -83,18 +82,15 @@ static void token_shape_checked(void **state) {
 static void cookie_values(void **state) {
   (void)state;
   char v[64];
-  assert_int_equal(http_cookie_value("a=1; otj_session=abc; b=2",
-                                     "otj_session", v, sizeof v), 0);
+  assert_int_equal(http_cookie_value("a=1; otj_session=abc; b=2", "otj_session", v, sizeof v), 0);
   assert_string_equal(v, "abc");
-  assert_int_equal(http_cookie_value("otj_session=xyz", "otj_session", v,
-                                     sizeof v), 0);
+  assert_int_equal(http_cookie_value("otj_session=xyz", "otj_session", v, sizeof v), 0);
   assert_string_equal(v, "xyz");
-  assert_int_equal(http_cookie_value("x_otj_session=1", "otj_session", v,
-                                     sizeof v), -1);
+  assert_int_equal(http_cookie_value("x_otj_session=1", "otj_session", v, sizeof v), -1);
   assert_int_equal(http_cookie_value("a=1", "otj_session", v, sizeof v), -1);
   char small[4];
-  assert_int_equal(http_cookie_value("otj_session=toolong", "otj_session",
-                                     small, sizeof small), -1);
+  assert_int_equal(http_cookie_value("otj_session=toolong", "otj_session", small, sizeof small),
+                   -1);
 }
 
 static void query_values(void **state) {

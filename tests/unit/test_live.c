@@ -57,7 +57,10 @@ static void event_type_is_read_wherever_it_stands(void **state) {
 
 /* ---- the ring ----------------------------------------------------------------- */
 
-typedef struct seen { uint64_t seq[2 * LIVE_RING]; size_t n; } seen;
+typedef struct seen {
+  uint64_t seq[2 * LIVE_RING];
+  size_t n;
+} seen;
 
 static void record(void *ud, const ev_msg *e) {
   seen *s = ud;

@@ -20,8 +20,8 @@
 typedef struct fixture {
   char dir[64];
   store *db;
-  room_module *hh;  /* Hand hygiene: question, observe, observe, observe */
-  room_module *fs;  /* Food safety basics: questions only */
+  room_module *hh; /* Hand hygiene: question, observe, observe, observe */
+  room_module *fs; /* Food safety basics: questions only */
 } fixture;
 
 static int setup(void **state) {
@@ -138,17 +138,16 @@ static void raw_sql(fixture *f, const char *sql) {
 static void a_module_that_does_not_fit_is_refused_not_cut(void **state) {
   fixture *f = *state;
   /* 257 observe tasks, and a question of 33 options */
-  raw_sql(f,
-          "INSERT INTO modules(title, type, otj, created_at, updated_at)"
-          " VALUES ('Legacy drill', 'quiz', 1, 0, 0), ('Wide quiz', 'quiz', 1, 0, 0);"
-          "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 256)"
-          " INSERT INTO tasks(module_id, position, kind, text)"
-          " SELECT (SELECT id FROM modules WHERE title = 'Legacy drill'), i, 'observe',"
-          " 'Step ' || i FROM n;"
-          "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 32)"
-          " INSERT INTO tasks(module_id, position, kind, text, options)"
-          " SELECT (SELECT id FROM modules WHERE title = 'Wide quiz'), 0, 'question', 'Pick',"
-          " json_group_array('option ' || i) FROM n;");
+  raw_sql(f, "INSERT INTO modules(title, type, otj, created_at, updated_at)"
+             " VALUES ('Legacy drill', 'quiz', 1, 0, 0), ('Wide quiz', 'quiz', 1, 0, 0);"
+             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 256)"
+             " INSERT INTO tasks(module_id, position, kind, text)"
+             " SELECT (SELECT id FROM modules WHERE title = 'Legacy drill'), i, 'observe',"
+             " 'Step ' || i FROM n;"
+             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 32)"
+             " INSERT INTO tasks(module_id, position, kind, text, options)"
+             " SELECT (SELECT id FROM modules WHERE title = 'Wide quiz'), 0, 'question', 'Pick',"
+             " json_group_array('option ' || i) FROM n;");
   int64_t legacy, wide;
   assert_int_equal(store_find_id(f->db, STORE_MODULE, "Legacy drill", &legacy), 0);
   assert_int_equal(store_find_id(f->db, STORE_MODULE, "Wide quiz", &wide), 0);
