@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config git curl ca-certificates
       libsqlite3-dev sqlite3 libmsgpack-dev libcmocka-dev libsodium-dev
       libqrencode-dev libjansson-dev redis-server chromium
       openssl
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev clang-format)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 

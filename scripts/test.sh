@@ -11,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 
+echo "==> the C is formatted (.clang-format; scripts/format.sh fixes it)"
+bash scripts/format.sh --check
+
 echo "==> build (warnings are errors)"
 bash scripts/build.sh build -DOTJ_WERROR=ON
 echo "==> tests"
