@@ -8,6 +8,7 @@
  * caller (404).
  */
 #include "api_util.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -135,7 +136,7 @@ void reply_store_error_msg(http_req *r, int code, const char *msg) {
     reply_error_json(r, 503, "unavailable", NULL, "The database is busy; try again in a moment.");
     break;
   default:
-    fprintf(stderr, "otjd: storage error: %s\n", msg);
+    log_event(LOG_ERROR, "storage error", "error=%s", msg);
     reply_error_json(r, 500, "internal", NULL, "Something went wrong on our side; try again.");
   }
 }

@@ -8,10 +8,12 @@
  * otj_config): parsing, --help and check-config --print follow.
  */
 #include "config.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +30,12 @@
 #define CONFIG_METRICS_TOKEN_MIN 16 /* characters of a metrics token at least */
 
 typedef enum setting_type {
-  SET_STR,  /* text, at most `cap - 1` bytes */
-  SET_U32,  /* a positive whole number */
-  SET_BOOL, /* true/false, yes/no, on/off, 1/0; a bare flag means true */
-  SET_ADDR, /* ADDR:PORT into the char[64] at `off` and the int at `off2` */
-  SET_URL,  /* http:// or https:// URL, stored without a trailing '/' */
+  SET_STR,   /* text, at most `cap - 1` bytes */
+  SET_U32,   /* a positive whole number */
+  SET_BOOL,  /* true/false, yes/no, on/off, 1/0; a bare flag means true */
+  SET_ADDR,  /* ADDR:PORT into the char[64] at `off` and the int at `off2` */
+  SET_URL,   /* http:// or https:// URL, stored without a trailing '/' */
+  SET_LEVEL, /* debug, info, warn or error into the int at `off` (log.h) */
 } setting_type;
 
 typedef struct setting {
@@ -67,7 +70,10 @@ static const setting settings[] = {
      0},
     {"demo", SET_BOOL, U(demo), "false", "BOOL",
      "load the demo organisation into an empty database", 0},
-    {"verbose", SET_BOOL, U(verbose), "false", "BOOL", "more logging (also -v)", 0},
+    {"verbose", SET_BOOL, U(verbose), "false", "BOOL",
+     "log at debug unless log_level is set (also -v)", 0},
+    {"log_level", SET_LEVEL, U(log_level), "info", "LEVEL",
+     "the least level logged: debug, info, warn or error", 0},
     {"tls_cert", SET_STR, S(tls_cert), "", "FILE",
      "PEM certificate (with its chain): serve https and wss (needs tls_key)", 0},
     {"tls_key", SET_STR, S(tls_key), "", "FILE", "PEM private key of tls_cert", 0},
@@ -132,6 +138,17 @@ static const setting settings[] = {
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 _Static_assert(sizeof settings / sizeof settings[0] <= CONFIG_MAX_SETTINGS,
                "raise CONFIG_MAX_SETTINGS");
+
+/* A sentence about a bad setting, logged at error (log.h); the log level
+ * is not known yet, and errors are always shown. */
+__attribute__((format(printf, 1, 2))) static void config_error(const char *fmt, ...) {
+  char msg[CONFIG_ERR_MAX + CONFIG_LINE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  log_event(LOG_ERROR, msg, NULL);
+}
 
 /* ---- names --------------------------------------------------------------- */
 
@@ -214,6 +231,15 @@ static int setting_set(otj_config *c, const setting *s, const char *v, char *err
       return -1;
     }
     return 0;
+  case SET_LEVEL: {
+    log_level l;
+    if (log_level_parse(v, &l) != 0) {
+      snprintf(err, errcap, "wants debug, info, warn or error, got '%s'", v);
+      return -1;
+    }
+    *(int *)(void *)(base + s->off) = (int)l;
+    return 0;
+  }
   case SET_ADDR: {
     char *host = base + s->off;
     int *port = (int *)(void *)(base + s->off2);
@@ -253,6 +279,10 @@ static void setting_text(const otj_config *c, const setting *s, char *out, size_
   case SET_BOOL:
     snprintf(out, cap, "%s", *(const int *)(const void *)(base + s->off) ? "true" : "false");
     break;
+  case SET_LEVEL:
+    snprintf(out, cap, "%s",
+             log_level_name((log_level) * (const int *)(const void *)(base + s->off)));
+    break;
   case SET_ADDR: {
     int port = *(const int *)(const void *)(base + s->off2);
     if (port)
@@ -282,7 +312,7 @@ static void trim(char **start) {
 static int load_file(otj_config *c, const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) {
-    fprintf(stderr, "otjd: cannot read the config file %s: %s\n", path, strerror(errno));
+    config_error("cannot read the config file %s: %s", path, strerror(errno));
     return -1;
   }
   snprintf(c->config_file, sizeof c->config_file, "%s", path);
@@ -292,8 +322,7 @@ static int load_file(otj_config *c, const char *path) {
   while (fgets(line, sizeof line, f)) {
     lineno++;
     if (!strchr(line, '\n') && !feof(f)) {
-      fprintf(stderr, "otjd: %s:%u: the line is longer than %d bytes\n", path, lineno,
-              CONFIG_LINE_MAX - 2);
+      config_error("%s:%u: the line is longer than %d bytes", path, lineno, CONFIG_LINE_MAX - 2);
       rc = -1;
       break;
     }
@@ -302,7 +331,7 @@ static int load_file(otj_config *c, const char *path) {
     if (!*p || *p == '#') continue;
     char *eq = strchr(p, '=');
     if (!eq) {
-      fprintf(stderr, "otjd: %s:%u: expected 'key = value', got '%s'\n", path, lineno, p);
+      config_error("%s:%u: expected 'key = value', got '%s'", path, lineno, p);
       rc = -1;
       break;
     }
@@ -313,7 +342,7 @@ static int load_file(otj_config *c, const char *path) {
     if (val[0] == '"') { /* "quoted": taken as it is, up to the closing quote */
       char *close = strchr(val + 1, '"');
       if (!close) {
-        fprintf(stderr, "otjd: %s:%u: the value of '%s' has no closing quote\n", path, lineno, key);
+        config_error("%s:%u: the value of '%s' has no closing quote", path, lineno, key);
         rc = -1;
         break;
       }
@@ -330,13 +359,12 @@ static int load_file(otj_config *c, const char *path) {
     }
     const setting *s = setting_of_key(key);
     if (!s) {
-      fprintf(stderr, "otjd: %s:%u: unknown setting '%s' (otjd --help lists them)\n", path, lineno,
-              key);
+      config_error("%s:%u: unknown setting '%s' (otjd --help lists them)", path, lineno, key);
       rc = -1;
       break;
     }
     if (setting_set(c, s, val, err, sizeof err) != 0) {
-      fprintf(stderr, "otjd: %s:%u: %s %s\n", path, lineno, s->key, err);
+      config_error("%s:%u: %s %s", path, lineno, s->key, err);
       rc = -1;
       break;
     }
@@ -344,7 +372,7 @@ static int load_file(otj_config *c, const char *path) {
     c->source_line[s - settings] = lineno;
   }
   if (rc == 0 && ferror(f)) {
-    fprintf(stderr, "otjd: cannot read the config file %s: %s\n", path, strerror(errno));
+    config_error("cannot read the config file %s: %s", path, strerror(errno));
     rc = -1;
   }
   fclose(f);
@@ -358,7 +386,7 @@ static int load_env(otj_config *c) {
     const char *v = getenv(name);
     if (!v || !*v) continue; /* an empty variable is an unset one */
     if (setting_set(c, &settings[i], v, err, sizeof err) != 0) {
-      fprintf(stderr, "otjd: environment %s %s\n", name, err);
+      config_error("environment %s %s", name, err);
       return -1;
     }
     c->source[i] = CONFIG_ENV;
@@ -372,7 +400,7 @@ static void set_defaults(otj_config *c) {
   for (size_t i = 0; i < NSETTINGS; i++) {
     if (setting_set(c, &settings[i], settings[i].def, err, sizeof err) != 0) {
       /* a default that does not parse is a bug in the table */
-      fprintf(stderr, "otjd: bad default of %s: %s\n", settings[i].key, err);
+      config_error("bad default of %s: %s", settings[i].key, err);
       abort();
     }
   }
@@ -382,26 +410,26 @@ static void set_defaults(otj_config *c) {
  * with the message on stderr. */
 static int check_all(otj_config *c) {
   if (!c->max_user_msgs_per_sec) c->max_user_msgs_per_sec = c->max_msgs_per_sec;
+  if (c->verbose && c->source[setting_of_key("log_level") - settings] == CONFIG_DEFAULT)
+    c->log_level = LOG_DEBUG;
   if (!c->tls_cert[0] != !c->tls_key[0]) {
-    fprintf(stderr, "otjd: tls_cert and tls_key go together: set both or neither\n");
+    config_error("tls_cert and tls_key go together: set both or neither");
     return -1;
   }
   const char *files[2] = {c->tls_cert, c->tls_key};
   for (int i = 0; i < 2; i++) {
     if (files[i][0] && access(files[i], R_OK) != 0) {
-      fprintf(stderr, "otjd: %s %s cannot be read: %s\n", i ? "tls_key" : "tls_cert", files[i],
-              strerror(errno));
+      config_error("%s %s cannot be read: %s", i ? "tls_key" : "tls_cert", files[i],
+                   strerror(errno));
       return -1;
     }
   }
   if (c->metrics_port && c->metrics_port == c->listen_port) {
-    fprintf(stderr, "otjd: metrics_listen must use another port than listen (%d)\n",
-            c->listen_port);
+    config_error("metrics_listen must use another port than listen (%d)", c->listen_port);
     return -1;
   }
   if (c->metrics_token[0] && strlen(c->metrics_token) < CONFIG_METRICS_TOKEN_MIN) {
-    fprintf(stderr, "otjd: metrics_token must be at least %d characters long\n",
-            CONFIG_METRICS_TOKEN_MIN);
+    config_error("metrics_token must be at least %d characters long", CONFIG_METRICS_TOKEN_MIN);
     return -1;
   }
   return 0;
@@ -437,7 +465,7 @@ int config_load(otj_config *c, int argc, char **argv) {
   const char *config_path = getenv("OTJ_CONFIG");
   int rc = CONFIG_RUN, ch;
   optind = 1;
-  opterr = 1;
+  opterr = 0; /* getopt's own message would not be logfmt */
   while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
     if (ch == 'h') {
       rc = CONFIG_HELP;
@@ -451,13 +479,14 @@ int config_load(otj_config *c, int argc, char **argv) {
       const setting *s = &settings[ch - OPT_SETTING];
       flags[nflags++] = (flag_value){s, optarg ? optarg : "true"};
     } else {
-      fprintf(stderr, "otjd: see otjd --help\n");
+      config_error("unknown option or missing value: '%s' (see otjd --help)",
+                   argv[optind - 1 > 0 ? optind - 1 : 0]);
       free(flags);
       return CONFIG_BAD;
     }
   }
   if (optind < argc) {
-    fprintf(stderr, "otjd: unexpected argument '%s' (see otjd --help)\n", argv[optind]);
+    config_error("unexpected argument '%s' (see otjd --help)", argv[optind]);
     free(flags);
     return CONFIG_BAD;
   }
@@ -476,7 +505,7 @@ int config_load(otj_config *c, int argc, char **argv) {
     const setting *s = flags[i].s;
     if (setting_set(c, s, flags[i].v, err, sizeof err) != 0) {
       flag_name(s, name, sizeof name);
-      fprintf(stderr, "otjd: --%s %s\n", name, err);
+      config_error("--%s %s", name, err);
       free(flags);
       return CONFIG_BAD;
     }

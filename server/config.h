@@ -35,7 +35,8 @@ typedef struct otj_config {
   char origins[1024];         /* origins: other Origins allowed for cookie upgrades */
   char public_url[256];       /* public_url: base of join links, no trailing '/' */
   int demo;                   /* demo */
-  int verbose;                /* verbose (-v) */
+  int verbose;                /* verbose (-v): log_level debug unless log_level is set */
+  int log_level;              /* log_level: a log_level of log.h */
 
   /* TLS on the listener (both or neither) */
   char tls_cert[CONFIG_PATH_MAX]; /* tls_cert: PEM certificate (chain) */

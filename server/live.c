@@ -10,6 +10,7 @@
  * below and the types of live_int.h, and nothing else.
  */
 #include "live_int.h"
+#include "log.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -166,7 +167,7 @@ int live_init(otjd *d) {
   uv_unref((uv_handle_t *)&L.beat);
   L.ps = psub_create(d->loop, d->redis_addr, RSTORE_DASH_CHANNEL, on_channel, on_psub_state, NULL);
   if (!L.ps) {
-    fprintf(stderr, "otjd: bad Redis address for pub/sub\n");
+    log_event(LOG_ERROR, "bad Redis address for pub/sub", "redis=%s", d->redis_addr);
     return -1;
   }
   return 0;

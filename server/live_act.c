@@ -12,6 +12,7 @@
  * the room's channel like any other (live_room.c), the sender included.
  */
 #include "live_int.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,8 @@ void live_leave(ws_sess *s, const proto_msg *m) {
     return;
   }
   lroom *r = a->r;
+  log_event(LOG_INFO, "room left", "room=%s user=%lld session=%llu", r->id, (long long)ws_user(s),
+            (unsigned long long)ws_id(s));
   room_hold(r); /* kept while the leave is sent */
   att_remove(a);
   live_send_leave(r, ws_user(s), s, rid);
@@ -309,8 +312,8 @@ static void closed_work(uv_work_t *w) {
 static void closed_done(uv_work_t *w, int status) {
   closed_job *j = w->data;
   if (status != 0 || j->code != 0)
-    fprintf(stderr, "otjd: recording the close of room %s failed: %s\n", j->room,
-            status != 0 ? "cancelled" : j->msg);
+    log_event(LOG_ERROR, "recording the close of a room failed", "room=%s error=%s", j->room,
+              status != 0 ? "cancelled" : j->msg);
   closed_tell(j->ref, j->rid, j->seq);
   free(j);
 }
@@ -330,14 +333,16 @@ void live_record_closed(const char *room, ws_sess *s, proto_rid rid, uint64_t se
   }
   /* no worker: the loop's handle, which waits only briefly */
   if (store_room_closed(L.d->db, room, (int64_t)time(NULL)) != 0)
-    fprintf(stderr, "otjd: recording the close of room %s failed: %s\n", room,
-            store_errmsg(L.d->db));
+    log_event(LOG_ERROR, "recording the close of a room failed", "room=%s error=%s", room,
+              store_errmsg(L.d->db));
   closed_tell(s ? ws_ref_get(s) : NULL, rid, seq);
 }
 
 static void close_reply(live_op *o, redisReply *rep) {
   if (live_reply_failed(o, rep)) return;
   lroom *r = o->r;
+  log_event(LOG_INFO, "room closed", "room=%s module=%lld host=%lld", r->id, (long long)r->module,
+            (long long)r->host);
   live_drop_code(r->code);
   live_record_closed(r->id, live_op_sess(o), o->rid, live_reply_parse(rep).seq);
 }

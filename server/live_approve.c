@@ -12,6 +12,7 @@
  * events (each learner sees only their own).
  */
 #include "live_int.h"
+#include "log.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@ int live_approve_start(otjd *d) {
   snprintf(path, sizeof path, "%s/otj.db", d->cfg.data_dir);
   L.w = writer_start(d->loop, path, err, sizeof err);
   if (!L.w) {
-    fprintf(stderr, "otjd: cannot start the approval writer: %s\n", err);
+    log_event(LOG_ERROR, "cannot start the approval writer", "error=%s", err);
     return -1;
   }
   return 0;
@@ -82,6 +83,29 @@ static void refuse_changed_tasks(ws_sess *s, proto_rid rid, const lroom *r) {
 }
 
 /* ---- after the commit: the host's answer, the room's outcomes -------------------- */
+
+/* One line per decision, with ids only: never the answers, marks or note. */
+static void log_decisions(const approve_ctx *x, const char *why) {
+  for (uint32_t i = 0; i < x->n; i++) {
+    const store_approval *it = &x->items[i];
+    const char *outcome = why                                 ? "refused"
+                          : it->rc != 0                       ? "failed"
+                          : it->forbidden                     ? "refused"
+                          : it->outcome == STORE_APPROVED     ? "approved"
+                          : it->outcome == STORE_NOT_APPROVED ? "not_approved"
+                                                              : "refused";
+    log_event(LOG_INFO, "approval",
+              "room=%s module=%lld learner=%lld approver=%lld outcome=%s completion=%lld why=%s",
+              x->r->id, (long long)it->module, (long long)it->learner, (long long)it->approver,
+              outcome,
+              (long long)(it->rc == 0 && it->outcome == STORE_APPROVED ? it->completion : 0),
+              why                                                         ? why
+              : it->rc != 0                                               ? "not_saved"
+              : it->forbidden                                             ? "rights_changed"
+              : it->reason && it->rc == 0 && it->outcome == STORE_REFUSED ? "rule"
+                                                                          : "");
+  }
+}
 
 /* 1 when the writer refused a decision because the module's tasks changed. */
 static int tasks_changed(const approve_ctx *x) {
@@ -145,10 +169,12 @@ static void approve_committed(writer_job *job, void *arg) {
   approve_ctx *x = arg;
   ws_sess *s = ws_ref_sess(x->ref);
   if (tasks_changed(x)) {
+    log_decisions(x, "tasks_changed");
     if (s) refuse_changed_tasks(s, x->rid, x->r);
     approve_ctx_free(x);
     return;
   }
+  log_decisions(x, NULL);
   uint32_t forbidden = 0;
   for (uint32_t i = 0; i < x->n; i++) forbidden += x->items[i].rc == 0 && x->items[i].forbidden;
   if (forbidden && forbidden == x->n) {

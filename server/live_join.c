@@ -10,6 +10,7 @@
  * ring, and room_catch_up hands them over: nothing is missed, nothing twice.
  */
 #include "live_int.h"
+#include "log.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -250,6 +251,8 @@ static void join_reply(live_op *o, redisReply *rep) {
     }
     a = att_add(s, r, ws_user(s) == r->host);
     if (!a) return;
+    log_event(LOG_INFO, "room joined", "room=%s user=%lld session=%llu role=%s", r->id,
+              (long long)ws_user(s), (unsigned long long)ws_id(s), a->host ? "host" : "learner");
   }
   if (o->is_sync) {
     /* a sync from a connection that was not in the room: now it is; send
@@ -412,6 +415,7 @@ typedef struct open_ctx {
   char room[LIVE_ROOM_ID_LEN + 1];
   char code[8];
   int64_t module;
+  int64_t host; /* the responsible who opens it */
   char title[128];
   uint32_t n;
   int64_t ids[PROTO_MAX_LEARNERS];
@@ -441,6 +445,8 @@ static void open_reply(live_op *o, redisReply *rep) {
     live_drop_code(x->code);
     return;
   }
+  log_event(LOG_INFO, "room opened", "room=%s module=%lld host=%lld learners=%u", x->room,
+            (long long)x->module, (long long)x->host, x->n);
   if (!s) return;
   for (uint32_t i = 0; i < x->n; i++)
     dash_invite(x->ids[i], x->room, x->code, x->module, x->title, ws_user(s), ws_user_name(s));
@@ -514,7 +520,8 @@ static void open_code_reply(redisAsyncContext *ac, void *reply, void *priv) {
       return;
     }
     if (rec != STORE_BUSY)
-      fprintf(stderr, "otjd: recording room %s failed: %s\n", x->room, store_errmsg(L.d->db));
+      log_event(LOG_ERROR, "recording the opening of a room failed", "room=%s error=%s", x->room,
+                store_errmsg(L.d->db));
     ws_send_err(s, o->rid, PROTO_UNAVAILABLE, "The room could not be recorded; try again shortly.");
     live_op_free(o);
     return;
@@ -621,6 +628,7 @@ void live_open(ws_sess *s, const proto_msg *m) {
     return;
   }
   x->module = mod.id;
+  x->host = ws_user(s);
   snprintf(x->title, sizeof x->title, "%s", mod.title);
   static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz23456789";
   for (int i = 0; i < LIVE_ROOM_ID_LEN; i++)

@@ -12,6 +12,7 @@
  * cannot be sent tells the client "unavailable" and is freed at once.
  */
 #include "live_int.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,8 +203,8 @@ static void script_loaded(redisAsyncContext *ac, void *reply, void *priv) {
     L.sha_ok = 1;
     live_resync_rooms();
   } else {
-    fprintf(stderr, "otjd: loading the room script failed: %s\n",
-            rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no reply");
+    log_event(LOG_ERROR, "loading the room script failed", "error=%s",
+              rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no reply");
   }
 }
 

@@ -13,6 +13,7 @@
  * same refcounted frame is queued on every session that may see it.
  */
 #include "live_int.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,6 +283,8 @@ static void gap_reply(live_op *o, redisReply *rep) {
   if (y.kind == LIVE_REPLY_ERR && y.code == PROTO_NOT_FOUND) {
     /* the room is gone from the store (it expired, or a Redis without
      * persistence restarted): its connections are told and let go */
+    log_event(LOG_INFO, "room ended", "room=%s module=%lld host=%lld why=gone_from_redis", r->id,
+              (long long)r->module, (long long)r->host);
     for (attach *a = r->atts, *n; a; a = n) {
       n = a->rnext;
       ws_send_err(a->s, PROTO_NO_RID, PROTO_NOT_FOUND,

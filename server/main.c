@@ -33,6 +33,7 @@
 #include "config.h"
 #include "http.h"
 #include "live.h"
+#include "log.h"
 #include "otjd.h"
 #include "proto.h"
 #include "rconn.h"
@@ -116,7 +117,7 @@ static void begin_shutdown(const char *why) {
   if (d->shutting_down) return;
   d->shutting_down = 1;
   size_t n = ws_close_all(d);
-  fprintf(stderr, "otjd: %s: closing %zu connection%s\n", why, n, n == 1 ? "" : "s");
+  log_event(LOG_INFO, "stopping", "why=%s connections=%zu", why, n);
   shutdown_started = otjd_now_ms(d);
   uv_timer_start(&shutdown_timer, on_shutdown_tick, SHUTDOWN_POLL_MS, SHUTDOWN_POLL_MS);
 }
@@ -134,17 +135,16 @@ static void on_sigchld(uv_signal_t *h, int signum) {
   if (waitpid(d->redis_child, &status, WNOHANG) != d->redis_child) return;
   d->redis_child = 0;
   if (d->shutting_down) return;
-  fprintf(stderr,
-          "otjd: the private redis-server exited (status %d); "
-          "starting a new one\n",
-          status);
+  log_event(LOG_ERROR, "private redis-server exited; starting a new one", "status=%d", status);
   char err[512], sock[512];
   pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir, d->cfg.redis_maxmemory_mb,
                                sock, sizeof sock, err, sizeof err);
-  if (pid > 0)
+  if (pid > 0) {
     d->redis_child = pid;
-  else
-    fprintf(stderr, "otjd: %s\n", err);
+    log_event(LOG_INFO, "private redis-server started", "pid=%d socket=%s", (int)pid, sock);
+  } else {
+    log_event(LOG_ERROR, "private redis-server did not start", "error=%s", err);
+  }
   /* rconn reconnects to the same socket path by itself */
 }
 
@@ -154,33 +154,32 @@ static int open_storage(otjd *d) {
   char path[600], err[512];
   snprintf(path, sizeof path, "%s/otj.db", d->cfg.data_dir);
   if (store_open(path, &d->db, err, sizeof err) != 0) {
-    fprintf(stderr, "otjd: cannot open %s: %s\n", path, err);
+    log_event(LOG_ERROR, "cannot open the database", "path=%s error=%s", path, err);
     return EX_CANTCREAT;
   }
   if (store_open(path, &d->db_worker, err, sizeof err) != 0) {
-    fprintf(stderr, "otjd: cannot open %s: %s\n", path, err);
+    log_event(LOG_ERROR, "cannot open the database", "path=%s error=%s", path, err);
     return EX_CANTCREAT;
   }
   uv_mutex_init(&d->db_worker_lock);
   if (d->cfg.demo) {
     int users = store_user_count(d->db);
     if (users < 0) {
-      fprintf(stderr, "otjd: cannot read %s: %s\n", path, store_errmsg(d->db));
+      log_event(LOG_ERROR, "cannot read the database", "path=%s error=%s", path,
+                store_errmsg(d->db));
       return EX_CANTCREAT;
     }
     if (users > 0) {
-      fprintf(stderr, "otjd: --demo: the database already has users; "
-                      "leaving it as it is\n");
+      log_event(LOG_WARN, "demo: the database already has users; leaving it as it is", NULL);
     } else {
       char hash[AUTH_HASH_MAX];
       if (auth_hash_password(DEMO_PASSWORD, hash) != 0 || store_load_demo(d->db, hash) != 0) {
-        fprintf(stderr, "otjd: loading the demo organisation failed: %s\n", store_errmsg(d->db));
+        log_event(LOG_ERROR, "loading the demo organisation failed", "error=%s",
+                  store_errmsg(d->db));
         return EX_SOFTWARE;
       }
-      fprintf(stderr,
-              "otjd: demo organisation loaded (every password is "
-              "'%s')\n",
-              DEMO_PASSWORD);
+      /* the demo password is in README.md: never in the log */
+      log_event(LOG_INFO, "demo organisation loaded", "passwords=README.md");
     }
   }
   /* From here d->db serves the event loop: it waits for another
@@ -188,7 +187,8 @@ static int open_storage(otjd *d) {
    * longer lock answers "busy, retry" instead of stalling every socket. */
   uint32_t busy_ms = d->cfg.db_loop_busy_ms;
   if (store_set_busy_timeout(d->db, busy_ms > INT32_MAX ? INT32_MAX : (int)busy_ms) != 0) {
-    fprintf(stderr, "otjd: cannot set the busy timeout of %s: %s\n", path, store_errmsg(d->db));
+    log_event(LOG_ERROR, "cannot set the busy timeout", "path=%s error=%s", path,
+              store_errmsg(d->db));
     return EX_SOFTWARE;
   }
   return 0;
@@ -203,11 +203,11 @@ static int start_redis(otjd *d) {
   pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir, d->cfg.redis_maxmemory_mb,
                                d->redis_addr, sizeof d->redis_addr, err, sizeof err);
   if (pid <= 0) {
-    fprintf(stderr, "otjd: %s\n", err);
+    log_event(LOG_ERROR, "private redis-server did not start", "error=%s", err);
     return EX_UNAVAILABLE;
   }
   d->redis_child = pid;
-  fprintf(stderr, "otjd: private redis-server (pid %d) on %s\n", (int)pid, d->redis_addr);
+  log_event(LOG_INFO, "private redis-server started", "pid=%d socket=%s", (int)pid, d->redis_addr);
   return 0;
 }
 
@@ -295,11 +295,11 @@ static int start_main_vhost(otjd *d) {
     info.alpn = "http/1.1";
   }
   if (!lws_create_vhost(d->lws, &info)) {
-    fprintf(stderr, "otjd: cannot serve on %s:%d (is the port in use?%s)\n", d->cfg.listen_addr,
-            d->cfg.listen_port,
-            d->cfg.tls_cert[0] ? " do tls_cert and tls_key hold a PEM "
-                                 "certificate and its key?"
-                               : "");
+    log_event(LOG_ERROR,
+              d->cfg.tls_cert[0] ? "cannot serve (is the port in use? do tls_cert and tls_key "
+                                   "hold a PEM certificate and its key?)"
+                                 : "cannot serve (is the port in use?)",
+              "listen=%s:%d", d->cfg.listen_addr, d->cfg.listen_port);
     return EX_SOFTWARE;
   }
   return 0;
@@ -326,8 +326,8 @@ static int start_metrics_vhost(otjd *d) {
   info.vhost_name = API_METRICS_VHOST;
   info.retry_and_idle_policy = &no_validity;
   if (!lws_create_vhost(d->lws, &info)) {
-    fprintf(stderr, "otjd: cannot serve metrics on %s:%d (is the port in use?)\n",
-            d->cfg.metrics_addr, d->cfg.metrics_port);
+    log_event(LOG_ERROR, "cannot serve metrics (is the port in use?)", "listen=%s:%d",
+              d->cfg.metrics_addr, d->cfg.metrics_port);
     return EX_SOFTWARE;
   }
   return 0;
@@ -346,8 +346,8 @@ static int start_lws(otjd *d) {
   info.timeout_secs = 20;
   d->lws = lws_create_context(&info);
   if (!d->lws) {
-    fprintf(stderr, "otjd: libwebsockets did not start (is "
-                    "libwebsockets-evlib-uv installed?)\n");
+    log_event(LOG_ERROR, "libwebsockets did not start (is libwebsockets-evlib-uv installed?)",
+              NULL);
     return EX_SOFTWARE;
   }
   int rc = start_main_vhost(d);
@@ -422,10 +422,8 @@ static int cmd_check_config(int argc, char **argv) {
   int rc = c ? load_settings(c, n, args) : EX_SOFTWARE;
   if (rc < 0) {
     if (print) config_print(stdout, c);
-    if (c->config_file[0])
-      fprintf(stderr, "otjd: the settings are good (config file %s)\n", c->config_file);
-    else
-      fprintf(stderr, "otjd: the settings are good (no config file)\n");
+    log_event(LOG_INFO, "the settings are good", "config=%s",
+              c->config_file[0] ? c->config_file : "none");
     rc = 0;
   }
   free(c);
@@ -443,18 +441,18 @@ static int serve(int argc, char **argv) {
   otjd *d = &g_d;
   int rc = load_settings(&d->cfg, argc, argv);
   if (rc >= 0) return rc;
-  setvbuf(stderr, NULL, _IOLBF, 0);
+  log_set_level((log_level)d->cfg.log_level);
+  log_route_lws();
   signal(SIGPIPE, SIG_IGN);
   srand((unsigned)time(NULL) ^ (unsigned)getpid());
-  lws_set_log_level(d->cfg.verbose ? (LLL_ERR | LLL_WARN | LLL_NOTICE) : (LLL_ERR | LLL_WARN),
-                    NULL);
   if (auth_init() != 0) {
-    fprintf(stderr, "otjd: libsodium did not start\n");
+    log_event(LOG_ERROR, "libsodium did not start", NULL);
     return EX_SOFTWARE;
   }
   raise_nofile();
   if (mkdir_p(d->cfg.data_dir) != 0) {
-    fprintf(stderr, "otjd: cannot create data folder %s: %s\n", d->cfg.data_dir, strerror(errno));
+    log_event(LOG_ERROR, "cannot create the data folder", "path=%s error=%s", d->cfg.data_dir,
+              strerror(errno));
     return EX_CANTCREAT;
   }
   if ((rc = open_storage(d)) != 0) goto out_store;
@@ -485,19 +483,17 @@ static int serve(int argc, char **argv) {
     rc = EX_SOFTWARE;
     begin_shutdown("cannot start live rooms");
   } else if (!d->redis) {
-    fprintf(stderr,
-            "otjd: bad Redis address '%s' (want HOST:PORT or "
-            "/path/to.sock)\n",
-            d->redis_addr);
+    log_event(LOG_ERROR, "bad Redis address (want HOST:PORT or /path/to.sock)", "redis=%s",
+              d->redis_addr);
     rc = EX_USAGE;
     begin_shutdown("bad configuration");
   } else {
-    fprintf(stderr, "otjd: serving %s://%s:%d (web client from %s)\n",
-            d->cfg.tls_cert[0] ? "https" : "http", d->cfg.listen_addr, d->cfg.listen_port,
-            d->cfg.web_root);
+    log_event(LOG_INFO, "serving", "url=%s://%s:%d web=%s version=%s log_level=%s",
+              d->cfg.tls_cert[0] ? "https" : "http", d->cfg.listen_addr, d->cfg.listen_port,
+              d->cfg.web_root, OTJ_VERSION, log_level_name((log_level)d->cfg.log_level));
     if (d->cfg.metrics_port)
-      fprintf(stderr, "otjd: metrics on http://%s:%d/metrics\n", d->cfg.metrics_addr,
-              d->cfg.metrics_port);
+      log_event(LOG_INFO, "serving metrics", "url=http://%s:%d/metrics", d->cfg.metrics_addr,
+                d->cfg.metrics_port);
   }
 
   uv_run(d->loop, UV_RUN_DEFAULT);
@@ -506,7 +502,7 @@ out_loop:
   live_free(d);
   if (uv_loop_close(d->loop) != 0) {
     /* something still holds the loop; say so rather than hang */
-    fprintf(stderr, "otjd: loop still had handles at exit\n");
+    log_event(LOG_WARN, "the loop still had handles at exit", NULL);
   }
   free(d->loop);
 out_redis:
@@ -518,6 +514,6 @@ out_store:
   store_close(d->db_worker);
   store_close(d->db);
   if (d->db_worker) uv_mutex_destroy(&d->db_worker_lock);
-  fprintf(stderr, "otjd: stopped\n");
+  log_event(LOG_INFO, "stopped", "exit=%d", rc);
   return rc;
 }

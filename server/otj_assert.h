@@ -13,13 +13,14 @@
 #ifndef OTJ_ASSERT_H
 #define OTJ_ASSERT_H
 
-#include <stdio.h>
 #include <stdlib.h>
+
+#include "log.h"
 
 __attribute__((noreturn, cold)) static inline void
 otj_assert_fail(const char *expr, const char *file, int line, const char *func) {
-  fprintf(stderr, "otjd: assertion failed at %s:%d in %s(): %s\n", file, line, func, expr);
-  fflush(stderr);
+  log_event(LOG_ERROR, "assertion failed", "file=%s line=%d func=%s expr=%s", file, line, func,
+            expr);
   abort();
 }
 

@@ -5,6 +5,7 @@
 #include "otj_assert.h"
 
 #include "backoff.h"
+#include "log.h"
 #include "metrics.h"
 
 #include <hiredis/hiredis.h>
@@ -161,7 +162,7 @@ static void drop_connection(psub *p, const char *why) {
   }
   if (p->handle_open && !uv_is_closing(&p->h.handle)) uv_close(&p->h.handle, on_stream_closed);
   if (!p->closing && (p->attempt == 0 || p->attempt % 10 == 0))
-    fprintf(stderr, "otjd: redis pub/sub: %s; reconnecting\n", why);
+    log_event(LOG_WARN, "redis pub/sub: connection lost; reconnecting", "error=%s", why);
   if (was_up && p->on_state && !p->closing) p->on_state(p->ud, 0);
 }
 
@@ -190,7 +191,7 @@ static void handle_reply(psub *p, redisReply *r) {
       subscribe_pending(p);
       return;
     }
-    fprintf(stderr, "otjd: redis pub/sub: %s\n", r->str);
+    log_event(LOG_WARN, "redis pub/sub: error", "error=%s", r->str);
     return;
   }
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
@@ -280,7 +281,7 @@ static void start_connect(psub *p) {
     const char *host = strcmp(p->host, "localhost") ? p->host : "127.0.0.1";
     if (uv_ip4_addr(host, p->port, (struct sockaddr_in *)&sa) != 0 &&
         uv_ip6_addr(host, p->port, (struct sockaddr_in6 *)&sa) != 0) {
-      fprintf(stderr, "otjd: redis pub/sub: cannot use address %s\n", p->host);
+      log_event(LOG_ERROR, "redis pub/sub: cannot use the address", "redis=%s", p->host);
       return;
     }
     uv_tcp_init(p->loop, &p->h.tcp);

@@ -4,6 +4,7 @@
 #include "rconn.h"
 
 #include "backoff.h"
+#include "log.h"
 #include "metrics.h"
 
 #include <stdarg.h>
@@ -126,14 +127,15 @@ static void on_connect(const redisAsyncContext *ac, int status) {
   if (status != REDIS_OK) {
     /* hiredis frees the context after this callback */
     if (r->attempt == 0 || r->attempt % 10 == 0)
-      fprintf(stderr, "otjd: redis: connect failed: %s; retrying\n", ac->errstr);
+      log_event(LOG_WARN, "redis: connect failed; retrying", "redis=%s port=%d error=%s", r->host,
+                r->port, ac->errstr);
     r->ac = NULL;
     schedule_retry(r);
     return;
   }
   r->connected = 1;
   r->attempt = 0;
-  fprintf(stderr, "otjd: redis: connected\n");
+  log_event(LOG_INFO, "redis: connected", "redis=%s port=%d", r->host, r->port);
   if (r->cb) r->cb(r->ud, 1);
 }
 
@@ -146,8 +148,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
   r->connected = 0;
   if (r->closing) return;
   r->losses++;
-  fprintf(stderr, "otjd: redis: connection lost (%s); reconnecting\n",
-          status == REDIS_OK ? "closed" : ac->errstr);
+  log_event(LOG_WARN, "redis: connection lost; reconnecting", "redis=%s port=%d error=%s", r->host,
+            r->port, status == REDIS_OK ? "closed" : ac->errstr);
   if (was && r->cb) r->cb(r->ud, 0);
   schedule_retry(r);
 }
@@ -160,7 +162,8 @@ static void on_connect_timeout(uv_timer_t *t) {
     ac->data = NULL;
     redisAsyncFree(ac); /* never connected: no disconnect callback */
     if (r->attempt == 0 || r->attempt % 10 == 0)
-      fprintf(stderr, "otjd: redis: connect timed out; retrying\n");
+      log_event(LOG_WARN, "redis: connect timed out; retrying", "redis=%s port=%d", r->host,
+                r->port);
     schedule_retry(r);
   }
 }
@@ -175,7 +178,8 @@ static void start_connect(rconn *r) {
   }
   if (ac->err) {
     if (r->attempt == 0 || r->attempt % 10 == 0)
-      fprintf(stderr, "otjd: redis: %s; retrying\n", ac->errstr);
+      log_event(LOG_WARN, "redis: connect failed; retrying", "redis=%s port=%d error=%s", r->host,
+                r->port, ac->errstr);
     redisAsyncFree(ac);
     schedule_retry(r);
     return;

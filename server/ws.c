@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "http.h"
 #include "live.h"
+#include "log.h"
 #include "metrics.h"
 #include "proto.h"
 #include "otj_assert.h"
@@ -40,6 +41,8 @@ struct ws_frame {
 struct ws_sess {
   struct lws *wsi;
   otjd *d;
+  uint64_t id;                  /* this process's number of the connection, for the log */
+  int peer_close;               /* the close code the client sent, 0 if none */
   ws_sess *prev, *next;         /* otjd.sessions */
   ws_sess *arm_prev, *arm_next; /* otjd.arm_head, when on_arm_list */
   int on_arm_list;
@@ -181,6 +184,7 @@ void ws_ref_put(ws_ref *r) {
 }
 
 int64_t ws_user(const ws_sess *s) { return s->user_id; }
+uint64_t ws_id(const ws_sess *s) { return s->id; }
 const char *ws_user_name(const ws_sess *s) { return s->name ? s->name : ""; }
 int ws_is_responsible(const ws_sess *s) { return s->responsible; }
 void **ws_live_slot(ws_sess *s) { return &s->live; }
@@ -287,6 +291,8 @@ static void count_err(ws_sess *s, proto_code code) {
 
 void ws_send_err(ws_sess *s, proto_rid rid, proto_code code, const char *msg) {
   count_err(s, code);
+  log_event(LOG_DEBUG, "ws err sent", "session=%llu user=%lld code=%s", (unsigned long long)s->id,
+            (long long)s->user_id, proto_code_name(code));
   proto_buf *b = outbuf();
   if (proto_encode_err(b, rid, code, msg) == 0) send_buf(s, b);
 }
@@ -488,6 +494,8 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
            store_session_user(d->db, digest, (int64_t)time(NULL), &uid) == 0 &&
            store_user_by_id(d->db, uid, &u) == 0;
   if (!ok) {
+    log_event(LOG_INFO, "ws hello refused", "session=%llu reason=%s tries=%d",
+              (unsigned long long)s->id, tok ? "unknown_session" : "no_token", s->bad_hellos + 1);
     if (++s->bad_hellos >= WS_MAX_BAD_HELLOS) {
       ws_send_err(s, rid, PROTO_UNAUTHORIZED, "Too many unknown tokens; log in again.");
       close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "unauthorized");
@@ -508,6 +516,8 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
   free(s->cookie_token); /* used up: not kept per connection */
   s->cookie_token = NULL;
   d->st.ws_authed++;
+  log_event(LOG_INFO, "ws hello", "session=%llu user=%lld responsible=%d",
+            (unsigned long long)s->id, (long long)s->user_id, s->responsible);
   proto_user pu = {
       .id = (uint64_t)u.id, .name = proto_s(ws_user_name(s)), .responsible = s->responsible != 0};
   proto_buf *b = outbuf();
@@ -568,6 +578,8 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len, int binary)
   }
   const proto_msg *m = &g_msg;
   proto_rid rid = proto_rid_of(m);
+  log_event(LOG_DEBUG, "ws message", "session=%llu user=%lld type=%s bytes=%zu",
+            (unsigned long long)s->id, (long long)s->user_id, proto_type_name(m->type), len);
   if (m->type == PROTO_T_HELLO) {
     handle_hello(s, m);
     return;
@@ -672,8 +684,21 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     d->sessions = s;
     d->st.ws_accepted++;
     d->st.ws_open++;
+    s->id = d->st.ws_accepted;
     s->opened_ms = otjd_now_ms(d);
     s->last_rx_ms = otjd_now_ms(d);
+    {
+      char addr[64] = "";
+      lws_get_peer_simple(wsi, addr, sizeof addr);
+      log_event(LOG_INFO, "ws accepted", "session=%llu addr=%s open=%llu",
+                (unsigned long long)s->id, addr, (unsigned long long)d->st.ws_open);
+    }
+    return 0;
+
+  case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    /* the client's close frame: a 2-byte code (none: 1005), then a reason we do not keep */
+    if (s && s->d)
+      s->peer_close = len >= 2 ? ((const uint8_t *)in)[0] << 8 | ((const uint8_t *)in)[1] : 1005;
     return 0;
 
   case LWS_CALLBACK_RECEIVE:
@@ -689,6 +714,16 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
   case LWS_CALLBACK_CLOSED:
     if (!s || !s->d) return 0;
     d = s->d;
+    log_event(LOG_INFO, "ws closed", "session=%llu user=%lld code=%d by=%s reason=%s secs=%llu",
+              (unsigned long long)s->id, (long long)s->user_id,
+              s->closing      ? (int)s->close_code
+              : s->peer_close ? s->peer_close
+                              : 1006,
+              s->closing      ? "server"
+              : s->peer_close ? "client"
+                              : "network",
+              s->closing ? s->close_why : "",
+              (unsigned long long)(otjd_now_ms(d) - s->opened_ms) / 1000);
     live_session_closed(s);
     if (s->ref) {
       s->ref->s = NULL;

@@ -61,6 +61,8 @@ void ws_send_err(ws_sess *s, proto_rid rid, proto_code code, const char *msg);
 
 /* Who is on the other end (valid after a successful hello). */
 int64_t ws_user(const ws_sess *s);
+/* The connection's number in this process (the log's session=). */
+uint64_t ws_id(const ws_sess *s);
 const char *ws_user_name(const ws_sess *s);
 int ws_is_responsible(const ws_sess *s);
 

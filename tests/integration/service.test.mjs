@@ -115,7 +115,7 @@ test('TLS: https login sets a Secure cookie, otj.v1 runs over wss, plain http an
     }
     assert.deepEqual(rids, Array.from({ length: 20 }, (_, i) => i + 1));
     ws.close();
-    assert.match(srv.log, /serving https:\/\/127\.0\.0\.1:/);
+    assert.match(srv.log, /msg=serving url=https:\/\/127\.0\.0\.1:/);
 
     // plain http on the TLS port: no answer
     const plain = await fetch(`http://127.0.0.1:${srv.port}/healthz`,
