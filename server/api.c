@@ -513,6 +513,10 @@ static void api_metrics(http_req *r) {
     "Live rooms with members on this instance (their "
     "fan-out channel is subscribed).",
     "gauge", (uint64_t)atomic_load_explicit(&metrics.rooms_followed, memory_order_relaxed));
+  G("otj_rooms_open",
+    "Live rooms this instance holds: with a connection here or an "
+    "operation on the way.",
+    "gauge", (uint64_t)live_room_count());
   G("otj_frames_in_total", "Websocket messages received.", "counter", s->frames_in);
   G("otj_frames_out_total", "Websocket messages sent.", "counter", s->frames_out);
   G("otj_bytes_out_total", "Websocket payload bytes sent.", "counter", s->bytes_out);
@@ -568,6 +572,11 @@ static void api_metrics(http_req *r) {
                      "Websocket messages (room events, replies), from made on this "
                      "instance to written to each recipient's socket.",
                      &metrics.fanout);
+  metrics_write_hist(f, "otj_pubsub_latency_seconds",
+                     "Room events, from the script call that made them (on any instance, by "
+                     "its clock) to received on this instance's Redis channel, in whole "
+                     "milliseconds.",
+                     &metrics.pubsub);
   G("otj_uptime_seconds", "Seconds since start.", "gauge", (otjd_now_ms(d) - d->started_ms) / 1000);
 #undef G
 #undef HEAD

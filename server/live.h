@@ -56,6 +56,10 @@ void live_user_changed(otjd *d, int64_t user, int deactivated);
  * hello with it close (4401), here and on the other instances. */
 void live_token_ended(otjd *d, const unsigned char digest[32]);
 
+/* Rooms this instance holds now: rooms with a connection here, or an
+ * operation on the way (otj_rooms_open of /metrics). */
+size_t live_room_count(void);
+
 /* Something changed who waits for OTJ (an approval, a completion, a new
  * sharing): every instance refreshes its responsibles' dashboard counts. */
 void live_pending_changed(otjd *d);

@@ -64,14 +64,16 @@ typedef struct ev_msg {
   struct ev_msg *next; /* in a pending list */
   uint64_t seq;
   uint64_t subject;            /* learner the event is about, 0 for none */
+  int64_t sent_ms;             /* channel: the publishing call's wall clock (ms), else 0 */
   char type[LIVE_EV_TYPE_MAX]; /* the `type` of the whole map, "" if none */
   size_t wlen, rlen;           /* rlen 0: the same for everyone */
   uint8_t *whole, *red;
   uint8_t bytes[];
 } ev_msg;
 
-/* Parses one event (msgpack). Returns it (free() it), or NULL when the
- * bytes are not an event. */
+/* Parses one event (msgpack), and the clock that follows it on the channel
+ * (sent_ms; 0 when absent, as in the log). Returns it (free() it), or NULL
+ * when the bytes are not an event. */
 ev_msg *ev_parse(const char *data, size_t len);
 
 /* 1 when the event's type is `type`. */

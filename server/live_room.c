@@ -14,6 +14,7 @@
  */
 #include "live_int.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,8 @@ ev_msg *ev_parse(const char *data, size_t len) {
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   ev_msg *e = NULL;
-  if (msgpack_unpack_next(&u, data, len, NULL) != MSGPACK_UNPACK_SUCCESS) goto out;
+  size_t off = 0;
+  if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS) goto out;
   msgpack_object o = u.data;
   if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 4) goto out;
   msgpack_object *a = o.via.array.ptr;
@@ -69,6 +71,10 @@ ev_msg *ev_parse(const char *data, size_t len) {
   memcpy(e->whole, a[2].via.str.ptr, wl);
   memcpy(e->red, a[3].via.str.ptr, rl);
   ev_read_type(e);
+  e->sent_ms = 0;
+  if (off < len && msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+      u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && u.data.via.u64 <= INT64_MAX)
+    e->sent_ms = (int64_t)u.data.via.u64;
 out:
   msgpack_unpacked_destroy(&u);
   return e;
@@ -253,7 +259,12 @@ void room_on_event(const char *room_id, const char *data, size_t len) {
   lroom *r = room_find(room_id);
   if (!r) return; /* nobody here is in that room any more */
   ev_msg *e = ev_parse(data, len);
-  if (e) room_accept(r, e);
+  if (!e) return;
+  if (e->sent_ms) { /* the pub/sub hop; another host's clock may be a little ahead */
+    int64_t ms = live_wall_ms() - e->sent_ms;
+    metrics_observe(&metrics.pubsub, ms > 0 ? (uint64_t)ms * 1000000u : 0);
+  }
+  room_accept(r, e);
 }
 
 void room_learn_seq(lroom *r, uint64_t seq) {
@@ -316,6 +327,10 @@ void room_fetch_gap(lroom *r) {
 
 /* ---- the room table ---------------------------------------------------------- */
 
+static size_t g_rooms; /* rooms in the table */
+
+size_t live_room_count(void) { return g_rooms; }
+
 static uint32_t hash_id(const char *id) {
   uint32_t h = 2166136261u;
   for (; *id; id++) h = (h ^ (unsigned char)*id) * 16777619u;
@@ -338,6 +353,7 @@ lroom *room_get(const char *id) {
   uint32_t h = hash_id(id);
   r->hnext = L.tab[h];
   L.tab[h] = r;
+  g_rooms++;
   return r;
 }
 
@@ -355,6 +371,7 @@ void room_maybe_free(lroom *r) {
   for (lroom **pp = &L.tab[h]; *pp; pp = &(*pp)->hnext)
     if (*pp == r) {
       *pp = r->hnext;
+      g_rooms--;
       break;
     }
   if (r->sub != LROOM_UNSUBSCRIBED && L.ps) psub_unsubscribe(L.ps, r->keys.chan);
@@ -375,6 +392,7 @@ void room_destroy(lroom *r) {
   ev_ring_free(&r->ring);
   room_module_free(r->mod);
   free(r);
+  if (g_rooms) g_rooms--;
 }
 
 /* ---- attachments ------------------------------------------------------------- */

@@ -33,6 +33,8 @@ typedef struct metrics_set {
   metrics_hist redis_rtt;     /* a command sent to Redis until its reply */
   metrics_hist sqlite_commit; /* one group commit of the writer, fsync included */
   metrics_hist fanout;        /* a websocket message made until written to a socket */
+  metrics_hist pubsub;        /* a room event from its script call (the calling instance's clock)
+                                 until received on this instance's channel */
   atomic_uint_fast64_t decisions[METRICS_DECISIONS];
   atomic_int_fast64_t rooms_followed; /* room channels this instance subscribes */
 } metrics_set;

@@ -27,7 +27,10 @@
 --
 -- Every event is recorded, numbered and published in the same step: the
 -- room's seq grows by one, the event {seq, subject, whole, redacted} goes to
--- the log and to the channel. `subject` is the learner an event is about
+-- the log and to the channel; on the channel it is followed by one more
+-- msgpack integer, ARGV[2] (the calling instance's clock, ms), from which a
+-- receiving otjd measures the pub/sub hop (a reader that does not know it
+-- reads the event and ignores what follows; the log does not keep it). `subject` is the learner an event is about
 -- (0 for none); `redacted` is the event without private fields, or "" when
 -- the event has none. Replies: {"ok", seq, ...} or {"err", code, message}.
 --
@@ -53,10 +56,11 @@ local function emit(subject, whole, redacted)
   local msg = cmsgpack.pack({seq, tonumber(subject), whole, redacted})
   redis.call('RPUSH', LOG, msg)
   redis.call('LTRIM', LOG, -tonumber(ARGV[6]), -1)
+  local sent = msg .. cmsgpack.pack(tonumber(ARGV[2]))
   if ARGV[5] == '1' then
-    redis.call('SPUBLISH', ARGV[4], msg)
+    redis.call('SPUBLISH', ARGV[4], sent)
   else
-    redis.call('PUBLISH', ARGV[4], msg)
+    redis.call('PUBLISH', ARGV[4], sent)
   end
   return seq
 end

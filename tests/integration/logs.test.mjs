@@ -1,11 +1,12 @@
 // otjd's log: one logfmt line per event (ts, level, msg, then ids), the level
 // chosen by log_level, connection, room and approval events with their ids,
 // and never a password, a token, a cookie, an answer or a note, even at
-// debug.
+// debug. Also the two live-room series of /metrics: otj_rooms_open and the
+// pub/sub hop (otj_pubsub_latency_seconds).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { startRedis, startOtjd, connectAs, login, Client, waitFor } from './harness.mjs';
+import { startRedis, startOtjd, connectAs, login, Client, sleep, waitFor } from './harness.mjs';
 
 // Parses one logfmt line into [key, value] pairs; throws when it is not one.
 function parseLogfmt(line) {
@@ -51,6 +52,11 @@ async function ask(c, msg, ms = 5000) {
     if (m.rid === rid) return m;
   }
 }
+
+async function metrics(srv) {
+  return (await fetch(`${srv.base}/metrics`, srv.metricsAuth)).text();
+}
+const series = (text, name) => Number((text.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1]);
 
 test('a drill at log_level debug: logfmt lines with the ids, and no password, token, cookie, answer or note', async () => {
   const redis = await startRedis();
@@ -170,4 +176,43 @@ test('log_level warn: no info or debug lines; a bad level is refused at start', 
   const [line] = parseLog(out);
   assert.equal(line.level, 'error');
   assert.match(line.msg, /log-level wants debug, info, warn or error, got 'loud'/);
+});
+
+test('/metrics: otj_rooms_open counts the rooms held here, and room events measure the pub/sub hop', async () => {
+  const redis = await startRedis();
+  const a = await startOtjd({ redis: redis.addr });
+  const b = await startOtjd({ redis: redis.addr, demo: false, dataDir: a.dataDir });
+  try {
+    const sql = sqlOf(a);
+    const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
+    const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
+    assert.equal(series(await metrics(a), 'otj_rooms_open'), 0);
+    const rita = await connectAs(a, 'rita');
+    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea] });
+    assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
+    // lea is on the other instance: the events reach her through Redis
+    const leaC = await connectAs(b, 'lea');
+    assert.equal((await ask(leaC, { t: 'join', room: snap.room })).t, 'snapshot');
+    assert.equal(series(await metrics(a), 'otj_rooms_open'), 1);
+    assert.equal(series(await metrics(b), 'otj_rooms_open'), 1);
+    const before = series(await metrics(b), 'otj_pubsub_latency_seconds_count');
+    for (const task of [1, 2, 3])
+      assert.equal((await ask(rita, { t: 'step', room: snap.room, task })).t, 'ok');
+    await waitFor(async () => series(await metrics(b), 'otj_pubsub_latency_seconds_count') >= before + 3,
+      'the other instance measured the hop of the three steps');
+    const text = await metrics(b);
+    assert.match(text, /^# TYPE otj_pubsub_latency_seconds histogram$/m);
+    assert.ok(series(text, 'otj_pubsub_latency_seconds_sum') < 5, 'a hop on one machine takes well under a second each');
+    await leaC.close();
+    await waitFor(async () => series(await metrics(b), 'otj_rooms_open') === 0, 'b lets the room go');
+    assert.equal((await ask(rita, { t: 'close', room: snap.room })).t, 'ok');
+    await rita.close();
+    await waitFor(async () => series(await metrics(a), 'otj_rooms_open') === 0, 'a lets the room go');
+    await sleep(10);
+  } finally {
+    await b.stop();
+    await a.stop();
+    a.cleanup();
+    await redis.stop();
+  }
 });
