@@ -9,11 +9,13 @@
 # Needs root; installs debootstrap with apt-get when it is missing. The base
 # system is made once and kept as a tar in $FRESH_DIR (default
 # /var/tmp/otj-fresh-debian; delete base.tar to make it anew); every run
-# unpacks a new root from it. The chroot gets Debian's sources (main,
-# bookworm-updates, bookworm-security from $FRESH_MIRROR), an /etc/hosts, and
-# only this machine's network trust settings (its local CA certificates,
-# npm's cafile settings), so it reaches the same registries; no Node, no
-# npm, nothing else. Uncommitted changes are not in the clone.
+# unpacks a new root from it (root.PID beside it, removed afterwards). The
+# chroot gets Debian's sources (main, bookworm-updates, bookworm-security
+# from $FRESH_MIRROR), an /etc/hosts, and only this machine's network trust
+# settings (its local CA certificates, npm's cafile settings), so it reaches
+# the same registries; no Node, no npm, nothing else. It shares the
+# machine's network: a server started inside listens on the machine's ports.
+# Uncommitted changes are not in the clone.
 # FRESH_KEEP=1 leaves the root in place afterwards. Exit status: COMMAND's.
 set -euo pipefail
 
@@ -22,7 +24,7 @@ cmd=${2:?usage: fresh-debian.sh REPO COMMAND}
 top=${FRESH_DIR:-/var/tmp/otj-fresh-debian}
 mirror=${FRESH_MIRROR:-http://deb.debian.org/debian}
 base=$top/base.tar
-root=$top/root
+root=$top/root.$$   # one per run, so that runs may overlap
 
 [ "$(id -u)" = 0 ] || { echo "fresh-debian: needs root" >&2; exit 2; }
 head=$(git -C "$repo" rev-parse HEAD)
