@@ -126,7 +126,8 @@ chroot "$root" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   ${NODE_EXTRA_CA_CERTS:+NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS} \
   ${SSL_CERT_FILE:+SSL_CERT_FILE=$SSL_CERT_FILE} \
-  /bin/bash -lc "cd /root/project && $cmd"
+  /bin/bash -lc "cd /root/project || exit 1
+$cmd"
 rc=$?
 echo "==> fresh-debian: exit status $rc"
 exit $rc
