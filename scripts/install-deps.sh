@@ -25,6 +25,14 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Debian 12's own Node (18) is enough: the npm packages are chosen for it
+# (playwright-core stays on 1.61, the last release that runs on Node 18).
+if ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)'; then
+  echo "install-deps: Node $(node --version) is too old, 18 or newer is needed" \
+       "(Debian 12's nodejs package is 18)" >&2
+  exit 1
+fi
+
 # Node packages of the tests and of the web client, from the lock files.
 for dir in tests web-client; do
   if [ -f "$dir/package-lock.json" ] &&
