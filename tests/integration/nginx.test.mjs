@@ -354,3 +354,37 @@ test('through nginx: https login with a Secure cookie, otj.v1 over wss, a room j
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a keepalive pool added to the example\'s upstream does no harm: otjd closes after each answer and nginx opens a new connection', { skip: noNginx }, async () => {
+  const dir = tmp('otj-ngx-cert-');
+  const { cert, key, pem } = makeCert(dir);
+  const httpPort = await freePort(), httpsPort = await freePort();
+  const pub = `https://127.0.0.1:${httpsPort}`;
+  const srv = await startOtjd({ env: { OTJ_PUBLIC_URL: pub } });
+  let ngx;
+  try {
+    let site = renderExample({ httpPort, httpsPort, cert, key, upstream: `127.0.0.1:${srv.port}` });
+    site = site.replace(/(server 127\.0\.0\.1:\d+;)/, '$1\n    keepalive 8;')
+      .replace(/(location \/ \{\n\s*proxy_pass http:\/\/otjd;)/, '$1\n        proxy_set_header Connection "";');
+    assert.match(site, /keepalive 8;/);
+    assert.match(site, /proxy_set_header Connection "";/);
+    ngx = await startNginx(site, { httpsPort, ca: pem });
+    for (let i = 0; i < 10; i++) {
+      const r = await httpsRequest(`${pub}/api/login`, {
+        ca: pem, method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ login: 'lea', password: 'otj-demo' }),
+      });
+      assert.equal(r.status, 200, r.body);
+      const me = await httpsRequest(`${pub}/api/me`,
+        { ca: pem, headers: { authorization: `Bearer ${JSON.parse(r.body).token}` } });
+      assert.equal(me.status, 200, me.body);
+      assert.equal(JSON.parse(me.body).login, 'lea');
+    }
+    assert.doesNotMatch(ngx.log, /\[(error|crit|alert|emerg)\]/, ngx.log);
+  } finally {
+    if (ngx) await ngx.stop();
+    await srv.stopClean();
+    srv.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
