@@ -8,7 +8,7 @@ pkgs=(build-essential cmake pkg-config git curl ca-certificates
       libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libhiredis-dev
       libsqlite3-dev sqlite3 libmsgpack-dev libcmocka-dev libsodium-dev
       libqrencode-dev libjansson-dev redis-server chromium
-      openssl
+      openssl nginx qrencode
       clang libclang-rt-14-dev clang-format)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
@@ -21,8 +21,25 @@ done
 if ((${#missing[@]})); then
   echo "==> installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # nginx is here for tests/integration/nginx.test.mjs, which runs its own
+  # nginx in the foreground: installing it must not start (or enable) a
+  # system nginx on port 80. Unless a policy-rc.d already rules, one that
+  # refuses nginx alone stands for the install.
+  guard=
+  if [[ " ${missing[*]} " == *" nginx "* && ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nfor a; do case "$a" in nginx|nginx.service) exit 101;; esac; done\nexit 0\n' \
+      >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    guard=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$guard" ]; then
+    rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+    deb-systemd-helper disable nginx.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # Debian 12's own Node (18) is enough: the npm packages are chosen for it
