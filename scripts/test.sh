@@ -5,7 +5,7 @@
 # and the load-generator smoke run, in a normal build (warnings are errors);
 # then the unit and integration tests again in a build with AddressSanitizer
 # and UndefinedBehaviorSanitizer. OTJ_TEST_SANITIZE=0 skips the second run.
-# Then the fuzz targets run under libFuzzer for FUZZ_SECONDS each (30 here,
+# Then the fuzz targets run under libFuzzer for FUZZ_SECONDS each (60 here, about a minute,
 # scripts/fuzz.sh); OTJ_TEST_FUZZ=0 skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +30,5 @@ fi
 
 if [ "${OTJ_TEST_FUZZ:-1}" != 0 ]; then
   echo "==> fuzzing (clang, libFuzzer, ASan+UBSan)"
-  FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
+  FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash scripts/fuzz.sh
 fi
