@@ -245,7 +245,9 @@ test('the private redis-server killed with SIGKILL mid-drill: clients are told, 
     let back = false, lastHealth = '';
     while (Date.now() < until) {
       const t = Date.now();
-      const r = await fetch(`${srv.base}/healthz`, { signal: AbortSignal.timeout(2000) });
+      const r = await fetch(`${srv.base}/healthz`, { signal: AbortSignal.timeout(2000) }).catch((e) => {
+        throw new Error(`/healthz: ${e.cause?.code || e.message}; otjd alive: ${alive(srv.proc.pid)}\n${srv.log}`);
+      });
       worst = Math.max(worst, Date.now() - t);
       lastHealth = `${r.status} ${await r.text()}`;
       probes++;
