@@ -149,12 +149,12 @@ static int record_cb(const store_record *c, void *ud) {
   json_decref(answers);
   json_decref(marks);
 
-  json_t *o = json_pack(
-      "{s:I, s:{s:I, s:s, s:s}, s:{s:I, s:s}, s:{s:I, s:s}, s:o, s:o, s:s?}", "id",
-      (json_int_t)c->id, "learner", "id", (json_int_t)c->learner_id, "login", c->learner_login,
-      "name", c->learner_name, "department", "id", (json_int_t)c->department_id, "name",
-      c->department, "module", "id", (json_int_t)c->module_id, "title", c->module_title,
-      "completed", time_json(c->completed_at), "tasks", tasks, "note", c->note);
+  json_t *o = json_pack("{s:I, s:{s:I, s:s, s:s}, s:{s:I, s:s}, s:{s:I, s:s}, s:o, s:o, s:s?}",
+                        "id", (json_int_t)c->id, "learner", "id", (json_int_t)c->learner_id,
+                        "login", c->learner_login, "name", c->learner_name, "department", "id",
+                        (json_int_t)c->department_id, "name", c->department, "module", "id",
+                        (json_int_t)c->module_id, "title", c->module_title, "completed",
+                        time_json(c->completed_at), "tasks", tasks, "note", c->note);
   if (!o) return STORE_ERR;
   json_object_set_new(
       o, "path",
@@ -174,7 +174,8 @@ static int record_cb(const store_record *c, void *ud) {
   json_object_set_new(o, "attendance", json_null());
   int64_t entry = 0;
   char hex[STORE_AUDIT_HASH_BYTES * 2 + 1];
-  int code = c->approved_by ? store_audit_hash_of_completion(s, c->id, &entry, hex) : STORE_NOTFOUND;
+  int code =
+      c->approved_by ? store_audit_hash_of_completion(s, c->id, &entry, hex) : STORE_NOTFOUND;
   if (code < 0 && code != STORE_NOTFOUND) {
     json_decref(o);
     return code;

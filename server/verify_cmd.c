@@ -73,8 +73,9 @@ int verify_audit_main(int argc, char **argv) {
   printf("%s\n", line);
   free(line);
   if (!c.ok)
-    fprintf(stderr, "otjd verify-audit: audit entry %lld does not match the chain: it or the "
-                    "entry before it was changed or removed\n",
+    fprintf(stderr,
+            "otjd verify-audit: audit entry %lld does not match the chain: it or the "
+            "entry before it was changed or removed\n",
             (long long)c.first_bad);
   return c.ok ? 0 : 1;
 }

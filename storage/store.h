@@ -773,7 +773,9 @@ typedef struct store_approval {
  * each rc), or a STORE_ code when nothing was written. */
 int store_approvals_commit(store *s, store_approval *a, size_t n);
 
-/* Room history: a live room opened / closed. */
+/* Room history: a live room opened / closed, each audited ("room.opened",
+ * "room.closed", actor the host, subject "room:<id>") in the same
+ * transaction. A close of a room already closed changes and audits nothing. */
 int store_room_opened(store *s, const char *room, int64_t module, int64_t host, const char *code,
                       int64_t now);
 int store_room_closed(store *s, const char *room, int64_t now);
