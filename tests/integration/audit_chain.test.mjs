@@ -111,7 +111,13 @@ test('room actions, marks with notes and decisions from two instances form one c
     for (let i = 0; i < 6; i++)
       perms.push(call(i % 2 ? B : A, 'admin', 'PUT', `/api/admin/users/${nina}/permissions`,
         { management: i % 2 === 0, facilitate_otj: false }));
+    const made = call(A, 'admin', 'POST', '/api/admin/modules', { title: 'Knife safety', type: 'content' });
     for (const m of await Promise.all(marks)) assert.equal(m.t, 'ok', JSON.stringify(m));
+    const mod = await made;
+    assert.equal(mod.status, 201, JSON.stringify(mod.body));
+    assert.equal((await call(B, 'admin', 'PATCH', `/api/admin/modules/${mod.body.id}`, { title: 'Knife safety 2' })).status, 200);
+    // a PATCH that names nothing to change is not audited
+    assert.equal((await call(B, 'admin', 'PATCH', `/api/admin/modules/${mod.body.id}`, {})).status, 200);
     for (const p of await Promise.all(perms)) assert.equal(p.status, 200, JSON.stringify(p.body));
 
     const [ap1, ap2] = await Promise.all([
@@ -136,6 +142,9 @@ test('room actions, marks with notes and decisions from two instances form one c
     assert.equal(count('otj.approved'), 2);
     assert.equal(count('otj.not_approved'), 1);
     assert.equal(count('permission.set', `user:${nina}`), 6);
+    assert.equal(count('module.created', `module:${mod.body.id}`), 1);
+    assert.deepEqual(sql(`SELECT detail FROM audit WHERE action='module.updated' AND subject='module:${mod.body.id}'`)
+      .map((r) => JSON.parse(r.detail)), [{ title: 'Knife safety 2', type: null, tasks: null }]);
     const note = sql(`SELECT id, actor_id, detail FROM audit WHERE action='otj.mark'
       AND json_extract(detail,'$.learner')=${lea} AND json_extract(detail,'$.task')=2`);
     assert.equal(note.length, 1);
