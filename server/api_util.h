@@ -112,6 +112,11 @@ int api_hash_passwords(http_req *r, const char *const *passwords, char (*hashes)
 /* Route tables of the other files; each returns api_dispatch's value. */
 int api_org_handle(http_req *r);
 int api_admin_handle(http_req *r);
+int api_records_handle(http_req *r);
+
+/* The audit check's verdict as JSON: {ok:true, entries, head} or
+ * {ok:false, entries, first_bad} (api_records.c; `otjd verify-audit` too). */
+json_t *api_audit_verdict(const store_audit_check *c);
 
 /* POST /api/admin/import (api_import.c); the caller is an administrator. */
 void api_import(http_req *r, const store_user *admin);

@@ -174,6 +174,21 @@ void live_answer(ws_sess *s, const proto_msg *m) {
 
 /* ---- mark ---------------------------------------------------------------------- */
 
+/* Once Redis holds the mark: its audit entry (o->extra, live_audit.c), then
+ * the host's ok. */
+static void mark_reply(live_op *o, redisReply *rep) {
+  if (live_reply_failed(o, rep)) return;
+  char subject[PROTO_MAX_ROOM + 8];
+  snprintf(subject, sizeof subject, "room:%s", o->r->id);
+  live_audit(o->r->host, "otj.mark", subject, o->extra);
+  o->extra = NULL;
+  ws_sess *s = live_op_sess(o);
+  if (!s) return;
+  proto_buf_clear(&L.tmp);
+  if (proto_encode_ok(&L.tmp, o->rid, true, live_reply_parse(rep).seq) == 0)
+    ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
+}
+
 void live_mark(ws_sess *s, const proto_msg *m) {
   proto_rid rid = proto_rid_of(m);
   attach *a = live_member_of(s, rid, m->mark.room, 1);
@@ -198,7 +213,13 @@ void live_mark(ws_sess *s, const proto_msg *m) {
   rstore_cmd c;
   rstore_mark(&c, &rc, (int64_t)m->mark.learner, m->mark.task, sb_bytes(&rec), live_event(&ev, 0));
   msgpack_sbuffer_destroy(&rec);
-  live_call(&c, live_ok_reply, s, rid, a->r);
+  live_op *o = live_call(&c, mark_reply, s, rid, a->r);
+  if (o) {
+    o->extra = live_audit_mark_detail(
+        a->r->id, m->mark.learner, m->mark.task, m->mark.result == PROTO_RESULT_PASS,
+        m->mark.has_note ? m->mark.note.ptr : NULL, m->mark.has_note ? m->mark.note.len : 0);
+    o->extra_free = free;
+  }
 }
 
 /* ---- add and remove ------------------------------------------------------------- */

@@ -314,6 +314,15 @@ void live_ok_reply(live_op *o, redisReply *rep);
  * `ok` for rid. */
 void live_record_closed(const char *room, ws_sess *s, proto_rid rid, uint64_t seq);
 
+/* ---- audit entries of room actions (live_audit.c) --------------------------- */
+
+/* Appends an audit entry on the worker pool (takes `detail`, JSON or NULL);
+ * a failure is logged. */
+void live_audit(int64_t actor, const char *action, const char *subject, char *detail);
+/* The detail of an "otj.mark" entry (malloc'd JSON, NULL out of memory). */
+char *live_audit_mark_detail(const char *room, uint64_t learner, uint32_t task, int pass,
+                             const char *note, size_t note_len);
+
 int live_approve_start(otjd *d); /* live_approve.c */
 void live_approve(ws_sess *s, const proto_msg *m);
 void live_approve_stop(void);

@@ -30,6 +30,7 @@
 #include "api.h"
 #include "auth.h"
 #include "backup_cmd.h"
+#include "verify_cmd.h"
 #include "config.h"
 #include "http.h"
 #include "live.h"
@@ -383,6 +384,10 @@ static const otjd_command commands[] = {
      "copy the database of a running (or stopped) otjd into FILE "
      "consistently, and check the copy",
      backup_main},
+    {"verify-audit", "[--data DIR]",
+     "check the audit log's hash chain (read-only) and print {\"ok\",\"entries\",\"head\"} "
+     "or {\"ok\":false,...,\"first_bad\"}; exit 0 intact, 1 not",
+     verify_audit_main},
 };
 
 static void usage(FILE *out) {

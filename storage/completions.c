@@ -170,31 +170,56 @@ out:
   return rc;
 }
 
-int store_room_opened(store *s, const char *room, int64_t module, int64_t host, const char *code,
-                      int64_t now) {
-  sqlite3_stmt *st =
-      store_prepare(s, "INSERT INTO otj_rooms(id, module_id, host_id, code, opened_at)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5)");
+/* A room's opening and closing are audited in the transaction that writes
+ * its history row (R11). */
+static const char SQL_ROOM_AUDIT[] =
+    "INSERT INTO audit(at, actor_id, action, subject, detail)"
+    " SELECT ?2, host_id, ?3, 'room:' || id, json_object('module', module_id, 'code', code)"
+    " FROM otj_rooms WHERE id = ?1";
+
+static int room_audit(store *s, const char *room, int64_t now, const char *action) {
+  sqlite3_stmt *st = store_prepare(s, SQL_ROOM_AUDIT);
   if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, module);
-  sqlite3_bind_int64(st, 3, host);
-  sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 5, now);
+  sqlite3_bind_int64(st, 2, now);
+  sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
   int rc = store_step_done(s, st);
   sqlite3_finalize(st);
   return rc;
 }
 
+int store_room_opened(store *s, const char *room, int64_t module, int64_t host, const char *code,
+                      int64_t now) {
+  int rc = store_begin(s);
+  if (rc < 0) return rc;
+  sqlite3_stmt *st =
+      store_prepare(s, "INSERT INTO otj_rooms(id, module_id, host_id, code, opened_at)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5)");
+  if (!st) return store_finish(s, STORE_ERR);
+  sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, module);
+  sqlite3_bind_int64(st, 3, host);
+  sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, now);
+  rc = store_step_done(s, st);
+  sqlite3_finalize(st);
+  if (rc == 0) rc = room_audit(s, room, now, "room.opened");
+  return store_finish(s, rc);
+}
+
 int store_room_closed(store *s, const char *room, int64_t now) {
+  int rc = store_begin(s);
+  if (rc < 0) return rc;
   sqlite3_stmt *st = store_prepare(s, "UPDATE otj_rooms SET closed_at = max(?2, opened_at)"
                                       " WHERE id = ?1 AND closed_at IS NULL");
-  if (!st) return STORE_ERR;
+  if (!st) return store_finish(s, STORE_ERR);
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, now);
-  int rc = store_step_done(s, st);
+  rc = store_step_done(s, st);
+  int closed = rc == 0 && sqlite3_changes(s->db) == 1;
   sqlite3_finalize(st);
-  return rc;
+  if (closed) rc = room_audit(s, room, now, "room.closed");
+  return store_finish(s, rc);
 }
 
 int store_room_get(store *s, const char *room, int64_t *host, char *code, size_t code_cap,

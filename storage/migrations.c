@@ -201,6 +201,36 @@ static const char MIGRATION_1[] =
 static const char MIGRATION_2[] =
     "ALTER TABLE users ADD COLUMN active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1));";
 
+/* The tamper-evident audit chain (storage/audit.c): each row's prev_hash
+ * is the hash of the row before it and its hash covers its own content and
+ * prev_hash. The rows already there are chained in id order here; a
+ * trigger chains every new row inside the transaction that inserts it
+ * (otj_audit_hash() is registered by store_open on every handle). The
+ * append-only guard now lets exactly one change through: filling in the
+ * chain of a row that has none yet. */
+static const char MIGRATION_AUDIT_CHAIN[] =
+    "DROP TRIGGER audit_no_update;"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    "  WHEN OLD.hash IS NOT NULL OR NEW.id IS NOT OLD.id OR NEW.at IS NOT OLD.at"
+    "    OR NEW.actor_id IS NOT OLD.actor_id OR NEW.action IS NOT OLD.action"
+    "    OR NEW.subject IS NOT OLD.subject OR NEW.detail IS NOT OLD.detail "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be changed'); END;"
+    "WITH RECURSIVE chain(id, prev, h) AS ("
+    "  SELECT id, NULL, otj_audit_hash(id, at, actor_id, action, subject, detail, NULL)"
+    "    FROM audit WHERE id = (SELECT min(id) FROM audit)"
+    "  UNION ALL"
+    "  SELECT a.id, chain.h,"
+    "         otj_audit_hash(a.id, a.at, a.actor_id, a.action, a.subject, a.detail, chain.h)"
+    "    FROM chain JOIN audit a ON a.id = (SELECT min(id) FROM audit WHERE id > chain.id))"
+    "UPDATE audit SET prev_hash = chain.prev, hash = chain.h FROM chain WHERE audit.id = chain.id;"
+    "CREATE TRIGGER audit_chain AFTER INSERT ON audit BEGIN"
+    "  UPDATE audit SET"
+    "    prev_hash = (SELECT hash FROM audit WHERE id < NEW.id ORDER BY id DESC LIMIT 1),"
+    "    hash = otj_audit_hash(NEW.id, NEW.at, NEW.actor_id, NEW.action, NEW.subject,"
+    "      NEW.detail, (SELECT hash FROM audit WHERE id < NEW.id ORDER BY id DESC LIMIT 1))"
+    "  WHERE id = NEW.id;"
+    "END;";
+
 typedef struct migration {
   const char *description;
   const char *sql;
@@ -211,6 +241,7 @@ static const migration MIGRATIONS[] = {
      "sharings, rooms, completions, sessions, audit",
      MIGRATION_1},
     {"users.active: deactivating a user", MIGRATION_2},
+    {"audit chain: prev_hash and hash on every audit entry", MIGRATION_AUDIT_CHAIN},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

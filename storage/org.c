@@ -711,11 +711,34 @@ static int module_update_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
   return 0;
 }
 
+/* An admin's module change in the audit log (R11): what was set, the
+ * number of tasks when they were replaced. The OTJ switch has its own entry
+ * (module.otj); the organisation import audits itself once. */
+static int module_audit(store *s, int64_t now, int64_t actor_id, const char *action, int64_t id,
+                        const store_module_in *in) {
+  sqlite3_stmt *st = store_prepare(s, "SELECT json_object('title', ?1, 'type', ?2, 'tasks', ?3)");
+  if (!st) return STORE_ERR;
+  store_bind_text(st, 1, in->title);
+  store_bind_text(st, 2, in->type);
+  if (in->task_count >= 0) sqlite3_bind_int(st, 3, in->task_count);
+  int rc = sqlite3_step(st);
+  char detail[1024] = "{}";
+  if (rc == SQLITE_ROW && col_text(st, 0)) snprintf(detail, sizeof detail, "%s", col_text(st, 0));
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) return store_fail(s, rc);
+  char subject[32];
+  snprintf(subject, sizeof subject, "module:%lld", (long long)id);
+  return store_audit_append(s, now, actor_id, action, subject, detail);
+}
+
 int store_module_update(store *s, int64_t now, int64_t actor_id, int64_t id,
                         const store_module_in *in) {
   int code = store_begin(s);
   if (code < 0) return code;
-  return store_finish(s, module_update_in_tx(s, now, actor_id, id, in));
+  code = module_update_in_tx(s, now, actor_id, id, in);
+  if (code == 0 && (in->title || in->type || in->task_count >= 0))
+    code = module_audit(s, now, actor_id, "module.updated", id, in);
+  return store_finish(s, code);
 }
 
 /* The body of store_module_create_full inside the caller's transaction. */
@@ -744,7 +767,11 @@ int store_module_create_full(store *s, int64_t now, int64_t actor_id, const stor
                              int64_t *id) {
   int code = store_begin(s);
   if (code < 0) return code;
-  return store_finish(s, module_create_in_tx(s, now, actor_id, in, id));
+  int64_t mid = 0;
+  code = module_create_in_tx(s, now, actor_id, in, &mid);
+  if (code == 0) code = module_audit(s, now, actor_id, "module.created", mid, in);
+  if (code == 0 && id) *id = mid;
+  return store_finish(s, code);
 }
 
 int store_modules_list(store *s, store_module_cb cb, void *ud) {

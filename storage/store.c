@@ -246,6 +246,10 @@ int store_open(const char *path, store **out, char *err, size_t errlen) {
     goto fail;
   }
   sqlite3_extended_result_codes(s->db, 1);
+  if ((rc = store_audit_register(s->db)) != SQLITE_OK) {
+    code = store_fail(s, rc);
+    goto fail;
+  }
 
   if ((code = apply_pragmas(s)) < 0) goto fail;
   if ((code = store_migrate(s)) < 0) goto fail;

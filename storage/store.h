@@ -257,13 +257,44 @@ int store_session_purge(store *s, int64_t now);
 
 /* Appends one entry. actor_id 0 = the system. subject and detail_json may be
  * NULL; detail_json, when given, must be valid JSON (else STORE_INVALID).
- * The database refuses every UPDATE or DELETE of audit rows. The hash-chain
- * columns (prev_hash, hash) exist but are left NULL for now. */
+ * The database refuses every UPDATE or DELETE of audit rows. Every row is
+ * chained (prev_hash, hash) by the database in the inserting transaction
+ * (audit.c), whoever inserts it. */
 int store_audit_append(store *s, int64_t now, int64_t actor_id, const char *action,
                        const char *subject, const char *detail_json);
 
 /* Number of audit entries, or <0. */
 int store_audit_count(store *s);
+
+/* --- The audit chain (audit.c) ------------------------------------------- */
+
+#define STORE_AUDIT_HASH_BYTES 32 /* BLAKE2b-256 */
+
+typedef struct store_audit_check {
+  int ok;            /* 1: every row's link and hash hold */
+  int64_t entries;   /* rows in the log */
+  int64_t first_bad; /* when !ok: the id of the first row that does not hold */
+  char head[STORE_AUDIT_HASH_BYTES * 2 + 1]; /* when ok: the last row's hash, hex ("" if none) */
+} store_audit_check;
+
+/* Walks the whole log in id order in one read transaction and recomputes
+ * each row's hash from its content and the row before. Returns 0 with the
+ * verdict in *out, or <0 when the log could not be read. */
+int store_audit_verify(store *s, store_audit_check *out);
+
+/* The same on a database file opened read-only (no migration, no write):
+ * for `otjd verify-audit`. Returns 0 with the verdict, or <0 with a
+ * sentence in err. */
+int store_audit_verify_file(const char *path, store_audit_check *out, char *err, size_t errlen);
+
+/* The approval entry of a completion (the first "otj.approved" entry whose
+ * detail names it), for the record that cites it: its id and its hash as
+ * hex. STORE_NOTFOUND when there is none. */
+int store_audit_hash_of_completion(store *s, int64_t completion, int64_t *entry_id,
+                                   char hex[STORE_AUDIT_HASH_BYTES * 2 + 1]);
+
+void store_audit_hex(const unsigned char h[STORE_AUDIT_HASH_BYTES],
+                     char out[STORE_AUDIT_HASH_BYTES * 2 + 1]);
 
 /* --- Demo organisation (DESIGN §10) -------------------------------------- */
 
@@ -438,6 +469,36 @@ typedef int (*store_completion_cb)(const store_completion_row *c, void *ud);
  * value, or <0. */
 int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store_completion_cb cb,
                            void *ud);
+
+/* --- One completion's record (records.c) ---------------------------------- */
+
+typedef struct store_record {
+  int64_t id;
+  int64_t learner_id;
+  const char *learner_login, *learner_name;
+  int64_t department_id;
+  const char *department;
+  int64_t module_id;
+  const char *module_title;
+  int64_t path_id;        /* 0 when none */
+  const char *path_title; /* NULL when none */
+  int64_t approved_by;    /* 0 when completed alone */
+  const char *approved_by_name;
+  const char *room_id, *room_code;        /* NULL when not in a room */
+  int64_t room_opened_at, room_closed_at; /* 0 when unknown / still open */
+  int64_t completed_at;
+  const char *answers_json, *marks_json, *note; /* as the completion kept them; may be NULL */
+} store_record;
+typedef int (*store_record_cb)(const store_record *rec, void *ud);
+
+/* Calls cb once with completion `id` (strings valid during the call).
+ * Returns cb's value, STORE_NOTFOUND, or <0. */
+int store_completion_get(store *s, int64_t id, store_record_cb cb, void *ud);
+
+/* Who may read a completion's record: the learner, an administrator, the
+ * responsible who approved it, or a responsible who reaches the learner
+ * (R1/R2). 1 yes, 0 no, <0 on error. */
+int store_record_visible(store *s, const store_user *viewer, const store_record *rec);
 
 /* --- Admin: departments, users ------------------------------------------- */
 
@@ -712,7 +773,9 @@ typedef struct store_approval {
  * each rc), or a STORE_ code when nothing was written. */
 int store_approvals_commit(store *s, store_approval *a, size_t n);
 
-/* Room history: a live room opened / closed. */
+/* Room history: a live room opened / closed, each audited ("room.opened",
+ * "room.closed", actor the host, subject "room:<id>") in the same
+ * transaction. A close of a room already closed changes and audits nothing. */
 int store_room_opened(store *s, const char *room, int64_t module, int64_t host, const char *code,
                       int64_t now);
 int store_room_closed(store *s, const char *room, int64_t now);

@@ -46,6 +46,10 @@ struct store {
  * finalizes it): never finalize it. */
 sqlite3_stmt *store_stmt(store *s, store_stmt_id id, const char *sql);
 
+/* Registers otj_audit_hash() on a connection (audit.c); the audit chain's
+ * trigger calls it. Returns a SQLite result code. */
+int store_audit_register(sqlite3 *db);
+
 /* Maps a SQLite result code to a STORE_ code and records the message. */
 int store_fail(store *s, int rc);
 

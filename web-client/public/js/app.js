@@ -15,6 +15,7 @@ const routes = [
   [/^\/room\/([^/]+)$/, () => import('./pages/room.js')],
   [/^\/dashboard$/, () => import('./pages/dashboard.js')],
   [/^\/completions$/, () => import('./pages/completions.js')],
+  [/^\/completions\/(\d+)$/, () => import('./pages/record.js')],
   [/^\/admin(?:\/([a-z]+))?(?:\/(\d+|new))?$/, () => import('./pages/admin.js')],
 ];
 

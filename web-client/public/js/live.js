@@ -347,6 +347,7 @@ export class Live extends EventTarget {
       await this.sync(room);
       this.emitRoom(room);
       this.flushOutbox(room.id);
+      this.flushDecisions(room.id);
     } catch (e) {
       if (e.code === 'not_found' || e.code === 'forbidden') {
         room.state = 'closed';
@@ -450,6 +451,82 @@ export class Live extends EventTarget {
 
   flushOutbox(roomId) {
     for (const item of this.outbox()) if (item.room === roomId) this.sendAnswer(item);
+  }
+
+  // ---- decisions: pending until the server's durable acknowledgement -------
+  // An approve is kept (localStorage) from the click until its `approved`
+  // reply, which the server sends only once the decisions are on disk. A
+  // connection lost in between re-sends it after the rejoin: approving the
+  // same learner again answers with the same completion (R10), so a decision
+  // is never lost and never doubled.
+
+  decisionsKey() { return `otj.decisions.${this.user ? this.user.id : 'anon'}`; }
+
+  decisionsOut() {
+    try {
+      return JSON.parse(localStorage.getItem(this.decisionsKey()) || '[]');
+    } catch {
+      return [];
+    }
+  }
+
+  saveDecisions(items) {
+    try {
+      localStorage.setItem(this.decisionsKey(), JSON.stringify(items));
+    } catch { /* storage full or blocked: kept in memory below */ }
+    this.decisionsMem = items;
+    this.dispatchEvent(new CustomEvent('decisions', { detail: items }));
+  }
+
+  // learner id -> approved (bool) for every decision of the room still
+  // waiting for its acknowledgement
+  savingDecisions(roomId) {
+    const m = new Map();
+    for (const it of this.decisionsOut()) if (it.room === roomId) for (const d of it.decisions) m.set(d.learner, d.approved);
+    return m;
+  }
+
+  // Resolves with the `approved` reply (after reconnects if need be);
+  // rejects only when the server refused the request itself.
+  decide(roomId, decisions) {
+    const item = { id: `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`, room: roomId, decisions };
+    this.saveDecisions([...this.decisionsOut(), item]);
+    return this.sendDecision(item);
+  }
+
+  sendDecision(item) {
+    this.decisionWaits = this.decisionWaits || new Map();
+    let w = this.decisionWaits.get(item.id);
+    if (!w) {
+      w = {};
+      w.promise = new Promise((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
+      w.promise.catch(() => {});
+      this.decisionWaits.set(item.id, w);
+    }
+    if (this.status !== 'online' || !this.rooms.has(item.room) || w.inflight) return w.promise;
+    w.inflight = true;
+    const done = () => {
+      w.inflight = false;
+      this.decisionWaits.delete(item.id);
+      this.saveDecisions(this.decisionsOut().filter((d) => d.id !== item.id));
+    };
+    this.requestOn(this.ws, { t: 'approve', room: item.room, decisions: item.decisions }).then((reply) => {
+      done();
+      w.resolve(reply);
+    }, (e) => {
+      if (['forbidden', 'not_found', 'bad_request', 'conflict', 'too_large'].includes(e.code)) {
+        done();
+        w.reject(e);
+      } else {
+        w.inflight = false; // lost, timeout, unavailable: re-sent after the rejoin
+        if (this.status === 'online' && e.code !== 'unavailable') setTimeout(() => this.sendDecision(item), 1000);
+      }
+    });
+    return w.promise;
+  }
+
+  flushDecisions(roomId) {
+    for (const item of this.decisionsOut()) if (item.room === roomId) this.sendDecision(item);
   }
 }
 

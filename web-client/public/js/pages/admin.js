@@ -3,10 +3,11 @@
 // (Management with Facilitate OTJ) and departments.
 import { h, replace, toast, announce, field, dialog } from '../ui.js';
 import { get, post, patch, put, del, list } from '../api.js';
+import { audit } from './admin-audit.js';
 
 const TABS = [
   ['modules', 'Modules'], ['paths', 'Learning paths'], ['sharings', 'Sharings'],
-  ['permissions', 'Permissions'], ['departments', 'Departments'],
+  ['permissions', 'Permissions'], ['departments', 'Departments'], ['audit', 'Audit'],
 ];
 const TYPES = [['quiz', 'Quiz'], ['content', 'Content'], ['video', 'Video'], ['document', 'Document']];
 
@@ -23,7 +24,7 @@ export async function render(ctx) {
     h('a', { class: 'tab', href: `/#/admin/${id}`, 'aria-current': id === tab ? 'page' : null }, label))));
   const body = h('div');
   main.append(body);
-  const pages = { modules, paths, sharings, permissions, departments };
+  const pages = { modules, paths, sharings, permissions, departments, audit };
   await (pages[tab] || modules)(body, ctx);
 }
 

@@ -17,7 +17,7 @@ export async function render({ main, me }) {
       countEl,
       h('div', { class: 'table-wrap' }, h('table', { class: 'stack-table' },
         h('caption', { class: 'sr-only' }, 'Completions'),
-        h('thead', null, h('tr', null, ['When', 'Learner', 'Module', 'Path', 'Approved by'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', null, h('tr', null, ['When', 'Learner', 'Module', 'Path', 'Approved by', 'Record'].map((t) => h('th', { scope: 'col' }, t)))),
         tbody))));
 
   function draw() {
@@ -30,8 +30,9 @@ export async function render({ main, me }) {
       h('td', null, r.learner ? r.learner.name : '', r.learner && r.learner.department ? h('div', { class: 'muted' }, r.learner.department) : null),
       h('td', null, r.module.title || ''),
       h('td', null, r.path.title || '—'),
-      h('td', null, r.approvedBy ? h('span', null, h('span', { 'aria-hidden': 'true' }, '✓ '), r.approvedBy.name) : h('span', { class: 'muted' }, 'Completed alone'))))
-      : h('tr', null, h('td', { colspan: 5, class: 'empty' }, 'No completions match.')));
+      h('td', null, r.approvedBy ? h('span', null, h('span', { 'aria-hidden': 'true' }, '✓ '), r.approvedBy.name) : h('span', { class: 'muted' }, 'Completed alone')),
+      h('td', null, h('a', { class: 'record-link', href: `/#/completions/${r.id}`, 'aria-label': `Record of ${r.learner ? r.learner.name : ''}: ${r.module.title || ''}` }, 'Open record'))))
+      : h('tr', null, h('td', { colspan: 6, class: 'empty' }, 'No completions match.')));
   }
   filter.addEventListener('input', draw);
   draw();

@@ -2,7 +2,7 @@
 // module can be taken; an OTJ module opens the pop-up naming the
 // responsibles who can run it with the learner.
 import { h, dialog, initials, fmtDate } from '../ui.js';
-import { get, normalisePaths } from '../api.js';
+import { get, normalisePaths, normaliseCompletions } from '../api.js';
 
 const STATE = {
   completed: { badge: 'badge-done', label: 'Completed', icon: '✓' },
@@ -12,7 +12,10 @@ const STATE = {
 };
 
 export async function render({ main, me, go }) {
-  const paths = normalisePaths(await get('/api/me/paths'));
+  const [pathsData, mine] = await Promise.all([get('/api/me/paths'), get('/api/completions').catch(() => null)]);
+  const paths = normalisePaths(pathsData);
+  // a completed module links to its record (pages/record.js)
+  const records = new Map(normaliseCompletions(mine || []).map((c) => [c.module && c.module.id, c.id]));
   main.append(h('div', { class: 'page-head' },
     h('h1', null, 'My learning'),
     h('p', { class: 'muted' }, `Hi ${me.name.split(' ')[0]} — here is where you are.`)));
@@ -34,11 +37,11 @@ export async function render({ main, me, go }) {
         h('h2', { id: `path-${p.id}` }, p.title),
         h('span', { class: 'muted' }, `${done} of ${p.modules.length} done`)),
       h('div', { class: 'progress', role: 'progressbar', 'aria-label': `${p.title} progress`, 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct }, bar),
-      h('ol', { class: 'modules' }, p.modules.map((m, i) => moduleItem(p, m, i, go)))));
+      h('ol', { class: 'modules' }, p.modules.map((m, i) => moduleItem(p, m, i, go, records)))));
   }
 }
 
-function moduleItem(path, m, i, go) {
+function moduleItem(path, m, i, go, records) {
   const st = STATE[m.state];
   let action = null;
   if (m.state === 'available') {
@@ -49,6 +52,9 @@ function moduleItem(path, m, i, go) {
   const meta = [h('span', { class: `badge ${st.badge}` }, st.icon ? h('span', { 'aria-hidden': 'true' }, st.icon) : null, st.label)];
   if (m.otj && m.state !== 'otj') meta.push(h('span', null, 'On-the-Job training'));
   if (m.state === 'completed' && m.completedAt) meta.push(h('span', null, fmtDate(m.completedAt)));
+  if (m.state === 'completed' && records.has(m.id)) {
+    meta.push(h('a', { class: 'record-link', href: `/#/completions/${records.get(m.id)}`, 'aria-label': `Record of ${m.title}` }, 'Record'));
+  }
   if (m.state === 'locked') meta.push(h('span', null, 'Finish the modules before it first'));
   return h('li', { class: `module module-${m.state}`, dataset: { module: m.title, state: m.state } },
     h('span', { class: 'module-step', 'aria-hidden': 'true' }, m.state === 'completed' ? '✓' : String(i + 1)),

@@ -113,6 +113,11 @@ export function render({ main, room, go }) {
   }
 
   function outcome(l) {
+    const saving = live.savingDecisions(room.id);
+    if (saving.has(l.id) && !isDecided(l)) {
+      return h('span', { class: 'result-saving', role: 'status', dataset: { outcome: 'saving' } },
+        h('span', { class: 'spinner-dot', 'aria-hidden': 'true' }), saving.get(l.id) ? 'Saving approval…' : 'Saving…');
+    }
     const ap = room.approvals.get(l.id);
     const r = results.get(l.id);
     const status = (ap && ap.status) || (r && r.status);
@@ -141,7 +146,7 @@ export function render({ main, room, go }) {
             h('th', { scope: 'row' }, h('span', { class: `presence${l.online ? ' on' : ''}` }, h('span', { class: 'presence-dot', 'aria-hidden': 'true' }), name(l.id), h('span', { class: 'sr-only' }, l.online ? ', online' : ', offline'))),
             tasks.map((t, i) => cell(l, t, i)),
             h('td', null, h('div', { class: 'cell' }, outcome(l),
-              room.state === 'open' && !isApproved(l) ? h('div', { class: 'approve-row' },
+              room.state === 'open' && !isApproved(l) && !live.savingDecisions(room.id).has(l.id) ? h('div', { class: 'approve-row' },
                 h('button', { type: 'button', class: 'btn btn-pass btn-sm', dataset: { focus: `approve-${l.id}` }, 'aria-label': `Approve ${name(l.id)}`, disabled: !ready(l),
                   title: ready(l) ? '' : 'Every observe task must be marked pass first', onclick: () => approve([{ learner: l.id, approved: true }]) }, '✓ Approve'),
                 h('button', { type: 'button', class: 'btn btn-danger btn-sm', dataset: { focus: `reject-${l.id}` }, 'aria-label': `Not approve ${name(l.id)}`, onclick: () => notApprove(l.id) }, '✗ Not approve'),
@@ -215,8 +220,18 @@ export function render({ main, room, go }) {
     if (r === 'Save answer' && value !== undefined) live.answer(room.id, task, value, learner);
   }
 
+  // A decision shows "Saving…" until the server's durable acknowledgement;
+  // live.decide re-sends it after a reconnect (the same completion, R10).
   async function approve(decisions) {
-    const reply = await act({ t: 'approve', room: room.id, decisions }, 'The decision was not saved');
+    let reply = null;
+    const shown = live.decide(room.id, decisions);
+    drawGrid();
+    try {
+      reply = await shown;
+    } catch (e) {
+      toast(`The decision was not saved: ${e.message}`, 'error');
+    }
+    drawGrid();
     if (!reply) return;
     const said = [];
     for (const r of reply.results || []) {
@@ -303,9 +318,11 @@ export function render({ main, room, go }) {
     drawAll();
   }
   live.addEventListener('room', onRoom);
+  live.addEventListener('decisions', drawGrid);
   drawAll();
   return () => {
     live.removeEventListener('room', onRoom);
+    live.removeEventListener('decisions', drawGrid);
     clearTimeout(refreshTimer);
   };
 }
