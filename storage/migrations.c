@@ -201,6 +201,13 @@ static const char MIGRATION_1[] =
 static const char MIGRATION_2[] =
     "ALTER TABLE users ADD COLUMN active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1));";
 
+/* Attendance: when the learner was present in the room of their
+ * completion, from the room's presence: {"seconds": N, "intervals":
+ * [{"from", "to"}, ...]} (unix seconds). NULL for completions without a
+ * room, or made before it was kept. */
+static const char MIGRATION_ATTENDANCE[] = "ALTER TABLE completions ADD COLUMN attendance TEXT"
+                                           " CHECK (attendance IS NULL OR json_valid(attendance));";
+
 typedef struct migration {
   const char *description;
   const char *sql;
@@ -211,6 +218,7 @@ static const migration MIGRATIONS[] = {
      "sharings, rooms, completions, sessions, audit",
      MIGRATION_1},
     {"users.active: deactivating a user", MIGRATION_2},
+    {"completions.attendance: when the learner was present in the room", MIGRATION_ATTENDANCE},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
