@@ -810,7 +810,33 @@ static int decode_body(dctx *d, const uint8_t **f, proto_msg *m) {
   case PROTO_T_MARK: {
     proto_str res;
     if ((rc = get_room(d, f, &m->mark.room))) return rc;
-    if ((rc = get_id(d, f[F_LEARNER], "learner", &m->mark.learner))) return rc;
+    m->mark.n_learners = 0;
+    if (present(f[F_LEARNERS])) {
+      /* a group mark: one event for several learners */
+      rd r;
+      uint32_t n;
+      uint32_t max = clamp_u32(d->lim->max_learners, PROTO_MAX_LEARNERS);
+      if (present(f[F_LEARNER]))
+        return fail(d->err, PROTO_BAD_REQUEST,
+                    "Send either 'learner' or 'learners' to mark, not both.");
+      if ((rc = get_array(d, f[F_LEARNERS], "learners", "user ids", max, &r, &n))) return rc;
+      if (n == 0)
+        return fail(d->err, PROTO_BAD_REQUEST, "Field 'learners' must name at least one learner.");
+      for (uint32_t k = 0; k < n; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "learners[%" PRIu32 "]", k);
+        if ((rc = get_id(d, r.p, name, &m->mark.learners[k]))) return rc;
+        for (uint32_t j = 0; j < k; j++)
+          if (m->mark.learners[j] == m->mark.learners[k])
+            return fail(d->err, PROTO_BAD_REQUEST,
+                        "Learner %" PRIu64 " is listed twice in 'learners'.", m->mark.learners[k]);
+        rd_skip(&r);
+      }
+      m->mark.n_learners = n;
+      m->mark.learner = m->mark.learners[0];
+    } else if ((rc = get_id(d, f[F_LEARNER], "learner", &m->mark.learner))) {
+      return rc;
+    }
     if ((rc = get_task(d, f[F_TASK], "task", &m->mark.task))) return rc;
     if (!present(f[F_RESULT])) return missing(d, "result");
     rc = get_str(d, f[F_RESULT], "result", 0, 16, &res);
@@ -1144,6 +1170,13 @@ int proto_encode_approved(proto_buf *b, proto_rid rid, const proto_approval_resu
  * whose emit records that subject with each event. */
 bool proto_record_hidden_for(uint64_t learner, proto_viewer viewer) {
   return !viewer.is_host && viewer.user != learner;
+}
+
+proto_view proto_group_view(const uint64_t *learners, uint32_t n, proto_viewer viewer) {
+  if (viewer.is_host) return PROTO_VIEW_WHOLE;
+  for (uint32_t i = 0; i < n; i++)
+    if (learners[i] == viewer.user) return PROTO_VIEW_OWN;
+  return PROTO_VIEW_REDACTED;
 }
 
 bool proto_event_hidden_for(const proto_event *ev, proto_viewer viewer) {

@@ -214,11 +214,13 @@ typedef struct proto_msg {
     } answer;
     struct {
       proto_str room;
-      uint64_t learner;
+      uint64_t learner; /* a group mark: learners[0] */
       uint32_t task;
       proto_result result;
       bool has_note;
       proto_str note;
+      uint32_t n_learners; /* > 0: a group mark (`learners`), each id once */
+      uint64_t learners[PROTO_MAX_LEARNERS];
     } mark;
     struct {
       proto_str room;
@@ -466,6 +468,14 @@ typedef struct proto_snapshot {
 
 /* True when a record about `learner` is redacted for `viewer` (snapshot rule). */
 bool proto_record_hidden_for(uint64_t learner, proto_viewer viewer);
+
+/* The visibility rule for an event about a group of learners (a group
+ * `mark`): the host sees it whole (WHOLE); a learner of the group sees only
+ * their own part, as the event about them alone (OWN), never the others of
+ * the group; every other learner sees it without its private fields
+ * (REDACTED). */
+typedef enum proto_view { PROTO_VIEW_WHOLE, PROTO_VIEW_OWN, PROTO_VIEW_REDACTED } proto_view;
+proto_view proto_group_view(const uint64_t *learners, uint32_t n, proto_viewer viewer);
 
 int proto_encode_snapshot(proto_buf *b, proto_rid rid, const proto_snapshot *s,
                           proto_viewer viewer);

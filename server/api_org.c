@@ -395,6 +395,31 @@ static void iso_time(int64_t t, char out[32]) {
   strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Whole minutes present, rounded; -1 when no attendance was kept. */
+static long long minutes_present(const store_completion_row *c, json_t **parsed) {
+  json_t *a = c->attendance ? json_loads(c->attendance, 0, NULL) : NULL;
+  json_t *sec = a ? json_object_get(a, "seconds") : NULL;
+  long long m = json_is_integer(sec) ? (json_integer_value(sec) + 30) / 60 : -1;
+  if (parsed)
+    *parsed = a;
+  else
+    json_decref(a);
+  return m;
+}
+
+/* A completion's attendance: {minutes, seconds, intervals}, or null when
+ * none was kept (completed alone, or before attendance was kept). */
+static json_t *attendance_of(const store_completion_row *c) {
+  json_t *a = NULL;
+  long long m = minutes_present(c, &a);
+  if (m < 0) {
+    json_decref(a);
+    return json_null();
+  }
+  json_object_set_new(a, "minutes", json_integer(m));
+  return a;
+}
+
 static int completion_json(const store_completion_row *c, void *ud) {
   char when[32];
   iso_time(c->completed_at, when);
@@ -414,6 +439,7 @@ static int completion_json(const store_completion_row *c, void *ud) {
           ? json_pack("{s:I, s:s}", "id", (json_int_t)c->approved_by, "name", c->approved_by_name)
           : json_null());
   json_object_set_new(o, "room", c->room_id ? json_string(c->room_id) : json_null());
+  json_object_set_new(o, "attendance", attendance_of(c));
   json_array_append_new(ud, o);
   return 0;
 }
@@ -452,7 +478,11 @@ static int completion_csv(const store_completion_row *c, void *ud) {
   csv_field(f, c->module_title, 0);
   csv_field(f, c->path_title, 0);
   csv_field(f, c->approved_by_name, 0);
-  csv_field(f, c->room_id, 1);
+  csv_field(f, c->room_id, 0);
+  char minutes[24] = "";
+  long long m = minutes_present(c, NULL);
+  if (m >= 0) snprintf(minutes, sizeof minutes, "%lld", m);
+  csv_field(f, minutes, 1);
   return 0;
 }
 
@@ -473,7 +503,7 @@ static void api_completions(http_req *r, const int64_t *ids) {
       return;
     }
     fputs("id,completed_at,login,name,department,module,path,approved_by,"
-          "room\r\n",
+          "room,minutes_present\r\n",
           f);
     int code = store_completions_list(r->d->db, scope, u.id, completion_csv, f);
     fclose(f);

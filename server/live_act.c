@@ -204,6 +204,19 @@ void live_mark(ws_sess *s, const proto_msg *m) {
                 "tasks are marked.");
     return;
   }
+  if (m->mark.n_learners > 0) {
+    /* a group: room.lua checks that each is a learner of the room, skips
+     * those marked already, and records one event for the others */
+    int64_t ids[PROTO_MAX_LEARNERS];
+    for (uint32_t i = 0; i < m->mark.n_learners; i++) ids[i] = (int64_t)m->mark.learners[i];
+    rstore_call rc = live_rcall(a->r);
+    rstore_cmd c;
+    rstore_mark_group(&c, &rc, ids, m->mark.n_learners, m->mark.task,
+                      m->mark.result == PROTO_RESULT_PASS, m->mark.has_note,
+                      (rstore_bytes){m->mark.note.ptr ? m->mark.note.ptr : "", m->mark.note.len});
+    live_call(&c, live_ok_reply, s, rid, a->r);
+    return;
+  }
   msgpack_sbuffer rec;
   pack_mark_record(&rec, m);
   proto_event ev = {

@@ -43,7 +43,7 @@ void live_approve_stop(void) {
 
 /* ---- one approve on its way to the disk ------------------------------------------ */
 
-#define APPROVE_OWNED_PER_ITEM 4 /* answers, marks, note, reason */
+#define APPROVE_OWNED_PER_ITEM 5 /* answers, marks, note, reason, attendance */
 
 /* Sized to its decisions. Owned by the records op until it is submitted,
  * then by the writer until approve_committed. */
@@ -268,8 +268,41 @@ static void learner_records(approve_ctx *x, redisReply *answers, redisReply *mar
   json_decref(mk);
 }
 
-/* One decision, with its learner's {member, answers, marks} from the
- * records reply. */
+/* The learner's attendance as the completion keeps it, from room.lua's
+ * "earlier;from-to,from-to,from-" (ms): {"seconds": N, "intervals":
+ * [{"from": unix s, "to": unix s}, ...]}, an interval still open ending
+ * now. NULL when out of memory. */
+static char *attendance_json(const char *v, size_t len, int64_t now_ms) {
+  json_t *list = json_array();
+  char buf[2048];
+  if (!list) return NULL;
+  if (len >= sizeof buf) len = 0; /* room.lua keeps at most ATT_KEPT intervals: never */
+  memcpy(buf, v ? v : "", len);
+  buf[len] = '\0';
+  char *p = buf, *end;
+  long long total = strtoll(p, &end, 10); /* the folded intervals, ms */
+  if (end == p || *end != ';') total = 0;
+  p = *end == ';' ? end + 1 : end;
+  while (*p) {
+    long long from = strtoll(p, &end, 10), to;
+    if (end == p || *end != '-') break;
+    p = end + 1;
+    to = strtoll(p, &end, 10);
+    if (end == p) to = now_ms; /* still here */
+    p = *end == ',' ? end + 1 : end;
+    if (to < from) to = from;
+    total += to - from;
+    json_array_append_new(list, json_pack("{s:I, s:I}", "from", (json_int_t)(from / 1000), "to",
+                                          (json_int_t)(to / 1000)));
+  }
+  json_t *o = json_pack("{s:I, s:o}", "seconds", (json_int_t)(total / 1000), "intervals", list);
+  char *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return out;
+}
+
+/* One decision, with its learner's {member, answers, marks, attendance}
+ * from the records reply. */
 /* The fingerprint of the tasks the room opened with, as its record keeps it
  * (a room recorded without one: the tasks this instance loaded). */
 static uint64_t room_digest(const lroom *r) { return r->digest_known ? r->digest : r->mod->digest; }
@@ -293,6 +326,9 @@ static void approve_item(approve_ctx *x, store_approval *it, const lroom *r, ws_
   learner_records(x, rec[1], rec[2], it->learner, marks, r->mod->n_tasks, &aj, &mj);
   it->answers_json = aj;
   it->marks_json = mj;
+  it->attendance_json = ctx_own(
+      x, attendance_json(rec[3]->type == REDIS_REPLY_STRING ? rec[3]->str : "",
+                         rec[3]->type == REDIS_REPLY_STRING ? rec[3]->len : 0, live_wall_ms()));
   if (it->outcome != STORE_APPROVED) return; /* a "not approved" */
   if (store_completion_exists(L.d->db, it->learner, r->module, NULL) == 1)
     return; /* R10: the same completion again (an indexed lookup) */
@@ -310,11 +346,11 @@ static void approve_item(approve_ctx *x, store_approval *it, const lroom *r, ws_
 static void approve_read(live_op *o, redisReply *rep) {
   ws_sess *s = live_op_sess(o);
   approve_ctx *x = o->extra;
-  if (live_reply_failed(o, rep) || !s || rep->elements < 2 + 3 * (size_t)x->n) return;
+  if (live_reply_failed(o, rep) || !s || rep->elements < 2 + 4 * (size_t)x->n) return;
   lroom *r = o->r;
   int64_t now = (int64_t)time(NULL);
   for (uint32_t i = 0; i < x->n; i++)
-    approve_item(x, &x->items[i], r, s, now, &rep->element[2 + 3 * i]);
+    approve_item(x, &x->items[i], r, s, now, &rep->element[2 + 4 * i]);
   /* from here the writer owns the context until approve_committed */
   o->extra = NULL;
   o->extra_free = NULL;

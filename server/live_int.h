@@ -68,6 +68,15 @@ typedef struct ev_msg {
   char type[LIVE_EV_TYPE_MAX]; /* the `type` of the whole map, "" if none */
   size_t wlen, rlen;           /* rlen 0: the same for everyone */
   uint8_t *whole, *red;
+  /* a group mark (room.lua's, subject 0): its learners, task, result and
+   * note, read from the whole map; each learner of it is sent only their
+   * own part (proto_group_view) */
+  uint32_t ngroup;
+  uint64_t *group; /* ngroup ids, inside bytes */
+  uint32_t gtask;
+  proto_result gresult;
+  int ghas_note;
+  proto_str gnote; /* points into whole */
   uint8_t bytes[];
 } ev_msg;
 

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,53 @@ static void ev_read_type(ev_msg *e) {
   msgpack_unpacked_destroy(&u);
 }
 
+static int key_is(const msgpack_object *k, const char *name) {
+  size_t n = strlen(name);
+  return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && !memcmp(k->via.str.ptr, name, n);
+}
+
+/* A group mark's learners (room.lua's group `mark`: a `learners` array in a
+ * map whose type is "mark"): counts them, and with e set fills its group
+ * fields (pointing into `w`, which must be e->whole). Returns the count, 0
+ * for any other event. */
+static uint32_t group_scan(const uint8_t *w, size_t wl, ev_msg *e) {
+  uint32_t n = 0;
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  if (msgpack_unpack_next(&u, (const char *)w, wl, NULL) != MSGPACK_UNPACK_SUCCESS ||
+      u.data.type != MSGPACK_OBJECT_MAP)
+    goto out;
+  const msgpack_object_map *m = &u.data.via.map;
+  const msgpack_object *type = NULL, *learners = NULL, *task = NULL, *result = NULL, *note = NULL;
+  for (uint32_t i = 0; i < m->size; i++) {
+    const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+    if (key_is(k, "type")) type = v;
+    if (key_is(k, "learners")) learners = v;
+    if (key_is(k, "task")) task = v;
+    if (key_is(k, "result")) result = v;
+    if (key_is(k, "note")) note = v;
+  }
+  if (!type || !key_is(type, "mark") || !learners || learners->type != MSGPACK_OBJECT_ARRAY ||
+      !task || task->type != MSGPACK_OBJECT_POSITIVE_INTEGER || task->via.u64 > UINT32_MAX)
+    goto out;
+  for (uint32_t i = 0; i < learners->via.array.size; i++)
+    if (learners->via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER) goto out;
+  n = learners->via.array.size;
+  if (!e) goto out;
+  e->ngroup = n;
+  for (uint32_t i = 0; i < n; i++) e->group[i] = learners->via.array.ptr[i].via.u64;
+  e->gtask = (uint32_t)task->via.u64;
+  e->gresult = result && key_is(result, "fail") ? PROTO_RESULT_FAIL : PROTO_RESULT_PASS;
+  e->ghas_note = note && note->type == MSGPACK_OBJECT_STR;
+  if (e->ghas_note) /* the unpacker points into w: the note stays inside e */
+    e->gnote = (proto_str){note->via.str.ptr, note->via.str.size};
+out:
+  msgpack_unpacked_destroy(&u);
+  return n;
+}
+
+_Static_assert(offsetof(ev_msg, bytes) % sizeof(uint64_t) == 0, "group ids are aligned");
+
 ev_msg *ev_parse(const char *data, size_t len) {
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
@@ -59,18 +107,22 @@ ev_msg *ev_parse(const char *data, size_t len) {
       a[3].type != MSGPACK_OBJECT_STR)
     goto out;
   size_t wl = a[2].via.str.size, rl = a[3].via.str.size;
-  e = malloc(sizeof *e + wl + rl);
+  uint32_t ng = a[1].via.u64 == 0 ? group_scan((const uint8_t *)a[2].via.str.ptr, wl, NULL) : 0;
+  size_t gl = (size_t)ng * sizeof(uint64_t);
+  e = malloc(sizeof *e + gl + wl + rl);
   if (!e) goto out;
-  e->next = NULL;
+  memset(e, 0, sizeof *e);
   e->seq = a[0].via.u64;
   e->subject = a[1].via.u64;
   e->wlen = wl;
   e->rlen = rl;
-  e->whole = e->bytes;
-  e->red = e->bytes + wl;
+  e->group = (uint64_t *)(void *)e->bytes;
+  e->whole = e->bytes + gl;
+  e->red = e->bytes + gl + wl;
   memcpy(e->whole, a[2].via.str.ptr, wl);
   memcpy(e->red, a[3].via.str.ptr, rl);
   ev_read_type(e);
+  if (ng) group_scan(e->whole, wl, e);
   e->sent_ms = 0;
   if (off < len && msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
       u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER && u.data.via.u64 <= INT64_MAX)
@@ -204,7 +256,26 @@ static int hidden_for(const attach *a, const ev_msg *e) {
   return e->rlen > 0 && proto_record_hidden_for(e->subject, v);
 }
 
+/* A learner of a group mark gets the event about them alone: a frame of
+ * their own (group marks are rare; the others share the two variants). */
+static int send_own_part(attach *a, const ev_msg *e) {
+  proto_viewer v = {.user = (uint64_t)ws_user(a->s), .is_host = a->host != 0};
+  if (!e->ngroup || proto_group_view(e->group, e->ngroup, v) != PROTO_VIEW_OWN) return 0;
+  proto_event ev = {.type = PROTO_EV_MARK,
+                    .mark = {v.user, e->gtask, e->gresult, e->ghas_note != 0, e->gnote}};
+  proto_buf_clear(&L.fr);
+  if (proto_encode_ev(&L.fr, proto_s(a->r->id), e->seq, &ev, false) == 0) {
+    ws_frame *f = ws_frame_new(proto_buf_bytes(&L.fr), proto_buf_size(&L.fr));
+    if (f) {
+      ws_send_frame(a->s, f);
+      ws_frame_put(f);
+    }
+  }
+  return 1;
+}
+
 static void send_variant(attach *a, const ev_msg *e) {
+  if (send_own_part(a, e)) return;
   int red = hidden_for(a, e);
   if (!L.variant[red]) {
     proto_buf *b = red ? &L.fr : &L.fw;

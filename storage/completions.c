@@ -20,8 +20,8 @@
 
 static const char SQL_INSERT[] =
     "INSERT INTO completions(user_id, module_id, path_id, approved_by, room_id,"
-    " completed_at, answers, marks, note)"
-    " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9)"
+    " completed_at, answers, marks, note, attendance)"
+    " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     " ON CONFLICT(user_id, module_id) DO NOTHING";
 static const char SQL_FIND[] = "SELECT id FROM completions WHERE user_id = ?1 AND module_id = ?2";
 static const char SQL_AUDIT[] = "INSERT INTO audit(at, actor_id, action, subject, detail)"
@@ -91,6 +91,7 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find, sqlite3_st
     store_bind_text(ins, 7, a->answers_json);
     store_bind_text(ins, 8, a->marks_json);
     store_bind_text(ins, 9, a->note);
+    store_bind_text(ins, 10, a->attendance_json);
     if ((rc = store_step_done(s, ins)) < 0) return rc;
     if (sqlite3_changes(s->db) == 1) {
       a->completion = sqlite3_last_insert_rowid(s->db);

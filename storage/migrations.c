@@ -230,6 +230,12 @@ static const char MIGRATION_AUDIT_CHAIN[] =
     "      NEW.detail, (SELECT hash FROM audit WHERE id < NEW.id ORDER BY id DESC LIMIT 1))"
     "  WHERE id = NEW.id;"
     "END;";
+/* Attendance: when the learner was present in the room of their
+ * completion, from the room's presence: {"seconds": N, "intervals":
+ * [{"from", "to"}, ...]} (unix seconds). NULL for completions without a
+ * room, or made before it was kept. */
+static const char MIGRATION_ATTENDANCE[] = "ALTER TABLE completions ADD COLUMN attendance TEXT"
+                                           " CHECK (attendance IS NULL OR json_valid(attendance));";
 
 typedef struct migration {
   const char *description;
@@ -242,6 +248,7 @@ static const migration MIGRATIONS[] = {
      MIGRATION_1},
     {"users.active: deactivating a user", MIGRATION_2},
     {"audit chain: prev_hash and hash on every audit entry", MIGRATION_AUDIT_CHAIN},
+    {"completions.attendance: when the learner was present in the room", MIGRATION_ATTENDANCE},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -375,7 +375,7 @@ int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store
       s, "WITH RECURSIVE reach(id) AS (SELECT department_id FROM users WHERE id = ?2"
          "  UNION SELECT d.id FROM departments d JOIN reach ON d.parent_id = reach.id)"
          "SELECT c.id, u.id, u.login, u.name, d.name, m.id, m.title, c.path_id, p.title,"
-         "       c.approved_by, a.name, c.room_id, c.completed_at"
+         "       c.approved_by, a.name, c.room_id, c.completed_at, c.attendance"
          "  FROM completions c JOIN users u ON u.id = c.user_id"
          "  JOIN departments d ON d.id = u.department_id"
          "  JOIN modules m ON m.id = c.module_id"
@@ -403,6 +403,7 @@ int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store
         .approved_by_name = col_text(st, 10),
         .room_id = col_text(st, 11),
         .completed_at = sqlite3_column_int64(st, 12),
+        .attendance = col_text(st, 13),
     };
     code = cb(&c, ud);
   }

@@ -13,6 +13,10 @@
 --                           (msgpack array): the last IKEYS_KEPT only
 --   KEYS[7] presence  hash  "user|instance" -> "connections:last beat (ms)"
 --   KEYS[8] outcomes  hash  learner id -> "status:completion"
+--   KEYS[9] attendance hash learner id -> when they were present, in ms:
+--                           "earlier;from-to,from-to,from-" (the last
+--                           interval open while they are here; `earlier` is
+--                           the time of intervals dropped past ATT_KEPT)
 -- ARGV[1] op, ARGV[2] now (ms), ARGV[3] idle ttl (s), ARGV[4] channel,
 -- ARGV[5] "1" for sharded pub/sub, ARGV[6] events kept in the log,
 -- ARGV[7] the calling otjd instance, ARGV[8] presence staleness (ms); the
@@ -46,6 +50,10 @@ local op = ARGV[1]
 local IKEYS_KEPT = 8
 local META, MEMBERS, LOG, ANSWERS, MARKS, IKEYS, PRESENCE, OUTCOMES =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local ATTEND = KEYS[9]
+-- a learner's attendance keeps this many joined/left intervals; older ones
+-- are folded into one total, so a flaky phone cannot grow it without end
+local ATT_KEPT = 32
 
 -- `subject` is the learner the event is about: otjd's visibility rule
 -- (protocol/proto.c, proto_record_hidden_for) sends `redacted` to every
@@ -98,6 +106,34 @@ end
 local function my_count(user)
   local v = redis.call('HGET', PRESENCE, user .. '|' .. INST)
   return v and tonumber(string.match(v, '^(%d+):')) or 0
+end
+
+-- a learner's presence in the room began (here) or ended (not here): the
+-- attendance the completion keeps (the host has none)
+local function attend(user, here)
+  if redis.call('HGET', META, 'host') == tostring(user) then return end
+  local v = redis.call('HGET', ATTEND, user) or '0;'
+  local earlier, rest = string.match(v, '^(%d+);(.*)$')
+  earlier = tonumber(earlier or '0')
+  local list = {}
+  for from, to in string.gmatch(rest or '', '(%d+)-(%d*)') do
+    list[#list + 1] = {from, to}
+  end
+  local last = list[#list]
+  if here then
+    if last and last[2] == '' then return end
+    list[#list + 1] = {ARGV[2], ''}
+  else
+    if not last or last[2] ~= '' then return end
+    last[2] = ARGV[2]
+  end
+  while #list > ATT_KEPT do
+    local old = table.remove(list, 1)
+    earlier = earlier + (tonumber(old[2]) - tonumber(old[1]))
+  end
+  local parts = {}
+  for i = 1, #list do parts[i] = list[i][1] .. '-' .. list[i][2] end
+  redis.call('HSET', ATTEND, user, string.format('%d', earlier) .. ';' .. table.concat(parts, ','))
 end
 
 local function seq_now()
@@ -186,6 +222,7 @@ elseif op == 'join' then
   local was = online_set()[user]
   redis.call('HSET', PRESENCE, user .. '|' .. INST, (my_count(user) + 1) .. ':' .. ARGV[2])
   if not was then
+    attend(user, true)
     emit(user, ARGV[14], '')
   end
   touch()
@@ -204,6 +241,7 @@ elseif op == 'leave' then
     redis.call('HSET', PRESENCE, user .. '|' .. INST, (n - 1) .. ':' .. ARGV[2])
   end
   if not online_set()[user] and redis.call('HGET', META, 'state') == 'open' then
+    attend(user, false)
     emit(user, ARGV[10], '')
   end
   touch()
@@ -233,6 +271,7 @@ elseif op == 'remove' then
   for i = 1, #all do
     if string.match(all[i], '^(%d+)|') == ARGV[9] then redis.call('HDEL', PRESENCE, all[i]) end
   end
+  attend(ARGV[9], false)
   local seq = emit(ARGV[9], ARGV[10], '')
   touch()
   return {'ok', seq}
@@ -274,6 +313,39 @@ elseif op == 'answer' then
   touch()
   return {'ok', seq}
 
+elseif op == 'mark' and ARGV[9] == '*' then
+  -- a group mark: "*", task, result name, result code (1 pass, 2 fail),
+  -- note, has note ("1"/"0"), then learner ids. Every one must be a learner
+  -- of the room, or nothing is applied; those who have a mark for the task
+  -- already keep it. One event for the ones marked, {type, learners, task,
+  -- result, note?} (redacted: without result and note); otjd shows each
+  -- learner of the group only their own part (proto_group_view).
+  local e = must_be_open()
+  if e then return e end
+  for i = 15, #ARGV do
+    if redis.call('HEXISTS', MEMBERS, ARGV[i]) == 0 then
+      return {'err', 'not_found', 'Learner ' .. ARGV[i] .. ' is not in this room; nothing was marked.'}
+    end
+  end
+  local task, marked = tonumber(ARGV[10]), {}
+  local tail = cmsgpack.pack(task) .. cmsgpack.pack(tonumber(ARGV[12])) ..
+    (ARGV[14] == '1' and cmsgpack.pack(ARGV[13]) or '\192')
+  for i = 15, #ARGV do
+    local field = ARGV[i] .. ':' .. ARGV[10]
+    if redis.call('HEXISTS', MARKS, field) == 0 then
+      -- the record as otjd writes it: [learner, task, result, note or nil]
+      redis.call('HSET', MARKS, field, '\148' .. cmsgpack.pack(tonumber(ARGV[i])) .. tail)
+      marked[#marked + 1] = tonumber(ARGV[i])
+    end
+  end
+  if #marked == 0 then return {'ok', seq_now(), 0} end
+  local whole = {type = 'mark', learners = marked, task = task, result = ARGV[11]}
+  if ARGV[14] == '1' then whole.note = ARGV[13] end
+  local seq = emit(0, cmsgpack.pack(whole),
+    cmsgpack.pack({type = 'mark', learners = marked, task = task}))
+  touch()
+  return {'ok', seq, #marked}
+
 elseif op == 'mark' then
   -- learner, task, record, whole, redacted
   local e = must_be_open()
@@ -304,13 +376,17 @@ elseif op == 'close' then
   if e then return e end
   if redis.call('HGET', META, 'state') ~= 'open' then return {'ok', seq_now()} end
   redis.call('HSET', META, 'state', 'closed')
+  -- whoever is still here stops being present with the room
+  local present = redis.call('HKEYS', ATTEND)
+  for i = 1, #present do attend(present[i], false) end
   local seq = emit(0, ARGV[9], '')
   touch()
   return {'ok', seq}
 
 elseif op == 'records' then
-  -- ntasks, then learner ids: for each, {member 0/1, answers, marks}, the
-  -- answers and marks one per task (nil where there is none)
+  -- ntasks, then learner ids: for each, {member 0/1, answers, marks,
+  -- attendance}, the answers and marks one per task (nil where there is
+  -- none), the attendance as its hash keeps it ("" for none)
   local e = must_exist()
   if e then return e end
   local n = tonumber(ARGV[9])
@@ -326,6 +402,7 @@ elseif op == 'records' then
       out[#out + 1] = {}
       out[#out + 1] = {}
     end
+    out[#out + 1] = redis.call('HGET', ATTEND, ARGV[i]) or ''
   end
   return out
 
@@ -357,6 +434,7 @@ elseif op == 'beat' then
   -- differ, which msgpack readers ignore)
   local function presence_event(type, user)
     local role = host == user and 'host' or 'learner'
+    attend(user, type == 'joined')
     emit(user, cmsgpack.pack({type = type, user = tonumber(user), role = role}), '')
   end
   if open then

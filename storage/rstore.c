@@ -12,8 +12,8 @@
 
 #include "room_lua.h" /* generated from room.lua by CMake */
 
-static const char *const parts[RSTORE_NKEYS] = {"meta",  "members", "log",      "answers",
-                                                "marks", "ikeys",   "presence", "outcomes"};
+static const char *const parts[RSTORE_NKEYS] = {
+    "meta", "members", "log", "answers", "marks", "ikeys", "presence", "outcomes", "attendance"};
 
 const char *rstore_script(size_t *len) {
   if (len) *len = sizeof room_lua - 1;
@@ -211,6 +211,21 @@ void rstore_mark(rstore_cmd *c, const rstore_call *x, int64_t learner, uint32_t 
   rstore_cmd_int(c, task);
   cmd_bytes(c, record);
   cmd_event(c, mark, 1);
+}
+
+void rstore_mark_group(rstore_cmd *c, const rstore_call *x, const int64_t *learners, uint32_t n,
+                       uint32_t task, int pass, int has_note, rstore_bytes note) {
+  cmd_room(c, x, "mark");
+  rstore_cmd_str(c, "*");
+  rstore_cmd_int(c, task);
+  rstore_cmd_str(c, pass ? "pass" : "fail");
+  rstore_cmd_str(c, pass ? "1" : "2");
+  if (has_note)
+    cmd_bytes(c, note);
+  else
+    rstore_cmd_str(c, "");
+  rstore_cmd_str(c, has_note ? "1" : "0");
+  for (uint32_t i = 0; i < n; i++) rstore_cmd_int(c, learners[i]);
 }
 
 void rstore_outcomes_start(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "outcomes"); }

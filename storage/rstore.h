@@ -22,12 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RSTORE_NKEYS        8
+#define RSTORE_NKEYS        9
 #define RSTORE_KEY_MAX      96
 #define RSTORE_LOG_KEEP     1000 /* events a room keeps for sync, by default */
 #define RSTORE_DASH_CHANNEL "otj:dash"
 
-/* The parts of a room, in KEYS order (room.lua's KEYS[1..8]). */
+/* The parts of a room, in KEYS order (room.lua's KEYS[1..9]). */
 enum rstore_part {
   RSTORE_META,
   RSTORE_MEMBERS,
@@ -36,7 +36,8 @@ enum rstore_part {
   RSTORE_MARKS,
   RSTORE_IKEYS,
   RSTORE_PRESENCE,
-  RSTORE_OUTCOMES
+  RSTORE_OUTCOMES,
+  RSTORE_ATTENDANCE
 };
 
 /* The room script's text (NUL-terminated) and its length. */
@@ -131,6 +132,11 @@ void rstore_answer(rstore_cmd *c, const rstore_call *x, int64_t by, int64_t lear
                    rstore_bytes key, rstore_bytes record, rstore_event answer, int current_only);
 void rstore_mark(rstore_cmd *c, const rstore_call *x, int64_t learner, uint32_t task,
                  rstore_bytes record, rstore_event mark);
+/* A group mark: the same result (and note, when has_note) for every learner
+ * listed who has no mark for the task yet; room.lua makes the records and
+ * the one event. The reply is {"ok", seq, marked}. */
+void rstore_mark_group(rstore_cmd *c, const rstore_call *x, const int64_t *learners, uint32_t n,
+                       uint32_t task, int pass, int has_note, rstore_bytes note);
 /* Outcomes are appended one by one after rstore_outcomes_start. */
 void rstore_outcomes_start(rstore_cmd *c, const rstore_call *x);
 void rstore_outcome(rstore_cmd *c, int64_t learner, int status, int64_t completion,

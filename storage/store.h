@@ -462,6 +462,7 @@ typedef struct store_completion_row {
   const char *approved_by_name;
   const char *room_id; /* NULL when not in a room */
   int64_t completed_at;
+  const char *attendance; /* JSON {"seconds", "intervals"}, NULL when none was kept */
 } store_completion_row;
 typedef int (*store_completion_cb)(const store_completion_row *c, void *ud);
 
@@ -751,6 +752,8 @@ typedef struct store_approval {
                          into STORE_REFUSED with `forbidden` set and no
                          completion is written */
   const char *room, *answers_json, *marks_json, *note, *reason;
+  /* when the learner was in the room (JSON); may be NULL */
+  const char *attendance_json;
   int check_tasks;       /* first check (in the transaction) that the module's
                             tasks still have tasks_digest (R9 was judged on
                             them); if not, STORE_REFUSED and tasks_changed

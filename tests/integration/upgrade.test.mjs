@@ -46,9 +46,11 @@ test('a v1 database made by otjd of 3c3112e is migrated at start and keeps its u
   let srv;
   try {
     srv = await startOtjd({ redis: redis.addr, dataDir: dir, demo: false });
-    const versions = sql('SELECT version FROM schema_version ORDER BY version').map((r) => r.version);
-    assert.deepEqual(versions, versions.map((_, i) => i + 1), 'every step after v1 ran and was recorded, in order');
-    assert.ok(versions.length >= 2, 'the step to v2 ran');
+    // every later step ran, in order, and was recorded (how many there are
+    // is this build's business)
+    const steps = sql('SELECT version FROM schema_version ORDER BY version').map((r) => r.version);
+    assert.ok(steps.length >= 2, 'the step to v2 ran and was recorded');
+    assert.deepEqual(steps, steps.map((_, i) => i + 1), 'each step once, none skipped');
     const active = sql('PRAGMA table_info(users)').find((c) => c.name === 'active');
     assert.ok(active, 'users.active exists');
     assert.deepEqual(sql('SELECT DISTINCT active FROM users'), [{ active: 1 }]);
@@ -78,7 +80,7 @@ test('a v1 database made by otjd of 3c3112e is migrated at start and keeps its u
 
     // a second start has nothing left to do
     srv = await startOtjd({ redis: redis.addr, dataDir: dir, demo: false });
-    assert.equal(sql('SELECT count(*) AS n FROM schema_version')[0].n, versions.length);
+    assert.equal(sql('SELECT count(*) AS n FROM schema_version')[0].n, steps.length);
     assert.equal((await login(srv, 'lea')).status, 200);
     await srv.stopClean();
   } finally {

@@ -480,6 +480,47 @@ static void test_decode_mark(void **state) {
   free(m);
 }
 
+static void test_decode_group_mark(void **state) {
+  (void)state;
+  frame f;
+  proto_msg *m = new_msg();
+  decode_ok(&f,
+            "{\"t\":\"mark\",\"room\":\"r1\",\"learners\":[5,7,9],\"task\":1,"
+            "\"result\":\"pass\"}",
+            m);
+  assert_int_equal(m->mark.n_learners, 3);
+  assert_int_equal(m->mark.learners[0], 5);
+  assert_int_equal(m->mark.learners[2], 9);
+  assert_int_equal(m->mark.learner, 5);
+  frame_free(&f);
+  /* one learner: no group */
+  decode_ok(&f, "{\"t\":\"mark\",\"room\":\"r1\",\"learner\":5,\"task\":1,\"result\":\"pass\"}", m);
+  assert_int_equal(m->mark.n_learners, 0);
+  frame_free(&f);
+  free(m);
+  decode_bad("{\"t\":\"mark\",\"room\":\"r\",\"learners\":[],\"task\":1,\"result\":\"pass\"}",
+             PROTO_BAD_REQUEST, "at least one");
+  decode_bad("{\"t\":\"mark\",\"room\":\"r\",\"learners\":[1],\"learner\":1,\"task\":1,"
+             "\"result\":\"pass\"}",
+             PROTO_BAD_REQUEST, "not both");
+  decode_bad("{\"t\":\"mark\",\"room\":\"r\",\"learners\":[3,4,3],\"task\":1,\"result\":\"pass\"}",
+             PROTO_BAD_REQUEST, "listed twice");
+  decode_bad("{\"t\":\"mark\",\"room\":\"r\",\"learners\":[3,-4],\"task\":1,\"result\":\"pass\"}",
+             PROTO_BAD_REQUEST, "learners[1]");
+  decode_bad("{\"t\":\"mark\",\"room\":\"r\",\"learners\":5,\"task\":1,\"result\":\"pass\"}",
+             PROTO_BAD_REQUEST, "learners");
+}
+
+static void test_group_view(void **state) {
+  (void)state;
+  const uint64_t g[] = {5, 7};
+  assert_int_equal(proto_group_view(g, 2, (proto_viewer){.user = 3, .is_host = true}),
+                   PROTO_VIEW_WHOLE);
+  assert_int_equal(proto_group_view(g, 2, (proto_viewer){.user = 7}), PROTO_VIEW_OWN);
+  assert_int_equal(proto_group_view(g, 2, (proto_viewer){.user = 6}), PROTO_VIEW_REDACTED);
+  assert_int_equal(proto_group_view(g, 0, (proto_viewer){.user = 5}), PROTO_VIEW_REDACTED);
+}
+
 static void test_decode_approve(void **state) {
   (void)state;
   frame f;
@@ -1824,6 +1865,8 @@ int main(void) {
       cmocka_unit_test(test_encode_snapshot),
       cmocka_unit_test(test_encoded_frames_are_valid_otj),
       cmocka_unit_test(test_ev_body_then_raw_frame),
+      cmocka_unit_test(test_decode_group_mark),
+      cmocka_unit_test(test_group_view),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,6 +104,7 @@ export function normaliseCompletions(data) {
     approvedBy: c.approved_by,
     at: c.completed_at,
     room: c.room,
+    attendance: c.attendance || null, // {minutes, seconds, intervals} when kept
   }));
 }
 

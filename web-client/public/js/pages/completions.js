@@ -17,7 +17,7 @@ export async function render({ main, me }) {
       countEl,
       h('div', { class: 'table-wrap' }, h('table', { class: 'stack-table' },
         h('caption', { class: 'sr-only' }, 'Completions'),
-        h('thead', null, h('tr', null, ['When', 'Learner', 'Module', 'Path', 'Approved by', 'Record'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', null, h('tr', null, ['When', 'Learner', 'Module', 'Path', 'Approved by', 'Present', 'Record'].map((t) => h('th', { scope: 'col' }, t)))),
         tbody))));
 
   function draw() {
@@ -31,8 +31,17 @@ export async function render({ main, me }) {
       h('td', null, r.module.title || ''),
       h('td', null, r.path.title || '—'),
       h('td', null, r.approvedBy ? h('span', null, h('span', { 'aria-hidden': 'true' }, '✓ '), r.approvedBy.name) : h('span', { class: 'muted' }, 'Completed alone')),
+      h('td', { dataset: { attendance: r.attendance ? String(r.attendance.minutes) : '' } }, presence(r.attendance)),
       h('td', null, h('a', { class: 'record-link', href: `/#/completions/${r.id}`, 'aria-label': `Record of ${r.learner ? r.learner.name : ''}: ${r.module.title || ''}` }, 'Open record'))))
-      : h('tr', null, h('td', { colspan: 6, class: 'empty' }, 'No completions match.')));
+      : h('tr', null, h('td', { colspan: 7, class: 'empty' }, 'No completions match.')));
+  }
+
+  // Attendance: minutes in the room, and when (joined–left, local time).
+  function presence(a) {
+    if (!a) return h('span', { class: 'muted' }, '—');
+    const t = (s) => new Date(s * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const spans = (a.intervals || []).map((i) => `${t(i.from)}–${t(i.to)}`).join(', ');
+    return h('span', null, `${a.minutes} min`, spans ? h('div', { class: 'muted' }, spans) : null);
   }
   filter.addEventListener('input', draw);
   draw();

@@ -17,6 +17,7 @@ export function render({ main, room, go }) {
   const footer = h('div', { class: 'row' });
   main.append(head, h('div', { class: 'host-top' }, joinCard, rosterCard), navCard, gridCard, footer);
   const results = new Map(); // learner -> {status, reason} from our own approve replies
+  let notPassed = null; // the learners "Approve all who passed" listed back: [{learner, reason}]
   let refreshTimer = null;
 
   const name = (id) => {
@@ -73,7 +74,23 @@ export function render({ main, room, go }) {
         h('div', { class: 'tasknav-text', 'aria-live': 'polite' },
           h('p', { class: 'task-kicker' }, `Task ${room.task + 1} of ${tasks.length} · ${t.kind === 'observe' ? 'observe' : 'question'}`),
           h('p', { class: 'task-text', id: 'current-task' }, t.text || '')),
-        h('button', { type: 'button', class: 'btn btn-primary', disabled: room.task >= tasks.length - 1 || room.state !== 'open', dataset: { focus: 'next' }, onclick: () => step(room.task + 1) }, 'Next task →'))));
+        h('button', { type: 'button', class: 'btn btn-primary', disabled: room.task >= tasks.length - 1 || room.state !== 'open', dataset: { focus: 'next' }, onclick: () => step(room.task + 1) }, 'Next task →')),
+      t.kind === 'observe' && room.state === 'open' ? passPresentButton(room.task, 'btn') : null));
+  }
+
+  // Present learners with no mark yet for an observe task.
+  function unmarkedPresent(task) {
+    return [...room.learners.values()].filter((l) => l.online && !room.mark(l.id, task) && !isApproved(l));
+  }
+
+  function passPresentButton(task, size) {
+    const n = unmarkedPresent(task).length;
+    return h('button', {
+      type: 'button', class: `btn btn-pass ${size === 'sm' ? 'btn-sm pass-present-sm' : 'pass-present'}`, disabled: n === 0,
+      dataset: { focus: `pass-present-${task}`, passPresent: String(task) },
+      'aria-label': n ? `Pass everyone present on task ${task + 1} (${n})` : `Everyone present is marked on task ${task + 1}`,
+      onclick: () => passPresent(task),
+    }, n ? (size === 'sm' ? `✓ Pass present (${n})` : `✓ Pass everyone present (${n})`) : (size === 'sm' ? 'All marked' : 'Everyone present is marked'));
   }
 
   function answerText(t, a) {
@@ -132,15 +149,20 @@ export function render({ main, room, go }) {
     const ls = [...room.learners.values()];
     keepFocus(gridCard, () => {
       const passing = ls.filter((l) => ready(l) && !isDecided(l));
+      const undecided = ls.filter((l) => !isDecided(l));
       replace(gridCard,
         h('div', { class: 'spread' }, h('h2', { id: 'grid-h' }, 'Results'),
-          passing.length > 1 && room.state === 'open'
-            ? h('button', { type: 'button', class: 'btn btn-pass', dataset: { focus: 'approve-all' }, onclick: () => approve(passing.map((l) => ({ learner: l.id, approved: true }))) }, `✓ Approve all who passed (${passing.length})`)
+          passing.length > 0 && ls.length > 1 && room.state === 'open'
+            ? h('button', { type: 'button', class: 'btn btn-pass', dataset: { focus: 'approve-all' }, onclick: () => approveAll(undecided) }, `✓ Approve all who passed (${passing.length})`)
             : null),
+        notPassed && notPassed.length ? h('div', { class: 'notice not-passed', role: 'status' },
+          h('strong', null, `Not approved (${notPassed.length}): `),
+          h('ul', { class: 'not-passed-list' }, notPassed.map((r) => h('li', { dataset: { learner: r.learner } }, `${name(r.learner)} — ${r.reason || 'not approved'}`)))) : null,
         ls.length ? h('div', { class: 'grid-wrap' }, h('table', { class: 'grid' },
           h('caption', { class: 'sr-only' }, 'Learners by task. Each observe task has Pass and Fail buttons.'),
           h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Learner'),
-            tasks.map((t, i) => h('th', { scope: 'col', class: i === room.task ? 'current' : '' }, h('span', { class: 'muted' }, `${i + 1}. `), t.text, i === room.task ? h('span', { class: 'sr-only' }, ' (current)') : null)),
+            tasks.map((t, i) => h('th', { scope: 'col', class: i === room.task ? 'current' : '' }, h('span', { class: 'muted' }, `${i + 1}. `), t.text, i === room.task ? h('span', { class: 'sr-only' }, ' (current)') : null,
+              t.kind === 'observe' && room.state === 'open' && ls.length > 1 ? h('div', null, passPresentButton(i, 'sm')) : null)),
             h('th', { scope: 'col' }, 'Decision'))),
           h('tbody', null, ls.map((l) => h('tr', { dataset: { learner: l.id } },
             h('th', { scope: 'row' }, h('span', { class: `presence${l.online ? ' on' : ''}` }, h('span', { class: 'presence-dot', 'aria-hidden': 'true' }), name(l.id), h('span', { class: 'sr-only' }, l.online ? ', online' : ', offline'))),
@@ -239,6 +261,26 @@ export function render({ main, room, go }) {
       said.push(`${name(r.learner)}: ${r.status === 'approved' ? 'approved' : r.status === 'not_approved' ? 'not approved' : `refused, ${r.reason || ''}`}`);
     }
     announce(said.join('. '));
+    drawGrid();
+    return reply;
+  }
+
+  // "Pass everyone present": one mark for every present learner who has no
+  // mark yet for the task; exceptions are then set to fail one by one.
+  async function passPresent(task) {
+    const who = unmarkedPresent(task);
+    if (!who.length) return;
+    const reply = await act({ t: 'mark', room: room.id, learners: who.map((l) => l.id), task, result: 'pass' }, 'The marks were not saved');
+    if (reply) announce(`Task ${task + 1}: ${who.length} present ${who.length === 1 ? 'learner' : 'learners'} passed.`);
+  }
+
+  // "Approve all who passed": one approve for every undecided learner; the
+  // server applies R9 to each, and those with a fail or a missing mark come
+  // back refused: they are listed, not approved.
+  async function approveAll(undecided) {
+    const reply = await approve(undecided.map((l) => ({ learner: l.id, approved: true })));
+    if (!reply) return;
+    notPassed = (reply.results || []).filter((r) => r.status !== 'approved');
     drawGrid();
   }
 

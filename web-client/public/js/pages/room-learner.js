@@ -48,6 +48,10 @@ export function render({ main, room, me }) {
       replace(outcomeCard, h('div', { class: 'card outcome outcome-not', dataset: { outcome: 'not_approved' } },
         h('span', { class: 'outcome-icon', 'aria-hidden': 'true' }, '✗'),
         h('h2', null, 'Not approved this time'), h('p', null, 'Talk with your responsible about what to practise. The training stays waiting for you.')));
+    } else if (ap && ap.status === 'refused') { // "approve all who passed" left them out: a task not passed
+      replace(outcomeCard, h('div', { class: 'card outcome outcome-not', dataset: { outcome: 'refused' } },
+        h('span', { class: 'outcome-icon', 'aria-hidden': 'true' }, '!'),
+        h('h2', null, 'Not approved yet'), h('p', null, 'A task is not passed yet: see your results below. The training stays waiting for you.')));
     } else replace(outcomeCard);
 
     // current task
@@ -104,7 +108,7 @@ export function render({ main, room, me }) {
           h('span', null, h('span', { class: 'sr-only' }, i === room.task ? 'Current task: ' : ''), `${i + 1}. ${task.text}`), res);
       })));
 
-    replace(leaveBar, room.state === 'closed' || ap
+    replace(leaveBar, room.state === 'closed' || (ap && ap.status !== 'refused')
       ? h('a', { class: 'btn btn-secondary', href: '/#/learn' }, 'Back to my learning')
       : h('button', { type: 'button', class: 'btn btn-ghost', onclick: leave }, 'Leave the room'));
   }
@@ -142,7 +146,7 @@ export function render({ main, room, me }) {
       if (ev.e.type === 'removed') { removed = true; announce('You were taken out of the room.'); }
       if (ev.e.type === 'added') removed = false;
       if (ev.e.type === 'mark' && ev.e.result) announce(`Task ${ev.e.task + 1}: ${ev.e.result === 'pass' ? 'passed' : 'not passed'}.`);
-      if (ev.e.type === 'approved' && ev.e.status) announce(ev.e.status === 'approved' ? 'You are approved.' : 'Not approved this time.');
+      if (ev.e.type === 'approved' && ev.e.status) announce(ev.e.status === 'approved' ? 'You are approved.' : ev.e.status === 'refused' ? 'Not approved yet: a task is not passed.' : 'Not approved this time.');
     }
     for (const k of room.marks.keys()) if (k.startsWith(`${me.id}:`)) seenMarks.add(k);
     if (room.state !== lastState) {
