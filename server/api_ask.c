@@ -66,7 +66,8 @@ static void ask_store(void *ud, const int *online, size_t n) {
   ask_job *j = ud;
   http_req *r = j->r;
   store_recipient to[ASK_MAX_RECIPIENTS];
-  for (size_t i = 0; i < j->n; i++) to[i] = (store_recipient){j->ids[i], online && i < n ? online[i] : 0};
+  for (size_t i = 0; i < j->n; i++)
+    to[i] = (store_recipient){j->ids[i], online && i < n ? online[i] : 0};
   int64_t now = (int64_t)time(NULL), id = 0, last = 0;
   int code = store_request_create(r->d->db, now, j->learner, j->module, j->path,
                                   r->d->cfg.ask_cooldown_s, to, j->n, &id, &last);

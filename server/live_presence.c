@@ -33,7 +33,7 @@ typedef struct online_read {
   struct online_slot {
     struct online_read *job;
     size_t i;
-  } *slots;
+  } * slots;
   int online[];
 } online_read;
 
@@ -134,11 +134,11 @@ typedef struct watcher {
   struct watcher *next;
   ws_ref *ref;
   int refs;
-  int dead;              /* unwatched or closed: freed when the last read ends */
-  int reading, again;    /* one read at a time; a change meanwhile reads again */
-  int sent;              /* the first `online` went out */
-  proto_rid rid;         /* of the `watch`, for the first answer */
-  size_t n;              /* responsibles followed */
+  int dead;           /* unwatched or closed: freed when the last read ends */
+  int reading, again; /* one read at a time; a change meanwhile reads again */
+  int sent;           /* the first `online` went out */
+  proto_rid rid;      /* of the `watch`, for the first answer */
+  size_t n;           /* responsibles followed */
   int64_t ids[LIVE_WATCH_MAX];
   char *names[LIVE_WATCH_MAX];
   int online[LIVE_WATCH_MAX]; /* as last sent */
