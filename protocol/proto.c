@@ -73,7 +73,7 @@ static const char *const type_names[] = {
     [PROTO_T_ADD] = "add",       [PROTO_T_REMOVE] = "remove", [PROTO_T_STEP] = "step",
     [PROTO_T_ANSWER] = "answer", [PROTO_T_MARK] = "mark",     [PROTO_T_APPROVE] = "approve",
     [PROTO_T_SYNC] = "sync",     [PROTO_T_LEAVE] = "leave",   [PROTO_T_CLOSE] = "close",
-    [PROTO_T_PING] = "ping",
+    [PROTO_T_PING] = "ping",     [PROTO_T_WATCH] = "watch",   [PROTO_T_UNWATCH] = "unwatch",
 };
 #define N_TYPES (sizeof type_names / sizeof type_names[0])
 
@@ -856,7 +856,9 @@ static int decode_body(dctx *d, const uint8_t **f, proto_msg *m) {
     return get_uint(d, f[F_SINCE], "since", UINT64_MAX, &m->sync.since);
   case PROTO_T_LEAVE:
   case PROTO_T_CLOSE: return get_room(d, f, &m->leave.room); /* leave and close share one layout */
-  case PROTO_T_PING: return 0;
+  case PROTO_T_PING:
+  case PROTO_T_WATCH:
+  case PROTO_T_UNWATCH: return 0;
   case PROTO_T_NONE: break;
   }
   return fail(d->err, PROTO_INTERNAL, "The message type could not be handled.");
@@ -1127,6 +1129,54 @@ int proto_encode_dashboard(proto_buf *b, uint64_t count) {
   enc_head(&e, "dashboard", PROTO_NO_RID, 1);
   enc_cstr(&e, "count");
   enc_u(&e, count);
+  return enc_end(&e);
+}
+
+int proto_encode_dashboard_ask(proto_buf *b, uint64_t count, uint64_t requests,
+                               const proto_ask *ask) {
+  enc e;
+  enc_begin(&e, b);
+  enc_head(&e, "dashboard", PROTO_NO_RID, ask ? 3 : 2);
+  enc_cstr(&e, "count");
+  enc_u(&e, count);
+  enc_cstr(&e, "requests");
+  enc_u(&e, requests);
+  if (ask) {
+    enc_cstr(&e, "request");
+    enc_map(&e, 3);
+    enc_cstr(&e, "learner");
+    enc_map(&e, 2);
+    enc_cstr(&e, "id");
+    enc_u(&e, ask->learner);
+    enc_cstr(&e, "name");
+    enc_str(&e, ask->learner_name);
+    enc_cstr(&e, "module");
+    enc_map(&e, 2);
+    enc_cstr(&e, "id");
+    enc_u(&e, ask->module);
+    enc_cstr(&e, "title");
+    enc_str(&e, ask->module_title);
+    enc_cstr(&e, "requested_at");
+    enc_u(&e, ask->requested_at);
+  }
+  return enc_end(&e);
+}
+
+int proto_encode_online(proto_buf *b, proto_rid rid, const proto_online *people, uint32_t n) {
+  enc e;
+  enc_begin(&e, b);
+  enc_head(&e, "online", rid, 1);
+  enc_cstr(&e, "responsibles");
+  enc_array(&e, n);
+  for (uint32_t k = 0; k < n; k++) {
+    enc_map(&e, 3);
+    enc_cstr(&e, "id");
+    enc_u(&e, people[k].id);
+    enc_cstr(&e, "name");
+    enc_str(&e, people[k].name);
+    enc_cstr(&e, "online");
+    enc_bool(&e, people[k].online);
+  }
   return enc_end(&e);
 }
 

@@ -121,6 +121,8 @@ typedef enum proto_type {
   PROTO_T_LEAVE,
   PROTO_T_CLOSE,
   PROTO_T_PING,
+  PROTO_T_WATCH,   /* extension: follow who of one's responsibles is online */
+  PROTO_T_UNWATCH, /* and stop */
 } proto_type;
 
 /* Wire name of a client message type ("hello", ...), or "?" when unknown. */
@@ -305,6 +307,31 @@ int proto_encode_err(proto_buf *b, proto_rid rid, proto_code code, const char *m
 int proto_encode_decode_error(proto_buf *b, const proto_error *err);
 /* dashboard {count}: extension, the live pending-OTJ count of a responsible. */
 int proto_encode_dashboard(proto_buf *b, uint64_t count);
+
+/* A learner's "Ask for OTJ", as a dashboard push carries it. */
+typedef struct proto_ask {
+  uint64_t learner;
+  proto_str learner_name;
+  uint64_t module;
+  proto_str module_title;
+  uint64_t requested_at; /* unix seconds */
+} proto_ask;
+
+/* dashboard {count, requests, request?}: the count, the open requests among
+ * the pending items, and (when not NULL) the request that just arrived. */
+int proto_encode_dashboard_ask(proto_buf *b, uint64_t count, uint64_t requests,
+                               const proto_ask *ask);
+
+/* One responsible in an `online` message. */
+typedef struct proto_online {
+  uint64_t id;
+  proto_str name;
+  bool online;
+} proto_online;
+
+/* online {rid?, responsibles: [{id, name, online}]}: extension, the reply to
+ * `watch` (with its rid) and every later change (without). */
+int proto_encode_online(proto_buf *b, proto_rid rid, const proto_online *people, uint32_t n);
 
 typedef struct proto_approval_result {
   uint64_t learner;

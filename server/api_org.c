@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "api_util.h"
+#include "requests.h"
 
 #define RESPONSIBLES_IN_MESSAGE 3 /* names spelled out in the pop-up text */
 
@@ -71,6 +72,7 @@ typedef struct paths_ctx {
   json_t *cur;   /* the path being filled */
   int64_t cur_id;
   json_t *responsibles; /* fetched once, when some module waits for OTJ */
+  int64_t cooldown_s;   /* between two asks for one module */
   int failed;
 } paths_ctx;
 
@@ -101,6 +103,14 @@ static int path_step(const store_path_step *st, void *ud) {
     reach_out_message(msg, sizeof msg, st->module_title, c->responsibles);
     json_object_set(m, "responsibles", c->responsibles);
     json_object_set_new(m, "message", json_string(msg));
+    /* Ask for OTJ: the learner's open request, and when they may ask again */
+    int64_t first = 0, last = 0;
+    int open = store_request_open(c->s, c->learner_id, st->module_id, &first, &last);
+    if (open < 0) return c->failed = 1;
+    if (open) {
+      json_object_set_new(m, "requested_at", json_integer(last));
+      json_object_set_new(m, "ask_again_at", json_integer(last + c->cooldown_s));
+    }
   }
   json_array_append_new(json_object_get(c->cur, "modules"), m);
   return 0;
@@ -109,7 +119,10 @@ static int path_step(const store_path_step *st, void *ud) {
 static void api_me_paths(http_req *r, const int64_t *ids) {
   store_user u;
   if (require_user(r, &u)) return;
-  paths_ctx c = {.s = r->d->db, .learner_id = u.id, .paths = json_array()};
+  paths_ctx c = {.s = r->d->db,
+                 .learner_id = u.id,
+                 .paths = json_array(),
+                 .cooldown_s = (int64_t)r->d->cfg.ask_cooldown_s};
   int code = c.paths ? store_learner_paths(r->d->db, u.id, path_step, &c) : -1;
   json_decref(c.responsibles);
   if (code < 0 || c.failed) {
@@ -329,8 +342,44 @@ typedef struct pending_ctx {
   store *s;
   json_t *items;
   json_t *tasks_by_module; /* "id" -> [{kind, text}], fetched once each */
+  int requests;            /* items whose learner asked */
   int failed;
 } pending_ctx;
+
+/* Asked first, oldest ask first; then the rest in the list's own order
+ * (longest waiting first). */
+static int by_request(const void *a, const void *b) {
+  const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+  const json_t *rx = json_object_get(x, "requested_at"), *ry = json_object_get(y, "requested_at");
+  if (rx && ry) {
+    json_int_t p = json_integer_value(rx), q = json_integer_value(ry);
+    if (p != q) return p < q ? -1 : 1;
+  } else if (rx || ry) {
+    return rx ? -1 : 1;
+  }
+  json_int_t i = json_integer_value(json_object_get(x, "_at")),
+             k = json_integer_value(json_object_get(y, "_at"));
+  return (i > k) - (i < k);
+}
+
+/* Sorts the items by_request, keeping the order of equals. */
+static void sort_asked_first(json_t *items) {
+  size_t n = json_array_size(items);
+  if (n < 2) return;
+  json_t **v = malloc(n * sizeof *v);
+  if (!v) return;
+  for (size_t i = 0; i < n; i++) {
+    v[i] = json_incref(json_array_get(items, i));
+    json_object_set_new(v[i], "_at", json_integer((json_int_t)i));
+  }
+  qsort(v, n, sizeof *v, by_request);
+  json_array_clear(items);
+  for (size_t i = 0; i < n; i++) {
+    json_object_del(v[i], "_at");
+    json_array_append_new(items, v[i]);
+  }
+  free(v);
+}
 
 /* [{kind, text}] of a module, cached per request. */
 static json_t *short_tasks(pending_ctx *c, int64_t module_id) {
@@ -359,6 +408,17 @@ static int pending_item(const store_pending *p, void *ud) {
                 "tasks", tasks, "path", "id", (json_int_t)p->path_id, "title", p->path_title,
                 "waiting_since", (json_int_t)p->waiting_since);
   if (!item) return c->failed = 1;
+  /* Ask for OTJ: since when the learner asks (their oldest open request) */
+  int64_t first = 0;
+  int open = store_request_open(c->s, p->learner_id, p->module_id, &first, NULL);
+  if (open < 0) {
+    json_decref(item);
+    return c->failed = 1;
+  }
+  if (open) {
+    json_object_set_new(item, "requested_at", json_integer(first));
+    c->requests++;
+  }
   json_array_append_new(c->items, item);
   return 0;
 }
@@ -372,7 +432,7 @@ static void api_pending(http_req *r, const int64_t *ids) {
                      "sees who waits for On-the-Job training.");
     return;
   }
-  pending_ctx c = {r->d->db, json_array(), json_object(), 0};
+  pending_ctx c = {r->d->db, json_array(), json_object(), 0, 0};
   int code = c.items && c.tasks_by_module ? store_pending_list(r->d->db, u.id, pending_item, &c)
                                           : STORE_ERR;
   json_decref(c.tasks_by_module);
@@ -381,9 +441,10 @@ static void api_pending(http_req *r, const int64_t *ids) {
     reply_store_error(r, code < 0 ? code : STORE_ERR);
     return;
   }
-  reply_json(
-      r, 200,
-      json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(c.items), "items", c.items));
+  sort_asked_first(c.items);
+  reply_json(r, 200,
+             json_pack("{s:I, s:i, s:o}", "count", (json_int_t)json_array_size(c.items), "requests",
+                       c.requests, "items", c.items));
 }
 
 /* ---- GET /api/completions (JSON or CSV) ------------------------------------ */

@@ -118,6 +118,9 @@ int api_records_handle(http_req *r);
  * {ok:false, entries, first_bad} (api_records.c; `otjd verify-audit` too). */
 json_t *api_audit_verdict(const store_audit_check *c);
 
+/* POST /api/otj/requests (api_ask.c). */
+int api_ask_handle(http_req *r);
+
 /* POST /api/admin/import (api_import.c); the caller is an administrator. */
 void api_import(http_req *r, const store_user *admin);
 

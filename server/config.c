@@ -121,6 +121,8 @@ static const setting settings[] = {
      "rooms one responsible has open at once", 0},
     {"presence_stale", SET_U32, U(presence_stale_s), "30", "SECONDS",
      "an otjd instance silent this long is taken for gone", 0},
+    {"ask_cooldown", SET_U32, U(ask_cooldown_s), "600", "SECONDS",
+     "a learner may ask for the same OTJ module again after this long", 0},
     {"room_log_keep", SET_U32, U(room_log_keep), "1000", "N",
      "events a room's log in Redis keeps for resync", 0},
     {"redis_maxmemory_mb", SET_U32, U(redis_maxmemory_mb), "1024", "MB",

@@ -47,11 +47,14 @@ void live_handle(ws_sess *s, const proto_msg *m) {
   case PROTO_T_APPROVE: live_approve(s, m); break;
   case PROTO_T_LEAVE: live_leave(s, m); break;
   case PROTO_T_CLOSE: live_close(s, m); break;
+  case PROTO_T_WATCH: presence_watch(s, m); break;
+  case PROTO_T_UNWATCH: presence_unwatch(s, m); break;
   default: ws_send_err(s, proto_rid_of(m), PROTO_BAD_REQUEST, "Unexpected message."); break;
   }
 }
 
 void live_session_closed(ws_sess *s) {
+  presence_session_closed(s);
   attach *a;
   while ((a = *ws_live_slot(s)) != NULL) {
     lroom *r = a->r;
@@ -155,6 +158,7 @@ int live_init(otjd *d) {
     for (int k = 0; k < 2; k++) proto_buf_init(&L.evb[i][k], 0);
   if (live_approve_start(d) != 0) return -1;
   dash_start(d);
+  presence_start(d);
   static const char hex[] = "0123456789abcdef";
   for (int i = 0; i < LIVE_INSTANCE_LEN; i++) L.instance[i] = hex[randombytes_uniform(16)];
   L.instance[LIVE_INSTANCE_LEN] = '\0';
@@ -184,6 +188,7 @@ void live_fini(otjd *d) {
     L.beat_ready = 0;
   }
   dash_stop();
+  presence_stop();
   /* rooms that ops still hold are freed by live_free, after the loop */
 }
 

@@ -60,6 +60,17 @@ void live_token_ended(otjd *d, const unsigned char digest[32]);
  * operation on the way (otj_rooms_open of /metrics). */
 size_t live_room_count(void);
 
+/* Reads whether each of users[0..n) is a responsible online now (on any
+ * instance); calls fn(ud, online, n) once, later, with online[i] 1 or 0
+ * (valid during the call). Returns 0, or -1 (fn never called) when Redis
+ * cannot be asked. */
+typedef void live_online_fn(void *ud, const int *online, size_t n);
+int live_online_read(const int64_t *users, size_t n, live_online_fn *fn, void *ud);
+
+/* A learner asked for OTJ: every connection of the responsibles to[0..n),
+ * on every instance, gets a `dashboard` push with the ask and its counts. */
+void live_ask_arrived(otjd *d, const proto_ask *ask, const int64_t *to, size_t n);
+
 /* Something changed who waits for OTJ (an approval, a completion, a new
  * sharing): every instance refreshes its responsibles' dashboard counts. */
 void live_pending_changed(otjd *d);

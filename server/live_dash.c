@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "requests.h"
 #include "store.h"
 
 /* ---- framing (pure) -------------------------------------------------------- */
@@ -64,9 +65,56 @@ dash_msg dash_parse(const uint8_t *p, size_t len) {
       m.frame_len = 32;
     }
     break;
+  case DASH_ONLINE:
+    if (len == DASH_ONLINE_LEN) {
+      m.tag = DASH_ONLINE;
+      m.user = (int64_t)get_be64(p + 1);
+    }
+    break;
+  case DASH_ASK:
+    if (len >= 9 + DASH_ASK_HEAD) {
+      m.tag = DASH_ASK;
+      m.user = (int64_t)get_be64(p + 1);
+      m.frame = p + 9;
+      m.frame_len = len - 9;
+    }
+    break;
   default: break;
   }
   return m;
+}
+
+void dash_online_msg(uint8_t *m, int64_t user) {
+  m[0] = DASH_ONLINE;
+  put_be64(m + 1, (uint64_t)user);
+}
+
+/* An ask's payload: learner(8) module(8) requested_at(8) name length(2),
+ * the learner's name, the module's title. */
+static size_t ask_pack(uint8_t *p, size_t cap, const proto_ask *a) {
+  size_t need = DASH_ASK_HEAD + a->learner_name.len + a->module_title.len;
+  if (need > cap || a->learner_name.len > 0xffff) return 0;
+  put_be64(p, a->learner);
+  put_be64(p + 8, a->module);
+  put_be64(p + 16, a->requested_at);
+  p[24] = (uint8_t)(a->learner_name.len >> 8);
+  p[25] = (uint8_t)a->learner_name.len;
+  memcpy(p + DASH_ASK_HEAD, a->learner_name.ptr, a->learner_name.len);
+  memcpy(p + DASH_ASK_HEAD + a->learner_name.len, a->module_title.ptr, a->module_title.len);
+  return need;
+}
+
+static int ask_unpack(const uint8_t *p, size_t len, proto_ask *a) {
+  if (len < DASH_ASK_HEAD) return -1;
+  size_t nl = (size_t)p[24] << 8 | p[25];
+  if (DASH_ASK_HEAD + nl > len) return -1;
+  a->learner = get_be64(p);
+  a->module = get_be64(p + 8);
+  a->requested_at = get_be64(p + 16);
+  a->learner_name = (proto_str){(const char *)p + DASH_ASK_HEAD, (uint32_t)nl};
+  a->module_title =
+      (proto_str){(const char *)p + DASH_ASK_HEAD + nl, (uint32_t)(len - DASH_ASK_HEAD - nl)};
+  return 0;
 }
 
 void dash_invite_head(uint8_t *head, int64_t user) {
@@ -94,6 +142,8 @@ static void publish_dash(otjd *d, const void *data, size_t len) {
   rconn_command_argv(d->redis, NULL, NULL, 3, argv, lens);
 }
 
+void dash_publish(const void *data, size_t len) { publish_dash(L.d, data, len); }
+
 /* ---- pending counts ---------------------------------------------------------- */
 
 typedef struct dash_job {
@@ -103,6 +153,10 @@ typedef struct dash_job {
   ws_ref **refs;
   int64_t *users;
   int *counts;
+  int *requests; /* open asks among them */
+  int full;      /* every responsible here (paced, one at a time), not one ask */
+  size_t ask_len;
+  uint8_t *ask; /* the 'Q' payload this job delivers, or NULL */
 } dash_job;
 
 /* One query per department of the responsibles online: every learner's
@@ -144,6 +198,10 @@ static void dash_count_dept(dash_job *j, store *db, const int64_t *dept, size_t 
     for (size_t k = 0; k < m; k++) j->counts[at[k]] = ds.total - own[k];
   else /* no count rather than a wrong one */
     for (size_t k = 0; k < m; k++) j->counts[at[k]] = -2;
+  memset(own, 0, j->n * sizeof *own);
+  dept_sum rs = {0, m, users, own};
+  int rrc = store_requests_by_learner(db, dept[i], dept_add, &rs);
+  for (size_t k = 0; k < m; k++) j->requests[at[k]] = rrc == 0 ? rs.total - own[k] : 0;
   free(users);
   free(at);
 }
@@ -182,17 +240,26 @@ static void dash_free(dash_job *j) {
   free(j->refs);
   free(j->users);
   free(j->counts);
+  free(j->requests);
+  free(j->ask);
   free(j);
 }
 
 static void dash_done(uv_work_t *w, int status) {
   dash_job *j = w->data;
+  proto_ask ask;
+  int with_ask = j->ask && ask_unpack(j->ask, j->ask_len, &ask) == 0;
   for (size_t i = 0; status == 0 && i < j->n; i++) {
     ws_sess *s = ws_ref_sess(j->refs[i]);
     if (!s || j->counts[i] < 0) continue;
     proto_buf_clear(&L.tmp);
-    if (proto_encode_dashboard(&L.tmp, (uint64_t)j->counts[i]) == 0)
+    if (proto_encode_dashboard_ask(&L.tmp, (uint64_t)j->counts[i], (uint64_t)j->requests[i],
+                                   with_ask ? &ask : NULL) == 0)
       ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
+  }
+  if (!j->full) { /* one ask: the paced refreshes go on as they were */
+    dash_free(j);
+    return;
   }
   /* big organisations count slowly: the counting may take a tenth of a
    * worker thread at most */
@@ -221,7 +288,9 @@ static void dash_add(ws_sess *s, void *arg) {
     if (u) j->users = u;
     int *k = realloc(j->counts, cap * sizeof *k);
     if (k) j->counts = k;
-    if (!r || !u || !k) return;
+    int *q = realloc(j->requests, cap * sizeof *q);
+    if (q) j->requests = q;
+    if (!r || !u || !k || !q) return;
     c->cap = cap;
   }
   j->refs[j->n] = ws_ref_get(s);
@@ -244,6 +313,7 @@ static void dash_refresh_all(void) {
     return;
   }
   j->work.data = j;
+  j->full = 1;
   L.dash.running = 1;
   if (uv_queue_work(L.d->loop, &j->work, dash_work, dash_done) != 0) {
     L.dash.running = 0;
@@ -260,6 +330,41 @@ void dash_schedule(void) {
   if (!L.dash.timer_ready) return;
   if (!uv_is_active((uv_handle_t *)&L.dash.timer))
     uv_timer_start(&L.dash.timer, on_dash_timer, L.dash.delay_ms, 0);
+}
+
+/* An ask for responsible `user`: their connections here get their counts
+ * and the ask, computed like a refresh but for them alone and at once. */
+static void only_responsible(ws_sess *s, void *arg) {
+  if (ws_is_responsible(s)) dash_add(s, arg);
+}
+
+static void dash_ask_for(int64_t user, const uint8_t *payload, size_t len) {
+  dash_job *j = calloc(1, sizeof *j);
+  if (!j) return;
+  dash_collect c = {j, 0};
+  ws_each_of_user(L.d, user, only_responsible, &c);
+  j->ask = malloc(len ? len : 1);
+  if (j->n == 0 || !j->ask) {
+    dash_free(j);
+    return;
+  }
+  memcpy(j->ask, payload, len);
+  j->ask_len = len;
+  j->work.data = j;
+  if (uv_queue_work(L.d->loop, &j->work, dash_work, dash_done) != 0) dash_free(j);
+}
+
+void live_ask_arrived(otjd *d, const proto_ask *ask, const int64_t *to, size_t n) {
+  size_t cap = 9 + DASH_ASK_HEAD + ask->learner_name.len + ask->module_title.len;
+  uint8_t *m = malloc(cap);
+  if (!m) return;
+  size_t len = ask_pack(m + 9, cap - 9, ask);
+  for (size_t i = 0; len && i < n; i++) {
+    m[0] = DASH_ASK;
+    put_be64(m + 1, (uint64_t)to[i]);
+    publish_dash(d, m, 9 + len);
+  }
+  free(m);
 }
 
 void live_pending_changed(otjd *d) {
@@ -369,6 +474,7 @@ void live_session_ready(ws_sess *s) {
   /* the count comes with the next (folded) refresh: a hundred responsibles
    * logging in at once cost one query per department, not a hundred */
   if (ws_is_responsible(s)) dash_schedule();
+  presence_session_ready(s);
   if (!rconn_up(L.d->redis)) return;
   char key[64];
   rstore_invites_key(ws_user(s), key, sizeof key);
@@ -436,6 +542,8 @@ void dash_on_message(const char *data, size_t len) {
   case DASH_TOKEN:
     if (!ours) ws_close_token(L.d, m.frame, WS_CLOSE_SESSION_ENDED, LIVE_REASON_LOGOUT);
     break;
+  case DASH_ONLINE: presence_changed(m.user); break;
+  case DASH_ASK: dash_ask_for(m.user, m.frame, m.frame_len); break;
   default: break; /* not ours to read */
   }
 }

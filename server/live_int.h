@@ -53,6 +53,7 @@
 #define LIVE_INSTANCE_LEN   16  /* this process's name in presence entries */
 #define LIVE_DASH_DELAY_MS  300 /* dashboard refreshes are folded this long */
 #define LIVE_BEAT_SLICES    10  /* the heartbeat serves the rooms in slices */
+#define LIVE_WATCH_MAX      64  /* responsibles one `watch` follows */
 
 /* ---- events (live_room.c) ----------------------------------------------- */
 
@@ -345,12 +346,20 @@ void live_approve_stop(void);
  *   'U' instance(16) user(8) kind('R'|'D') a user's rights changed (R) or
  *                                          the user was deactivated (D)
  *   'T' instance(16) digest(32)            a login session was ended
+ *   'O' user(8)                            a responsible came online or went
+ *                                          offline on some instance
+ *   'Q' user(8) ask                        a learner asked responsible `user`
+ *                                          for OTJ (ask: live_dash.c, ask_pack)
  * The instance is the sender's name: it skips its own 'U' and 'T' (it has
  * acted on them already). */
 #define DASH_PENDING     'P'
 #define DASH_INVITE      'I'
 #define DASH_USER        'U'
 #define DASH_TOKEN       'T'
+#define DASH_ONLINE      'O'
+#define DASH_ASK         'Q'
+#define DASH_ONLINE_LEN  9
+#define DASH_ASK_HEAD    26 /* learner, module, requested_at (8 each), name length (2) */
 #define DASH_INVITE_HEAD 9
 #define DASH_USER_LEN    (1 + LIVE_INSTANCE_LEN + 8 + 1)
 #define DASH_TOKEN_LEN   (1 + LIVE_INSTANCE_LEN + 32)
@@ -358,9 +367,9 @@ void live_approve_stop(void);
 typedef struct dash_msg {
   char tag;             /* DASH_*, or 0: not a message of ours */
   const char *instance; /* U, T: the sender (LIVE_INSTANCE_LEN bytes) */
-  int64_t user;         /* I, U */
+  int64_t user;         /* I, U, O, Q */
   char kind;            /* U: 'R' or 'D' */
-  const uint8_t *frame; /* I: the frame; T: the digest (32 bytes) */
+  const uint8_t *frame; /* I: the frame; T: the digest (32 bytes); Q: the ask */
   size_t frame_len;
 } dash_msg;
 
@@ -373,6 +382,10 @@ void dash_user_msg(uint8_t *m, const char *instance, int64_t user, char kind);
 /* Writes a token end into m[DASH_TOKEN_LEN]. */
 void dash_token_msg(uint8_t *m, const char *instance, const unsigned char digest[32]);
 
+/* Writes "user came online / went offline" into m[DASH_ONLINE_LEN]. */
+void dash_online_msg(uint8_t *m, int64_t user);
+/* Publishes a message on the dashboard channel (when Redis is up). */
+void dash_publish(const void *data, size_t len);
 /* A message on the dashboard channel. */
 void dash_on_message(const char *data, size_t len);
 /* Invites learner `user` to room r (published, and kept for later). */
@@ -384,6 +397,21 @@ void dash_forget_invite(int64_t user, const char *room);
 void dash_schedule(void);
 int dash_start(otjd *d);
 void dash_stop(void);
+
+/* ---- responsibles online (live_presence.c) -------------------------------- */
+
+/* A responsible's connection said hello / closed: the first and the last
+ * one on this instance write and remove its presence and announce it. A
+ * closed connection's watch ends. */
+void presence_session_ready(ws_sess *s);
+void presence_session_closed(ws_sess *s);
+/* `watch` and `unwatch` (PROTOCOL.md 5b). */
+void presence_watch(ws_sess *s, const proto_msg *m);
+void presence_unwatch(ws_sess *s, const proto_msg *m);
+/* 'O' on the channel: watchers of `user` read again. */
+void presence_changed(int64_t user);
+void presence_start(otjd *d);
+void presence_stop(void);
 
 /* ---- the one state (live.c) ---------------------------------------------- */
 

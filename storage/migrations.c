@@ -236,6 +236,30 @@ static const char MIGRATION_AUDIT_CHAIN[] =
  * room, or made before it was kept. */
 static const char MIGRATION_ATTENDANCE[] = "ALTER TABLE completions ADD COLUMN attendance TEXT"
                                            " CHECK (attendance IS NULL OR json_valid(attendance));";
+/* Ask for OTJ: a learner's request that a responsible run an OTJ module
+ * with them. Who it was shown to (every responsible within reach at that
+ * moment, and whether they were online) is kept with it. A request ends when
+ * the learner completes the module: the trigger closes it in the same
+ * transaction that writes the completion, whoever writes it. */
+static const char MIGRATION_ASK[] =
+    "CREATE TABLE otj_requests ("
+    "  id           INTEGER PRIMARY KEY,"
+    "  learner_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  module_id    INTEGER NOT NULL REFERENCES modules(id) ON DELETE CASCADE,"
+    "  path_id      INTEGER REFERENCES paths(id) ON DELETE SET NULL,"
+    "  requested_at INTEGER NOT NULL,"
+    "  ended_at     INTEGER"
+    ") STRICT;"
+    "CREATE INDEX otj_requests_open ON otj_requests(learner_id, module_id, requested_at);"
+    "CREATE TABLE otj_request_recipients ("
+    "  request_id     INTEGER NOT NULL REFERENCES otj_requests(id) ON DELETE CASCADE,"
+    "  responsible_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  online         INTEGER NOT NULL CHECK (online IN (0, 1)),"
+    "  PRIMARY KEY (request_id, responsible_id)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TRIGGER otj_requests_end AFTER INSERT ON completions "
+    "BEGIN UPDATE otj_requests SET ended_at = NEW.completed_at"
+    "  WHERE learner_id = NEW.user_id AND module_id = NEW.module_id AND ended_at IS NULL; END;";
 
 typedef struct migration {
   const char *description;
@@ -249,6 +273,7 @@ static const migration MIGRATIONS[] = {
     {"users.active: deactivating a user", MIGRATION_2},
     {"audit chain: prev_hash and hash on every audit entry", MIGRATION_AUDIT_CHAIN},
     {"completions.attendance: when the learner was present in the room", MIGRATION_ATTENDANCE},
+    {"otj_requests: a learner asks for OTJ, ended by the completion", MIGRATION_ASK},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

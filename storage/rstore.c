@@ -288,6 +288,10 @@ void rstore_invites_key(int64_t user, char *out, size_t cap) {
   snprintf(out, cap, "otj:inv:%lld", (long long)user);
 }
 
+void rstore_online_key(int64_t user, char *out, size_t cap) {
+  snprintf(out, cap, "otj:on:%lld", (long long)user);
+}
+
 int rstore_room_of_channel(const char *chan, size_t len, char *room, size_t cap) {
   static const char pre[] = "otj:r:{";
   size_t pl = sizeof pre - 1;

@@ -164,6 +164,11 @@ void rstore_code_key(const char *code, char *out, size_t cap);
 /* "otj:inv:<user>" into out: the learner's pending invitations. */
 void rstore_invites_key(int64_t user, char *out, size_t cap);
 
+/* Where a responsible's presence outside rooms lives: "otj:on:<user>", a
+ * hash instance -> last beat (ms), one field per otjd instance that holds a
+ * connection of theirs; it expires when nobody beats for it any more. */
+void rstore_online_key(int64_t user, char *out, size_t cap);
+
 /* 1 when `chan` (not NUL-terminated) is a room channel; copies the id. */
 int rstore_room_of_channel(const char *chan, size_t len, char *room, size_t cap);
 

@@ -79,6 +79,8 @@ export function normalisePaths(data) {
       state: STATES[m.state] || 'locked',
       completedAt: m.completed_at,
       responsibles: (m.responsibles || []).map(person),
+      requestedAt: m.requested_at, // my open ask for OTJ, if any
+      askAgainAt: m.ask_again_at,
     })),
   }));
 }
@@ -86,11 +88,13 @@ export function normalisePaths(data) {
 export function normalisePending(data) {
   return {
     count: data.count,
+    requests: data.requests || 0,
     items: list(data).map((it) => ({
       learner: person(it.learner),
       module: it.module,
       path: it.path,
       since: it.waiting_since,
+      requestedAt: it.requested_at,
     })),
   };
 }

@@ -221,6 +221,7 @@ export class Live extends EventTarget {
       this.startPing(ws);
       this.setStatus('online');
       this.dispatchEvent(new CustomEvent('welcome', { detail: w.user }));
+      if (this.watching) this.watchOnline().catch(() => {});
       for (const room of [...this.rooms.values()]) await this.rejoin(room);
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
@@ -279,6 +280,7 @@ export class Live extends EventTarget {
       case 'snapshot': this.onSnapshot(msg); break;
       case 'dashboard': this.dispatchEvent(new CustomEvent('dashboard', { detail: msg })); break;
       case 'invite': this.dispatchEvent(new CustomEvent('invite', { detail: msg })); break;
+      case 'online': this.dispatchEvent(new CustomEvent('online', { detail: msg })); break;
       case 'err':
         this.dispatchEvent(new CustomEvent('servererror', { detail: msg }));
         if (msg.code === 'unavailable') this.resyncAll();
@@ -311,6 +313,23 @@ export class Live extends EventTarget {
   async request(msg) {
     await this.ready();
     return this.requestOn(this.ws, msg);
+  }
+
+  // ---- who of my responsibles is online (the OTJ pop-up) ------------------
+
+  // Follows them until unwatchOnline(): every answer and change arrives as an
+  // `online` event ({responsibles: [{id, name, online}]}); followed again
+  // after a reconnect.
+  async watchOnline() {
+    this.watching = true;
+    const r = await this.request({ t: 'watch' });
+    if (this.watching && r.t === 'online') this.dispatchEvent(new CustomEvent('online', { detail: r }));
+  }
+
+  unwatchOnline() {
+    if (!this.watching) return;
+    this.watching = false;
+    if (this.status === 'online') this.request({ t: 'unwatch' }).catch(() => {});
   }
 
   // ---- rooms --------------------------------------------------------------

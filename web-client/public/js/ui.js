@@ -99,6 +99,11 @@ export function fmtDate(v) {
   return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
+// A clock time, "10:42", from unix seconds.
+export function fmtTime(sec) {
+  return new Date(sec * 1000).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+}
+
 export function initials(name = '') {
   return name.split(/\s+/).filter(Boolean).slice(0, 2).map((s) => s[0].toUpperCase()).join('');
 }

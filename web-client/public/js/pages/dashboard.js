@@ -1,7 +1,7 @@
 // The responsible's dashboard: how many learners wait for On-the-Job
 // training (live, through the `dashboard` push), who they are, a play button
 // per learner and a multi-select to run one module with a group.
-import { h, replace, keepFocus, toast, announce, fmtDate } from '../ui.js';
+import { h, replace, keepFocus, toast, announce, fmtDate, fmtTime } from '../ui.js';
 import { get, normalisePending } from '../api.js';
 import { live } from '../live.js';
 import { hostRooms, forgetRoom } from '../hostrooms.js';
@@ -26,7 +26,9 @@ export async function render({ main, me, go }) {
       h('div', null,
         h('p', { class: 'label', id: 'count-label' }, h('span', { class: 'sr-only' }, `${data.count} `),
           data.count === 1 ? 'On-the-Job training waits for you' : 'On-the-Job trainings wait for you'),
-        h('p', { class: 'muted' }, 'Learners in your department and below whose next module is On-the-Job training.')));
+        h('p', { class: 'muted' }, 'Learners in your department and below whose next module is On-the-Job training.'),
+        data.requests ? h('p', { class: 'asks', id: 'otj-asks' }, h('span', { class: 'badge badge-ask' }, `${data.requests} asked`),
+          ' for On-the-Job training — shown first below, the oldest ask first.') : null));
   }
 
   function drawRooms() {
@@ -73,7 +75,8 @@ export async function render({ main, me, go }) {
               return h('li', { class: `pending${selected.has(k) ? ' selected' : ''}`, dataset: { learner: it.learner.login || it.learner.name } },
                 h('label', { class: 'check' }, cb),
                 h('div', { class: 'pending-body' },
-                  h('div', { class: 'pending-name' }, it.learner.name),
+                  h('div', { class: 'pending-name' }, it.learner.name,
+                    it.requestedAt ? [' ', h('span', { class: 'badge badge-ask', title: `Asked for On-the-Job training at ${fmtDate(it.requestedAt)}` }, `asked ${fmtTime(it.requestedAt)}`)] : null),
                   h('div', { class: 'pending-meta' }, [it.learner.department, it.path.title && `path ${it.path.title}`, it.since && `waiting since ${fmtDate(it.since)}`].filter(Boolean).join(' · '))),
                 h('button', { type: 'button', class: 'btn btn-primary btn-sm play', 'aria-label': `Start ${g.module.title} with ${it.learner.name}`, dataset: { focus: `play-${k}` },
                   onclick: () => openRoom(g.module.id, [it.learner.id]) }, h('span', { 'aria-hidden': 'true' }, '▶'), 'Start'));
@@ -106,19 +109,26 @@ export async function render({ main, me, go }) {
     refreshing = true;
     try {
       const before = data.count;
+      const asksBefore = data.requests;
       data = normalisePending(await get('/api/otj/pending'));
       const keys = new Set(data.items.map((it) => `${it.learner.id}:${it.module.id}`));
       for (const k of selected) if (!keys.has(k)) selected.delete(k);
       drawCount();
       drawList();
       if (before !== data.count) announce(`${data.count} waiting for On-the-Job training.`);
+      else if (asksBefore !== data.requests) announce(`${data.requests} asked for On-the-Job training.`);
     } catch { /* keep what is shown */ } finally {
       refreshing = false;
     }
   }
 
   const onDash = (e) => {
-    if (typeof e.detail.count === 'number' && e.detail.count !== data.count) refresh();
+    const d = e.detail;
+    if (d.request) {
+      toast(`${d.request.learner.name} asks for ${d.request.module.title} (${fmtTime(d.request.requested_at)}).`);
+      refresh();
+    } else if ((typeof d.count === 'number' && d.count !== data.count) ||
+      (typeof d.requests === 'number' && d.requests !== data.requests)) refresh();
   };
   const onStatus = (e) => { if (e.detail === 'online') refresh(); };
   live.addEventListener('dashboard', onDash);

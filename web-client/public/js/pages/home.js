@@ -1,8 +1,9 @@
 // Learner home: my learning paths, each module with its state. An ordinary
 // module can be taken; an OTJ module opens the pop-up naming the
 // responsibles who can run it with the learner.
-import { h, dialog, initials, fmtDate } from '../ui.js';
-import { get, normalisePaths, normaliseCompletions } from '../api.js';
+import { h, replace, dialog, initials, fmtDate, fmtTime, toast, announce } from '../ui.js';
+import { get, post, ApiError, normalisePaths, normaliseCompletions } from '../api.js';
+import { live } from '../live.js';
 
 const STATE = {
   completed: { badge: 'badge-done', label: 'Completed', icon: '✓' },
@@ -66,19 +67,93 @@ function moduleItem(path, m, i, go, records) {
     action && h('div', { class: 'module-action' }, action));
 }
 
+// The OTJ pop-up: the responsibles within reach, marked "online now" live
+// (the `watch` of live.js while it is open), and "Ask for OTJ": one tap
+// tells every one of them on their dashboard.
 export function otjPopup(m) {
   const people = m.responsibles || [];
+  const online = new Map(); // responsible id -> online now
+  const list = h('ul', { class: 'people', 'aria-label': 'Responsibles' });
+  const askState = h('p', { class: 'ask-state', role: 'status', 'aria-live': 'polite' });
+  const askBtn = h('button', { type: 'button', class: 'btn btn-primary btn-block ask-btn', onclick: ask }, 'Ask for OTJ');
+  let asked = m.requestedAt ? { at: m.requestedAt, again: m.askAgainAt, names: null } : null;
+  let againTimer = null;
+
+  function drawPeople() {
+    replace(list, people.map((p) => {
+      const on = online.get(p.id);
+      return h('li', { class: `person${on ? ' person-online' : ''}`, dataset: { person: p.name } },
+        h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(p.name), on ? h('span', { class: 'dot' }) : null),
+        h('span', null, h('strong', null, p.name), p.department ? h('span', { class: 'muted' }, ` · ${p.department}`) : null,
+          ' ', on ? h('span', { class: 'badge badge-done badge-online' }, 'online now') : null));
+    }));
+  }
+
+  // "Asked at 10:42 — Rita Hansen is online", and the button until the cool-down ends
+  function drawAsk() {
+    clearTimeout(againTimer);
+    const now = Date.now() / 1000;
+    const waiting = asked && asked.again && now < asked.again;
+    askBtn.disabled = !!waiting;
+    if (!asked) {
+      askState.textContent = 'Ask, and they see it on their dashboard at once.';
+      return;
+    }
+    const names = asked.names || people.filter((p) => online.get(p.id)).map((p) => p.name);
+    const who = names.length
+      ? ` — ${names.length > 2 ? `${names.slice(0, 2).join(', ')} and ${names.length - 2} more are` : `${names.join(' and ')} ${names.length === 1 ? 'is' : 'are'}`} online`
+      : ' — they see it on their dashboard';
+    askState.textContent = `Asked at ${fmtTime(asked.at)}${who}.${waiting ? ` You can ask again at ${fmtTime(asked.again)}.` : ''}`;
+    if (waiting) againTimer = setTimeout(drawAsk, Math.min((asked.again - now) * 1000 + 200, 2 ** 31 - 1));
+  }
+
+  async function ask() {
+    askBtn.disabled = true;
+    try {
+      const r = await post('/api/otj/requests', { module: m.id });
+      asked = { at: r.request.requested_at, again: r.request.ask_again_at, names: r.online };
+      for (const p of r.request.responsibles) online.set(p.id, !!p.online);
+      m.requestedAt = asked.at;
+      m.askAgainAt = asked.again;
+      drawPeople();
+      drawAsk();
+      announce(askState.textContent);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'cooldown' && e.data) {
+        asked = { at: e.data.requested_at, again: e.data.ask_again_at, names: null };
+        drawAsk();
+      } else {
+        askBtn.disabled = false;
+      }
+      toast(e.message || 'The ask could not be sent.', 'error');
+    }
+  }
+
+  const onOnline = (e) => {
+    for (const p of e.detail.responsibles || []) online.set(p.id, !!p.online);
+    drawPeople();
+    if (asked && !asked.names) drawAsk();
+  };
+
   const body = [
     h('p', null, `${m.title} is On-the-Job training: you do it in practice while a responsible watches, and they approve it. You cannot complete it alone.`),
     people.length
       ? [h('p', { class: 'label' }, people.length === 1 ? 'Reach out to your responsible:' : 'Reach out to one of your responsibles:'),
-        h('ul', { class: 'people', 'aria-label': 'Responsibles' }, people.map((p) => h('li', { class: 'person' },
-          h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(p.name)),
-          h('span', null, h('strong', null, p.name), p.department ? h('span', { class: 'muted' }, ` · ${p.department}`) : null,
-            p.online ? h('span', { class: 'badge badge-done' }, 'online now') : null))))]
+        list, h('div', { class: 'ask' }, askBtn, askState)]
       : h('p', { class: 'notice' }, 'Nobody in your department can run this training yet. Ask your manager or an administrator.'),
     h('p', { class: 'muted' }, 'When they start the training, you can join it from this page or with the code they show you.'),
   ];
+  drawPeople();
+  drawAsk();
+  if (people.length) {
+    live.addEventListener('online', onOnline);
+    live.watchOnline().catch(() => {}); // without it the list still names them
+  }
   return dialog({ title: 'Reach out to a responsible', body, id: 'otj-popup',
-    actions: [{ label: 'Join with a code', kind: 'secondary', onClick: () => { location.hash = '/join'; } }, { label: 'OK', kind: 'primary' }] });
+    actions: [{ label: 'Join with a code', kind: 'secondary', onClick: () => { location.hash = '/join'; } }, { label: 'Close', kind: 'ghost' }] })
+    .finally(() => {
+      clearTimeout(againTimer);
+      live.removeEventListener('online', onOnline);
+      live.unwatchOnline();
+    });
 }
