@@ -201,6 +201,25 @@ static const char MIGRATION_1[] =
 static const char MIGRATION_2[] =
     "ALTER TABLE users ADD COLUMN active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1));";
 
+/* Evidence of a mark: a photo or file, stored as a file named by its
+ * SHA-256 under the data folder; one row per upload (who, for which room,
+ * learner and observe task, when). The mark and the completion carry the
+ * hash. */
+static const char MIGRATION_EVIDENCE[] =
+    "CREATE TABLE evidence ("
+    "  id          INTEGER PRIMARY KEY,"
+    "  hash        TEXT NOT NULL CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),"
+    "  type        TEXT NOT NULL CHECK (type IN ('image/jpeg', 'image/png', 'application/pdf')),"
+    "  size        INTEGER NOT NULL CHECK (size > 0),"
+    "  uploader_id INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,"
+    "  room_id     TEXT NOT NULL,"
+    "  learner_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  task        INTEGER NOT NULL CHECK (task >= 0),"
+    "  created_at  INTEGER NOT NULL,"
+    "  UNIQUE (hash, uploader_id, room_id, learner_id, task)"
+    ") STRICT;"
+    "CREATE INDEX evidence_learner ON evidence(learner_id);";
+
 typedef struct migration {
   const char *description;
   const char *sql;
@@ -211,6 +230,7 @@ static const migration MIGRATIONS[] = {
      "sharings, rooms, completions, sessions, audit",
      MIGRATION_1},
     {"users.active: deactivating a user", MIGRATION_2},
+    {"evidence: photos and files attached to marks", MIGRATION_EVIDENCE},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
