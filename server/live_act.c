@@ -194,8 +194,8 @@ static int evidence_owned(ws_sess *s, proto_rid rid, const attach *a, const prot
   live_copy_str(hash, sizeof hash, m->mark.evidence);
   int rc = m->mark.learner > INT64_MAX
                ? 0
-               : store_evidence_owned(L.d->db, hash, ws_user(s), a->r->id,
-                                      (int64_t)m->mark.learner, m->mark.task);
+               : store_evidence_owned(L.d->db, hash, ws_user(s), a->r->id, (int64_t)m->mark.learner,
+                                      m->mark.task);
   if (rc == 1) return 1;
   if (rc == STORE_BUSY)
     ws_send_err(s, rid, PROTO_UNAVAILABLE, "The database is busy; send the mark again.");

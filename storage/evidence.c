@@ -41,8 +41,7 @@ int store_evidence_target(store *s, const char *room, int64_t uploader, int64_t 
                        "Evidence goes with observe tasks; that task is a question.");
   rc = store_responsible_reaches(s, uploader, learner);
   if (rc < 0) return rc;
-  if (rc != 1)
-    return store_failf(s, STORE_FORBIDDEN, "That learner is not within your reach.");
+  if (rc != 1) return store_failf(s, STORE_FORBIDDEN, "That learner is not within your reach.");
   return 0;
 }
 
@@ -67,9 +66,9 @@ int store_evidence_add(store *s, const store_evidence *e) {
 
 int store_evidence_owned(store *s, const char *hash, int64_t uploader, const char *room,
                          int64_t learner, uint32_t task) {
-  sqlite3_stmt *st = store_prepare(
-      s, "SELECT EXISTS (SELECT 1 FROM evidence WHERE hash = ?1 AND uploader_id = ?2"
-         " AND room_id = ?3 AND learner_id = ?4 AND task = ?5)");
+  sqlite3_stmt *st =
+      store_prepare(s, "SELECT EXISTS (SELECT 1 FROM evidence WHERE hash = ?1 AND uploader_id = ?2"
+                       " AND room_id = ?3 AND learner_id = ?4 AND task = ?5)");
   if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, uploader);
