@@ -511,11 +511,11 @@ enum field {
   F_COUNT
 };
 static const char *const field_names[F_COUNT] = {
-    [F_T] = "t",           [F_RID] = "rid",       [F_V] = "v",
-    [F_TOKEN] = "token",   [F_MODULE] = "module", [F_LEARNERS] = "learners",
-    [F_CODE] = "code",     [F_ROOM] = "room",     [F_LEARNER] = "learner",
-    [F_TASK] = "task",     [F_VALUE] = "value",   [F_KEY] = "key",
-    [F_RESULT] = "result", [F_NOTE] = "note",     [F_DECISIONS] = "decisions",
+    [F_T] = "t",           [F_RID] = "rid",           [F_V] = "v",
+    [F_TOKEN] = "token",   [F_MODULE] = "module",     [F_LEARNERS] = "learners",
+    [F_CODE] = "code",     [F_ROOM] = "room",         [F_LEARNER] = "learner",
+    [F_TASK] = "task",     [F_VALUE] = "value",       [F_KEY] = "key",
+    [F_RESULT] = "result", [F_NOTE] = "note",         [F_DECISIONS] = "decisions",
     [F_SINCE] = "since",   [F_EVIDENCE] = "evidence",
 };
 
@@ -1432,8 +1432,7 @@ int proto_encode_snapshot(proto_buf *b, proto_rid rid, const proto_snapshot *s,
   for (uint32_t k = 0; k < s->n_marks; k++) {
     const proto_mark_rec *mk = &s->marks[k];
     enc_mark_body(&e, NULL, mk->learner, mk->task, mk->result, mk->has_note, mk->note,
-                  mk->has_evidence, mk->evidence,
-                  proto_record_hidden_for(mk->learner, viewer));
+                  mk->has_evidence, mk->evidence, proto_record_hidden_for(mk->learner, viewer));
   }
 
   enc_cstr(&e, "outcomes");
