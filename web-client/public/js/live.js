@@ -82,7 +82,7 @@ export class Room {
         this.answers.set(key(e.learner, e.task), { learner: e.learner, task: e.task, by: e.by, value: e.value, hasValue: 'value' in e });
         break;
       case 'mark':
-        this.marks.set(key(e.learner, e.task), { learner: e.learner, task: e.task, result: e.result, note: e.note, hidden: !('result' in e) });
+        this.marks.set(key(e.learner, e.task), { learner: e.learner, task: e.task, result: e.result, note: e.note, evidence: e.evidence, hidden: !('result' in e) });
         break;
       case 'approved':
         this.approvals.set(e.learner, { learner: e.learner, status: e.status, completion: e.completion, hidden: !('status' in e) });
