@@ -5,11 +5,12 @@
 // completion.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { startRedis, startOtjd, connectAs, login } from './harness.mjs';
+import { OTJD, startRedis, startOtjd, connectAs, login } from './harness.mjs';
 
 const JPEG = readFileSync('tests/fixtures/evidence-photo.jpg');
 const PNG = readFileSync('tests/fixtures/evidence-photo.png');
@@ -269,6 +270,29 @@ test('the completion keeps the hash of each mark\'s evidence', async () => {
   for (const task of [1, 2, 3]) assert.equal(marks.find((m) => m.task === task).evidence, hashes[task]);
   // after the room, the learner still reaches her evidence
   assert.equal((await fetchEvidence(srv, tokens.lea, hashes[3])).status, 200);
+});
+
+test('otjd backup copies the evidence files beside the database copy, each once', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'otj-evb-'));
+  try {
+    const run = (file) => spawnSync(OTJD, ['backup', '--data', srv.dataDir, path.join(dir, file)], { encoding: 'utf8' });
+    const first = run('one.db');
+    assert.equal(first.status, 0, first.stderr);
+    const hashes = sql('SELECT DISTINCT hash FROM evidence').map((r) => r.hash);
+    assert.ok(hashes.length >= 3);
+    const copy = JSON.parse(execFileSync('sqlite3', ['-json', path.join(dir, 'one.db'), 'SELECT DISTINCT hash FROM evidence']).toString());
+    assert.deepEqual(copy.map((r) => r.hash).sort(), [...hashes].sort(), 'the copy has the rows');
+    for (const h of hashes) {
+      const f = path.join(dir, 'evidence', h.slice(0, 2), h);
+      assert.equal(sha256(readFileSync(f)), h, `${h} is in the backup, intact`);
+    }
+    assert.match(first.stderr, new RegExp(`${hashes.length} new evidence files`));
+    const second = run('two.db');
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stderr, /0 new evidence files/, 'files already there are not copied again');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a full disk refuses the upload with 507, leaves nothing, and the mark stays as it was', async () => {
