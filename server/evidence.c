@@ -358,21 +358,21 @@ static void fetch_done(uv_work_t *w, int status) {
                      "administrator.");
     free(j->bytes);
   } else {
-    const char *ext = !strcmp(j->type, "image/jpeg")  ? "jpg"
-                      : !strcmp(j->type, "image/png") ? "png"
-                                                      : "pdf";
+    /* photos show in the page; a PDF is saved, never shown in our origin */
+    static const struct {
+      const char *type, *ext, *disposition;
+    } kinds[] = {{"image/jpeg", "jpg", "inline"},
+                 {"image/png", "png", "inline"},
+                 {"application/pdf", "pdf", "attachment"}};
+    size_t k = 0;
+    while (k + 1 < sizeof kinds / sizeof kinds[0] && strcmp(j->type, kinds[k].type)) k++;
     char disp[128];
-    /* photos show in the page; a PDF is saved, never run in our origin */
-    snprintf(disp, sizeof disp, "%s; filename=\"evidence-%.12s.%s\"",
-             !strcmp(ext, "pdf") ? "attachment" : "inline", j->hash, ext);
+    snprintf(disp, sizeof disp, "%s; filename=\"evidence-%.12s.%s\"", kinds[k].disposition, j->hash,
+             kinds[k].ext);
     http_add_header(r, "Content-Disposition", disp);
     /* X-Content-Type-Options: nosniff and a strict Content-Security-Policy
      * come with every answer (lws's security headers, main.c) */
-    http_reply_take(r, 200,
-                    !strcmp(ext, "jpg")   ? "image/jpeg"
-                    : !strcmp(ext, "png") ? "image/png"
-                                          : "application/pdf",
-                    j->bytes, j->n);
+    http_reply_take(r, 200, kinds[k].type, j->bytes, j->n);
   }
   http_req_unref(r);
   free(j);

@@ -14,8 +14,8 @@
 
 static void test_sniff(void **state) {
   (void)state;
-  const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0}, png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
-                                                              '\n', 0};
+  const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0},
+                png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0};
   assert_string_equal(evidence_sniff(jpeg, sizeof jpeg), "image/jpeg");
   assert_string_equal(evidence_sniff(png, sizeof png), "image/png");
   assert_string_equal(evidence_sniff((const uint8_t *)"%PDF-1.7\n", 9), "application/pdf");
@@ -30,12 +30,12 @@ static void test_sniff(void **state) {
 /* SOI, APP0 (JFIF, kept), APP1 (Exif with GPS, dropped), COM (kept), APP13
  * (dropped), DQT (kept), SOS + scan data + EOI (kept as they are). */
 static const uint8_t PHOTO[] = {
-    0xff, 0xd8,                                                       /* SOI */
-    0xff, 0xe0, 0x00, 0x07, 'J', 'F', 'I', 'F', 0x00,                 /* APP0 */
-    0xff, 0xe1, 0x00, 0x0c, 'E', 'x', 'i', 'f', 0, 0, 'G', 'P', 'S', 0x01, /* APP1 */
-    0xff, 0xfe, 0x00, 0x04, 'h', 'i',                                 /* COM */
-    0xff, 0xed, 0x00, 0x05, 'I', 'P', 'T',                            /* APP13 */
-    0xff, 0xdb, 0x00, 0x04, 0x00, 0x01,                               /* DQT */
+    0xff, 0xd8,                                                                       /* SOI */
+    0xff, 0xe0, 0x00, 0x07, 'J',  'F',  'I',  'F',  0x00,                             /* APP0 */
+    0xff, 0xe1, 0x00, 0x0c, 'E',  'x',  'i',  'f',  0,    0,    'G',  'P', 'S', 0x01, /* APP1 */
+    0xff, 0xfe, 0x00, 0x04, 'h',  'i',                                                /* COM */
+    0xff, 0xed, 0x00, 0x05, 'I',  'P',  'T',                                          /* APP13 */
+    0xff, 0xdb, 0x00, 0x04, 0x00, 0x01,                                               /* DQT */
     0xff, 0xda, 0x00, 0x04, 0x01, 0x02, 0x12, 0xff, 0x00, 0xe1, 0x34, /* SOS + data */
     0xff, 0xd9,                                                       /* EOI */
 };
@@ -45,9 +45,9 @@ static void test_strip_drops_app_segments_only(void **state) {
   uint8_t out[sizeof PHOTO];
   size_t n = evidence_jpeg_strip(PHOTO, sizeof PHOTO, out);
   const uint8_t want[] = {
-      0xff, 0xd8, 0xff, 0xe0, 0x00, 0x07, 'J',  'F',  'I',  'F',  0x00, 0xff, 0xfe,
-      0x00, 0x04, 'h',  'i',  0xff, 0xdb, 0x00, 0x04, 0x00, 0x01, 0xff, 0xda, 0x00,
-      0x04, 0x01, 0x02, 0x12, 0xff, 0x00, 0xe1, 0x34, 0xff, 0xd9,
+      0xff, 0xd8, 0xff, 0xe0, 0x00, 0x07, 'J',  'F',  'I',  'F',  0x00, 0xff,
+      0xfe, 0x00, 0x04, 'h',  'i',  0xff, 0xdb, 0x00, 0x04, 0x00, 0x01, 0xff,
+      0xda, 0x00, 0x04, 0x01, 0x02, 0x12, 0xff, 0x00, 0xe1, 0x34, 0xff, 0xd9,
   };
   assert_int_equal(n, sizeof want);
   assert_memory_equal(out, want, sizeof want);
