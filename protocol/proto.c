@@ -507,15 +507,16 @@ enum field {
   F_NOTE,
   F_DECISIONS,
   F_SINCE,
+  F_EVIDENCE,
   F_COUNT
 };
 static const char *const field_names[F_COUNT] = {
-    [F_T] = "t",           [F_RID] = "rid",       [F_V] = "v",
-    [F_TOKEN] = "token",   [F_MODULE] = "module", [F_LEARNERS] = "learners",
-    [F_CODE] = "code",     [F_ROOM] = "room",     [F_LEARNER] = "learner",
-    [F_TASK] = "task",     [F_VALUE] = "value",   [F_KEY] = "key",
-    [F_RESULT] = "result", [F_NOTE] = "note",     [F_DECISIONS] = "decisions",
-    [F_SINCE] = "since",
+    [F_T] = "t",           [F_RID] = "rid",           [F_V] = "v",
+    [F_TOKEN] = "token",   [F_MODULE] = "module",     [F_LEARNERS] = "learners",
+    [F_CODE] = "code",     [F_ROOM] = "room",         [F_LEARNER] = "learner",
+    [F_TASK] = "task",     [F_VALUE] = "value",       [F_KEY] = "key",
+    [F_RESULT] = "result", [F_NOTE] = "note",         [F_DECISIONS] = "decisions",
+    [F_SINCE] = "since",   [F_EVIDENCE] = "evidence",
 };
 
 /* Keys of one approve decision. */
@@ -646,6 +647,19 @@ static int get_bool(dctx *d, const uint8_t *pos, const char *name, bool *out) {
   if (h.kind != MP_BOOL)
     return fail(d->err, PROTO_BAD_REQUEST, "Field '%s' must be true or false.", name);
   *out = h.b;
+  return 0;
+}
+
+/* An optional evidence hash: exactly 64 lowercase hex digits. */
+static int get_evidence(dctx *d, const uint8_t *pos, bool *has, proto_str *out) {
+  int rc = get_opt_str(d, pos, "evidence", 0, PROTO_EVIDENCE_LEN, has, out);
+  if (rc || !*has) return rc;
+  bool hex = out->len == PROTO_EVIDENCE_LEN;
+  for (uint32_t i = 0; hex && i < out->len; i++)
+    hex = (out->ptr[i] >= '0' && out->ptr[i] <= '9') || (out->ptr[i] >= 'a' && out->ptr[i] <= 'f');
+  if (!hex)
+    return fail(d->err, PROTO_BAD_REQUEST,
+                "Field 'evidence' must be the 64 hex digits that the upload answered with.");
   return 0;
 }
 
@@ -846,7 +860,10 @@ static int decode_body(dctx *d, const uint8_t **f, proto_msg *m) {
       m->mark.result = PROTO_RESULT_FAIL;
     else
       return fail(d->err, PROTO_BAD_REQUEST, "Field 'result' must be \"pass\" or \"fail\".");
-    return get_opt_str(d, f[F_NOTE], "note", 0, PROTO_MAX_NOTE, &m->mark.has_note, &m->mark.note);
+    if ((rc = get_opt_str(d, f[F_NOTE], "note", 0, PROTO_MAX_NOTE, &m->mark.has_note,
+                          &m->mark.note)))
+      return rc;
+    return get_evidence(d, f[F_EVIDENCE], &m->mark.has_evidence, &m->mark.evidence);
   }
   case PROTO_T_APPROVE:
     if ((rc = get_room(d, f, &m->approve.room))) return rc;
@@ -1263,8 +1280,10 @@ static void enc_answer_body(enc *e, const char *type, uint64_t learner, uint32_t
 
 /* The body of a mark (event or snapshot record), `type` as above. */
 static void enc_mark_body(enc *e, const char *type, uint64_t learner, uint32_t task,
-                          proto_result result, bool has_note, proto_str note, bool redacted) {
-  enc_map(e, (type ? 1u : 0u) + 2 + (redacted ? 0u : 1u + (has_note ? 1u : 0u)));
+                          proto_result result, bool has_note, proto_str note, bool has_evidence,
+                          proto_str evidence, bool redacted) {
+  enc_map(e, (type ? 1u : 0u) + 2 +
+                 (redacted ? 0u : 1u + (has_note ? 1u : 0u) + (has_evidence ? 1u : 0u)));
   if (type) {
     enc_cstr(e, "type");
     enc_cstr(e, type);
@@ -1279,6 +1298,10 @@ static void enc_mark_body(enc *e, const char *type, uint64_t learner, uint32_t t
     if (has_note) {
       enc_cstr(e, "note");
       enc_str(e, note);
+    }
+    if (has_evidence) {
+      enc_cstr(e, "evidence");
+      enc_str(e, evidence);
     }
   }
 }
@@ -1342,7 +1365,7 @@ static void enc_event(enc *e, const proto_event *ev, bool redacted) {
     break;
   case PROTO_EV_MARK:
     enc_mark_body(e, type, ev->mark.learner, ev->mark.task, ev->mark.result, ev->mark.has_note,
-                  ev->mark.note, redacted);
+                  ev->mark.note, ev->mark.has_evidence, ev->mark.evidence, redacted);
     break;
   case PROTO_EV_APPROVED:
     enc_outcome_body(e, type, ev->approved.learner, ev->approved.status,
@@ -1492,7 +1515,7 @@ int proto_encode_snapshot(proto_buf *b, proto_rid rid, const proto_snapshot *s,
   for (uint32_t k = 0; k < s->n_marks; k++) {
     const proto_mark_rec *mk = &s->marks[k];
     enc_mark_body(&e, NULL, mk->learner, mk->task, mk->result, mk->has_note, mk->note,
-                  proto_record_hidden_for(mk->learner, viewer));
+                  mk->has_evidence, mk->evidence, proto_record_hidden_for(mk->learner, viewer));
   }
 
   enc_cstr(&e, "outcomes");

@@ -44,6 +44,7 @@
 #define PROTO_MAX_CODE        16u   /* bytes in a join code */
 #define PROTO_MAX_KEY         64u   /* bytes in an answer idempotency key (min 1) */
 #define PROTO_MAX_NOTE        2000u /* bytes in a mark or approval note */
+#define PROTO_EVIDENCE_LEN    64u   /* hex SHA-256 of an evidence upload */
 #define PROTO_MAX_ANSWER_TEXT 4000u /* bytes in a string answer value */
 
 #define PROTO_ERR_MSG_MAX 160 /* size of proto_error.msg, NUL included */
@@ -223,6 +224,8 @@ typedef struct proto_msg {
       proto_str note;
       uint32_t n_learners; /* > 0: a group mark (`learners`), each id once */
       uint64_t learners[PROTO_MAX_LEARNERS];
+      bool has_evidence; /* 64 lowercase hex digits: an upload's SHA-256 */
+      proto_str evidence;
     } mark;
     struct {
       proto_str room;
@@ -391,6 +394,8 @@ typedef struct proto_event {
       proto_result result;
       bool has_note;
       proto_str note;
+      bool has_evidence;
+      proto_str evidence;
     } mark;
     struct {
       uint64_t learner;
@@ -409,7 +414,7 @@ typedef struct proto_event {
 bool proto_event_hidden_for(const proto_event *ev, proto_viewer viewer);
 
 /* ev {room, seq, e}. redacted = true drops the private fields (answer.value;
- * mark.result and mark.note; approved.status and approved.completion). */
+ * mark.result, mark.note and mark.evidence; approved.status and approved.completion). */
 int proto_encode_ev(proto_buf *b, proto_str room, uint64_t seq, const proto_event *ev,
                     bool redacted);
 /* invite {room, code, module {id, title}, host {id, name}}: extension, sent
@@ -458,6 +463,8 @@ typedef struct proto_mark_rec {
   proto_result result;
   bool has_note;
   proto_str note;
+  bool has_evidence;
+  proto_str evidence;
 } proto_mark_rec;
 /* A learner's last decision in the room, what the `approved` event said. */
 typedef struct proto_outcome_rec {

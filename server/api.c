@@ -21,6 +21,7 @@
 
 #include "api_util.h"
 #include "auth.h"
+#include "evidence.h"
 #include "live.h"
 #include "metrics.h"
 #include "proto.h"
@@ -782,6 +783,7 @@ void api_handle(http_req *r) {
                      "The metrics listener serves /metrics, /healthz and /readyz only.");
     return;
   }
+  if (evidence_handle(r)) return; /* uploads are files, not JSON: their own CSRF rule */
   /* Cross-site request forgery: a browser sends the session cookie with a
    * request that any page may make (a form, a "simple" fetch). A change
    * that the cookie authorises must come from one of our own pages, and be

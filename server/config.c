@@ -131,6 +131,8 @@ static const setting settings[] = {
      "the event loop's longest wait for a SQLite lock", 0},
     {"min_free_mb", SET_U32, U(min_free_mb), "64", "MB",
      "free disk of the data folder below this: /readyz says not ready", 0},
+    {"evidence_max_bytes", SET_U32, U(evidence_max_bytes), "5242880", "BYTES",
+     "bytes of one evidence upload (a photo or file attached to a mark)", 0},
 };
 
 #undef F

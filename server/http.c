@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "evidence.h"
 
 typedef struct http_pss {
   http_req *req;
@@ -329,15 +330,24 @@ static http_req *req_start(struct lws *wsi) {
       r->json_body = json_content_type(wsi);
     }
   }
+  char ct[sizeof r->content_type];
+  if (lws_hdr_copy(wsi, ct, sizeof ct, WSI_TOKEN_HTTP_CONTENT_TYPE) > 0) {
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+    memcpy(r->content_type, ct, n);
+    r->content_type[n] = '\0';
+  }
   char cl[32];
   if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
     r->body_expected = strtoull(cl, NULL, 10);
+  r->body_cap = evidence_body_cap(r); /* an upload has a limit of its own */
+  if (!r->body_cap) r->body_cap = r->d->cfg.max_http_body;
   return r;
 }
 
 static void reply_too_large(http_req *r) {
   char msg[128];
-  snprintf(msg, sizeof msg, "The request body may be at most %u bytes.", r->d->cfg.max_http_body);
+  snprintf(msg, sizeof msg, "The request body may be at most %zu bytes.", r->body_cap);
   http_reply_error(r, 413, "too_large", msg);
 }
 
@@ -362,11 +372,11 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     pss->req = req_start(wsi);
     if (!pss->req) return -1;
     http_req *r = pss->req;
-    if (r->body_expected > r->d->cfg.max_http_body) {
+    if (r->body_expected > r->body_cap) {
       /* Read and drop a moderately large body so the client sees the 413;
        * refuse a huge one at once and close. */
       r->too_large = 1;
-      if (r->body_expected / HTTP_DRAIN_FACTOR > r->d->cfg.max_http_body) {
+      if (r->body_expected / HTTP_DRAIN_FACTOR > r->body_cap) {
         r->close_after = 1;
         reply_too_large(r);
       }

@@ -42,10 +42,12 @@ typedef struct http_req {
   int token_from_cookie;     /* the session cookie, not a Bearer header: */
   int other_site;            /*   Origin/Referer/Sec-Fetch-Site name another site */
   int json_body;             /*   Content-Type is application/json */
+  char content_type[64];     /* the request's Content-Type, parameters aside ("" if none) */
   char *body;                /* NUL-terminated, body_len bytes */
   size_t body_len;
   size_t body_expected;
-  int too_large; /* the body is over the limit: drained, 413 */
+  size_t body_cap; /* the limit of this request's body (max_http_body, or an upload's) */
+  int too_large;   /* the body is over the limit: drained, 413 */
 
   /* response */
   int answered;

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "store.h"
+#include "store_evidence.h"
 
 /* ---- who may act --------------------------------------------------------- */
 
@@ -73,12 +74,21 @@ msgpack_object *rec_fields(msgpack_unpacked *u, const redisReply *x, uint32_t n)
       msgpack_unpack_next(u, x->str, x->len, NULL) != MSGPACK_UNPACK_SUCCESS)
     return NULL;
   msgpack_object o = u->data;
-  if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != n) return NULL;
+  if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size < n) return NULL;
   msgpack_object *f = o.via.array.ptr;
   for (uint32_t i = 0; i < 3; i++)
     if (f[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER) return NULL;
   if (n == REC_ANSWER_FIELDS && f[4].type != MSGPACK_OBJECT_STR) return NULL;
   return f;
+}
+
+proto_str rec_mark_evidence(const msgpack_unpacked *u) {
+  const msgpack_object *o = &u->data;
+  if (o->via.array.size > REC_MARK_FIELDS &&
+      o->via.array.ptr[REC_MARK_FIELDS].type == MSGPACK_OBJECT_STR)
+    return (proto_str){o->via.array.ptr[REC_MARK_FIELDS].via.str.ptr,
+                       o->via.array.ptr[REC_MARK_FIELDS].via.str.size};
+  return (proto_str){"", 0};
 }
 
 static void rec_start(msgpack_sbuffer *sb, msgpack_packer *pk, uint32_t fields) {
@@ -100,7 +110,7 @@ static void pack_answer_record(msgpack_sbuffer *sb, uint64_t learner, uint32_t t
 
 static void pack_mark_record(msgpack_sbuffer *sb, const proto_msg *m) {
   msgpack_packer pk;
-  rec_start(sb, &pk, REC_MARK_FIELDS);
+  rec_start(sb, &pk, REC_MARK_FIELDS + (m->mark.has_evidence ? 1u : 0u));
   msgpack_pack_uint64(&pk, m->mark.learner);
   msgpack_pack_uint32(&pk, m->mark.task);
   msgpack_pack_uint8(&pk, m->mark.result == PROTO_RESULT_PASS ? 1 : 2);
@@ -108,6 +118,8 @@ static void pack_mark_record(msgpack_sbuffer *sb, const proto_msg *m) {
     msgpack_pack_str_with_body(&pk, m->mark.note.ptr, m->mark.note.len);
   else
     msgpack_pack_nil(&pk);
+  if (m->mark.has_evidence)
+    msgpack_pack_str_with_body(&pk, m->mark.evidence.ptr, m->mark.evidence.len);
 }
 
 static rstore_bytes sb_bytes(const msgpack_sbuffer *sb) {
@@ -189,6 +201,28 @@ static void mark_reply(live_op *o, redisReply *rep) {
     ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
 }
 
+/* A mark may carry only evidence its sender uploaded for exactly this room,
+ * learner and task (server/evidence.c). Returns 1, or 0 with the refusal
+ * sent. */
+static int evidence_owned(ws_sess *s, proto_rid rid, const attach *a, const proto_msg *m) {
+  char hash[PROTO_EVIDENCE_LEN + 1];
+  live_copy_str(hash, sizeof hash, m->mark.evidence);
+  int rc = m->mark.learner > INT64_MAX
+               ? 0
+               : store_evidence_owned(L.d->db, hash, ws_user(s), a->r->id, (int64_t)m->mark.learner,
+                                      m->mark.task);
+  if (rc == 1) return 1;
+  if (rc == STORE_BUSY)
+    ws_send_err(s, rid, PROTO_UNAVAILABLE, "The database is busy; send the mark again.");
+  else if (rc < 0)
+    ws_send_err(s, rid, PROTO_INTERNAL, "The evidence could not be checked.");
+  else
+    ws_send_err(s, rid, PROTO_FORBIDDEN,
+                "That file was not uploaded by you for this learner and task; upload it "
+                "first (POST /api/evidence).");
+  return 0;
+}
+
 void live_mark(ws_sess *s, const proto_msg *m) {
   proto_rid rid = proto_rid_of(m);
   attach *a = live_member_of(s, rid, m->mark.room, 1);
@@ -204,6 +238,11 @@ void live_mark(ws_sess *s, const proto_msg *m) {
                 "tasks are marked.");
     return;
   }
+  if (m->mark.n_learners > 0 && m->mark.has_evidence) {
+    ws_send_err(s, rid, PROTO_BAD_REQUEST,
+                "Evidence belongs to one learner's mark: send it with `learner`, not `learners`.");
+    return;
+  }
   if (m->mark.n_learners > 0) {
     /* a group: room.lua checks that each is a learner of the room, skips
      * those marked already, and records one event for the others */
@@ -214,14 +253,22 @@ void live_mark(ws_sess *s, const proto_msg *m) {
     rstore_mark_group(&c, &rc, ids, m->mark.n_learners, m->mark.task,
                       m->mark.result == PROTO_RESULT_PASS, m->mark.has_note,
                       (rstore_bytes){m->mark.note.ptr ? m->mark.note.ptr : "", m->mark.note.len});
-    live_call(&c, live_ok_reply, s, rid, a->r);
+    live_op *o = live_call(&c, mark_reply, s, rid, a->r);
+    if (o) {
+      o->extra = live_audit_group_mark_detail(a->r->id, m->mark.learners, m->mark.n_learners,
+                                              m->mark.task, m->mark.result == PROTO_RESULT_PASS,
+                                              m->mark.has_note ? m->mark.note.ptr : NULL,
+                                              m->mark.has_note ? m->mark.note.len : 0);
+      o->extra_free = free;
+    }
     return;
   }
+  if (m->mark.has_evidence && !evidence_owned(s, rid, a, m)) return;
   msgpack_sbuffer rec;
   pack_mark_record(&rec, m);
-  proto_event ev = {
-      .type = PROTO_EV_MARK,
-      .mark = {m->mark.learner, m->mark.task, m->mark.result, m->mark.has_note, m->mark.note}};
+  proto_event ev = {.type = PROTO_EV_MARK,
+                    .mark = {m->mark.learner, m->mark.task, m->mark.result, m->mark.has_note,
+                             m->mark.note, m->mark.has_evidence, m->mark.evidence}};
   rstore_call rc = live_rcall(a->r);
   rstore_cmd c;
   rstore_mark(&c, &rc, (int64_t)m->mark.learner, m->mark.task, sb_bytes(&rec), live_event(&ev, 0));

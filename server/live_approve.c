@@ -230,12 +230,14 @@ static json_t *answer_json(const msgpack_object *f) {
                    (json_int_t)f[2].via.u64);
 }
 
-/* A mark record as the completion keeps it: {task, result, note?}. */
-static json_t *mark_json(const msgpack_object *f) {
+/* A mark record as the completion keeps it: {task, result, note?, evidence?}. */
+static json_t *mark_json(const msgpack_unpacked *u, const msgpack_object *f) {
   json_t *jm = json_pack("{s:i, s:s}", "task", (int)f[1].via.u64, "result",
                          f[2].via.u64 == 1 ? "pass" : "fail");
   if (f[3].type == MSGPACK_OBJECT_STR)
     json_object_set_new(jm, "note", json_stringn(f[3].via.str.ptr, f[3].via.str.size));
+  proto_str ev = rec_mark_evidence(u);
+  if (ev.len) json_object_set_new(jm, "evidence", json_stringn(ev.ptr, ev.len));
   return jm;
 }
 
@@ -256,7 +258,7 @@ static void learner_records(approve_ctx *x, redisReply *answers, redisReply *mar
           json_array_append_new(ans, answer_json(f));
         } else {
           if (task < ntasks) marks[task] = f[2].via.u64 == 1 ? ROOM_PASS : ROOM_FAIL;
-          json_array_append_new(mk, mark_json(f));
+          json_array_append_new(mk, mark_json(&u, f));
         }
       }
       msgpack_unpacked_destroy(&u);

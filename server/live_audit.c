@@ -81,3 +81,16 @@ char *live_audit_mark_detail(const char *room, uint64_t learner, uint32_t task, 
   json_decref(j);
   return s;
 }
+
+char *live_audit_group_mark_detail(const char *room, const uint64_t *learners, uint32_t n,
+                                   uint32_t task, int pass, const char *note, size_t note_len) {
+  json_t *ids = json_array();
+  for (uint32_t i = 0; ids && i < n; i++)
+    json_array_append_new(ids, json_integer((json_int_t)learners[i]));
+  json_t *j = json_pack("{s:s, s:o, s:i, s:s}", "room", room, "learners", ids, "task", (int)task,
+                        "result", pass ? "pass" : "fail");
+  if (j && note) json_object_set_new(j, "note", json_stringn(note, note_len));
+  char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  return s;
+}

@@ -289,13 +289,17 @@ int live_reply_failed(live_op *o, redisReply *rep);
 
 /* Records room.lua keeps as otjd wrote them: an answer is [learner, task,
  * by, 0, value bytes], a mark [learner, task, result (1 pass, 2 fail), note
- * or nil]. */
+ * or nil] and, when it carries evidence, its hash as a fifth field. */
 #define REC_ANSWER_FIELDS 5
 #define REC_MARK_FIELDS   4
 
-/* Unpacks one stored record into u (destroy it) and returns its fields, or
- * NULL when it is not such a record. */
+/* Unpacks one stored record into u (destroy it) and returns its fields (at
+ * least n; later fields are optional), or NULL when it is not such a record. */
 msgpack_object *rec_fields(msgpack_unpacked *u, const redisReply *x, uint32_t n);
+
+/* The evidence hash of a mark record whose fields rec_fields returned, or
+ * an empty string (valid while u is). */
+proto_str rec_mark_evidence(const msgpack_unpacked *u);
 
 /* ---- the other files' entries -------------------------------------------- */
 
@@ -332,6 +336,9 @@ void live_audit(int64_t actor, const char *action, const char *subject, char *de
 /* The detail of an "otj.mark" entry (malloc'd JSON, NULL out of memory). */
 char *live_audit_mark_detail(const char *room, uint64_t learner, uint32_t task, int pass,
                              const char *note, size_t note_len);
+/* The same for a group mark: the learners the host listed. */
+char *live_audit_group_mark_detail(const char *room, const uint64_t *learners, uint32_t n,
+                                   uint32_t task, int pass, const char *note, size_t note_len);
 
 int live_approve_start(otjd *d); /* live_approve.c */
 void live_approve(ws_sess *s, const proto_msg *m);

@@ -124,6 +124,8 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
       mrecs[nk].has_note = true;
       mrecs[nk].note = (proto_str){f[3].via.str.ptr, f[3].via.str.size};
     }
+    mrecs[nk].evidence = rec_mark_evidence(&ua[nu - 1]);
+    mrecs[nk].has_evidence = mrecs[nk].evidence.len > 0;
     nk++;
   }
   const char *task = meta_get(meta, "task"), *state = meta_get(meta, "state");

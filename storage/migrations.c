@@ -260,6 +260,24 @@ static const char MIGRATION_ASK[] =
     "CREATE TRIGGER otj_requests_end AFTER INSERT ON completions "
     "BEGIN UPDATE otj_requests SET ended_at = NEW.completed_at"
     "  WHERE learner_id = NEW.user_id AND module_id = NEW.module_id AND ended_at IS NULL; END;";
+/* Evidence of a mark: a photo or file, stored as a file named by its
+ * SHA-256 under the data folder; one row per upload (who, for which room,
+ * learner and observe task, when). The mark and the completion carry the
+ * hash. */
+static const char MIGRATION_EVIDENCE[] =
+    "CREATE TABLE evidence ("
+    "  id          INTEGER PRIMARY KEY,"
+    "  hash        TEXT NOT NULL CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),"
+    "  type        TEXT NOT NULL CHECK (type IN ('image/jpeg', 'image/png', 'application/pdf')),"
+    "  size        INTEGER NOT NULL CHECK (size > 0),"
+    "  uploader_id INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,"
+    "  room_id     TEXT NOT NULL,"
+    "  learner_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  task        INTEGER NOT NULL CHECK (task >= 0),"
+    "  created_at  INTEGER NOT NULL,"
+    "  UNIQUE (hash, uploader_id, room_id, learner_id, task)"
+    ") STRICT;"
+    "CREATE INDEX evidence_learner ON evidence(learner_id);";
 
 typedef struct migration {
   const char *description;
@@ -274,6 +292,7 @@ static const migration MIGRATIONS[] = {
     {"audit chain: prev_hash and hash on every audit entry", MIGRATION_AUDIT_CHAIN},
     {"completions.attendance: when the learner was present in the room", MIGRATION_ATTENDANCE},
     {"otj_requests: a learner asks for OTJ, ended by the completion", MIGRATION_ASK},
+    {"evidence: photos and files attached to marks", MIGRATION_EVIDENCE},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -456,6 +456,8 @@ static void test_decode_answer(void **state) {
   free(m);
 }
 
+#define EVIDENCE_HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 static void test_decode_mark(void **state) {
   (void)state;
   frame f;
@@ -476,6 +478,15 @@ static void test_decode_mark(void **state) {
   decode_ok(&f, "{\"t\":\"mark\",\"room\":\"r1\",\"learner\":5,\"task\":2,\"result\":\"pass\"}", m);
   assert_int_equal(m->mark.result, PROTO_RESULT_PASS);
   assert_false(m->mark.has_note);
+  assert_false(m->mark.has_evidence);
+  frame_free(&f);
+
+  decode_ok(&f,
+            "{\"t\":\"mark\",\"room\":\"r1\",\"learner\":5,\"task\":2,\"result\":\"pass\","
+            "\"evidence\":\"" EVIDENCE_HEX "\"}",
+            m);
+  assert_true(m->mark.has_evidence);
+  assert_str(m->mark.evidence, EVIDENCE_HEX);
   frame_free(&f);
   free(m);
 }
@@ -711,6 +722,15 @@ static void test_reject_field_errors(void **state) {
            "\"%02001d\"}",
            0);
   decode_bad(json, PROTO_TOO_LARGE, "Field 'note' is longer than 2000 bytes.");
+  decode_bad("{\"t\":\"mark\",\"room\":\"r\",\"learner\":1,\"task\":0,\"result\":\"pass\","
+             "\"evidence\":\"photo.jpg\"}",
+             PROTO_BAD_REQUEST, "Field 'evidence' must be the 64 hex digits");
+  decode_bad("{\"t\":\"mark\",\"room\":\"r\",\"learner\":1,\"task\":0,\"result\":\"pass\","
+             "\"evidence\":\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+             PROTO_BAD_REQUEST, "Field 'evidence' must be the 64 hex digits");
+  decode_bad("{\"t\":\"mark\",\"room\":\"r\",\"learner\":1,\"task\":0,\"result\":\"pass\","
+             "\"evidence\":7}",
+             PROTO_BAD_REQUEST, "Field 'evidence' must be a string.");
   /* approve */
   decode_bad("{\"t\":\"approve\",\"room\":\"r\"}", PROTO_BAD_REQUEST,
              "Field 'decisions' is required.");
@@ -1666,8 +1686,8 @@ static void test_encode_snapshot(void **state) {
       {6, 0, {.kind = PROTO_VALUE_INT, .i = 0}, 1},
   };
   const proto_mark_rec marks[] = {
-      {5, 1, PROTO_RESULT_PASS, false, {NULL, 0}},
-      {6, 1, PROTO_RESULT_FAIL, true, proto_s("Skipped soap.")},
+      {5, 1, PROTO_RESULT_PASS, false, {NULL, 0}, false, {NULL, 0}},
+      {6, 1, PROTO_RESULT_FAIL, true, proto_s("Skipped soap."), false, {NULL, 0}},
   };
   const proto_outcome_rec outcomes[] = {
       {5, PROTO_STATUS_APPROVED, true, 5012},
@@ -1812,6 +1832,8 @@ static void test_ev_body_then_raw_frame(void **state) {
   ev.mark.result = PROTO_RESULT_FAIL;
   ev.mark.has_note = true;
   ev.mark.note = proto_s("missed the thumbs");
+  ev.mark.has_evidence = true;
+  ev.mark.evidence = proto_s(EVIDENCE_HEX);
   for (int red = 0; red < 2; red++) {
     proto_buf direct, body, framed;
     proto_buf_init(&direct, 0);
@@ -1827,6 +1849,9 @@ static void test_ev_body_then_raw_frame(void **state) {
                         proto_buf_size(&direct));
     /* the redacted body carries no result and no note */
     if (red) assert_null(memmem(proto_buf_bytes(&body), proto_buf_size(&body), "thumbs", 6));
+    /* nor the evidence, which only those who see the mark may fetch */
+    assert_true((memmem(proto_buf_bytes(&body), proto_buf_size(&body), "evidence", 8) == NULL) ==
+                (red != 0));
     proto_buf_free(&direct);
     proto_buf_free(&body);
     proto_buf_free(&framed);

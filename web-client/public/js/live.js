@@ -82,7 +82,7 @@ export class Room {
         this.answers.set(key(e.learner, e.task), { learner: e.learner, task: e.task, by: e.by, value: e.value, hasValue: 'value' in e });
         break;
       case 'mark': // one learner, or a group (`learners`: the same result for each)
-        for (const l of e.learners || [e.learner]) this.marks.set(key(l, e.task), { learner: l, task: e.task, result: e.result, note: e.note, hidden: !('result' in e) });
+        for (const l of e.learners || [e.learner]) this.marks.set(key(l, e.task), { learner: l, task: e.task, result: e.result, note: e.note, evidence: e.evidence, hidden: !('result' in e) });
         break;
       case 'approved':
         this.approvals.set(e.learner, { learner: e.learner, status: e.status, completion: e.completion, hidden: !('status' in e) });

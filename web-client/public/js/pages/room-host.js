@@ -5,6 +5,7 @@ import { h, replace, keepFocus, toast, announce, dialog, field } from '../ui.js'
 import { get, normalisePending } from '../api.js';
 import { live } from '../live.js';
 import { rememberRoom, forgetRoom } from '../hostrooms.js';
+import { uploadEvidence, evidenceThumb, evidencePickers } from '../evidence.js';
 
 export function render({ main, room, go }) {
   rememberRoom(room);
@@ -116,13 +117,15 @@ export function render({ main, room, go }) {
     const mkBtn = (result, label) => h('button', {
       type: 'button', class: `markbtn markbtn-${result}`, 'aria-pressed': String(!!mk && mk.result === result), disabled: closed,
       'aria-label': `${label}: ${name(l.id)}, task ${i + 1}`, dataset: { focus: `${result}-${l.id}-${i}` },
-      onclick: () => mark(l.id, i, result, mk && mk.note),
+      onclick: () => mark(l.id, i, result, mk && mk.note, mk && mk.evidence),
     }, result === 'pass' ? '✓ Pass' : '✗ Fail');
     return h('td', { class: cur ? 'current' : '', dataset: { cell: `${l.id}:${i}`, mark: mk ? mk.result : '' } }, h('div', { class: 'cell' },
       h('div', { class: 'cell-actions' }, mkBtn('pass', 'Pass'), mkBtn('fail', 'Fail')),
       mk && mk.note ? h('span', { class: 'cell-note' }, `“${mk.note}”`) : null,
+      mk && mk.evidence ? evidenceThumb(mk.evidence, `Evidence for ${name(l.id)}, task ${i + 1}`) : null,
       mk && !closed ? h('button', { type: 'button', class: 'notebtn', 'aria-label': `Note for ${name(l.id)}, task ${i + 1}`, dataset: { focus: `note-${l.id}-${i}` },
-        onclick: () => noteFor(l.id, i, mk) }, mk.note ? '✎ Edit note' : '✎ Add note') : null));
+        onclick: () => noteFor(l.id, i, mk) }, mk.note ? '✎ Edit note' : '✎ Add note') : null,
+      mk && !closed ? evidencePickers(`${name(l.id)}, task ${i + 1}`, (file) => attach(l.id, i, file), `ev-${l.id}-${i}`) : null));
   }
 
   function ready(l) {
@@ -214,17 +217,37 @@ export function render({ main, room, go }) {
     await act({ t: 'step', room: room.id, task: i }, 'Could not move to that task');
   }
 
-  async function mark(learner, task, result, note) {
+  async function mark(learner, task, result, note, evidence) {
     const msg = { t: 'mark', room: room.id, learner, task, result };
     if (note) msg.note = note;
+    if (evidence) msg.evidence = evidence;
     if (await act(msg, 'The mark was not saved')) announce(`${name(learner)}, task ${task + 1}: ${result === 'pass' ? 'pass' : 'fail'}.`);
+  }
+
+  // A photo or file for a mark: uploaded first, then the mark names it. A
+  // failed upload leaves the mark as it was.
+  async function attach(learner, task, file) {
+    const what = file.type === 'application/pdf' ? 'file' : 'photo';
+    announce(`Sending the ${what}…`);
+    let up;
+    try {
+      up = await uploadEvidence(room.id, learner, task, file);
+    } catch (e) {
+      toast(`Not attached: ${e.message}`, 'error');
+      return;
+    }
+    const mk = room.mark(learner, task);
+    if (!mk) return;
+    const msg = { t: 'mark', room: room.id, learner, task, result: mk.result, evidence: up.hash };
+    if (mk.note) msg.note = mk.note;
+    if (await act(msg, 'The mark was not saved')) announce(`${name(learner)}, task ${task + 1}: ${what} attached.`);
   }
 
   async function noteFor(learner, task, mk) {
     const ta = h('textarea', { maxlength: 2000, value: (mk && mk.note) || '' });
     const r = await dialog({ title: `Note for ${name(learner)}`, body: [h('p', { class: 'muted' }, room.module.tasks[task].text), field('Note', ta, 'What you saw; the learner sees it with their result.')],
       actions: [{ label: 'Cancel', kind: 'ghost' }, { label: 'Save note', kind: 'primary' }] });
-    if (r === 'Save note' && mk) await mark(learner, task, mk.result, ta.value.trim());
+    if (r === 'Save note' && mk) await mark(learner, task, mk.result, ta.value.trim(), mk.evidence);
   }
 
   // R8: on one shared device the responsible enters the learner's answer.

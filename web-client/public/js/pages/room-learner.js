@@ -3,6 +3,7 @@
 // Answers go through the live outbox, so a tap survives a dropped connection.
 import { h, replace, keepFocus, announce } from '../ui.js';
 import { live } from '../live.js';
+import { evidenceThumb } from '../evidence.js';
 
 export function render({ main, room, me }) {
   const head = h('div', { class: 'room-head' });
@@ -126,7 +127,8 @@ export function render({ main, room, me }) {
     const pass = mk.result === 'pass';
     return h('div', { class: small ? '' : 'answer-state' },
       h('span', { class: `badge ${pass ? 'badge-pass' : 'badge-fail'}`, dataset: { mark: mk.result } }, pass ? '✓ Passed' : '✗ Not passed'),
-      mk.note ? h('span', { class: 'cell-note' }, ` “${mk.note}”`) : null);
+      mk.note ? h('span', { class: 'cell-note' }, ` “${mk.note}”`) : null,
+      mk.evidence ? evidenceThumb(mk.evidence, `Evidence your responsible attached to task ${mk.task + 1}`) : null);
   }
 
   async function leave() {
