@@ -112,6 +112,7 @@ int api_hash_passwords(http_req *r, const char *const *passwords, char (*hashes)
 /* Route tables of the other files; each returns api_dispatch's value. */
 int api_org_handle(http_req *r);
 int api_admin_handle(http_req *r);
+int api_redrill_handle(http_req *r); /* api_redrill.c */
 
 /* POST /api/admin/import (api_import.c); the caller is an administrator. */
 void api_import(http_req *r, const store_user *admin);

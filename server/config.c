@@ -129,6 +129,8 @@ static const setting settings[] = {
      "the event loop's longest wait for a SQLite lock", 0},
     {"min_free_mb", SET_U32, U(min_free_mb), "64", "MB",
      "free disk of the data folder below this: /readyz says not ready", 0},
+    {"redrill_window_days", SET_U32, U(redrill_window_days), "30", "DAYS",
+     "an approval that expires within this many days is due for a re-drill", 0},
 };
 
 #undef F
