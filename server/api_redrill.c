@@ -23,24 +23,22 @@ static int due_item(const store_due *d, void *ud) {
   if (!c->cur || d->module_id != c->cur_module) {
     c->cur_module = d->module_id;
     c->cur = json_pack("{s:{s:I, s:s, s:i}, s:[], s:i}", "module", "id", (json_int_t)d->module_id,
-                       "title", d->module_title, "validity_months", d->validity_months,
-                       "learners", "may_join", 0);
+                       "title", d->module_title, "validity_months", d->validity_months, "learners",
+                       "may_join", 0);
     if (!c->cur) return c->failed = 1;
     json_array_append_new(c->groups, c->cur);
   }
   json_t *l = json_pack("{s:I, s:s, s:s, s:{s:I, s:s}, s:I, s:I, s:I, s:b, s:b}", "id",
                         (json_int_t)d->learner_id, "login", d->learner_login, "name",
                         d->learner_name, "department", "id", (json_int_t)d->department_id, "name",
-                        d->department, "completion", (json_int_t)d->completion_id,
-                        "completed_at", (json_int_t)d->completed_at, "expires_at",
-                        (json_int_t)d->expires_at, "expired", d->expired, "may_join",
-                        d->may_join);
+                        d->department, "completion", (json_int_t)d->completion_id, "completed_at",
+                        (json_int_t)d->completed_at, "expires_at", (json_int_t)d->expires_at,
+                        "expired", d->expired, "may_join", d->may_join);
   if (!l) return c->failed = 1;
   json_array_append_new(json_object_get(c->cur, "learners"), l);
   if (d->may_join)
-    json_object_set_new(
-        c->cur, "may_join",
-        json_integer(json_integer_value(json_object_get(c->cur, "may_join")) + 1));
+    json_object_set_new(c->cur, "may_join",
+                        json_integer(json_integer_value(json_object_get(c->cur, "may_join")) + 1));
   c->count++;
   return 0;
 }
@@ -57,8 +55,8 @@ static void api_due(http_req *r, const int64_t *ids) {
   }
   uint32_t days = r->d->cfg.redrill_window_days;
   due_ctx c = {.groups = json_array()};
-  int code = c.groups ? store_redrill_due(r->d->db, u.id, (int64_t)days * 86400, due_item, &c)
-                      : STORE_ERR;
+  int code =
+      c.groups ? store_redrill_due(r->d->db, u.id, (int64_t)days * 86400, due_item, &c) : STORE_ERR;
   if (code < 0 || c.failed) {
     json_decref(c.groups);
     reply_store_error(r, code < 0 ? code : STORE_ERR);

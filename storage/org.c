@@ -30,6 +30,8 @@
  * latest completion (?2 = now). Columns: path id, title, shared_at, position,
  * module id, title, type, otj, task count, completion id, completed_at,
  * expires_at (NULL: never), whether it still counts. */
+#define SQL_PATH_EXPIRES STORE_SQL_EXPIRES("c", "m")
+#define SQL_PATH_VALID   STORE_SQL_VALID_AT("c", "m", "?2")
 static const char SQL_LEARNER_PATHS[] =
     "WITH RECURSIVE " SQL_UP_OF_USER ","
     " shared(path_id, since) AS ("
@@ -39,14 +41,13 @@ static const char SQL_LEARNER_PATHS[] =
     "SELECT p.id, p.title, max(sh.since, (SELECT created_at FROM users WHERE id = ?1)),"
     "       pm.position, m.id, m.title, m.type, m.otj,"
     "       (SELECT count(*) FROM tasks t WHERE t.module_id = m.id),"
-    "       c.id, c.completed_at, " STORE_SQL_EXPIRES("c", "m") ", " STORE_SQL_VALID_AT(
-        "c", "m",
-        "?2") "  FROM shared sh JOIN paths p ON p.id = sh.path_id"
-              "  JOIN path_modules pm ON pm.path_id = p.id"
-              "  JOIN modules m ON m.id = pm.module_id"
-              "  LEFT JOIN completions c ON c.id = (SELECT cc.id FROM completions cc"
-              "    WHERE cc.user_id = ?1 AND cc.module_id = m.id ORDER BY cc.renewal DESC LIMIT 1)"
-              " ORDER BY p.title, p.id, pm.position";
+    "       c.id, c.completed_at, " SQL_PATH_EXPIRES ", " SQL_PATH_VALID
+    "  FROM shared sh JOIN paths p ON p.id = sh.path_id"
+    "  JOIN path_modules pm ON pm.path_id = p.id"
+    "  JOIN modules m ON m.id = pm.module_id"
+    "  LEFT JOIN completions c ON c.id = (SELECT cc.id FROM completions cc"
+    "    WHERE cc.user_id = ?1 AND cc.module_id = m.id ORDER BY cc.renewal DESC LIMIT 1)"
+    " ORDER BY p.title, p.id, pm.position";
 
 /* R1 + R2: ?1 reaches ?2. Walks up from the learner's department. */
 static const char SQL_REACHES[] =
@@ -74,6 +75,8 @@ static const char SQL_REACHES[] =
   "WITH RECURSIVE"                                                                                 \
   " resp(dept) AS (SELECT ?1)," SQL_PENDING_CTE_REST
 
+/* a completion c of module cm that counts at ?3 */
+#define SQL_PENDING_VALID STORE_SQL_VALID_AT("c", "cm", "?3")
 #define SQL_PENDING_CTE_REST                                                                       \
   " reach(id) AS (SELECT dept FROM resp"                                                           \
   "   UNION SELECT d.id FROM departments d JOIN reach ON d.parent_id = reach.id),"                 \
@@ -90,20 +93,16 @@ static const char SQL_REACHES[] =
   " nxt(uid, path_id, since, pos) AS (SELECT sh.uid, sh.path_id, sh.since, min(pm.position)"       \
   "   FROM shared sh JOIN path_modules pm ON pm.path_id = sh.path_id"                              \
   "   WHERE NOT EXISTS (SELECT 1 FROM completions c JOIN modules cm ON cm.id = c.module_id"        \
-  "     WHERE c.user_id = sh.uid AND c.module_id = pm.module_id"                                   \
-  "       AND " STORE_SQL_VALID_AT(                                                                \
-      "c", "cm",                                                                                   \
-      "?3") ")"                                                                                    \
-            "   GROUP BY sh.uid, sh.path_id),"                                                     \
-            " pending(uid, path_id, module_id, since) AS (SELECT nxt.uid, nxt.path_id, m.id,"      \
-            "   coalesce((SELECT c.completed_at FROM path_modules pp JOIN completions c"           \
-            "       ON c.module_id = pp.module_id AND c.user_id = nxt.uid"                         \
-            "     WHERE pp.path_id = nxt.path_id AND pp.position < nxt.pos"                        \
-            "     ORDER BY pp.position DESC, c.renewal DESC LIMIT 1),"                             \
-            "     max(nxt.since, (SELECT created_at FROM users WHERE id = nxt.uid)))"              \
-            "   FROM nxt JOIN path_modules pm ON pm.path_id = nxt.path_id AND pm.position = "      \
-            "nxt.pos"                                                                              \
-            "   JOIN modules m ON m.id = pm.module_id AND m.otj = 1)"
+  "     WHERE c.user_id = sh.uid AND c.module_id = pm.module_id AND " SQL_PENDING_VALID ")"        \
+  "   GROUP BY sh.uid, sh.path_id),"                                                               \
+  " pending(uid, path_id, module_id, since) AS (SELECT nxt.uid, nxt.path_id, m.id,"                \
+  "   coalesce((SELECT c.completed_at FROM path_modules pp JOIN completions c"                     \
+  "       ON c.module_id = pp.module_id AND c.user_id = nxt.uid"                                   \
+  "     WHERE pp.path_id = nxt.path_id AND pp.position < nxt.pos"                                  \
+  "     ORDER BY pp.position DESC, c.renewal DESC LIMIT 1),"                                       \
+  "     max(nxt.since, (SELECT created_at FROM users WHERE id = nxt.uid)))"                        \
+  "   FROM nxt JOIN path_modules pm ON pm.path_id = nxt.path_id AND pm.position = nxt.pos"         \
+  "   JOIN modules m ON m.id = pm.module_id AND m.otj = 1)"
 
 static const char SQL_PENDING[] = SQL_PENDING_CTE
     "SELECT u.id, u.login, u.name, d.id, d.name, m.id, m.title, p.id, p.title, pd.since"

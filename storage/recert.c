@@ -51,13 +51,17 @@ static const char SQL_DUE[] =
     "     AND m.otj = 1 AND m.validity_months IS NOT NULL"
     "   GROUP BY c.user_id, c.module_id)"
     "SELECT m.id, m.title, m.validity_months, u.id, u.login, u.name, d.id, d.name,"
-    "       c.id, c.completed_at, " STORE_SQL_EXPIRES("c", "m") ","
-    "       " STORE_SQL_DUE_FROM("c", "m", "?4") " <= ?3"
-    "  FROM latest JOIN completions c ON c.id = latest.cid"
-    "  JOIN users u ON u.id = c.user_id JOIN departments d ON d.id = u.department_id"
-    "  JOIN modules m ON m.id = c.module_id"
-    " WHERE " STORE_SQL_EXPIRES("c", "m") " <= ?2"
-    " ORDER BY m.title, m.id, 11, u.name, u.id";
+    "       c.id, c.completed_at, " STORE_SQL_EXPIRES(
+        "c", "m") ","
+                  "       " STORE_SQL_DUE_FROM(
+                      "c", "m", "?4") " <= ?3"
+                                      "  FROM latest JOIN completions c ON c.id = latest.cid"
+                                      "  JOIN users u ON u.id = c.user_id JOIN departments d ON "
+                                      "d.id = u.department_id"
+                                      "  JOIN modules m ON m.id = c.module_id"
+                                      " WHERE " STORE_SQL_EXPIRES(
+                                          "c", "m") " <= ?2"
+                                                    " ORDER BY m.title, m.id, 11, u.name, u.id";
 
 int store_redrill_due(store *s, int64_t responsible_id, int64_t window_s, store_due_cb cb,
                       void *ud) {
