@@ -21,10 +21,12 @@
 /* A new completion unless one stands at ?6 (the approval's time; ?10 = the
  * re-drill window): a first approval is renewal 0, a re-drill's after an
  * earlier approval expired (or became due) is the next renewal. */
+#define SQL_STANDS_FROM STORE_SQL_DUE_FROM("c", "m", "?10")
+#define SQL_STANDS_FROM STORE_SQL_DUE_FROM("c", "m", "?10")
 #define SQL_STANDS                                                                                 \
   "SELECT c.id FROM completions c JOIN modules m ON m.id = c.module_id"                            \
   " WHERE c.user_id = ?1 AND c.module_id = ?2"                                                     \
-  "   AND coalesce(" STORE_SQL_DUE_FROM("c", "m", "?10") " > ?6, 1)"
+  "   AND coalesce(" SQL_STANDS_FROM " > ?6, 1)"
 static const char SQL_INSERT[] =
     "INSERT INTO completions(user_id, module_id, path_id, approved_by, room_id,"
     " completed_at, answers, marks, note, renewal)"

@@ -39,6 +39,8 @@ int store_module_set_validity_in_tx(store *s, int64_t now, int64_t actor_id, int
 /* The learners within reach of responsible ?1 (R1/R2, as for R6) and, for
  * each OTJ module with a validity, their latest completion when it is due
  * from ?2 (now + window; expired ones too). ?3 = now, ?4 = the window. */
+#define SQL_DUE_EXPIRES STORE_SQL_EXPIRES("c", "m")
+#define SQL_DUE_NOW     STORE_SQL_DUE_FROM("c", "m", "?4") " <= ?3"
 static const char SQL_DUE[] =
     "WITH RECURSIVE"
     " resp(dept) AS (SELECT u.department_id FROM users u JOIN permissions p ON p.user_id = u.id"
@@ -51,17 +53,12 @@ static const char SQL_DUE[] =
     "     AND m.otj = 1 AND m.validity_months IS NOT NULL"
     "   GROUP BY c.user_id, c.module_id)"
     "SELECT m.id, m.title, m.validity_months, u.id, u.login, u.name, d.id, d.name,"
-    "       c.id, c.completed_at, " STORE_SQL_EXPIRES(
-        "c", "m") ","
-                  "       " STORE_SQL_DUE_FROM(
-                      "c", "m", "?4") " <= ?3"
-                                      "  FROM latest JOIN completions c ON c.id = latest.cid"
-                                      "  JOIN users u ON u.id = c.user_id JOIN departments d ON "
-                                      "d.id = u.department_id"
-                                      "  JOIN modules m ON m.id = c.module_id"
-                                      " WHERE " STORE_SQL_EXPIRES(
-                                          "c", "m") " <= ?2"
-                                                    " ORDER BY m.title, m.id, 11, u.name, u.id";
+    "       c.id, c.completed_at, " SQL_DUE_EXPIRES ", " SQL_DUE_NOW
+    "  FROM latest JOIN completions c ON c.id = latest.cid"
+    "  JOIN users u ON u.id = c.user_id JOIN departments d ON d.id = u.department_id"
+    "  JOIN modules m ON m.id = c.module_id"
+    " WHERE " SQL_DUE_EXPIRES " <= ?2"
+    " ORDER BY m.title, m.id, 11, u.name, u.id";
 
 int store_redrill_due(store *s, int64_t responsible_id, int64_t window_s, store_due_cb cb,
                       void *ud) {

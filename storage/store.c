@@ -42,16 +42,15 @@ static const char SQL_WITHIN_REACH[] =
     "  WHERE d.parent_id IS NOT NULL)"
     "SELECT EXISTS (SELECT 1 FROM up WHERE id = ?1)";
 /* ?3 now, ?4 the re-drill window: the latest completion that stands */
+#define SQL_DUE_FROM STORE_SQL_DUE_FROM("c", "m", "?4")
 static const char SQL_COMPLETION_EXISTS[] =
     "SELECT c.id FROM completions c JOIN modules m ON m.id = c.module_id"
-    " WHERE c.user_id = ?1 AND c.module_id = ?2"
-    "   AND coalesce(" STORE_SQL_DUE_FROM("c", "m", "?4") " > ?3, 1)"
-                                                          " ORDER BY c.renewal DESC LIMIT 1";
-static const char SQL_COMPLETION_RENEWABLE[] = "SELECT coalesce((SELECT " STORE_SQL_DUE_FROM(
-    "c", "m",
-    "?4") " <= ?3"
-          "  FROM completions c JOIN modules m ON m.id = c.module_id"
-          " WHERE c.user_id = ?1 AND c.module_id = ?2 ORDER BY c.renewal DESC LIMIT 1), 0)";
+    " WHERE c.user_id = ?1 AND c.module_id = ?2 AND coalesce(" SQL_DUE_FROM " > ?3, 1)"
+    " ORDER BY c.renewal DESC LIMIT 1";
+static const char SQL_COMPLETION_RENEWABLE[] =
+    "SELECT coalesce((SELECT " SQL_DUE_FROM " <= ?3"
+    "  FROM completions c JOIN modules m ON m.id = c.module_id"
+    " WHERE c.user_id = ?1 AND c.module_id = ?2 ORDER BY c.renewal DESC LIMIT 1), 0)";
 
 /* --- The clock of expiry ------------------------------------------------------ */
 
