@@ -22,7 +22,6 @@
  * re-drill window): a first approval is renewal 0, a re-drill's after an
  * earlier approval expired (or became due) is the next renewal. */
 #define SQL_STANDS_FROM STORE_SQL_DUE_FROM("c", "m", "?10")
-#define SQL_STANDS_FROM STORE_SQL_DUE_FROM("c", "m", "?10")
 #define SQL_STANDS                                                                                 \
   "SELECT c.id FROM completions c JOIN modules m ON m.id = c.module_id"                            \
   " WHERE c.user_id = ?1 AND c.module_id = ?2"                                                     \
