@@ -1,7 +1,7 @@
 // Learner home: my learning paths, each module with its state. An ordinary
 // module can be taken; an OTJ module opens the pop-up naming the
 // responsibles who can run it with the learner.
-import { h, dialog, initials, fmtDate } from '../ui.js';
+import { h, dialog, initials, fmtDate, fmtDay } from '../ui.js';
 import { get, normalisePaths } from '../api.js';
 
 const STATE = {
@@ -49,6 +49,8 @@ function moduleItem(path, m, i, go) {
   const meta = [h('span', { class: `badge ${st.badge}` }, st.icon ? h('span', { 'aria-hidden': 'true' }, st.icon) : null, st.label)];
   if (m.otj && m.state !== 'otj') meta.push(h('span', null, 'On-the-Job training'));
   if (m.state === 'completed' && m.completedAt) meta.push(h('span', null, fmtDate(m.completedAt)));
+  if (m.state === 'completed' && m.validUntil) meta.push(h('span', { class: 'validity' }, `valid until ${fmtDay(m.validUntil)}`));
+  if (m.expiredAt) meta.push(h('span', { class: 'validity expired' }, `expired on ${fmtDay(m.expiredAt)} — to be done again`));
   if (m.state === 'locked') meta.push(h('span', null, 'Finish the modules before it first'));
   return h('li', { class: `module module-${m.state}`, dataset: { module: m.title, state: m.state } },
     h('span', { class: 'module-step', 'aria-hidden': 'true' }, m.state === 'completed' ? '✓' : String(i + 1)),
