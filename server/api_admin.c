@@ -452,7 +452,7 @@ static int known_type(const char *t) {
 static int module_fields(http_req *r, const json_t *b, store_module_in *in, api_tasks *tasks) {
   int bad = 0;
   memset(tasks, 0, sizeof *tasks);
-  *in = (store_module_in){NULL, NULL, -1, NULL, -1, -1};
+  *in = (store_module_in){NULL, NULL, -1, NULL, -1, 0};
   in->title = get_name(b, "title", NAME_MAX_LEN, &bad);
   if (bad) {
     reply_bad_field(r, "title", "1 to 127 characters");
@@ -480,7 +480,7 @@ static int module_fields(http_req *r, const json_t *b, store_module_in *in, api_
                        STORE_MAX_VALIDITY_MONTHS);
       return -1;
     }
-    in->validity_months = json_is_null(v) ? 0 : (int)months;
+    in->validity_months = json_is_null(v) ? -1 : (int)months;
   }
   const json_t *t = json_object_get(b, "tasks");
   if (t) {

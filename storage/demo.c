@@ -48,7 +48,7 @@ static const demo_user DEMO_USERS[] = {
     {"omar", "Omar Haddad", "Assembly line", 0, 0, 0},
     {"ola", "Ola Nordmann", "Assembly line", 0, 0, 0},
     {"kai", "Kai Solberg", "Kitchen", 0, 0, 0},
-    {"kim", "Kim Eriksen", "Kitchen", 0, 0, 0},
+    {"ida", "Ida Eriksen", "Kitchen", 0, 0, 0},
 };
 
 typedef struct demo_task {
@@ -132,7 +132,7 @@ typedef struct demo_completion {
   const char *ago;         /* SQLite date modifiers back from now; NULL: now */
 } demo_completion;
 
-/* kai and kim were approved on Hand hygiene (valid 12 months) almost a year
+/* kai and ida were approved on Hand hygiene (valid 12 months) almost a year
  * ago: their approvals expire in 12 and 24 days, so rita's dashboard lists
  * them as due for a re-drill. */
 static const demo_completion DEMO_COMPLETIONS[] = {
@@ -142,9 +142,9 @@ static const demo_completion DEMO_COMPLETIONS[] = {
     {"kai", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}", NULL,
      "-13 months"},
     {"kai", "Hand hygiene", "Kitchen starter", "{\"0\":1}", "rita", "-12 months,+12 days"},
-    {"kim", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}", NULL,
+    {"ida", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}", NULL,
      "-13 months"},
-    {"kim", "Hand hygiene", "Kitchen starter", "{\"0\":1}", "rita", "-12 months,+24 days"},
+    {"ida", "Hand hygiene", "Kitchen starter", "{\"0\":1}", "rita", "-12 months,+24 days"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

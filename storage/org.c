@@ -740,8 +740,9 @@ static int module_update_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
   if (in->task_count >= 0 && (code = put_tasks(s, id, in->tasks, in->task_count)) < 0) return code;
   if (!m.otj && otj && (code = store_module_set_otj_in_tx(s, now, actor_id, id, 1)) < 0)
     return code;
-  if (in->validity_months >= 0 &&
-      (code = store_module_set_validity_in_tx(s, now, actor_id, id, in->validity_months)) < 0)
+  if (in->validity_months != 0 &&
+      (code = store_module_set_validity_in_tx(
+           s, now, actor_id, id, in->validity_months < 0 ? 0 : in->validity_months)) < 0)
     return code;
   return 0;
 }

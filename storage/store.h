@@ -579,7 +579,7 @@ typedef struct store_module_in {
   int otj;
   const store_task_in *tasks;
   int task_count;
-  int validity_months; /* 1..120; 0 none; an update: -1 keeps what is there */
+  int validity_months; /* 1..120; 0 keeps what is there (none for a new module); -1 none */
 } store_module_in;
 
 /* Creates a module with its tasks and OTJ setting in one transaction (the

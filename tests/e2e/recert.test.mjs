@@ -1,5 +1,5 @@
 // Recertification in Chromium: the admin sets a module's validity in the
-// module maker; rita's dashboard lists kai and kim as due for a re-drill
+// module maker; rita's dashboard lists kai and ida as due for a re-drill
 // of Hand hygiene and opens one room for both with one tap; kai's phone
 // shows "valid until …", and 40 days later (otjd's test clock)
 // "expired on …" with Hand hygiene to be done again.
@@ -92,7 +92,7 @@ test('Due for re-drill on the dashboard: one tap opens one room for the group', 
   await card.waitFor({ timeout: T });
   const group = card.locator('.module-group[data-module="Hand hygiene"]');
   await group.locator('[data-learner="kai"]', { hasText: 'expires on' }).waitFor({ timeout: T });
-  await group.locator('[data-learner="kim"]').waitFor({ timeout: T });
+  await group.locator('[data-learner="ida"]').waitFor({ timeout: T });
   await card.scrollIntoViewIfNeeded();
   await shoot(rita.page, 'redrill-dashboard', { both: false });
   await rita.page.setViewportSize(PHONE);
@@ -111,7 +111,7 @@ test('Due for re-drill on the dashboard: one tap opens one room for the group', 
   await rita.page.waitForURL(/#\/room\//, { timeout: T });
   const code = (await rita.page.locator('#join-code').textContent({ timeout: T })).trim();
   assert.match(code, /^\d{6}$/);
-  for (const name of ['Kai Solberg', 'Kim Eriksen'])
+  for (const name of ['Kai Solberg', 'Ida Eriksen'])
     await rita.page.locator('tbody tr', { hasText: name }).first().waitFor({ timeout: T });
   assert.deepEqual([...rita.errors, ...sam.errors], []);
 });

@@ -149,7 +149,7 @@ test('due for a re-drill: the responsible within reach sees them by module; othe
   const [g] = due.body.groups;
   assert.equal(g.module.title, 'Hand hygiene');
   assert.equal(g.module.validity_months, 12);
-  assert.deepEqual(g.learners.map((l) => l.login), ['kai', 'kim'], 'soonest expiry first');
+  assert.deepEqual(g.learners.map((l) => l.login), ['kai', 'ida'], 'soonest expiry first');
   assert.equal(g.may_join, 2);
   for (const l of g.learners) {
     assert.equal(l.expired, false);
@@ -168,7 +168,7 @@ test('due for a re-drill: the responsible within reach sees them by module; othe
 
 test('a valid approval counts; it blocks a re-drill until it is due, then a re-drill renews it', async () => {
   const HH = moduleId(A, 'Hand hygiene');
-  const [lea, kai, kim] = ['lea', 'kai', 'kim'].map((l) => idOf(A, l));
+  const [lea, kai, ida] = ['lea', 'kai', 'ida'].map((l) => idOf(A, l));
   // kai's approval still counts: completed, valid until its expiry; not pending
   const kaiPath = await get(A, 'kai', '/api/me/paths');
   const hh = step(kaiPath, 'Hand hygiene');
@@ -206,11 +206,11 @@ test('a valid approval counts; it blocks a re-drill until it is due, then a re-d
   await rita.ask({ t: 'close', room: room.room });
   rita.close();
 
-  // the re-drill of kai and kim: new completions, the old ones kept, marked expired
+  // the re-drill of kai and ida: new completions, the old ones kept, marked expired
   const old = sql(A, `SELECT id, user_id FROM completions WHERE module_id = ${HH}`
-    + ` AND user_id IN (${kai}, ${kim})`);
+    + ` AND user_id IN (${kai}, ${ida})`);
   assert.equal(old.length, 2);
-  const redrill = await drill(A, [kai, kim]);
+  const redrill = await drill(A, [kai, ida]);
   for (const r of redrill.results) {
     assert.equal(r.status, 'approved', JSON.stringify(r));
     assert.ok(!old.some((o) => o.id === r.completion), 'a re-drill is a new completion');
@@ -245,7 +245,7 @@ test('40 days later: an expired approval no longer counts for the path, R6 or R7
   assert.equal(hh.valid_until, undefined);
   assert.equal(kaiPath.body.paths[0].next, HH);
   assert.equal(step(kaiPath, 'Allergen handling').state, 'locked');
-  // R6: kai and kim wait for rita again (3 waited already), not for sam
+  // R6: kai and ida wait for rita again (3 waited already), not for sam
   const pending = await get(L, 'rita', '/api/otj/pending');
   assert.equal(pending.body.count, 5);
   assert.ok(pending.body.items.some((i) => i.learner.login === 'kai'
@@ -259,7 +259,7 @@ test('40 days later: an expired approval no longer counts for the path, R6 or R7
   // due: both, expired
   const due = await get(L, 'rita', '/api/otj/due');
   assert.deepEqual(due.body.groups[0].learners.map((l) => [l.login, l.expired]),
-    [['kai', true], ['kim', true]]);
+    [['kai', true], ['ida', true]]);
   // R7: kai joins a room by its code; the re-drill renews the approval
   const rita = await as(L, 'rita');
   const room = await rita.ask({ t: 'open', module: HH, learners: [] });
