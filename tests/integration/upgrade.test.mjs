@@ -46,8 +46,9 @@ test('a v1 database made by otjd of 3c3112e is migrated at start and keeps its u
   let srv;
   try {
     srv = await startOtjd({ redis: redis.addr, dataDir: dir, demo: false });
-    assert.deepEqual(sql('SELECT version FROM schema_version ORDER BY version').map((r) => r.version),
-      [1, 2], 'the step to v2 ran and was recorded');
+    const versions = sql('SELECT version FROM schema_version ORDER BY version').map((r) => r.version);
+    assert.deepEqual(versions.slice(0, 2), [1, 2], 'the step to v2 ran and was recorded');
+    assert.deepEqual(versions, versions.map((_, i) => i + 1), 'every later step too, once each');
     const active = sql('PRAGMA table_info(users)').find((c) => c.name === 'active');
     assert.ok(active, 'users.active exists');
     assert.deepEqual(sql('SELECT DISTINCT active FROM users'), [{ active: 1 }]);
@@ -77,7 +78,7 @@ test('a v1 database made by otjd of 3c3112e is migrated at start and keeps its u
 
     // a second start has nothing left to do
     srv = await startOtjd({ redis: redis.addr, dataDir: dir, demo: false });
-    assert.equal(sql('SELECT count(*) AS n FROM schema_version')[0].n, 2);
+    assert.equal(sql('SELECT count(*) AS n FROM schema_version')[0].n, versions.length);
     assert.equal((await login(srv, 'lea')).status, 200);
     await srv.stopClean();
   } finally {
