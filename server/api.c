@@ -847,7 +847,8 @@ void api_handle(http_req *r) {
       http_reply_error(r, 405, "bad_request", "Use POST.");
   } else if (api_ask_handle(r)) {
     /* an ask pushes to the responsibles it reaches itself (api_ask.c) */
-  } else if (api_org_handle(r) || api_admin_handle(r) || api_records_handle(r)) {
+  } else if (api_org_handle(r) || api_admin_handle(r) || api_records_handle(r) ||
+             api_redrill_handle(r)) {
     /* answered by a route of api_org.c / api_admin.c (or a 405). A change
      * may change who waits for OTJ: dashboards refresh their counts (a
      * refresh that finds nothing new costs one count query per

@@ -389,9 +389,13 @@ static void users_permissions(http_req *r, const int64_t *ids) {
 static json_t *module_json(store *s, const store_module *m) {
   json_t *tasks = api_tasks_json(s, m->id, 1);
   if (!tasks) return NULL;
-  return json_pack("{s:I, s:s, s:s, s:b, s:o, s:I, s:I}", "id", (json_int_t)m->id, "title",
-                   m->title, "type", m->type, "otj", m->otj, "tasks", tasks, "created_at",
-                   (json_int_t)m->created_at, "updated_at", (json_int_t)m->updated_at);
+  json_t *o = json_pack("{s:I, s:s, s:s, s:b, s:o, s:I, s:I}", "id", (json_int_t)m->id, "title",
+                        m->title, "type", m->type, "otj", m->otj, "tasks", tasks, "created_at",
+                        (json_int_t)m->created_at, "updated_at", (json_int_t)m->updated_at);
+  if (o)
+    json_object_set_new(o, "validity_months",
+                        m->validity_months ? json_integer(m->validity_months) : json_null());
+  return o;
 }
 
 typedef struct modules_ctx {
@@ -443,12 +447,12 @@ static int known_type(const char *t) {
                !strcmp(t, "document"));
 }
 
-/* Reads {title?, type?, otj?, tasks?} into *in (tasks into *tasks). Answers
+/* Reads {title?, type?, otj?, validity_months?, tasks?} into *in (tasks into *tasks). Answers
  * 400 and returns -1 on a malformed field. */
 static int module_fields(http_req *r, const json_t *b, store_module_in *in, api_tasks *tasks) {
   int bad = 0;
   memset(tasks, 0, sizeof *tasks);
-  *in = (store_module_in){NULL, NULL, -1, NULL, -1};
+  *in = (store_module_in){NULL, NULL, -1, NULL, -1, 0};
   in->title = get_name(b, "title", NAME_MAX_LEN, &bad);
   if (bad) {
     reply_bad_field(r, "title", "1 to 127 characters");
@@ -464,6 +468,19 @@ static int module_fields(http_req *r, const json_t *b, store_module_in *in, api_
   if (in->otj == -2) {
     reply_bad_field(r, "otj", "true or false");
     return -1;
+  }
+  const json_t *v = json_object_get(b, "validity_months");
+  if (v) {
+    /* months after its approval that a completion expires; null: never */
+    json_int_t months = json_is_integer(v) ? json_integer_value(v) : -1;
+    if (!json_is_null(v) && (months < 1 || months > STORE_MAX_VALIDITY_MONTHS)) {
+      reply_error_json(r, 422, "invalid", json_pack("{s:s}", "field", "validity_months"),
+                       "validity_months is a whole number of months from 1 to %d, or null "
+                       "(approvals never expire). Nothing was changed.",
+                       STORE_MAX_VALIDITY_MONTHS);
+      return -1;
+    }
+    in->validity_months = json_is_null(v) ? -1 : (int)months;
   }
   const json_t *t = json_object_get(b, "tasks");
   if (t) {

@@ -251,7 +251,7 @@ static int parse_users(errbuf *e, import_job *j, const json_t *a, int n) {
 }
 
 static int parse_modules(errbuf *e, import_job *j, const json_t *a, int n) {
-  static const char *const keys[] = {"title", "type", "otj", "tasks", NULL};
+  static const char *const keys[] = {"title", "type", "otj", "tasks", "validity_months", NULL};
   char place[48];
   j->modules = calloc((size_t)n + 1, sizeof *j->modules);
   j->tasks = calloc((size_t)n + 1, sizeof *j->tasks);
@@ -272,6 +272,14 @@ static int parse_modules(errbuf *e, import_job *j, const json_t *a, int n) {
                   "%s.otj: rule R3: On-the-Job training is a setting of quiz "
                   "modules only, and this is a %s module",
                   place, m->type);
+    const json_t *v = json_object_get(o, "validity_months");
+    if (v && !json_is_null(v)) {
+      if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+          json_integer_value(v) > STORE_MAX_VALIDITY_MONTHS)
+        return fail(e, "%s.validity_months: must be a whole number of months from 1 to %d, or null",
+                    place, STORE_MAX_VALIDITY_MONTHS);
+      m->validity_months = (int)json_integer_value(v);
+    }
     const json_t *t = json_object_get(o, "tasks");
     if (t) {
       char tplace[64];

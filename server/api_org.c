@@ -92,6 +92,9 @@ static int path_step(const store_path_step *st, void *ud) {
   if (!m) return c->failed = 1;
   if (st->state == STORE_STEP_COMPLETED)
     json_object_set_new(m, "completed_at", json_integer(st->completed_at));
+  if (st->state == STORE_STEP_COMPLETED && st->expires_at)
+    json_object_set_new(m, "valid_until", json_integer(st->expires_at));
+  if (st->expired_at) json_object_set_new(m, "expired_at", json_integer(st->expired_at));
   if (st->state == STORE_STEP_AVAILABLE || st->state == STORE_STEP_OTJ_WAITING)
     json_object_set_new(c->cur, "next", json_integer(st->module_id));
   if (st->state == STORE_STEP_OTJ_WAITING) {
@@ -501,6 +504,8 @@ static int completion_json(const store_completion_row *c, void *ud) {
           : json_null());
   json_object_set_new(o, "room", c->room_id ? json_string(c->room_id) : json_null());
   json_object_set_new(o, "attendance", attendance_of(c));
+  json_object_set_new(o, "expires_at", c->expires_at ? json_integer(c->expires_at) : json_null());
+  json_object_set_new(o, "expired", json_boolean(c->expired));
   json_array_append_new(ud, o);
   return 0;
 }
@@ -543,7 +548,11 @@ static int completion_csv(const store_completion_row *c, void *ud) {
   char minutes[24] = "";
   long long m = minutes_present(c, NULL);
   if (m >= 0) snprintf(minutes, sizeof minutes, "%lld", m);
-  csv_field(f, minutes, 1);
+  csv_field(f, minutes, 0);
+  char expires[32] = "";
+  if (c->expires_at) iso_time(c->expires_at, expires);
+  csv_field(f, expires, 0);
+  csv_field(f, c->expired ? "yes" : "no", 1);
   return 0;
 }
 
@@ -564,7 +573,7 @@ static void api_completions(http_req *r, const int64_t *ids) {
       return;
     }
     fputs("id,completed_at,login,name,department,module,path,approved_by,"
-          "room,minutes_present\r\n",
+          "room,minutes_present,expires_at,expired\r\n",
           f);
     int code = store_completions_list(r->d->db, scope, u.id, completion_csv, f);
     fclose(f);

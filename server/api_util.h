@@ -120,6 +120,7 @@ json_t *api_audit_verdict(const store_audit_check *c);
 
 /* POST /api/otj/requests (api_ask.c). */
 int api_ask_handle(http_req *r);
+int api_redrill_handle(http_req *r); /* api_redrill.c */
 
 /* POST /api/admin/import (api_import.c); the caller is an administrator. */
 void api_import(http_req *r, const store_user *admin);

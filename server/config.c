@@ -133,6 +133,8 @@ static const setting settings[] = {
      "free disk of the data folder below this: /readyz says not ready", 0},
     {"evidence_max_bytes", SET_U32, U(evidence_max_bytes), "5242880", "BYTES",
      "bytes of one evidence upload (a photo or file attached to a mark)", 0},
+    {"redrill_window_days", SET_U32, U(redrill_window_days), "30", "DAYS",
+     "an approval that expires within this many days is due for a re-drill", 0},
 };
 
 #undef F

@@ -75,6 +75,7 @@ typedef struct otj_config {
   uint32_t db_loop_busy_ms;           /* the loop's longest wait for a SQLite lock */
   uint32_t min_free_mb;               /* free disk below this: /readyz says not ready */
   uint32_t evidence_max_bytes;        /* bytes of one evidence upload */
+  uint32_t redrill_window_days;       /* approvals expiring this soon are due for a re-drill */
 
   /* where each value came from, by index in the settings table */
   char config_file[CONFIG_PATH_MAX];         /* the file read, "" if none */

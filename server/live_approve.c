@@ -350,7 +350,7 @@ static void approve_read(live_op *o, redisReply *rep) {
   approve_ctx *x = o->extra;
   if (live_reply_failed(o, rep) || !s || rep->elements < 2 + 4 * (size_t)x->n) return;
   lroom *r = o->r;
-  int64_t now = (int64_t)time(NULL);
+  int64_t now = store_now(); /* the clock expiry is judged by */
   for (uint32_t i = 0; i < x->n; i++)
     approve_item(x, &x->items[i], r, s, now, &rep->element[2 + 4 * i]);
   /* from here the writer owns the context until approve_committed */

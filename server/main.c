@@ -151,7 +151,33 @@ static void on_sigchld(uv_signal_t *h, int signum) {
 
 /* ---- start ------------------------------------------------------------- */
 
+/* The clock approvals expire by: the re-drill window, and for tests only
+ * OTJ_TEST_NOW_OFFSET (seconds, may be negative) that shifts "now" so that
+ * expiry can be tested without waiting. Returns 0 or an exit code. */
+static int configure_clock(const otjd *d) {
+  int64_t offset = 0;
+  const char *v = getenv("OTJ_TEST_NOW_OFFSET");
+  if (v && *v) {
+    char *end = NULL;
+    errno = 0;
+    long long o = strtoll(v, &end, 10);
+    if (errno || !end || *end || o < -(1LL << 40) || o > (1LL << 40)) {
+      log_event(LOG_ERROR, "OTJ_TEST_NOW_OFFSET must be a whole number of seconds", "value=%s", v);
+      return EX_USAGE;
+    }
+    offset = (int64_t)o;
+    log_event(LOG_WARN,
+              "test clock: OTJ_TEST_NOW_OFFSET shifts the time approvals expire by; for tests "
+              "only, never in production",
+              "offset_s=%lld", (long long)offset);
+  }
+  store_clock_configure(offset, (int64_t)d->cfg.redrill_window_days * 86400);
+  return 0;
+}
+
 static int open_storage(otjd *d) {
+  int crc = configure_clock(d);
+  if (crc) return crc;
   char path[600], err[512];
   snprintf(path, sizeof path, "%s/otj.db", d->cfg.data_dir);
   if (store_open(path, &d->db, err, sizeof err) != 0) {

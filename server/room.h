@@ -44,7 +44,8 @@ void room_module_free(room_module *m);
 
 /* R7: may `learner` be in a room of `host` for `module`? 1 when the
  * learner is within the host's reach (R1) and waiting for that module's OTJ
- * (R6); 0 when not, or when the store cannot say. The one home of this
+ * (R6), or their approval of it has expired or is due for a re-drill
+ * (store_completion_renewable); 0 when not, or when the store cannot say. The one home of this
  * rule: opening a room with learners, a learner joining who is not a member
  * yet, and a host adding a learner all ask it (server/live_join.c,
  * live_act.c); the writer asks "still waiting" again at approval. */

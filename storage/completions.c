@@ -18,12 +18,24 @@
 
 #include "store_int.h"
 
+/* A new completion unless one stands at ?6 (the approval's time; ?10 = the
+ * re-drill window): a first approval is renewal 0, a re-drill's after an
+ * earlier approval expired (or became due) is the next renewal. */
+#define SQL_STANDS_FROM STORE_SQL_DUE_FROM("c", "m", "?10")
+#define SQL_STANDS                                                                                 \
+  "SELECT c.id FROM completions c JOIN modules m ON m.id = c.module_id"                            \
+  " WHERE c.user_id = ?1 AND c.module_id = ?2"                                                     \
+  "   AND coalesce(" SQL_STANDS_FROM " > ?6, 1)"
 static const char SQL_INSERT[] =
     "INSERT INTO completions(user_id, module_id, path_id, approved_by, room_id,"
-    " completed_at, answers, marks, note, attendance)"
-    " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-    " ON CONFLICT(user_id, module_id) DO NOTHING";
-static const char SQL_FIND[] = "SELECT id FROM completions WHERE user_id = ?1 AND module_id = ?2";
+    " completed_at, answers, marks, note, renewal, attendance)"
+    " SELECT ?1, ?2, coalesce(NULLIF(?3, 0), (SELECT path_id FROM completions"
+    "   WHERE user_id = ?1 AND module_id = ?2 ORDER BY renewal DESC LIMIT 1)),"
+    "  ?4, ?5, ?6, ?7, ?8, ?9,"
+    "  (SELECT count(*) FROM completions WHERE user_id = ?1 AND module_id = ?2), ?11"
+    " WHERE NOT EXISTS (" SQL_STANDS ")"
+    " ON CONFLICT(user_id, module_id, renewal) DO NOTHING";
+static const char SQL_FIND[] = SQL_STANDS " ORDER BY c.renewal DESC LIMIT 1";
 static const char SQL_AUDIT[] = "INSERT INTO audit(at, actor_id, action, subject, detail)"
                                 " VALUES (?1, ?2, ?3, ?4, json_object('learner', ?5, 'module', ?6,"
                                 " 'path', NULLIF(?7, 0), 'room', ?8, 'completion', NULLIF(?9, 0),"
@@ -73,6 +85,8 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find, sqlite3_st
       store_completion_exists(s, a->learner, a->module, NULL) != 1) {
     int64_t since;
     rc = store_learner_otj_pending(s, a->learner, a->module, &a->path, &since);
+    if (rc == 0) /* a re-drill: the approval expired or is due soon */
+      rc = store_completion_renewable(s, a->learner, a->module);
     if (rc < 0) return rc;
     if (rc != 1) {
       a->outcome = STORE_REFUSED;
@@ -91,7 +105,8 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find, sqlite3_st
     store_bind_text(ins, 7, a->answers_json);
     store_bind_text(ins, 8, a->marks_json);
     store_bind_text(ins, 9, a->note);
-    store_bind_text(ins, 10, a->attendance_json);
+    sqlite3_bind_int64(ins, 10, store_redrill_window());
+    store_bind_text(ins, 11, a->attendance_json);
     if ((rc = store_step_done(s, ins)) < 0) return rc;
     if (sqlite3_changes(s->db) == 1) {
       a->completion = sqlite3_last_insert_rowid(s->db);
@@ -100,6 +115,8 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find, sqlite3_st
       sqlite3_reset(find);
       sqlite3_bind_int64(find, 1, a->learner);
       sqlite3_bind_int64(find, 2, a->module);
+      sqlite3_bind_int64(find, 6, a->now);
+      sqlite3_bind_int64(find, 10, store_redrill_window());
       rc = sqlite3_step(find);
       if (rc != SQLITE_ROW) return store_fail(s, rc == SQLITE_DONE ? SQLITE_ERROR : rc);
       a->completion = sqlite3_column_int64(find, 0);

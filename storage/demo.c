@@ -47,6 +47,8 @@ static const demo_user DEMO_USERS[] = {
     {"nina", "Nina Pedersen", "Ward 3", 0, 0, 0},
     {"omar", "Omar Haddad", "Assembly line", 0, 0, 0},
     {"ola", "Ola Nordmann", "Assembly line", 0, 0, 0},
+    {"kai", "Kai Solberg", "Kitchen", 0, 0, 0},
+    {"ida", "Ida Eriksen", "Kitchen", 0, 0, 0},
 };
 
 typedef struct demo_task {
@@ -63,6 +65,7 @@ typedef struct demo_module {
   const char *type;
   int otj;
   demo_task tasks[DEMO_MAX_TASKS]; /* ends at the first {NULL} */
+  int validity_months;             /* 0: approvals never expire */
 } demo_module;
 
 static const demo_module DEMO_MODULES[] = {
@@ -74,7 +77,8 @@ static const demo_module DEMO_MODULES[] = {
       {"question", "Where in the fridge does raw meat go?",
        "[\"Top shelf\",\"Bottom shelf\",\"Next to ready-to-eat food\"]", "1"},
       {"question", "How long may cooked food stand at room temperature before it is chilled?",
-       "[\"30 minutes\",\"2 hours\",\"6 hours\"]", "1"}}},
+       "[\"30 minutes\",\"2 hours\",\"6 hours\"]", "1"}},
+     0},
     {"Hand hygiene",
      "quiz",
      1,
@@ -82,7 +86,8 @@ static const demo_module DEMO_MODULES[] = {
        "[\"5 seconds\",\"20 seconds\",\"60 seconds\"]", "1"},
       {"observe", "Wets hands and applies soap", NULL, NULL},
       {"observe", "Rubs all surfaces for at least 20 seconds", NULL, NULL},
-      {"observe", "Dries with a single-use towel", NULL, NULL}}},
+      {"observe", "Dries with a single-use towel", NULL, NULL}},
+     12},
     {"Allergen handling",
      "quiz",
      0,
@@ -91,14 +96,16 @@ static const demo_module DEMO_MODULES[] = {
        "chef\",\"Say the dish is probably fine\"]",
        "1"},
       {"question", "How many allergens must be declared on food in the EU and EEA?",
-       "[\"8\",\"14\",\"20\"]", "1"}}},
+       "[\"8\",\"14\",\"20\"]", "1"}},
+     0},
     {"Lock-out/tag-out",
      "quiz",
      1,
      {{"observe", "Stops the machine with its normal stop control", NULL, NULL},
       {"observe", "Isolates every energy source and fits a personal lock and tag", NULL, NULL},
-      {"observe", "Tries to start the machine to prove it is without energy", NULL, NULL}}},
-    {"Welcome video", "content", 0, {{NULL, NULL, NULL, NULL}}},
+      {"observe", "Tries to start the machine to prove it is without energy", NULL, NULL}},
+     0},
+    {"Welcome video", "content", 0, {{NULL, NULL, NULL, NULL}}, 0},
 };
 
 #define DEMO_MAX_PATH_MODULES 3
@@ -120,13 +127,24 @@ typedef struct demo_completion {
   const char *login;
   const char *module;
   const char *path;
-  const char *answers; /* JSON object: task index -> answer */
+  const char *answers;     /* JSON object: task index -> answer */
+  const char *approved_by; /* login, NULL: completed alone */
+  const char *ago;         /* SQLite date modifiers back from now; NULL: now */
 } demo_completion;
 
+/* kai and ida were approved on Hand hygiene (valid 12 months) almost a year
+ * ago: their approvals expire in 12 and 24 days, so rita's dashboard lists
+ * them as due for a re-drill. */
 static const demo_completion DEMO_COMPLETIONS[] = {
-    {"lea", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}"},
-    {"leo", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}"},
-    {"lars", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}"},
+    {"lea", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}", NULL, NULL},
+    {"leo", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}", NULL, NULL},
+    {"lars", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}", NULL, NULL},
+    {"kai", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}", NULL,
+     "-13 months"},
+    {"kai", "Hand hygiene", "Kitchen starter", "{\"0\":1}", "rita", "-12 months,+12 days"},
+    {"ida", "Food safety basics", "Kitchen starter", "{\"0\":0,\"1\":1,\"2\":1}", NULL,
+     "-13 months"},
+    {"ida", "Hand hygiene", "Kitchen starter", "{\"0\":1}", "rita", "-12 months,+24 days"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -162,6 +180,8 @@ static int load_modules(store *s, int64_t now) {
     /* Switched on after the tasks exist, the way an admin would; the
      * audit entry records it (R11). */
     if (code == 0 && m->otj) code = store_module_set_otj_in_tx(s, now, 0, module_id, 1);
+    if (code == 0 && m->validity_months)
+      code = store_module_set_validity_in_tx(s, now, 0, module_id, m->validity_months);
   }
   sqlite3_finalize(st);
   return code;
@@ -212,9 +232,11 @@ out:
 }
 
 static int load_completions(store *s, int64_t now) {
+  /* ?6, ?7: the date modifiers of `ago` ("-12 months", "+12 days") */
   sqlite3_stmt *st = store_prepare(s, "INSERT INTO completions(user_id, module_id, path_id,"
                                       " approved_by, room_id, completed_at, answers, marks, note)"
-                                      " VALUES (?1, ?2, ?3, NULL, NULL, ?4, ?5, '{}', NULL)");
+                                      " VALUES (?1, ?2, ?3, NULLIF(?8, 0), NULL,"
+                                      " unixepoch(?4, 'unixepoch', ?6, ?7), ?5, '{}', NULL)");
   if (!st) return STORE_ERR;
 
   int code = 0;
@@ -228,8 +250,15 @@ static int load_completions(store *s, int64_t now) {
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_int64(st, 2, module_id);
     sqlite3_bind_int64(st, 3, path_id);
+    int64_t approver = 0;
+    if (c->approved_by && (code = need_id(s, STORE_USER, c->approved_by, &approver)) < 0) break;
+    char ago[2][32] = {"+0 days", "+0 days"};
+    if (c->ago) sscanf(c->ago, "%31[^,],%31[^,]", ago[0], ago[1]);
     sqlite3_bind_int64(st, 4, now);
     sqlite3_bind_text(st, 5, c->answers, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, ago[0], -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 7, ago[1], -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 8, approver);
     code = store_step_done(s, st);
   }
   sqlite3_finalize(st);

@@ -201,6 +201,39 @@ static const char MIGRATION_1[] =
 static const char MIGRATION_2[] =
     "ALTER TABLE users ADD COLUMN active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1));";
 
+/* Recertification: a module's approvals can expire. modules.validity_months
+ * (NULL = forever, else 1..120; it applies while OTJ is on) and, so that a
+ * learner can be approved again once the earlier approval has expired, a
+ * completion is one per (learner, module, renewal) instead of one per
+ * (learner, module): renewal 0 is the first, 1 the re-drill after it, and so
+ * on. The earlier rows stay (the record of each approval). SQLite cannot
+ * drop a UNIQUE constraint, so completions is rebuilt with every row and id
+ * kept; nothing refers to it by foreign key. */
+static const char MIGRATION_VALIDITY[] =
+    "ALTER TABLE modules ADD COLUMN validity_months INTEGER"
+    "  CHECK (validity_months IS NULL OR validity_months BETWEEN 1 AND 120);"
+    "CREATE TABLE completions_renewable ("
+    "  id           INTEGER PRIMARY KEY,"
+    "  user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  module_id    INTEGER NOT NULL REFERENCES modules(id) ON DELETE RESTRICT,"
+    "  path_id      INTEGER REFERENCES paths(id) ON DELETE SET NULL,"
+    "  approved_by  INTEGER REFERENCES users(id) ON DELETE RESTRICT,"
+    "  room_id      TEXT,"
+    "  completed_at INTEGER NOT NULL,"
+    "  answers      TEXT CHECK (answers IS NULL OR json_valid(answers)),"
+    "  marks        TEXT CHECK (marks IS NULL OR json_valid(marks)),"
+    "  note         TEXT,"
+    "  renewal      INTEGER NOT NULL DEFAULT 0 CHECK (renewal >= 0),"
+    "  UNIQUE (user_id, module_id, renewal)"
+    ") STRICT;"
+    "INSERT INTO completions_renewable(id, user_id, module_id, path_id, approved_by, room_id,"
+    "  completed_at, answers, marks, note)"
+    "  SELECT id, user_id, module_id, path_id, approved_by, room_id, completed_at, answers,"
+    "  marks, note FROM completions;"
+    "DROP TABLE completions;"
+    "ALTER TABLE completions_renewable RENAME TO completions;"
+    "CREATE INDEX completions_module ON completions(module_id);"
+    "CREATE INDEX completions_time ON completions(completed_at);";
 /* The tamper-evident audit chain (storage/audit.c): each row's prev_hash
  * is the hash of the row before it and its hash covers its own content and
  * prev_hash. The rows already there are chained in id order here; a
@@ -289,6 +322,8 @@ static const migration MIGRATIONS[] = {
      "sharings, rooms, completions, sessions, audit",
      MIGRATION_1},
     {"users.active: deactivating a user", MIGRATION_2},
+    {"modules.validity_months and completions per renewal: approvals that expire",
+     MIGRATION_VALIDITY},
     {"audit chain: prev_hash and hash on every audit entry", MIGRATION_AUDIT_CHAIN},
     {"completions.attendance: when the learner was present in the room", MIGRATION_ATTENDANCE},
     {"otj_requests: a learner asks for OTJ, ended by the completion", MIGRATION_ASK},

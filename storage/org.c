@@ -27,8 +27,11 @@
   "  WHERE d.parent_id IS NOT NULL)"
 
 /* R4 + R5 for one learner (?1): every module of every shared path with its
- * completion. Columns: path id, title, shared_at, position, module id, title,
- * type, otj, task count, completion id, completed_at. */
+ * latest completion (?2 = now). Columns: path id, title, shared_at, position,
+ * module id, title, type, otj, task count, completion id, completed_at,
+ * expires_at (NULL: never), whether it still counts. */
+#define SQL_PATH_EXPIRES STORE_SQL_EXPIRES("c", "m")
+#define SQL_PATH_VALID   STORE_SQL_VALID_AT("c", "m", "?2")
 static const char SQL_LEARNER_PATHS[] =
     "WITH RECURSIVE " SQL_UP_OF_USER ","
     " shared(path_id, since) AS ("
@@ -38,11 +41,12 @@ static const char SQL_LEARNER_PATHS[] =
     "SELECT p.id, p.title, max(sh.since, (SELECT created_at FROM users WHERE id = ?1)),"
     "       pm.position, m.id, m.title, m.type, m.otj,"
     "       (SELECT count(*) FROM tasks t WHERE t.module_id = m.id),"
-    "       c.id, c.completed_at"
+    "       c.id, c.completed_at, " SQL_PATH_EXPIRES ", " SQL_PATH_VALID
     "  FROM shared sh JOIN paths p ON p.id = sh.path_id"
     "  JOIN path_modules pm ON pm.path_id = p.id"
     "  JOIN modules m ON m.id = pm.module_id"
-    "  LEFT JOIN completions c ON c.user_id = ?1 AND c.module_id = m.id"
+    "  LEFT JOIN completions c ON c.id = (SELECT cc.id FROM completions cc"
+    "    WHERE cc.user_id = ?1 AND cc.module_id = m.id ORDER BY cc.renewal DESC LIMIT 1)"
     " ORDER BY p.title, p.id, pm.position";
 
 /* R1 + R2: ?1 reaches ?2. Walks up from the learner's department. */
@@ -57,7 +61,8 @@ static const char SQL_REACHES[] =
 
 /* R6 for responsible ?1: the reached learners, the paths shared with each
  * (directly or through a department at or above theirs), the first module of
- * each path without a completion, kept when it is OTJ. */
+ * each path without a completion that counts at ?3 (now: an expired approval
+ * does not), kept when it is OTJ. */
 #define SQL_PENDING_CTE                                                                            \
   "WITH RECURSIVE"                                                                                 \
   " resp(dept) AS (SELECT u.department_id FROM users u JOIN permissions p ON p.user_id = u.id"     \
@@ -70,6 +75,8 @@ static const char SQL_REACHES[] =
   "WITH RECURSIVE"                                                                                 \
   " resp(dept) AS (SELECT ?1)," SQL_PENDING_CTE_REST
 
+/* a completion c of module cm that counts at ?3 */
+#define SQL_PENDING_VALID STORE_SQL_VALID_AT("c", "cm", "?3")
 #define SQL_PENDING_CTE_REST                                                                       \
   " reach(id) AS (SELECT dept FROM resp"                                                           \
   "   UNION SELECT d.id FROM departments d JOIN reach ON d.parent_id = reach.id),"                 \
@@ -85,14 +92,14 @@ static const char SQL_REACHES[] =
   "     JOIN up ON s.department_id = up.dept) GROUP BY uid, path_id),"                             \
   " nxt(uid, path_id, since, pos) AS (SELECT sh.uid, sh.path_id, sh.since, min(pm.position)"       \
   "   FROM shared sh JOIN path_modules pm ON pm.path_id = sh.path_id"                              \
-  "   WHERE NOT EXISTS (SELECT 1 FROM completions c"                                               \
-  "     WHERE c.user_id = sh.uid AND c.module_id = pm.module_id)"                                  \
+  "   WHERE NOT EXISTS (SELECT 1 FROM completions c JOIN modules cm ON cm.id = c.module_id"        \
+  "     WHERE c.user_id = sh.uid AND c.module_id = pm.module_id AND " SQL_PENDING_VALID ")"        \
   "   GROUP BY sh.uid, sh.path_id),"                                                               \
   " pending(uid, path_id, module_id, since) AS (SELECT nxt.uid, nxt.path_id, m.id,"                \
   "   coalesce((SELECT c.completed_at FROM path_modules pp JOIN completions c"                     \
   "       ON c.module_id = pp.module_id AND c.user_id = nxt.uid"                                   \
   "     WHERE pp.path_id = nxt.path_id AND pp.position < nxt.pos"                                  \
-  "     ORDER BY pp.position DESC LIMIT 1),"                                                       \
+  "     ORDER BY pp.position DESC, c.renewal DESC LIMIT 1),"                                       \
   "     max(nxt.since, (SELECT created_at FROM users WHERE id = nxt.uid)))"                        \
   "   FROM nxt JOIN path_modules pm ON pm.path_id = nxt.path_id AND pm.position = nxt.pos"         \
   "   JOIN modules m ON m.id = pm.module_id AND m.otj = 1)"
@@ -172,6 +179,7 @@ int store_learner_paths(store *s, int64_t learner_id, store_path_step_cb cb, voi
   sqlite3_stmt *st = store_stmt(s, ST_ORG_LEARNER_PATHS, SQL_LEARNER_PATHS);
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, learner_id);
+  sqlite3_bind_int64(st, 2, store_now());
   int rc = SQLITE_DONE, code = 0;
   int64_t cur_path = 0;
   int next_seen = 0; /* the next module of the current path was passed */
@@ -193,7 +201,17 @@ int store_learner_paths(store *s, int64_t learner_id, store_path_step_cb cb, voi
       cur_path = step.path_id;
       next_seen = 0;
     }
-    if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+    int has = sqlite3_column_type(st, 9) != SQLITE_NULL;
+    if (has && !sqlite3_column_int(st, 12)) {
+      /* the approval expired: the module is to be done again */
+      step.expired_at = sqlite3_column_int64(st, 11);
+      step.completion_id = 0;
+      step.completed_at = 0;
+      has = 0;
+    } else if (has) {
+      step.expires_at = sqlite3_column_int64(st, 11);
+    }
+    if (has) {
       step.state = STORE_STEP_COMPLETED;
     } else if (!next_seen) {
       step.state = step.otj ? STORE_STEP_OTJ_WAITING : STORE_STEP_AVAILABLE;
@@ -325,6 +343,7 @@ int store_pending_list(store *s, int64_t responsible_id, store_pending_cb cb, vo
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, responsible_id);
   sqlite3_bind_int64(st, 2, responsible_id);
+  sqlite3_bind_int64(st, 3, store_now());
   int rc = SQLITE_DONE, code = 0;
   while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     store_pending p = {
@@ -351,6 +370,7 @@ int store_pending_count(store *s, int64_t responsible_id) {
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, responsible_id);
   sqlite3_bind_int64(st, 2, responsible_id);
+  sqlite3_bind_int64(st, 3, store_now());
   return store_step_int(s, st);
 }
 
@@ -359,6 +379,7 @@ int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb,
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, department_id);
   sqlite3_bind_int64(st, 2, 0);
+  sqlite3_bind_int64(st, 3, store_now());
   int rc, code = 0;
   while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
     code = cb(sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), ud);
@@ -372,21 +393,30 @@ int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb,
 int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store_completion_cb cb,
                            void *ud) {
   sqlite3_stmt *st = store_prepare(
-      s, "WITH RECURSIVE reach(id) AS (SELECT department_id FROM users WHERE id = ?2"
-         "  UNION SELECT d.id FROM departments d JOIN reach ON d.parent_id = reach.id)"
-         "SELECT c.id, u.id, u.login, u.name, d.name, m.id, m.title, c.path_id, p.title,"
-         "       c.approved_by, a.name, c.room_id, c.completed_at, c.attendance"
-         "  FROM completions c JOIN users u ON u.id = c.user_id"
-         "  JOIN departments d ON d.id = u.department_id"
-         "  JOIN modules m ON m.id = c.module_id"
-         "  LEFT JOIN paths p ON p.id = c.path_id"
-         "  LEFT JOIN users a ON a.id = c.approved_by"
-         " WHERE ?1 = 0 OR (?1 = 1 AND u.department_id IN (SELECT id FROM reach))"
-         "    OR (?1 = 2 AND u.id = ?2)"
-         " ORDER BY c.completed_at, c.id");
+      s,
+      "WITH RECURSIVE reach(id) AS (SELECT department_id FROM users WHERE id = ?2"
+      "  UNION SELECT d.id FROM departments d JOIN reach ON d.parent_id = reach.id)"
+      "SELECT c.id, u.id, u.login, u.name, d.name, m.id, m.title, c.path_id, p.title,"
+      "       c.approved_by, a.name, c.room_id, c.completed_at, " STORE_SQL_EXPIRES(
+          "c",
+          "m") ","
+               "       NOT " STORE_SQL_VALID_AT(
+                   "c", "m",
+                   "?3") " OR EXISTS (SELECT 1 FROM completions r"
+                         "         WHERE r.user_id = c.user_id AND r.module_id = c.module_id"
+                         "           AND r.renewal > c.renewal), c.attendance"
+                         "  FROM completions c JOIN users u ON u.id = c.user_id"
+                         "  JOIN departments d ON d.id = u.department_id"
+                         "  JOIN modules m ON m.id = c.module_id"
+                         "  LEFT JOIN paths p ON p.id = c.path_id"
+                         "  LEFT JOIN users a ON a.id = c.approved_by"
+                         " WHERE ?1 = 0 OR (?1 = 1 AND u.department_id IN (SELECT id FROM reach))"
+                         "    OR (?1 = 2 AND u.id = ?2)"
+                         " ORDER BY c.completed_at, c.id");
   if (!st) return STORE_ERR;
   sqlite3_bind_int(st, 1, (int)scope);
   sqlite3_bind_int64(st, 2, viewer_id);
+  sqlite3_bind_int64(st, 3, store_now());
   int rc = SQLITE_DONE, code = 0;
   while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     store_completion_row c = {
@@ -403,7 +433,9 @@ int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store
         .approved_by_name = col_text(st, 10),
         .room_id = col_text(st, 11),
         .completed_at = sqlite3_column_int64(st, 12),
-        .attendance = col_text(st, 13),
+        .expires_at = sqlite3_column_int64(st, 13),
+        .expired = sqlite3_column_int(st, 14),
+        .attendance = col_text(st, 15),
     };
     code = cb(&c, ud);
   }
@@ -709,6 +741,10 @@ static int module_update_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
   if (in->task_count >= 0 && (code = put_tasks(s, id, in->tasks, in->task_count)) < 0) return code;
   if (!m.otj && otj && (code = store_module_set_otj_in_tx(s, now, actor_id, id, 1)) < 0)
     return code;
+  if (in->validity_months != 0 &&
+      (code = store_module_set_validity_in_tx(
+           s, now, actor_id, id, in->validity_months < 0 ? 0 : in->validity_months)) < 0)
+    return code;
   return 0;
 }
 
@@ -760,6 +796,9 @@ static int module_create_in_tx(store *s, int64_t now, int64_t actor_id, const st
   if (code < 0) return code;
   if (in->task_count > 0 && (code = put_tasks(s, mid, in->tasks, in->task_count)) < 0) return code;
   if (in->otj > 0 && (code = store_module_set_otj_in_tx(s, now, actor_id, mid, 1)) < 0) return code;
+  if (in->validity_months > 0 &&
+      (code = store_module_set_validity_in_tx(s, now, actor_id, mid, in->validity_months)) < 0)
+    return code;
   if (id) *id = mid;
   return 0;
 }
@@ -1059,7 +1098,7 @@ static int import_learning(store *s, int64_t now, int64_t actor_id, const store_
   int code = 0;
   for (int i = 0; i < doc->module_count; i++) {
     const store_import_module *m = &doc->modules[i];
-    store_module_in in = {m->title, m->type, m->otj, m->tasks, m->task_count};
+    store_module_in in = {m->title, m->type, m->otj, m->tasks, m->task_count, m->validity_months};
     snprintf(place, sizeof place, "modules[%d]", i);
     if ((code = module_create_in_tx(s, now, actor_id, &in, &ids->modules[i])) < 0)
       return at_place(s, code, place);

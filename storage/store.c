@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store_int.h"
 
@@ -40,8 +41,31 @@ static const char SQL_WITHIN_REACH[] =
     "  UNION SELECT d.parent_id FROM departments d JOIN up ON d.id = up.id"
     "  WHERE d.parent_id IS NOT NULL)"
     "SELECT EXISTS (SELECT 1 FROM up WHERE id = ?1)";
+/* ?3 now, ?4 the re-drill window: the latest completion that stands */
+#define SQL_DUE_FROM STORE_SQL_DUE_FROM("c", "m", "?4")
 static const char SQL_COMPLETION_EXISTS[] =
-    "SELECT id FROM completions WHERE user_id = ?1 AND module_id = ?2";
+    "SELECT c.id FROM completions c JOIN modules m ON m.id = c.module_id"
+    " WHERE c.user_id = ?1 AND c.module_id = ?2 AND coalesce(" SQL_DUE_FROM " > ?3, 1)"
+    " ORDER BY c.renewal DESC LIMIT 1";
+static const char SQL_COMPLETION_RENEWABLE[] =
+    "SELECT coalesce((SELECT " SQL_DUE_FROM " <= ?3"
+    "  FROM completions c JOIN modules m ON m.id = c.module_id"
+    " WHERE c.user_id = ?1 AND c.module_id = ?2 ORDER BY c.renewal DESC LIMIT 1), 0)";
+
+/* --- The clock of expiry ------------------------------------------------------ */
+
+/* Set once at start, before other threads exist; read-only afterwards. */
+static int64_t clock_offset_s;
+static int64_t redrill_window_s = 30 * 86400;
+
+void store_clock_configure(int64_t offset_s, int64_t window_s) {
+  clock_offset_s = offset_s;
+  redrill_window_s = window_s;
+}
+
+int64_t store_now(void) { return (int64_t)time(NULL) + clock_offset_s; }
+
+int64_t store_redrill_window(void) { return redrill_window_s; }
 
 /* --- Errors ----------------------------------------------------------------- */
 
@@ -564,6 +588,7 @@ void store_module_row(sqlite3_stmt *st, store_module *out) {
   out->created_at = sqlite3_column_int64(st, 4);
   out->updated_at = sqlite3_column_int64(st, 5);
   out->task_count = sqlite3_column_int(st, 6);
+  out->validity_months = sqlite3_column_int(st, 7);
 }
 
 int store_module_create(store *s, int64_t now, const char *title, const char *type, int64_t *id) {
@@ -661,6 +686,8 @@ int store_completion_exists(store *s, int64_t user_id, int64_t module_id, int64_
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, user_id);
   sqlite3_bind_int64(st, 2, module_id);
+  sqlite3_bind_int64(st, 3, store_now());
+  sqlite3_bind_int64(st, 4, store_redrill_window());
   int rc = sqlite3_step(st);
   int result;
   if (rc == SQLITE_ROW) {
@@ -721,4 +748,16 @@ int store_session_delete(store *s, const unsigned char token_hash[32]) {
 int store_session_purge(store *s, int64_t now) {
   int code = store_run_id(s, "DELETE FROM login_sessions WHERE expires_at <= ?1", now);
   return code < 0 ? code : sqlite3_changes(s->db);
+}
+
+int store_completion_renewable(store *s, int64_t user_id, int64_t module_id) {
+  sqlite3_stmt *st = store_prepare(s, SQL_COMPLETION_RENEWABLE);
+  if (!st) return STORE_ERR;
+  sqlite3_bind_int64(st, 1, user_id);
+  sqlite3_bind_int64(st, 2, module_id);
+  sqlite3_bind_int64(st, 3, store_now());
+  sqlite3_bind_int64(st, 4, store_redrill_window());
+  int rc = store_step_int(s, st);
+  sqlite3_finalize(st);
+  return rc;
 }

@@ -41,6 +41,20 @@
 
 typedef struct store store;
 
+/* --- The clock of expiry (recertification) ------------------------------ */
+
+/* "Now" wherever an approval's expiry is judged, and the re-drill window.
+ * Process-wide, set once at start before any thread uses a store:
+ * offset_s shifts the clock (tests only: OTJ_TEST_NOW_OFFSET), window_s is
+ * how long before its expiry an approval is due for a re-drill. */
+void store_clock_configure(int64_t offset_s, int64_t redrill_window_s);
+
+/* The wall clock plus the offset, in seconds since the epoch. */
+int64_t store_now(void);
+
+/* The re-drill window in seconds. */
+int64_t store_redrill_window(void);
+
 /* --- Lifetime ------------------------------------------------------------ */
 
 /* Opens (creating when absent) the database at `path` and brings its schema up
@@ -180,6 +194,7 @@ typedef struct store_module {
   int task_count;
   int64_t created_at;
   int64_t updated_at;
+  int validity_months; /* 0: approvals never expire; else 1..120 (while OTJ is on) */
 } store_module;
 
 /* Fills *out. STORE_NOTFOUND when there is no such module. */
@@ -230,9 +245,16 @@ int store_module_tasks_digest(store *s, int64_t module_id, uint64_t *out);
 
 /* --- Completions (R9, R10) ----------------------------------------------- */
 
-/* 1 when the learner has a completion of the module, 0 when not, <0 on error.
- * When completion_id is not NULL and the result is 1, it is set. */
+/* 1 when the learner has a completion of the module that stands: not
+ * expired and not due for a re-drill (store_redrill_window) at store_now();
+ * 0 when not, <0 on error. When completion_id is not NULL and the result is
+ * 1, it is set. A module without validity: any completion stands. */
 int store_completion_exists(store *s, int64_t user_id, int64_t module_id, int64_t *completion_id);
+
+/* R7 for a re-drill: 1 when the learner's latest completion of the OTJ
+ * module has expired or expires within the re-drill window at store_now(),
+ * 0 when not, <0 on error. */
+int store_completion_renewable(store *s, int64_t user_id, int64_t module_id);
 
 /* --- Login sessions ------------------------------------------------------ */
 
@@ -375,6 +397,8 @@ typedef struct store_path_step {
   int state;             /* store_step_state */
   int64_t completion_id; /* 0 when not completed */
   int64_t completed_at;  /* 0 when not completed */
+  int64_t expires_at;    /* completed: when the approval expires (0: never) */
+  int64_t expired_at;    /* not completed because the last approval expired then */
 } store_path_step;
 typedef int (*store_path_step_cb)(const store_path_step *st, void *ud);
 
@@ -440,6 +464,42 @@ int store_pending_count(store *s, int64_t responsible_id);
 typedef int (*store_count_cb)(int64_t learner_id, int count, void *ud);
 int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud);
 
+/* --- Recertification (storage/recert.c) ----------------------------------- */
+
+#define STORE_MAX_VALIDITY_MONTHS 120
+
+/* Sets a module's validity in months (0: none) inside the caller's
+ * transaction; a change is audited ("module.validity"). STORE_INVALID out
+ * of 0..120. */
+int store_module_set_validity_in_tx(store *s, int64_t now, int64_t actor_id, int64_t module_id,
+                                    int months);
+
+/* One learner whose approval of a module expires within the window or has
+ * expired. */
+typedef struct store_due {
+  int64_t module_id;
+  const char *module_title;
+  int validity_months;
+  int64_t learner_id;
+  const char *learner_login;
+  const char *learner_name;
+  int64_t department_id;
+  const char *department;
+  int64_t completion_id; /* the latest completion */
+  int64_t completed_at;
+  int64_t expires_at;
+  int expired;  /* at store_now() */
+  int may_join; /* due for a re-drill now (store_completion_renewable) */
+} store_due;
+typedef int (*store_due_cb)(const store_due *d, void *ud);
+
+/* The learners within the responsible's reach (R1/R2) whose latest
+ * approval of an OTJ module with a validity expires before store_now() +
+ * window_s (expired ones included), by module title, soonest first.
+ * Nothing for a user who is not a responsible. Returns 0, cb's value, <0. */
+int store_redrill_due(store *s, int64_t responsible_id, int64_t window_s, store_due_cb cb,
+                      void *ud);
+
 /* --- Completions listing ---------------------------------------------------- */
 
 typedef enum store_scope {
@@ -463,6 +523,8 @@ typedef struct store_completion_row {
   const char *room_id; /* NULL when not in a room */
   int64_t completed_at;
   const char *attendance; /* JSON {"seconds", "intervals"}, NULL when none was kept */
+  int64_t expires_at;     /* 0: never */
+  int expired;            /* expired at store_now(), or replaced by a re-drill's */
 } store_completion_row;
 typedef int (*store_completion_cb)(const store_completion_row *c, void *ud);
 
@@ -579,6 +641,7 @@ typedef struct store_module_in {
   int otj;
   const store_task_in *tasks;
   int task_count;
+  int validity_months; /* 1..120; 0 keeps what is there (none for a new module); -1 none */
 } store_module_in;
 
 /* Creates a module with its tasks and OTJ setting in one transaction (the
@@ -682,6 +745,7 @@ typedef struct store_import_module {
   int otj;
   const store_task_in *tasks;
   int task_count;
+  int validity_months; /* 0: none */
 } store_import_module;
 
 typedef struct store_import_path {

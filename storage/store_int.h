@@ -87,7 +87,24 @@ int store_step_int(store *s, sqlite3_stmt *st);
   " LEFT JOIN permissions p ON p.user_id = u.id"
 #define STORE_SQL_MODULE_COLUMNS                                                                   \
   "m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"                                      \
-  " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id)"
+  " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id), coalesce(m.validity_months, 0)"
+
+/* When completion `c` of module `m` (SQL aliases) expires: NULL for never
+ * (no validity, or OTJ off). */
+#define STORE_SQL_EXPIRES(c, m)                                                                    \
+  "(CASE WHEN " m ".otj = 1 AND " m ".validity_months IS NOT NULL THEN unixepoch(" c               \
+  ".completed_at, 'unixepoch', '+' || " m ".validity_months || ' months') END)"
+
+/* From when completion `c` of module `m` is due for a re-drill, given the
+ * window `w` in seconds (SQL): the window before its expiry, but at most
+ * half its validity, so a fresh approval is never due at once. NULL for
+ * never. */
+#define STORE_SQL_DUE_FROM(c, m, w)                                                                \
+  "(" STORE_SQL_EXPIRES(c, m) " - min(" w ", (" STORE_SQL_EXPIRES(c, m) " - " c                    \
+                                                                        ".completed_at) / 2))"
+
+/* 1 when completion `c` of module `m` still counts at time `t` (SQL). */
+#define STORE_SQL_VALID_AT(c, m, t) "coalesce(" STORE_SQL_EXPIRES(c, m) " > " t ", 1)"
 
 /* Fills `out` from the current row (password_hash left empty). */
 void store_user_row(sqlite3_stmt *st, store_user *out);

@@ -282,17 +282,17 @@ test('completions as CSV: header row, RFC 4180 quoting, scoped for admin, rita a
   const all = await get(srv, 'admin', '/api/completions?format=csv');
   assert.equal(all.status, 200);
   assert.match(all.headers.get('content-type'), /^text\/csv/);
-  assert.ok(all.text.startsWith('id,completed_at,login,name,department,module,path,approved_by,room,minutes_present\r\n'));
+  assert.ok(all.text.startsWith('id,completed_at,login,name,department,module,path,approved_by,room,minutes_present,expires_at,expired\r\n'));
   assert.ok(all.text.includes('"Quinn ""Q"" Olsen, Jr.","Sales, North ""HQ""","Line\r\nbreaks, and ""quotes"""'));
   const rows = parseCsv(all.text);
-  assert.deepEqual(rows[0], ['id', 'completed_at', 'login', 'name', 'department', 'module', 'path', 'approved_by', 'room', 'minutes_present']);
+  assert.deepEqual(rows[0], ['id', 'completed_at', 'login', 'name', 'department', 'module', 'path', 'approved_by', 'room', 'minutes_present', 'expires_at', 'expired']);
   const quinn = rows.find((r) => r[2] === 'quinn');
   assert.deepEqual(quinn.slice(1, 7), ['2024-05-29T16:26:40Z', 'quinn', 'Quinn "Q" Olsen, Jr.', 'Sales, North "HQ"', 'Line\r\nbreaks, and "quotes"', '']);
-  assert.ok(rows.every((r) => r.length === 10));
-  assert.deepEqual(rows.slice(1).map((r) => r[2]).sort(), ['lars', 'lea', 'leo', 'quinn']);
+  assert.ok(rows.every((r) => r.length === 12));
+  assert.deepEqual(rows.slice(1).map((r) => r[2]).sort(), ['ida', 'ida', 'kai', 'kai', 'lars', 'lea', 'leo', 'quinn']);
 
   const rita = parseCsv((await get(srv, 'rita', '/api/completions?format=csv')).text);
-  assert.deepEqual(rita.slice(1).map((r) => r[2]).sort(), ['lars', 'lea', 'leo']);
+  assert.deepEqual(rita.slice(1).map((r) => r[2]).sort(), ['ida', 'ida', 'kai', 'kai', 'lars', 'lea', 'leo']);
   const lea = parseCsv((await get(srv, 'lea', '/api/completions?format=csv')).text);
   assert.deepEqual(lea.slice(1).map((r) => r[2]), ['lea']);
   const sam = parseCsv((await get(srv, 'sam', '/api/completions?format=csv')).text);
@@ -300,7 +300,7 @@ test('completions as CSV: header row, RFC 4180 quoting, scoped for admin, rita a
 
   const json = await get(srv, 'rita', '/api/completions');
   assert.equal(json.body.scope, 'reach');
-  assert.equal(json.body.count, 3);
+  assert.equal(json.body.count, 7); // with kai's and ida's Food safety and Hand hygiene
   assert.equal(json.body.items[0].module.title, 'Food safety basics');
   assert.equal(json.body.items[0].path.title, 'Kitchen starter');
   assert.equal(json.body.items[0].approved_by, null);

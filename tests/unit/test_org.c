@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -32,6 +33,8 @@ typedef struct fixture {
 } fixture;
 
 static int setup(void **state) {
+  /* approvals expire by the store's clock: make it read T0, the demo's time */
+  store_clock_configure(T0 - (int64_t)time(NULL), 30 * 86400);
   fixture *f = calloc(1, sizeof *f);
   if (!f) return -1;
   snprintf(f->dir, sizeof f->dir, "/tmp/otj-test-org-XXXXXX");
@@ -209,10 +212,10 @@ static void test_r3_module_update(void **state) {
   store_module m;
 
   /* negative: OTJ on a content module, quiz -> content with OTJ on */
-  store_module_in on = {NULL, NULL, 1, NULL, -1};
+  store_module_in on = {NULL, NULL, 1, NULL, -1, 0};
   assert_int_equal(store_module_update(f->s, T0 + 1, admin, video, &on), STORE_INVALID);
   assert_non_null(strstr(store_errmsg(f->s), "quiz"));
-  store_module_in to_content = {NULL, "content", -1, NULL, -1};
+  store_module_in to_content = {NULL, "content", -1, NULL, -1, 0};
   assert_int_equal(store_module_update(f->s, T0 + 1, admin, hand, &to_content), STORE_INVALID);
   assert_non_null(strstr(store_errmsg(f->s), "must stay a quiz"));
   assert_int_equal(store_module_by_id(f->s, video, &m), 0);
@@ -223,25 +226,25 @@ static void test_r3_module_update(void **state) {
   assert_int_equal(m.otj, 1);
   assert_int_equal(m.task_count, 4);
   assert_int_equal(store_audit_count(f->s), audits);
-  store_module_in clip = {"Clip", "video", 1, NULL, 0};
+  store_module_in clip = {"Clip", "video", 1, NULL, 0, 0};
   int64_t id = 0;
   assert_int_equal(store_module_create_full(f->s, T0, admin, &clip, &id), STORE_INVALID);
   assert_int_equal(store_find_id(f->s, STORE_MODULE, "Clip", &id), STORE_NOTFOUND);
 
   /* positive: OTJ off and type change in one call; OTJ on for a quiz */
-  store_module_in off = {NULL, "content", 0, NULL, 0};
+  store_module_in off = {NULL, "content", 0, NULL, 0, 0};
   assert_int_equal(store_module_update(f->s, T0 + 2, admin, hand, &off), 0);
   assert_int_equal(store_module_by_id(f->s, hand, &m), 0);
   assert_string_equal(m.type, "content");
   assert_int_equal(m.otj, 0);
   assert_int_equal(m.task_count, 0);
-  store_module_in allergen_on = {NULL, NULL, 1, NULL, -1};
+  store_module_in allergen_on = {NULL, NULL, 1, NULL, -1, 0};
   assert_int_equal(
       store_module_update(f->s, T0 + 3, admin, MODULE("Allergen handling"), &allergen_on), 0);
   assert_int_equal(store_audit_count(f->s), audits + 2); /* two toggles */
   store_task_in tasks[] = {{"question", "Ready?", "[\"yes\",\"no\"]", "0"},
                            {"observe", "Does it", NULL, NULL}};
-  store_module_in drill = {"Fire drill", "quiz", 1, tasks, 2};
+  store_module_in drill = {"Fire drill", "quiz", 1, tasks, 2, 0};
   assert_int_equal(store_module_create_full(f->s, T0, admin, &drill, &id), 0);
   assert_int_equal(store_module_by_id(f->s, id, &m), 0);
   assert_int_equal(m.otj, 1);
@@ -366,10 +369,10 @@ static void test_r6_pending(void **state) {
   assert_int_equal(r.since[3], T0 + 100);
 
   /* an approval (a completion of the OTJ module) takes lea off the list */
-  store_module_in off = {NULL, NULL, 0, NULL, -1};
+  store_module_in off = {NULL, NULL, 0, NULL, -1, 0};
   assert_int_equal(store_module_update(f->s, T0 + 101, USER("admin"), hand, &off), 0);
   assert_int_equal(store_complete_self(f->s, T0 + 102, USER("lea"), hand, NULL, NULL, NULL), 0);
-  store_module_in on = {NULL, NULL, 1, NULL, -1};
+  store_module_in on = {NULL, NULL, 1, NULL, -1, 0};
   assert_int_equal(store_module_update(f->s, T0 + 103, USER("admin"), hand, &on), 0);
   r = pending_of(f->s, rita);
   assert_int_equal(r.n, 3);
@@ -414,7 +417,7 @@ static void test_r11_audit_listing(void **state) {
 
   /* negative: refusals and non-changes write nothing */
   int before = store_audit_count(f->s);
-  store_module_in on = {NULL, NULL, 1, NULL, -1};
+  store_module_in on = {NULL, NULL, 1, NULL, -1, 0};
   assert_int_equal(store_module_update(f->s, T0 + 3, admin, MODULE("Welcome video"), &on),
                    STORE_INVALID);
   assert_int_equal(store_set_permission(f->s, T0 + 3, admin, USER("lea"), 0, 1), STORE_INVALID);
@@ -503,7 +506,7 @@ static void test_import_second_org(void **state) {
       {"hugo", "Hugo Hagen", "Kitchen", DEMO_HASH, 0, 0, 0},
   };
   store_task_in tasks[] = {{"observe", "Ties the knot", NULL, NULL}};
-  store_import_module mods[] = {{"Knots", "quiz", 1, tasks, 1}};
+  store_import_module mods[] = {{"Knots", "quiz", 1, tasks, 1, 0}};
   const char *path_mods[] = {"Knots"};
   store_import_path paths[] = {{"Deck basics", path_mods, 1}};
   const char *share_depts[] = {"Kitchen"};
@@ -549,7 +552,7 @@ static void test_import_all_or_nothing(void **state) {
   store_import doc2 = {NULL, 0, taken, 1, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
   assert_int_equal(store_import_org(f->s, T0, 0, &doc2), STORE_CONFLICT);
   assert_non_null(strstr(store_errmsg(f->s), "users[0].login"));
-  store_import_module otjvideo[] = {{"Clip", "video", 1, NULL, 0}};
+  store_import_module otjvideo[] = {{"Clip", "video", 1, NULL, 0, 0}};
   store_import doc3 = {NULL, 0, NULL, 0, otjvideo, 1, NULL, 0, NULL, 0, NULL, 0};
   assert_int_equal(store_import_org(f->s, T0, 0, &doc3), STORE_INVALID);
   assert_non_null(strstr(store_errmsg(f->s), "modules[0]"));
@@ -614,7 +617,7 @@ static void test_module_caps(void **state) {
   store_module m;
   uint64_t before, after;
   assert_int_equal(store_module_tasks_digest(f->s, hand, &before), 0);
-  store_module_in patch = {NULL, NULL, -1, many, STORE_MAX_TASKS + 1};
+  store_module_in patch = {NULL, NULL, -1, many, STORE_MAX_TASKS + 1, 0};
   assert_int_equal(store_module_update(f->s, T0 + 1, admin, hand, &patch), STORE_INVALID);
   assert_non_null(strstr(store_errmsg(f->s), "at most 256 tasks"));
   assert_int_equal(store_module_by_id(f->s, hand, &m), 0);
@@ -622,10 +625,10 @@ static void test_module_caps(void **state) {
   assert_int_equal(store_module_tasks_digest(f->s, hand, &after), 0);
   assert_true(before == after);
   int64_t id = 0;
-  store_module_in big = {"Big drill", "quiz", 1, many, STORE_MAX_TASKS + 1};
+  store_module_in big = {"Big drill", "quiz", 1, many, STORE_MAX_TASKS + 1, 0};
   assert_int_equal(store_module_create_full(f->s, T0, admin, &big, &id), STORE_INVALID);
   assert_int_equal(store_find_id(f->s, STORE_MODULE, "Big drill", &id), STORE_NOTFOUND);
-  store_import_module mods[] = {{"Big drill", "quiz", 1, many, STORE_MAX_TASKS + 1}};
+  store_import_module mods[] = {{"Big drill", "quiz", 1, many, STORE_MAX_TASKS + 1, 0}};
   store_import doc = {NULL, 0, NULL, 0, mods, 1, NULL, 0, NULL, 0, NULL, 0};
   assert_int_equal(store_import_org(f->s, T0, admin, &doc), STORE_INVALID);
   assert_non_null(strstr(store_errmsg(f->s), "modules[0]"));
@@ -653,7 +656,7 @@ static void test_approval_refused_when_tasks_changed(void **state) {
                           {"observe", "Wets hands and applies soap", NULL, NULL},
                           {"observe", "Rubs all surfaces for at least 20 seconds", NULL, NULL},
                           {"observe", "Dries with a single-use towel", NULL, NULL}};
-  store_module_in rewrite = {NULL, NULL, -1, same, 4};
+  store_module_in rewrite = {NULL, NULL, -1, same, 4, 0};
   assert_int_equal(store_module_update(f->s, T0 + 1, admin, hand, &rewrite), 0);
   assert_int_equal(store_module_tasks_digest(f->s, hand, &now), 0);
   assert_true(now == room_tasks);
@@ -722,10 +725,10 @@ static void test_completions_scope(void **state) {
       store_complete_self(f->s, T0 + 1, USER("omar"), MODULE("Lock-out/tag-out"), NULL, NULL, NULL),
       STORE_INVALID);
   assert_int_equal(store_completions_list(f->s, STORE_SCOPE_ALL, 0, count_row, &all), 0);
-  assert_int_equal(all, 3);
+  assert_int_equal(all, 7); /* with kai and ida (Food safety, Hand hygiene) */
   assert_int_equal(store_completions_list(f->s, STORE_SCOPE_REACH, USER("rita"), count_row, &reach),
                    0);
-  assert_int_equal(reach, 3);
+  assert_int_equal(reach, 7);
   assert_int_equal(store_completions_list(f->s, STORE_SCOPE_OWN, USER("lea"), count_row, &own), 0);
   assert_int_equal(own, 1);
   assert_int_equal(store_completions_list(f->s, STORE_SCOPE_REACH, USER("sam"), count_row, &none),

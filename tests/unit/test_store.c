@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -35,6 +36,8 @@ typedef struct fixture {
 /* --- Fixture and helpers ---------------------------------------------------- */
 
 static int setup(void **state) {
+  /* approvals expire by the store's clock: make it read T0, the demo's time */
+  store_clock_configure(T0 - (int64_t)time(NULL), 30 * 86400);
   fixture *f = calloc(1, sizeof *f);
   if (!f) return -1;
   snprintf(f->dir, sizeof f->dir, "/tmp/otj-test-store-XXXXXX");
@@ -278,7 +281,7 @@ static void test_two_handles_share_one_file(void **state) {
   assert_int_equal(store_schema_version(b), store_schema_latest());
 
   assert_int_equal(store_load_demo_at(a, DEMO_HASH, T0), 0);
-  assert_int_equal(store_user_count(b), 11);
+  assert_int_equal(store_user_count(b), 13);
   store_user u;
   assert_int_equal(store_user_by_login(b, "rita", &u), 0);
   /* the second handle sees the same single loading: loading again is refused */
@@ -303,7 +306,7 @@ static void test_busy_handle_fails_fast(void **state) {
   assert_int_equal(store_check_writable(s), STORE_BUSY);
   int64_t id = 0;
   assert_int_equal(store_department_create(s, "While locked", 0, &id), STORE_BUSY);
-  assert_int_equal(store_user_count(s), 11); /* reads do not wait */
+  assert_int_equal(store_user_count(s), 13); /* reads do not wait */
   assert_int_equal(raw_exec(other, "COMMIT"), SQLITE_OK);
   sqlite3_close(other);
 
@@ -391,17 +394,18 @@ static void test_demo_counts_and_tree(void **state) {
   store *s = open_demo(f);
   sqlite3 *db = raw_open(f->path);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM departments"), 7);
-  assert_int_equal(raw_int(db, "SELECT count(*) FROM users"), 11);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM users"), 13);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM modules"), 5);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM tasks"), 3 + 4 + 2 + 3);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM paths"), 2);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM path_modules"), 4);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM sharings"), 2);
-  assert_int_equal(raw_int(db, "SELECT count(*) FROM completions"), 3);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM completions"),
+                   7); /* 2 of them Hand hygiene, approved */
   /* every user carries the given hash */
   assert_int_equal(raw_int(db, "SELECT count(*) FROM users WHERE password_hash = '" DEMO_HASH "'"),
-                   11);
-  assert_int_equal(store_user_count(s), 11);
+                   13);
+  assert_int_equal(store_user_count(s), 13);
 
   assert_parent(s, "Northwind Care", NULL);
   assert_parent(s, "St. Olav Hospital", "Northwind Care");
@@ -578,12 +582,16 @@ static void test_demo_progress(void **state) {
     assert_int_equal(store_completion_exists(s, id_of(s, STORE_USER, not_done[i]), food, NULL), 0);
 
   sqlite3 *db = raw_open(f->path);
-  /* completed alone (no approver, no room), inside the Kitchen starter path */
+  /* completed alone (no approver, no room), inside the Kitchen starter path:
+   * lea, leo, lars, and kai and kim (whose Hand hygiene rita approved) */
   assert_int_equal(raw_int(db, "SELECT count(*) FROM completions c JOIN paths p ON"
                                " p.id = c.path_id WHERE p.title = 'Kitchen starter'"
                                " AND c.approved_by IS NULL AND c.room_id IS NULL"
                                " AND json_valid(c.answers)"),
-                   3);
+                   5);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM completions c JOIN users a"
+                               " ON a.id = c.approved_by AND a.login = 'rita'"),
+                   2);
   sqlite3_close(db);
 }
 
@@ -596,13 +604,13 @@ static void test_demo_twice_conflicts(void **state) {
   assert_int_equal(store_load_demo_at(s, DEMO_HASH, T0 + 1), STORE_CONFLICT);
   assert_non_null(strstr(store_errmsg(s), "empty database"));
   assert_int_equal(store_load_demo(s, DEMO_HASH), STORE_CONFLICT);
-  assert_int_equal(store_user_count(s), 11);
+  assert_int_equal(store_user_count(s), 13);
   assert_int_equal(store_audit_count(s), audits);
 
   sqlite3 *db = raw_open(f->path);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM departments"), 7);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM modules"), 5);
-  assert_int_equal(raw_int(db, "SELECT count(*) FROM completions"), 3);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM completions"), 7);
   sqlite3_close(db);
 }
 

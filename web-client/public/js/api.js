@@ -78,6 +78,8 @@ export function normalisePaths(data) {
       otj: m.otj,
       state: STATES[m.state] || 'locked',
       completedAt: m.completed_at,
+      validUntil: m.valid_until,
+      expiredAt: m.expired_at,
       responsibles: (m.responsibles || []).map(person),
       requestedAt: m.requested_at, // my open ask for OTJ, if any
       askAgainAt: m.ask_again_at,

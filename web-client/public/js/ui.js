@@ -92,6 +92,14 @@ export function dialog({ title, body, actions = [{ label: 'Close', kind: 'primar
   });
 }
 
+// A day without the time ("3 Dec 2026"), for validity dates.
+export function fmtDay(v) {
+  if (v === undefined || v === null || v === '') return '';
+  const d = new Date(typeof v === 'number' && v < 1e12 ? v * 1000 : v);
+  if (Number.isNaN(d.getTime())) return String(v);
+  return d.toLocaleDateString(undefined, { dateStyle: 'medium' });
+}
+
 export function fmtDate(v) {
   if (v === undefined || v === null || v === '') return '';
   const d = typeof v === 'number' ? new Date(v < 1e12 ? v * 1000 : v) : new Date(v);

@@ -44,7 +44,7 @@ async function modules(body, { params, go }) {
     h('section', { class: 'card', 'aria-labelledby': 'mods-h' },
       h('div', { class: 'spread' }, h('h2', { id: 'mods-h' }, 'Modules'), h('a', { class: 'btn btn-primary btn-sm', href: '/#/admin/modules/new' }, '+ New module')),
       h('ul', { class: 'pick-list' }, items.map((m) => h('li', null, h('a', { href: `/#/admin/modules/${m.id}`, 'aria-current': String(m.id) === sel ? 'true' : null },
-        h('span', null, m.title), h('span', { class: 'row' }, m.otj ? h('span', { class: 'badge badge-otj' }, 'OTJ') : null, h('span', { class: 'muted' }, m.type))))))),
+        h('span', null, m.title), h('span', { class: 'row' }, m.otj ? h('span', { class: 'badge badge-otj' }, 'OTJ') : null, m.otj && m.validity_months ? h('span', { class: 'muted' }, `${m.validity_months} mo`) : null, h('span', { class: 'muted' }, m.type))))))),
     editor));
   if (!current) {
     replace(editor, h('h2', { id: 'editor-h' }, 'Module maker'), h('p', { class: 'muted' }, 'Pick a module to change it, or make a new one.'));
@@ -54,13 +54,19 @@ async function modules(body, { params, go }) {
 }
 
 function moduleEditor(el, mod, go) {
-  const m = { title: mod.title, type: mod.type, otj: !!mod.otj, tasks: (mod.tasks || []).map((t) => ({ ...t, options: t.options ? [...t.options] : [] })) };
+  const m = { title: mod.title, type: mod.type, otj: !!mod.otj, validity: mod.validity_months ?? null, tasks: (mod.tasks || []).map((t) => ({ ...t, options: t.options ? [...t.options] : [] })) };
   const isNew = mod.id === undefined;
   const title = h('input', { type: 'text', value: m.title, maxlength: 127, required: true, oninput: (e) => { m.title = e.target.value; } });
   const type = h('select', { onchange: (e) => { m.type = e.target.value; drawSettings(); drawTasks(); } },
     TYPES.map(([v, l]) => h('option', { value: v, selected: v === m.type }, l)));
   const otj = h('input', { type: 'checkbox', id: 'otj-toggle', checked: m.otj, onchange: (e) => { m.otj = e.target.checked; drawSettings(); } });
   const otjReason = h('p', { class: 'hint', id: 'otj-reason' });
+  // Recertification: months an approval stays valid; empty = forever
+  const validity = h('input', { type: 'number', id: 'validity-months', min: 1, max: 120, step: 1, inputmode: 'numeric', placeholder: 'forever',
+    value: m.validity ?? '', 'aria-describedby': 'validity-hint', oninput: (e) => { m.validity = e.target.value.trim() === '' ? null : Number(e.target.value); } });
+  const validityField = h('div', { class: 'field', id: 'validity-field' },
+    h('label', { for: 'validity-months' }, 'Approval valid for (months)'), validity,
+    h('p', { class: 'hint', id: 'validity-hint' }, 'Empty: an approval never expires. With 12, an approval expires a year after it was given, the module becomes the learner\'s next OTJ again, and the responsible sees them under “Due for re-drill” 30 days before.'));
   const typeHint = h('p', { class: 'hint', id: 'type-hint' });
   const tasksEl = h('div', { class: 'stack' });
   const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
@@ -74,6 +80,7 @@ function moduleEditor(el, mod, go) {
       : 'Only quiz modules can be On-the-Job training. Change the type to Quiz to switch it on.';
     for (const o of type.options) o.disabled = m.otj && o.value !== 'quiz';
     typeHint.textContent = m.otj ? 'The type stays Quiz while On-the-Job training is on.' : '';
+    validityField.hidden = !m.otj;
   }
 
   function drawTasks() {
@@ -116,6 +123,7 @@ function moduleEditor(el, mod, go) {
     e.preventDefault();
     error.hidden = true;
     const payload = { title: m.title.trim(), type: m.type, otj: m.otj };
+    if (m.otj) payload.validity_months = m.validity;
     if (m.type === 'quiz') {
       payload.tasks = m.tasks.map((t) => {
         const o = { kind: t.kind, text: (t.text || '').trim() };
@@ -144,7 +152,8 @@ function moduleEditor(el, mod, go) {
           field('Type', type), typeHint,
           h('div', null,
             h('label', { class: 'toggle', for: 'otj-toggle' }, otj, h('span', null, h('strong', null, 'On-the-Job training (OTJ)'))),
-            otjReason))),
+            otjReason),
+          validityField)),
       h('fieldset', { class: 'settings-group' }, h('legend', null, 'Tasks'), tasksEl),
       error,
       h('div', { class: 'row' }, h('button', { type: 'submit', class: 'btn btn-primary' }, isNew ? 'Create module' : 'Save changes'))));

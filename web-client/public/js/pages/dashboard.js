@@ -5,6 +5,7 @@ import { h, replace, keepFocus, toast, announce, fmtDate, fmtTime } from '../ui.
 import { get, normalisePending } from '../api.js';
 import { live } from '../live.js';
 import { hostRooms, forgetRoom } from '../hostrooms.js';
+import { redrillCard } from './redrill.js';
 
 export async function render({ main, me, go }) {
   if (!me.responsible) {
@@ -17,8 +18,9 @@ export async function render({ main, me, go }) {
   const countCard = h('section', { class: 'card count-card', 'aria-labelledby': 'count-label' });
   const roomsCard = h('section', { class: 'card', 'aria-labelledby': 'rooms-h' });
   const listCard = h('section', { class: 'card', 'aria-labelledby': 'list-h' });
+  const redrill = redrillCard((module, learners) => openRoom(module, learners));
   main.append(h('div', { class: 'page-head' }, h('h1', null, 'OTJ dashboard'),
-    h('span', { class: 'muted' }, `${me.name} · ${me.department ? me.department.name || me.department : ''}`)), countCard, roomsCard, listCard);
+    h('span', { class: 'muted' }, `${me.name} · ${me.department ? me.department.name || me.department : ''}`)), countCard, roomsCard, listCard, redrill.el);
 
   function drawCount() {
     replace(countCard,
@@ -115,6 +117,7 @@ export async function render({ main, me, go }) {
       for (const k of selected) if (!keys.has(k)) selected.delete(k);
       drawCount();
       drawList();
+      redrill.refresh();
       if (before !== data.count) announce(`${data.count} waiting for On-the-Job training.`);
       else if (asksBefore !== data.requests) announce(`${data.requests} asked for On-the-Job training.`);
     } catch { /* keep what is shown */ } finally {
@@ -137,6 +140,7 @@ export async function render({ main, me, go }) {
   drawCount();
   drawRooms();
   drawList();
+  await redrill.refresh();
   return () => {
     live.removeEventListener('dashboard', onDash);
     live.removeEventListener('status', onStatus);

@@ -1,7 +1,7 @@
 // Learner home: my learning paths, each module with its state. An ordinary
 // module can be taken; an OTJ module opens the pop-up naming the
 // responsibles who can run it with the learner.
-import { h, replace, dialog, initials, fmtDate, fmtTime, toast, announce } from '../ui.js';
+import { h, replace, dialog, initials, fmtDate, fmtDay, fmtTime, toast, announce } from '../ui.js';
 import { get, post, ApiError, normalisePaths, normaliseCompletions } from '../api.js';
 import { live } from '../live.js';
 
@@ -53,6 +53,8 @@ function moduleItem(path, m, i, go, records) {
   const meta = [h('span', { class: `badge ${st.badge}` }, st.icon ? h('span', { 'aria-hidden': 'true' }, st.icon) : null, st.label)];
   if (m.otj && m.state !== 'otj') meta.push(h('span', null, 'On-the-Job training'));
   if (m.state === 'completed' && m.completedAt) meta.push(h('span', null, fmtDate(m.completedAt)));
+  if (m.state === 'completed' && m.validUntil) meta.push(h('span', { class: 'validity' }, `valid until ${fmtDay(m.validUntil)}`));
+  if (m.expiredAt) meta.push(h('span', { class: 'validity expired' }, `expired on ${fmtDay(m.expiredAt)} — to be done again`));
   if (m.state === 'completed' && records.has(m.id)) {
     meta.push(h('a', { class: 'record-link', href: `/#/completions/${records.get(m.id)}`, 'aria-label': `Record of ${m.title}` }, 'Record'));
   }
