@@ -163,7 +163,9 @@ struct lroom {
   char host_name[128];
   room_module *mod;
   attach *atts;
-  int refs; /* ops in flight */
+  int refs;                  /* ops in flight */
+  int csecret_known;         /* csecret is read (live_confirm.c) */
+  unsigned char csecret[32]; /* the room's confirmation secret: never sent */
 };
 
 lroom *room_find(const char *id);
@@ -313,6 +315,9 @@ void live_ok_reply(live_op *o, redisReply *rep);
 /* Records the close of `room` in the history; then tells s (if not NULL)
  * `ok` for rid. */
 void live_record_closed(const char *room, ws_sess *s, proto_rid rid, uint64_t seq);
+
+void live_confirm(ws_sess *s, const proto_msg *m); /* live_confirm.c */
+void live_confirm_code(ws_sess *s, const proto_msg *m);
 
 int live_approve_start(otjd *d); /* live_approve.c */
 void live_approve(ws_sess *s, const proto_msg *m);
