@@ -53,13 +53,17 @@ async function modules(body, { params, go }) {
 }
 
 function moduleEditor(el, mod, go) {
-  const m = { title: mod.title, type: mod.type, otj: !!mod.otj, tasks: (mod.tasks || []).map((t) => ({ ...t, options: t.options ? [...t.options] : [] })) };
+  const m = { title: mod.title, type: mod.type, otj: !!mod.otj, confirm: !!mod.learner_confirm, tasks: (mod.tasks || []).map((t) => ({ ...t, options: t.options ? [...t.options] : [] })) };
   const isNew = mod.id === undefined;
   const title = h('input', { type: 'text', value: m.title, maxlength: 127, required: true, oninput: (e) => { m.title = e.target.value; } });
   const type = h('select', { onchange: (e) => { m.type = e.target.value; drawSettings(); drawTasks(); } },
     TYPES.map(([v, l]) => h('option', { value: v, selected: v === m.type }, l)));
   const otj = h('input', { type: 'checkbox', id: 'otj-toggle', checked: m.otj, onchange: (e) => { m.otj = e.target.checked; drawSettings(); } });
   const otjReason = h('p', { class: 'hint', id: 'otj-reason' });
+  const confirm = h('input', { type: 'checkbox', id: 'confirm-toggle', checked: m.confirm, onchange: (e) => { m.confirm = e.target.checked; } });
+  const confirmWrap = h('div', null,
+    h('label', { class: 'toggle', for: 'confirm-toggle' }, confirm, h('span', null, h('strong', null, 'Learner confirms the approval'))),
+    h('p', { class: 'hint', id: 'confirm-hint' }, 'An approval counts only once the learner types, on their own phone, the code the room screen shows. Use it where you need proof that the learner took part and agrees.'));
   const typeHint = h('p', { class: 'hint', id: 'type-hint' });
   const tasksEl = h('div', { class: 'stack' });
   const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
@@ -73,6 +77,7 @@ function moduleEditor(el, mod, go) {
       : 'Only quiz modules can be On-the-Job training. Change the type to Quiz to switch it on.';
     for (const o of type.options) o.disabled = m.otj && o.value !== 'quiz';
     typeHint.textContent = m.otj ? 'The type stays Quiz while On-the-Job training is on.' : '';
+    confirmWrap.hidden = !m.otj;
   }
 
   function drawTasks() {
@@ -114,7 +119,7 @@ function moduleEditor(el, mod, go) {
   async function save(e) {
     e.preventDefault();
     error.hidden = true;
-    const payload = { title: m.title.trim(), type: m.type, otj: m.otj };
+    const payload = { title: m.title.trim(), type: m.type, otj: m.otj, learner_confirm: m.otj && m.confirm };
     if (m.type === 'quiz') {
       payload.tasks = m.tasks.map((t) => {
         const o = { kind: t.kind, text: (t.text || '').trim() };
@@ -143,11 +148,13 @@ function moduleEditor(el, mod, go) {
           field('Type', type), typeHint,
           h('div', null,
             h('label', { class: 'toggle', for: 'otj-toggle' }, otj, h('span', null, h('strong', null, 'On-the-Job training (OTJ)'))),
-            otjReason))),
+            otjReason),
+          confirmWrap)),
       h('fieldset', { class: 'settings-group' }, h('legend', null, 'Tasks'), tasksEl),
       error,
       h('div', { class: 'row' }, h('button', { type: 'submit', class: 'btn btn-primary' }, isNew ? 'Create module' : 'Save changes'))));
   otj.setAttribute('aria-describedby', 'otj-reason');
+  confirm.setAttribute('aria-describedby', 'confirm-hint');
   type.setAttribute('aria-describedby', 'type-hint');
   drawSettings();
   drawTasks();
