@@ -317,3 +317,24 @@ test('a module without the flag is approved at once, and has nothing to confirm'
     await t.stop();
   }
 });
+
+test('the import takes learner_confirm, and refuses it when it is not a boolean', async () => {
+  const t = await setup();
+  try {
+    const { body: auth } = await login(t.srv, 'admin');
+    const imp = (doc) => fetch(`${t.srv.base}/api/admin/import`, {
+      method: 'POST', body: JSON.stringify(doc),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${auth.token}` } });
+    const bad = await imp({ modules: [{ title: 'Ladder check', type: 'quiz', otj: true, learner_confirm: 'yes' }] });
+    assert.equal(bad.status, 422, await bad.text());
+    assert.equal(t.sql(`SELECT count(*) n FROM modules WHERE title='Ladder check'`)[0].n, 0);
+    const ok = await imp({ modules: [
+      { title: 'Ladder check', type: 'quiz', otj: true, learner_confirm: true, tasks: [{ kind: 'observe', text: 'Checks the feet' }] },
+      { title: 'Mop safety', type: 'quiz', otj: true, tasks: [{ kind: 'observe', text: 'Puts up the sign' }] }] });
+    assert.equal(ok.status, 200, await ok.text());
+    assert.deepEqual(t.sql(`SELECT title, learner_confirm FROM modules WHERE title IN ('Ladder check', 'Mop safety') ORDER BY title`),
+      [{ title: 'Ladder check', learner_confirm: 1 }, { title: 'Mop safety', learner_confirm: 0 }]);
+  } finally {
+    await t.stop();
+  }
+});
