@@ -53,8 +53,8 @@ void confirm_code_now(const unsigned char secret[CONFIRM_SECRET_LEN], int64_t no
   if (ms_left) *ms_left = (uint32_t)((counter + 1) * CONFIRM_PERIOD_MS - (uint64_t)now_ms);
 }
 
-int confirm_check(const unsigned char secret[CONFIRM_SECRET_LEN], int64_t now_ms,
-                  const char *typed, size_t len) {
+int confirm_check(const unsigned char secret[CONFIRM_SECRET_LEN], int64_t now_ms, const char *typed,
+                  size_t len) {
   if (len != CONFIRM_DIGITS || now_ms < 0) return 0;
   uint64_t counter = (uint64_t)now_ms / CONFIRM_PERIOD_MS;
   uint64_t into = (uint64_t)now_ms % CONFIRM_PERIOD_MS;

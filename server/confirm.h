@@ -14,14 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIRM_SECRET_LEN  32
-#define CONFIRM_DIGITS      6
-#define CONFIRM_PERIOD_MS   30000
-#define CONFIRM_GRACE_MS    10000 /* the previous code is still accepted this long */
-#define CONFIRM_TRIES       5     /* tries per learner per room per window, by default */
-#define CONFIRM_WINDOW_MS   60000
-#define CONFIRM_OFFSET_ENV  "OTJ_TEST_NOW_OFFSET" /* tests only: shifts the code clock (s) */
-#define CONFIRM_TRIES_ENV   "OTJ_CONFIRM_TRIES"
+#define CONFIRM_SECRET_LEN 32
+#define CONFIRM_DIGITS     6
+#define CONFIRM_PERIOD_MS  30000
+#define CONFIRM_GRACE_MS   10000 /* the previous code is still accepted this long */
+#define CONFIRM_TRIES      5     /* tries per learner per room per window, by default */
+#define CONFIRM_WINDOW_MS  60000
+#define CONFIRM_OFFSET_ENV "OTJ_TEST_NOW_OFFSET" /* tests only: shifts the code clock (s) */
+#define CONFIRM_TRIES_ENV  "OTJ_CONFIRM_TRIES"
 
 /* The code clock in ms: wall-clock time, shifted by OTJ_TEST_NOW_OFFSET
  * seconds (fractions allowed) when that is set, for tests only. */
@@ -45,7 +45,7 @@ void confirm_code_now(const unsigned char secret[CONFIRM_SECRET_LEN], int64_t no
 /* 1 when `typed` (len bytes) is the code at now_ms, or the previous one
  * within CONFIRM_GRACE_MS of the change; else 0. Constant time in the
  * comparison. */
-int confirm_check(const unsigned char secret[CONFIRM_SECRET_LEN], int64_t now_ms,
-                  const char *typed, size_t len);
+int confirm_check(const unsigned char secret[CONFIRM_SECRET_LEN], int64_t now_ms, const char *typed,
+                  size_t len);
 
 #endif

@@ -142,11 +142,11 @@ int store_confirm_apply(store *s, store_approval *a) {
   a->path = sqlite3_column_int64(st, 1);
   a->approver = sqlite3_column_int64(st, 2);
   a->decided_at = sqlite3_column_int64(st, 3);
-  sqlite3_stmt *ins = store_prepare(
-      s, "INSERT INTO completions(user_id, module_id, path_id, approved_by, room_id,"
-         " completed_at, answers, marks, note, decided_at, confirmed_at)"
-         " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6)"
-         " ON CONFLICT(user_id, module_id) DO NOTHING");
+  sqlite3_stmt *ins =
+      store_prepare(s, "INSERT INTO completions(user_id, module_id, path_id, approved_by, room_id,"
+                       " completed_at, answers, marks, note, decided_at, confirmed_at)"
+                       " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6)"
+                       " ON CONFLICT(user_id, module_id) DO NOTHING");
   if (!ins) {
     sqlite3_finalize(st);
     return STORE_ERR;
@@ -188,9 +188,8 @@ int store_confirm_apply(store *s, store_approval *a) {
 _Static_assert(STORE_CONFIRM_SECRET_LEN == 32, "the query below and the schema say 32");
 
 int store_room_confirm_secret(store *s, const char *room, unsigned char *out) {
-  sqlite3_stmt *st =
-      store_prepare(s, "SELECT confirm_secret FROM otj_rooms WHERE id = ?1"
-                       " AND length(confirm_secret) = 32");
+  sqlite3_stmt *st = store_prepare(s, "SELECT confirm_secret FROM otj_rooms WHERE id = ?1"
+                                      " AND length(confirm_secret) = 32");
   if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);

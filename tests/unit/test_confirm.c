@@ -35,11 +35,11 @@ static void check_and_grace(void **state) {
   assert_int_equal(left, CONFIRM_PERIOD_MS - 5000);
   confirm_code_at(SEED, (uint64_t)t / CONFIRM_PERIOD_MS - 1, before);
   assert_true(confirm_check(SEED, t, now, 6));
-  assert_true(confirm_check(SEED, t, before, 6)); /* within the grace */
+  assert_true(confirm_check(SEED, t, before, 6));                     /* within the grace */
   assert_false(confirm_check(SEED, t + CONFIRM_GRACE_MS, before, 6)); /* past it */
   assert_true(confirm_check(SEED, t + CONFIRM_GRACE_MS, now, 6));
   assert_false(confirm_check(SEED, t + CONFIRM_PERIOD_MS, before, 6)); /* two periods old */
-  assert_false(confirm_check(SEED, t, now, 5)); /* a cut code */
+  assert_false(confirm_check(SEED, t, now, 5));                        /* a cut code */
   unsigned char other[32];
   memset(other, 7, sizeof other);
   assert_false(confirm_check(other, t, now, 6)); /* another room's secret */
