@@ -61,6 +61,7 @@ static const char *const code_names[] = {
     [PROTO_RATE_LIMITED] = "rate_limited",
     [PROTO_UNAVAILABLE] = "unavailable",
     [PROTO_INTERNAL] = "internal",
+    [PROTO_BAD_CODE] = "bad_code",
 };
 
 const char *proto_code_name(proto_code code) {
@@ -69,11 +70,23 @@ const char *proto_code_name(proto_code code) {
 }
 
 static const char *const type_names[] = {
-    [PROTO_T_HELLO] = "hello",   [PROTO_T_OPEN] = "open",     [PROTO_T_JOIN] = "join",
-    [PROTO_T_ADD] = "add",       [PROTO_T_REMOVE] = "remove", [PROTO_T_STEP] = "step",
-    [PROTO_T_ANSWER] = "answer", [PROTO_T_MARK] = "mark",     [PROTO_T_APPROVE] = "approve",
-    [PROTO_T_SYNC] = "sync",     [PROTO_T_LEAVE] = "leave",   [PROTO_T_CLOSE] = "close",
-    [PROTO_T_PING] = "ping",     [PROTO_T_WATCH] = "watch",   [PROTO_T_UNWATCH] = "unwatch",
+    [PROTO_T_HELLO] = "hello",
+    [PROTO_T_OPEN] = "open",
+    [PROTO_T_JOIN] = "join",
+    [PROTO_T_ADD] = "add",
+    [PROTO_T_REMOVE] = "remove",
+    [PROTO_T_STEP] = "step",
+    [PROTO_T_ANSWER] = "answer",
+    [PROTO_T_MARK] = "mark",
+    [PROTO_T_APPROVE] = "approve",
+    [PROTO_T_SYNC] = "sync",
+    [PROTO_T_LEAVE] = "leave",
+    [PROTO_T_CLOSE] = "close",
+    [PROTO_T_PING] = "ping",
+    [PROTO_T_WATCH] = "watch",
+    [PROTO_T_UNWATCH] = "unwatch",
+    [PROTO_T_CONFIRM] = "confirm",
+    [PROTO_T_CONFIRM_CODE] = "confirm_code",
 };
 #define N_TYPES (sizeof type_names / sizeof type_names[0])
 
@@ -83,9 +96,11 @@ const char *proto_type_name(proto_type t) {
 }
 
 static const char *const ev_names[] = {
-    [PROTO_EV_JOINED] = "joined",   [PROTO_EV_LEFT] = "left",         [PROTO_EV_ADDED] = "added",
-    [PROTO_EV_REMOVED] = "removed", [PROTO_EV_STEP] = "step",         [PROTO_EV_ANSWER] = "answer",
-    [PROTO_EV_MARK] = "mark",       [PROTO_EV_APPROVED] = "approved", [PROTO_EV_CLOSED] = "closed",
+    [PROTO_EV_JOINED] = "joined", [PROTO_EV_LEFT] = "left",
+    [PROTO_EV_ADDED] = "added",   [PROTO_EV_REMOVED] = "removed",
+    [PROTO_EV_STEP] = "step",     [PROTO_EV_ANSWER] = "answer",
+    [PROTO_EV_MARK] = "mark",     [PROTO_EV_APPROVED] = "approved",
+    [PROTO_EV_CLOSED] = "closed", [PROTO_EV_CONFIRMED] = "confirmed",
 };
 
 const char *proto_ev_type_name(proto_ev_type t) {
@@ -108,6 +123,7 @@ static const char *status_name(proto_status s) {
   case PROTO_STATUS_APPROVED: return "approved";
   case PROTO_STATUS_NOT_APPROVED: return "not_approved";
   case PROTO_STATUS_REFUSED: return "refused";
+  case PROTO_STATUS_PENDING: return "pending";
   }
   return NULL;
 }
@@ -876,6 +892,10 @@ static int decode_body(dctx *d, const uint8_t **f, proto_msg *m) {
   case PROTO_T_PING:
   case PROTO_T_WATCH:
   case PROTO_T_UNWATCH: return 0;
+  case PROTO_T_CONFIRM_CODE: return get_room(d, f, &m->confirm_code.room);
+  case PROTO_T_CONFIRM:
+    if ((rc = get_room(d, f, &m->confirm.room))) return rc;
+    return get_str(d, f[F_CODE], "code", 1, PROTO_MAX_CODE, &m->confirm.code);
   case PROTO_T_NONE: break;
   }
   return fail(d->err, PROTO_INTERNAL, "The message type could not be handled.");
@@ -1251,6 +1271,7 @@ bool proto_event_hidden_for(const proto_event *ev, proto_viewer viewer) {
   case PROTO_EV_ANSWER: return proto_record_hidden_for(ev->answer.learner, viewer);
   case PROTO_EV_MARK: return proto_record_hidden_for(ev->mark.learner, viewer);
   case PROTO_EV_APPROVED: return proto_record_hidden_for(ev->approved.learner, viewer);
+  case PROTO_EV_CONFIRMED: return proto_record_hidden_for(ev->confirmed.learner, viewer);
   default: return false;
   }
 }
@@ -1375,6 +1396,20 @@ static void enc_event(enc *e, const proto_event *ev, bool redacted) {
     enc_map(e, 1);
     TYPE_KEY();
     break;
+  case PROTO_EV_CONFIRMED: /* others learn that, not the completion or the times */
+    enc_map(e, redacted ? 2 : 5);
+    TYPE_KEY();
+    enc_cstr(e, "learner");
+    enc_u(e, ev->confirmed.learner);
+    if (!redacted) {
+      enc_cstr(e, "completion");
+      enc_u(e, ev->confirmed.completion);
+      enc_cstr(e, "decided_at");
+      enc_u(e, ev->confirmed.decided_at);
+      enc_cstr(e, "confirmed_at");
+      enc_u(e, ev->confirmed.confirmed_at);
+    }
+    break;
   }
 #undef TYPE_KEY
 }
@@ -1390,6 +1425,20 @@ int proto_encode_ev(proto_buf *b, proto_str room, uint64_t seq, const proto_even
   enc_u(&e, seq);
   enc_cstr(&e, "e");
   enc_event(&e, ev, redacted);
+  return enc_end(&e);
+}
+
+int proto_encode_confirm_code(proto_buf *b, proto_rid rid, proto_str room, proto_str code,
+                              uint64_t ms) {
+  enc e;
+  enc_begin(&e, b);
+  enc_head(&e, "confirm_code", rid, 3);
+  enc_cstr(&e, "room");
+  enc_str(&e, room);
+  enc_cstr(&e, "code");
+  enc_str(&e, code);
+  enc_cstr(&e, "ms");
+  enc_u(&e, ms);
   return enc_end(&e);
 }
 
@@ -1459,7 +1508,11 @@ int proto_encode_snapshot(proto_buf *b, proto_rid rid, const proto_snapshot *s,
   enc_str(&e, s->code);
 
   enc_cstr(&e, "module");
-  enc_map(&e, 3);
+  enc_map(&e, s->module.confirm ? 4 : 3);
+  if (s->module.confirm) {
+    enc_cstr(&e, "confirm");
+    enc_bool(&e, true);
+  }
   enc_cstr(&e, "id");
   enc_u(&e, s->module.id);
   enc_cstr(&e, "title");

@@ -91,6 +91,7 @@ typedef enum proto_code {
   PROTO_RATE_LIMITED,
   PROTO_UNAVAILABLE,
   PROTO_INTERNAL,
+  PROTO_BAD_CODE, /* confirm: not the code the room shows now */
 } proto_code;
 
 /* Wire name of a code ("bad_request", ...); "internal" for unknown values. */
@@ -122,8 +123,10 @@ typedef enum proto_type {
   PROTO_T_LEAVE,
   PROTO_T_CLOSE,
   PROTO_T_PING,
-  PROTO_T_WATCH,   /* extension: follow who of one's responsibles is online */
-  PROTO_T_UNWATCH, /* and stop */
+  PROTO_T_WATCH,        /* extension: follow who of one's responsibles is online */
+  PROTO_T_UNWATCH,      /* and stop */
+  PROTO_T_CONFIRM,      /* a learner confirms a waiting approval with the room's code */
+  PROTO_T_CONFIRM_CODE, /* the host asks for the code to show */
 } proto_type;
 
 /* Wire name of a client message type ("hello", ...), or "?" when unknown. */
@@ -135,6 +138,7 @@ typedef enum proto_status {
   PROTO_STATUS_APPROVED = 1,
   PROTO_STATUS_NOT_APPROVED,
   PROTO_STATUS_REFUSED,
+  PROTO_STATUS_PENDING, /* approved, waiting for the learner's confirmation */
 } proto_status;
 typedef enum proto_task_kind { PROTO_TASK_QUESTION = 1, PROTO_TASK_OBSERVE } proto_task_kind;
 
@@ -238,7 +242,11 @@ typedef struct proto_msg {
     } sync;
     struct {
       proto_str room;
-    } leave, close;
+    } leave, close, confirm_code;
+    struct {
+      proto_str room;
+      proto_str code; /* what the learner typed (1..PROTO_MAX_CODE bytes) */
+    } confirm;
   };
 } proto_msg;
 
@@ -365,6 +373,7 @@ typedef enum proto_ev_type {
   PROTO_EV_MARK,
   PROTO_EV_APPROVED,
   PROTO_EV_CLOSED,
+  PROTO_EV_CONFIRMED, /* a learner confirmed: the approval is a completion */
 } proto_ev_type;
 
 const char *proto_ev_type_name(proto_ev_type t);
@@ -403,6 +412,12 @@ typedef struct proto_event {
       bool has_completion;
       uint64_t completion;
     } approved;
+    struct {
+      uint64_t learner;
+      uint64_t completion;
+      uint64_t decided_at;   /* the approver's decision (unix seconds) */
+      uint64_t confirmed_at; /* the learner's confirmation (unix seconds) */
+    } confirmed;
   };
 } proto_event;
 
@@ -417,6 +432,11 @@ bool proto_event_hidden_for(const proto_event *ev, proto_viewer viewer);
  * mark.result, mark.note and mark.evidence; approved.status and approved.completion). */
 int proto_encode_ev(proto_buf *b, proto_str room, uint64_t seq, const proto_event *ev,
                     bool redacted);
+/* confirm_code {rid, room, code, ms}: the code the room's host shows now,
+ * and the milliseconds before it changes. */
+int proto_encode_confirm_code(proto_buf *b, proto_rid rid, proto_str room, proto_str code,
+                              uint64_t ms);
+
 /* invite {room, code, module {id, title}, host {id, name}}: extension, sent
  * to a learner's connections when a responsible adds them to a live room. */
 int proto_encode_invite(proto_buf *b, proto_str room, proto_str code, uint64_t module,
@@ -483,6 +503,7 @@ typedef struct proto_snapshot {
     proto_str title;
     uint32_t n_tasks;
     const proto_task_info *tasks;
+    bool confirm; /* approvals wait for the learner's confirmation: `confirm` true */
   } module;
   uint32_t task; /* current task index */
   struct {

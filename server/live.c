@@ -49,6 +49,8 @@ void live_handle(ws_sess *s, const proto_msg *m) {
   case PROTO_T_CLOSE: live_close(s, m); break;
   case PROTO_T_WATCH: presence_watch(s, m); break;
   case PROTO_T_UNWATCH: presence_unwatch(s, m); break;
+  case PROTO_T_CONFIRM: live_confirm(s, m); break;
+  case PROTO_T_CONFIRM_CODE: live_confirm_code(s, m); break;
   default: ws_send_err(s, proto_rid_of(m), PROTO_BAD_REQUEST, "Unexpected message."); break;
   }
 }

@@ -91,6 +91,7 @@ static void log_decisions(const approve_ctx *x, const char *why) {
     const char *outcome = why                                 ? "refused"
                           : it->rc != 0                       ? "failed"
                           : it->forbidden                     ? "refused"
+                          : it->pending                       ? "pending"
                           : it->outcome == STORE_APPROVED     ? "approved"
                           : it->outcome == STORE_NOT_APPROVED ? "not_approved"
                                                               : "refused";
@@ -125,6 +126,8 @@ static int approve_results(const approve_ctx *x, proto_approval_result *res) {
     if (it->rc != 0) {
       res[i].status = PROTO_STATUS_REFUSED;
       res[i].reason = proto_s("The decision could not be saved; try again.");
+    } else if (it->outcome == STORE_APPROVED && it->pending) {
+      res[i].status = PROTO_STATUS_PENDING; /* waits for the learner's confirmation */
     } else if (it->outcome == STORE_APPROVED) {
       res[i].status = PROTO_STATUS_APPROVED;
       res[i].has_completion = true;

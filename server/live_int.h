@@ -173,7 +173,9 @@ struct lroom {
   char host_name[128];
   room_module *mod;
   attach *atts;
-  int refs; /* ops in flight */
+  int refs;                  /* ops in flight */
+  int csecret_known;         /* csecret is read (live_confirm.c) */
+  unsigned char csecret[32]; /* the room's confirmation secret: never sent */
 };
 
 lroom *room_find(const char *id);
@@ -339,6 +341,9 @@ char *live_audit_mark_detail(const char *room, uint64_t learner, uint32_t task, 
 /* The same for a group mark: the learners the host listed. */
 char *live_audit_group_mark_detail(const char *room, const uint64_t *learners, uint32_t n,
                                    uint32_t task, int pass, const char *note, size_t note_len);
+
+void live_confirm(ws_sess *s, const proto_msg *m); /* live_confirm.c */
+void live_confirm_code(ws_sess *s, const proto_msg *m);
 
 int live_approve_start(otjd *d); /* live_approve.c */
 void live_approve(ws_sess *s, const proto_msg *m);

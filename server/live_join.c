@@ -69,7 +69,7 @@ static uint32_t snapshot_outcomes(const redisReply *h, proto_outcome_rec *out) {
     uint64_t done;
     if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
         rstore_outcome_parse(v->str, v->len, &st, &done) != 0 || st < PROTO_STATUS_APPROVED ||
-        st > PROTO_STATUS_REFUSED)
+        st > PROTO_STATUS_PENDING)
       continue;
     out[n++] = (proto_outcome_rec){.learner = strtoull(k->str, NULL, 10),
                                    .status = (proto_status)st,
@@ -136,7 +136,8 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
       .module = {.id = (uint64_t)r->module,
                  .title = proto_s(r->mod->title),
                  .n_tasks = r->mod->n_tasks,
-                 .tasks = r->mod->infos},
+                 .tasks = r->mod->infos,
+                 .confirm = r->mod->learner_confirm != 0},
       .task = task ? (uint32_t)strtoul(task, NULL, 10) : 0,
       .host = {.id = (uint64_t)r->host, .name = proto_s(r->host_name)},
       .n_learners = (uint32_t)nm,
@@ -512,8 +513,11 @@ static void open_code_reply(redisAsyncContext *ac, void *reply, void *priv) {
    * cap, so when it cannot be written (a lock held elsewhere, a full disk)
    * the open is refused and the code let go. d->db waits only briefly for a
    * lock (cfg.db_loop_busy_ms). */
-  int rec =
-      store_room_opened(L.d->db, x->room, x->module, ws_user(s), x->code, (int64_t)time(NULL));
+  unsigned char secret[STORE_CONFIRM_SECRET_LEN]; /* learner confirmation's codes */
+  randombytes_buf(secret, sizeof secret);
+  int rec = store_room_opened(L.d->db, x->room, x->module, ws_user(s), x->code, (int64_t)time(NULL),
+                              secret);
+  sodium_memzero(secret, sizeof secret);
   if (rec != 0) {
     live_drop_code(x->code);
     if (rec == STORE_CONFLICT && ++x->tries < LIVE_CODE_TRIES) {

@@ -128,7 +128,7 @@ static proto_code code_of(const char *name) {
   } t[] = {
       {"not_found", PROTO_NOT_FOUND}, {"forbidden", PROTO_FORBIDDEN},
       {"conflict", PROTO_CONFLICT},   {"bad_request", PROTO_BAD_REQUEST},
-      {"too_large", PROTO_TOO_LARGE},
+      {"too_large", PROTO_TOO_LARGE}, {"rate_limited", PROTO_RATE_LIMITED},
   };
   for (size_t i = 0; name && i < sizeof t / sizeof t[0]; i++)
     if (!strcmp(t[i].n, name)) return t[i].c;

@@ -33,6 +33,7 @@ typedef struct room_module {
   proto_task_info *infos; /* the same tasks, as the snapshot encoder wants */
   proto_str *option_strs; /* storage behind infos[].options */
   uint64_t digest;        /* store_tasks_digest_add over the tasks */
+  int learner_confirm;    /* approvals wait for the learner's confirmation */
 } room_module;
 
 /* Loads a module and its tasks. Returns 0, STORE_NOTFOUND, STORE_INVALID

@@ -66,6 +66,8 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find, sqlite3_st
   int rc;
   a->completion = 0;
   a->created = 0;
+  a->pending = 0;
+  if (a->confirm) return store_confirm_apply(s, a); /* the learner's side */
   if ((rc = check_room_tasks(s, a)) < 0) return rc;
   a->forbidden = 0;
   if (a->check_approver) {
@@ -93,6 +95,11 @@ static int apply_one(store *s, sqlite3_stmt *ins, sqlite3_stmt *find, sqlite3_st
       a->reason = "That learner is not waiting for this module any more.";
     }
   }
+  if (a->outcome == STORE_APPROVED && (rc = store_confirm_hold(s, a)) != 0) {
+    if (rc < 0) return rc;
+    return 0; /* waits for the learner's confirmation: no completion yet */
+  }
+  if (a->outcome == STORE_NOT_APPROVED && (rc = store_confirm_withdraw(s, a)) < 0) return rc;
   if (a->outcome == STORE_APPROVED) {
     sqlite3_reset(ins);
     sqlite3_clear_bindings(ins);
@@ -207,18 +214,20 @@ static int room_audit(store *s, const char *room, int64_t now, const char *actio
 }
 
 int store_room_opened(store *s, const char *room, int64_t module, int64_t host, const char *code,
-                      int64_t now) {
+                      int64_t now, const unsigned char *confirm_secret) {
   int rc = store_begin(s);
   if (rc < 0) return rc;
-  sqlite3_stmt *st =
-      store_prepare(s, "INSERT INTO otj_rooms(id, module_id, host_id, code, opened_at)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5)");
+  sqlite3_stmt *st = store_prepare(
+      s, "INSERT INTO otj_rooms(id, module_id, host_id, code, opened_at, confirm_secret)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
   if (!st) return store_finish(s, STORE_ERR);
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, module);
   sqlite3_bind_int64(st, 3, host);
   sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 5, now);
+  if (confirm_secret)
+    sqlite3_bind_blob(st, 6, confirm_secret, STORE_CONFIRM_SECRET_LEN, SQLITE_STATIC);
   rc = store_step_done(s, st);
   sqlite3_finalize(st);
   if (rc == 0) rc = room_audit(s, room, now, "room.opened");
@@ -237,6 +246,7 @@ int store_room_closed(store *s, const char *room, int64_t now) {
   int closed = rc == 0 && sqlite3_changes(s->db) == 1;
   sqlite3_finalize(st);
   if (closed) rc = room_audit(s, room, now, "room.closed");
+  if (rc == 0) rc = store_confirm_lapse(s, room);
   return store_finish(s, rc);
 }
 

@@ -312,6 +312,39 @@ static const char MIGRATION_EVIDENCE[] =
     ") STRICT;"
     "CREATE INDEX evidence_learner ON evidence(learner_id);";
 
+/* Learner confirmation (sign-off that both sides confirm). A module may
+ * require it; an approval of such a module waits in otj_confirmations until
+ * the learner types the code the room screen shows (derived from the room's
+ * confirm_secret), and only then becomes a completion, which keeps both
+ * times: decided_at (the approver's decision) and confirmed_at (the
+ * learner's). state: pending, confirmed, withdrawn (the responsible decided
+ * "not approved" afterwards) or lapsed (the room closed first). */
+static const char MIGRATION_CONFIRM[] =
+    "ALTER TABLE modules ADD COLUMN learner_confirm INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (learner_confirm IN (0, 1));"
+    "ALTER TABLE otj_rooms ADD COLUMN confirm_secret BLOB"
+    "  CHECK (confirm_secret IS NULL OR length(confirm_secret) = 32);"
+    "ALTER TABLE completions ADD COLUMN decided_at INTEGER;"
+    "ALTER TABLE completions ADD COLUMN confirmed_at INTEGER;"
+    "CREATE TABLE otj_confirmations ("
+    "  id           INTEGER PRIMARY KEY,"
+    "  user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  module_id    INTEGER NOT NULL REFERENCES modules(id) ON DELETE RESTRICT,"
+    "  path_id      INTEGER REFERENCES paths(id) ON DELETE SET NULL,"
+    "  room_id      TEXT NOT NULL,"
+    "  approved_by  INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,"
+    "  decided_at   INTEGER NOT NULL,"
+    "  answers      TEXT CHECK (answers IS NULL OR json_valid(answers)),"
+    "  marks        TEXT CHECK (marks IS NULL OR json_valid(marks)),"
+    "  note         TEXT,"
+    "  state        TEXT NOT NULL DEFAULT 'pending'"
+    "    CHECK (state IN ('pending', 'confirmed', 'withdrawn', 'lapsed')),"
+    "  confirmed_at INTEGER,"
+    "  completion_id INTEGER REFERENCES completions(id) ON DELETE SET NULL,"
+    "  UNIQUE (user_id, module_id, room_id)"
+    ") STRICT;"
+    "CREATE INDEX otj_confirmations_room ON otj_confirmations(room_id) WHERE state = 'pending';";
+
 typedef struct migration {
   const char *description;
   const char *sql;
@@ -328,6 +361,9 @@ static const migration MIGRATIONS[] = {
     {"completions.attendance: when the learner was present in the room", MIGRATION_ATTENDANCE},
     {"otj_requests: a learner asks for OTJ, ended by the completion", MIGRATION_ASK},
     {"evidence: photos and files attached to marks", MIGRATION_EVIDENCE},
+    {"learner confirmation: modules.learner_confirm, rooms' confirm secrets, "
+     "otj_confirmations, completions.decided_at/confirmed_at",
+     MIGRATION_CONFIRM},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -710,6 +710,40 @@ static int module_set_type_title(store *s, int64_t now, int64_t id, const char *
   return code;
 }
 
+/* Sets whether approvals of the module wait for the learner's
+ * confirmation, audited like the OTJ switch (R11). */
+static int module_set_confirm(store *s, int64_t now, int64_t actor_id, int64_t id, int on) {
+  sqlite3_stmt *st = store_prepare(s, "UPDATE modules SET learner_confirm = ?2, updated_at = ?3"
+                                      " WHERE id = ?1 AND learner_confirm <> ?2");
+  if (!st) return STORE_ERR;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int(st, 2, on ? 1 : 0);
+  sqlite3_bind_int64(st, 3, now);
+  int code = store_step_done(s, st);
+  sqlite3_finalize(st);
+  if (code < 0 || sqlite3_changes(s->db) == 0) return code;
+  st = store_prepare(s, "INSERT INTO audit(at, actor_id, action, subject, detail)"
+                        " VALUES (?1, ?2, ?3, ?4, json_object('module', ?4))");
+  if (!st) return STORE_ERR;
+  sqlite3_bind_int64(st, 1, now);
+  store_bind_id(st, 2, actor_id);
+  sqlite3_bind_text(st, 3, on ? "module.learner_confirm_on" : "module.learner_confirm_off", -1,
+                    SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, id);
+  code = store_step_done(s, st);
+  sqlite3_finalize(st);
+  return code;
+}
+
+int store_module_set_confirm(store *s, int64_t now, int64_t actor_id, int64_t id, int on) {
+  int code = store_begin(s);
+  if (code < 0) return code;
+  store_module m;
+  if ((code = store_module_by_id(s, id, &m)) == 0)
+    code = module_set_confirm(s, now, actor_id, id, on);
+  return store_finish(s, code);
+}
+
 /* The body of store_module_update inside the caller's transaction. */
 static int module_update_in_tx(store *s, int64_t now, int64_t actor_id, int64_t id,
                                const store_module_in *in) {
@@ -1092,6 +1126,14 @@ static int import_people(store *s, int64_t now, int64_t actor_id, const store_im
   return 0;
 }
 
+static int import_confirm(store *s, int64_t now, int64_t actor_id, const store_import *doc,
+                          const import_ids *ids, const int *module_confirm) {
+  int code = 0;
+  for (int i = 0; module_confirm && i < doc->module_count && code == 0; i++)
+    if (module_confirm[i]) code = module_set_confirm(s, now, actor_id, ids->modules[i], 1);
+  return code;
+}
+
 static int import_learning(store *s, int64_t now, int64_t actor_id, const store_import *doc,
                            import_ids *ids) {
   char place[IMPORT_PLACE_MAX];
@@ -1221,6 +1263,11 @@ static int import_check_names(store *s, const store_import *doc) {
 }
 
 int store_import_org(store *s, int64_t now, int64_t actor_id, const store_import *doc) {
+  return store_import_org_with(s, now, actor_id, doc, NULL);
+}
+
+int store_import_org_with(store *s, int64_t now, int64_t actor_id, const store_import *doc,
+                          const int *module_confirm) {
   int code = import_check_names(s, doc);
   if (code < 0) return code;
 
@@ -1237,6 +1284,7 @@ int store_import_org(store *s, int64_t now, int64_t actor_id, const store_import
   if ((code = store_begin(s)) < 0) goto out;
   if ((code = import_people(s, now, actor_id, doc, &ids)) == 0 &&
       (code = import_learning(s, now, actor_id, doc, &ids)) == 0 &&
+      (code = import_confirm(s, now, actor_id, doc, &ids, module_confirm)) == 0 &&
       (code = import_progress(s, now, doc, &ids)) == 0) {
     char detail[200];
     snprintf(detail, sizeof detail,

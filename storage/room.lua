@@ -3,7 +3,9 @@
 -- A room's keys share one hash tag, so the whole room lives on one shard:
 --   KEYS[1] meta      hash  host, module, code, task, ntasks, digest, state,
 --                           seq, opened (digest: the fingerprint of the
---                           module's tasks as the room opened with them)
+--                           module's tasks as the room opened with them),
+--                           and "try:<learner>" -> "window start (ms):tries"
+--                           (confirmation tries, op ctry)
 --   KEYS[2] members   hash  learner id -> display name (the room's learners)
 --   KEYS[3] log       list  the last ARGV[6] events, oldest first
 --   KEYS[4] answers   hash  "learner:task" -> answer record (msgpack, made by otjd)
@@ -369,6 +371,34 @@ elseif op == 'outcomes' then
   end
   touch()
   return {'ok', seq}
+
+elseif op == 'ctry' then
+  -- learner, window (ms), most tries, the status number of "pending": one
+  -- try at confirming a learner's waiting approval with the room's code
+  -- (otjd checks the code itself; the secret never comes here)
+  local e = must_be_open()
+  if e then return e end
+  local learner = ARGV[9]
+  if redis.call('HEXISTS', MEMBERS, learner) == 0 then
+    return {'err', 'not_found', 'You are not a learner of this room.'}
+  end
+  local oc = redis.call('HGET', OUTCOMES, learner)
+  if not oc or string.match(oc, '^(%d+):') ~= ARGV[12] then
+    return {'err', 'conflict', 'Nothing of yours waits for confirmation in this room.'}
+  end
+  local f = 'try:' .. learner
+  local v = redis.call('HGET', META, f)
+  local start, n = nil, 0
+  if v then
+    local s0, n0 = string.match(v, '^(%d+):(%d+)$')
+    if s0 and NOW - tonumber(s0) < tonumber(ARGV[10]) then start, n = s0, tonumber(n0) end
+  end
+  if n >= tonumber(ARGV[11]) then
+    return {'err', 'rate_limited',
+      'Too many tries at the code: wait a minute, then type the code the screen shows.'}
+  end
+  redis.call('HSET', META, f, (start or ARGV[2]) .. ':' .. (n + 1))
+  return {'ok', seq_now()}
 
 elseif op == 'close' then
   -- closed

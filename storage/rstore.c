@@ -230,6 +230,15 @@ void rstore_mark_group(rstore_cmd *c, const rstore_call *x, const int64_t *learn
 
 void rstore_outcomes_start(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "outcomes"); }
 
+void rstore_ctry(rstore_cmd *c, const rstore_call *x, int64_t learner, uint32_t window_ms,
+                 uint32_t max_tries, int pending_status) {
+  cmd_room(c, x, "ctry");
+  rstore_cmd_int(c, learner);
+  rstore_cmd_int(c, window_ms);
+  rstore_cmd_int(c, max_tries);
+  rstore_cmd_int(c, pending_status);
+}
+
 void rstore_outcome(rstore_cmd *c, int64_t learner, int status, int64_t completion,
                     rstore_event approved) {
   char st[RSTORE_OUTCOME_MAX];

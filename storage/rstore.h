@@ -142,6 +142,11 @@ void rstore_outcomes_start(rstore_cmd *c, const rstore_call *x);
 void rstore_outcome(rstore_cmd *c, int64_t learner, int status, int64_t completion,
                     rstore_event approved);
 void rstore_close(rstore_cmd *c, const rstore_call *x, rstore_event closed);
+/* Counts one confirmation try of `learner` (a member whose outcome has the
+ * status `pending_status`, in an open room): at most max_tries per window;
+ * past them `err rate_limited`. */
+void rstore_ctry(rstore_cmd *c, const rstore_call *x, int64_t learner, uint32_t window_ms,
+                 uint32_t max_tries, int pending_status);
 void rstore_records(rstore_cmd *c, const rstore_call *x, uint32_t ntasks, const int64_t *learners,
                     uint32_t n);
 /* Users are appended one by one after rstore_beat_start. */

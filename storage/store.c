@@ -589,6 +589,7 @@ void store_module_row(sqlite3_stmt *st, store_module *out) {
   out->updated_at = sqlite3_column_int64(st, 5);
   out->task_count = sqlite3_column_int(st, 6);
   out->validity_months = sqlite3_column_int(st, 7);
+  out->learner_confirm = sqlite3_column_int(st, 8);
 }
 
 int store_module_create(store *s, int64_t now, const char *title, const char *type, int64_t *id) {

@@ -195,6 +195,7 @@ typedef struct store_module {
   int64_t created_at;
   int64_t updated_at;
   int validity_months; /* 0: approvals never expire; else 1..120 (while OTJ is on) */
+  int learner_confirm; /* an approval waits for the learner's confirmation */
 } store_module;
 
 /* Fills *out. STORE_NOTFOUND when there is no such module. */
@@ -791,6 +792,15 @@ typedef struct store_import {
  * name taken or repeated) or another negative code. Permission grants and
  * OTJ switches are audited one by one, and the import as a whole once. */
 int store_import_org(store *s, int64_t now, int64_t actor_id, const store_import *doc);
+/* The same, and module i requires the learner's confirmation when
+ * module_confirm[i] is nonzero (module_confirm may be NULL). */
+int store_import_org_with(store *s, int64_t now, int64_t actor_id, const store_import *doc,
+                          const int *module_confirm);
+
+/* Whether approvals of module `id` wait for the learner's confirmation
+ * (modules.learner_confirm); a change is audited (R11). 0, STORE_NOTFOUND
+ * or another negative code. */
+int store_module_set_confirm(store *s, int64_t now, int64_t actor_id, int64_t id, int on);
 
 /* --- OTJ decisions and room history (R9, R10, R11) ----------------------- */
 
@@ -830,6 +840,16 @@ typedef struct store_approval {
   int64_t completion; /* STORE_APPROVED: the completion's id */
   int created;        /* 1 when this call created it, 0 when it existed */
   int forbidden;      /* 1 when check_approver refused the approver */
+  /* learner confirmation (storage/confirm.c) */
+  int confirm;        /* in: this item is not a decision but the learner's
+                         confirmation (learner, module, room, now) of the
+                         approval waiting in that room: it becomes the
+                         completion (decided_at, confirmed_at = now), or
+                         STORE_REFUSED with a reason when none waits */
+  int pending;        /* out: an approval of a module that requires the
+                         learner's confirmation was stored as waiting for it
+                         (no completion yet) */
+  int64_t decided_at; /* out, confirm: the approver's decision time */
 } store_approval;
 
 /* Applies n decisions in one transaction (group commit: with
@@ -844,7 +864,14 @@ int store_approvals_commit(store *s, store_approval *a, size_t n);
  * "room.closed", actor the host, subject "room:<id>") in the same
  * transaction. A close of a room already closed changes and audits nothing. */
 int store_room_opened(store *s, const char *room, int64_t module, int64_t host, const char *code,
-                      int64_t now);
+                      int64_t now, const unsigned char *confirm_secret);
+/* The room's confirmation secret (STORE_CONFIRM_SECRET_LEN bytes, made at
+ * open; never sent to learners) into out. 0, or STORE_NOTFOUND when the
+ * room is unknown or has none. */
+#define STORE_CONFIRM_SECRET_LEN 32
+int store_room_confirm_secret(store *s, const char *room, unsigned char *out);
+/* Also lapses the approvals of the room that still wait for a learner's
+ * confirmation (they never become completions). */
 int store_room_closed(store *s, const char *room, int64_t now);
 /* Rooms `host` opened since `since` and has not closed (a room left open
  * expires from Redis after its idle time; `since` excludes those). */

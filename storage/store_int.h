@@ -87,7 +87,8 @@ int store_step_int(store *s, sqlite3_stmt *st);
   " LEFT JOIN permissions p ON p.user_id = u.id"
 #define STORE_SQL_MODULE_COLUMNS                                                                   \
   "m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"                                      \
-  " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id), coalesce(m.validity_months, 0)"
+  " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id), coalesce(m.validity_months, 0),"      \
+  " m.learner_confirm"
 
 /* When completion `c` of module `m` (SQL aliases) expires: NULL for never
  * (no validity, or OTJ off). */
@@ -138,5 +139,18 @@ int store_module_set_otj_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
 /* Brings the schema up to date (migrations.c). Returns 0 or a STORE_ code
  * with the reason in s->err. */
 int store_migrate(store *s);
+
+/* Learner confirmation (confirm.c), inside store_approvals_commit's
+ * transaction. store_confirm_hold: when the approval's module requires the
+ * learner's confirmation (and the learner has no completion yet), stores it
+ * as waiting and sets a->pending: returns 1; 0 when the approval goes on as
+ * usual; <0 on error. store_confirm_withdraw: a "not approved" withdraws a
+ * waiting approval of the same room. store_confirm_apply: the learner's
+ * confirmation becomes the completion (or a refusal with a reason).
+ * store_confirm_lapse: the room closed; what still waits lapses. */
+int store_confirm_hold(store *s, store_approval *a);
+int store_confirm_withdraw(store *s, const store_approval *a);
+int store_confirm_apply(store *s, store_approval *a);
+int store_confirm_lapse(store *s, const char *room);
 
 #endif /* OTJ_STORE_INT_H */

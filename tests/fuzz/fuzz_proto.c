@@ -99,6 +99,8 @@ static void encode_client(msgpack_sbuffer *sb, const proto_msg *m) {
   case PROTO_T_LEAVE:
   case PROTO_T_CLOSE: n += 1; break;
   case PROTO_T_PING: break;
+  case PROTO_T_CONFIRM: n += 2; break;
+  case PROTO_T_CONFIRM_CODE: n += 1; break;
   default: CHECK(0);
   }
   msgpack_pack_map(&pk, n);
@@ -145,6 +147,11 @@ static void encode_client(msgpack_sbuffer *sb, const proto_msg *m) {
     p_kstr(&pk, "result", proto_s(m->mark.result == PROTO_RESULT_PASS ? "pass" : "fail"));
     if (m->mark.has_note) p_kstr(&pk, "note", m->mark.note);
     break;
+  case PROTO_T_CONFIRM:
+    p_kstr(&pk, "room", m->confirm.room);
+    p_kstr(&pk, "code", m->confirm.code);
+    break;
+  case PROTO_T_CONFIRM_CODE: p_kstr(&pk, "room", m->confirm_code.room); break;
   case PROTO_T_APPROVE:
     p_kstr(&pk, "room", m->approve.room);
     p_key(&pk, "decisions");
@@ -230,6 +237,9 @@ static int msg_same(const proto_msg *a, const proto_msg *b) {
   case PROTO_T_LEAVE:
   case PROTO_T_CLOSE: return str_same(a->leave.room, b->leave.room);
   case PROTO_T_PING: return 1;
+  case PROTO_T_CONFIRM:
+    return str_same(a->confirm.room, b->confirm.room) && str_same(a->confirm.code, b->confirm.code);
+  case PROTO_T_CONFIRM_CODE: return str_same(a->confirm_code.room, b->confirm_code.room);
   default: return 0;
   }
 }
@@ -290,8 +300,20 @@ static void encode_server(const proto_msg *m) {
       };
     }
     ONE(proto_encode_approved(&b, rid, res, m->approve.n_decisions));
+    for (uint32_t k = 0; k < m->approve.n_decisions; k++) res[k].status = PROTO_STATUS_PENDING;
+    ONE(proto_encode_approved(&b, rid, res, m->approve.n_decisions));
     break;
   }
+  case PROTO_T_CONFIRM: {
+    proto_event ev = {.type = PROTO_EV_CONFIRMED, .confirmed = {1, 2, 3, 4}};
+    ONE(proto_encode_ev(&b, m->confirm.room, 5, &ev, false));
+    ONE(proto_encode_ev(&b, m->confirm.room, 5, &ev, true));
+    ONE(proto_encode_err(&b, rid, PROTO_BAD_CODE, "That is not the code."));
+    break;
+  }
+  case PROTO_T_CONFIRM_CODE:
+    ONE(proto_encode_confirm_code(&b, rid, m->confirm_code.room, proto_s("123456"), 29000));
+    break;
   default: break;
   }
 #undef ONE
@@ -348,7 +370,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     well_formed(&b);
     proto_buf_free(&b);
   } else {
-    CHECK(m.type > PROTO_T_NONE && m.type <= PROTO_T_PING);
+    CHECK(m.type > PROTO_T_NONE && m.type <= PROTO_T_CONFIRM_CODE);
     check_slices(&m);
     encode_server(&m);
 

@@ -87,6 +87,11 @@ export class Room {
       case 'approved':
         this.approvals.set(e.learner, { learner: e.learner, status: e.status, completion: e.completion, hidden: !('status' in e) });
         break;
+      case 'confirmed': // the learner confirmed a pending approval: it is a completion now
+        this.approvals.set(e.learner, 'completion' in e
+          ? { learner: e.learner, status: 'approved', completion: e.completion, confirmedAt: e.confirmed_at, decidedAt: e.decided_at, hidden: false }
+          : { learner: e.learner, hidden: true });
+        break;
       case 'closed':
         this.state = 'closed';
         break;

@@ -54,7 +54,7 @@ async function modules(body, { params, go }) {
 }
 
 function moduleEditor(el, mod, go) {
-  const m = { title: mod.title, type: mod.type, otj: !!mod.otj, validity: mod.validity_months ?? null, tasks: (mod.tasks || []).map((t) => ({ ...t, options: t.options ? [...t.options] : [] })) };
+  const m = { title: mod.title, type: mod.type, otj: !!mod.otj, validity: mod.validity_months ?? null, confirm: !!mod.learner_confirm, tasks: (mod.tasks || []).map((t) => ({ ...t, options: t.options ? [...t.options] : [] })) };
   const isNew = mod.id === undefined;
   const title = h('input', { type: 'text', value: m.title, maxlength: 127, required: true, oninput: (e) => { m.title = e.target.value; } });
   const type = h('select', { onchange: (e) => { m.type = e.target.value; drawSettings(); drawTasks(); } },
@@ -67,6 +67,10 @@ function moduleEditor(el, mod, go) {
   const validityField = h('div', { class: 'field', id: 'validity-field' },
     h('label', { for: 'validity-months' }, 'Approval valid for (months)'), validity,
     h('p', { class: 'hint', id: 'validity-hint' }, 'Empty: an approval never expires. With 12, an approval expires a year after it was given, the module becomes the learner\'s next OTJ again, and the responsible sees them under “Due for re-drill” 30 days before.'));
+  const confirm = h('input', { type: 'checkbox', id: 'confirm-toggle', checked: m.confirm, onchange: (e) => { m.confirm = e.target.checked; } });
+  const confirmWrap = h('div', null,
+    h('label', { class: 'toggle', for: 'confirm-toggle' }, confirm, h('span', null, h('strong', null, 'Learner confirms the approval'))),
+    h('p', { class: 'hint', id: 'confirm-hint' }, 'An approval counts only once the learner types, on their own phone, the code the room screen shows. Use it where you need proof that the learner took part and agrees.'));
   const typeHint = h('p', { class: 'hint', id: 'type-hint' });
   const tasksEl = h('div', { class: 'stack' });
   const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
@@ -81,6 +85,7 @@ function moduleEditor(el, mod, go) {
     for (const o of type.options) o.disabled = m.otj && o.value !== 'quiz';
     typeHint.textContent = m.otj ? 'The type stays Quiz while On-the-Job training is on.' : '';
     validityField.hidden = !m.otj;
+    confirmWrap.hidden = !m.otj;
   }
 
   function drawTasks() {
@@ -122,7 +127,7 @@ function moduleEditor(el, mod, go) {
   async function save(e) {
     e.preventDefault();
     error.hidden = true;
-    const payload = { title: m.title.trim(), type: m.type, otj: m.otj };
+    const payload = { title: m.title.trim(), type: m.type, otj: m.otj, learner_confirm: m.otj && m.confirm };
     if (m.otj) payload.validity_months = m.validity;
     if (m.type === 'quiz') {
       payload.tasks = m.tasks.map((t) => {
@@ -153,11 +158,12 @@ function moduleEditor(el, mod, go) {
           h('div', null,
             h('label', { class: 'toggle', for: 'otj-toggle' }, otj, h('span', null, h('strong', null, 'On-the-Job training (OTJ)'))),
             otjReason),
-          validityField)),
+          validityField, confirmWrap)),
       h('fieldset', { class: 'settings-group' }, h('legend', null, 'Tasks'), tasksEl),
       error,
       h('div', { class: 'row' }, h('button', { type: 'submit', class: 'btn btn-primary' }, isNew ? 'Create module' : 'Save changes'))));
   otj.setAttribute('aria-describedby', 'otj-reason');
+  confirm.setAttribute('aria-describedby', 'confirm-hint');
   type.setAttribute('aria-describedby', 'type-hint');
   drawSettings();
   drawTasks();

@@ -6,6 +6,7 @@ import { get, normalisePending } from '../api.js';
 import { live } from '../live.js';
 import { rememberRoom, forgetRoom } from '../hostrooms.js';
 import { uploadEvidence, evidenceThumb, evidencePickers } from '../evidence.js';
+import { hostConfirmCard } from './room-confirm.js';
 
 export function render({ main, room, go }) {
   rememberRoom(room);
@@ -16,9 +17,11 @@ export function render({ main, room, go }) {
   const navCard = h('section', { class: 'card', 'aria-labelledby': 'tasknav-h' });
   const gridCard = h('section', { class: 'card', 'aria-labelledby': 'grid-h' });
   const footer = h('div', { class: 'row' });
-  main.append(head, h('div', { class: 'host-top' }, joinCard, rosterCard), navCard, gridCard, footer);
   const results = new Map(); // learner -> {status, reason} from our own approve replies
   let notPassed = null; // the learners "Approve all who passed" listed back: [{learner, reason}]
+  const statusOf = (l) => ((room.approvals.get(l.id) || {}).status) || ((results.get(l.id) || {}).status);
+  const confirmCard = hostConfirmCard(room, (id) => name(id), statusOf);
+  main.append(head, h('div', { class: 'host-top' }, joinCard, rosterCard), confirmCard.el, navCard, gridCard, footer);
   let refreshTimer = null;
 
   const name = (id) => {
@@ -141,7 +144,8 @@ export function render({ main, room, go }) {
     const ap = room.approvals.get(l.id);
     const r = results.get(l.id);
     const status = (ap && ap.status) || (r && r.status);
-    if (status === 'approved') return h('span', { class: 'result-approved', dataset: { outcome: 'approved' } }, '✓ Approved');
+    if (status === 'approved') return h('span', { class: 'result-approved', dataset: { outcome: 'approved' } }, ap && ap.confirmedAt ? '✓ Approved and confirmed' : '✓ Approved');
+    if (status === 'pending') return h('span', { class: 'result-pending', dataset: { outcome: 'pending' } }, '… Approved, waiting for the learner to confirm');
     if (status === 'not_approved') return h('span', { class: 'result-not', dataset: { outcome: 'not_approved' } }, '✗ Not approved');
     if (r && r.status === 'refused') return h('span', { class: 'result-refused', dataset: { outcome: 'refused' } }, `Refused: ${r.reason || ''}`);
     return null;
@@ -187,7 +191,7 @@ export function render({ main, room, go }) {
   function isApproved(l) {
     const ap = room.approvals.get(l.id);
     const r = results.get(l.id);
-    return (ap && ap.status === 'approved') || (r && r.status === 'approved');
+    return (ap && (ap.status === 'approved' || ap.status === 'pending')) || (r && (r.status === 'approved' || r.status === 'pending'));
   }
   function isDecided(l) {
     const ap = room.approvals.get(l.id);
@@ -199,6 +203,7 @@ export function render({ main, room, go }) {
     drawRoster();
     drawNav();
     drawGrid();
+    confirmCard.draw();
   }
 
   // ---- actions -------------------------------------------------------------
@@ -281,7 +286,7 @@ export function render({ main, room, go }) {
     const said = [];
     for (const r of reply.results || []) {
       results.set(r.learner, r);
-      said.push(`${name(r.learner)}: ${r.status === 'approved' ? 'approved' : r.status === 'not_approved' ? 'not approved' : `refused, ${r.reason || ''}`}`);
+      said.push(`${name(r.learner)}: ${r.status === 'approved' ? 'approved' : r.status === 'pending' ? 'approved, waiting for them to confirm with the code' : r.status === 'not_approved' ? 'not approved' : `refused, ${r.reason || ''}`}`);
     }
     announce(said.join('. '));
     drawGrid();
@@ -377,6 +382,7 @@ export function render({ main, room, go }) {
       if (x.type === 'joined' && x.role !== 'host') announce(`${name(x.user)} joined.`);
       if (x.type === 'left' && x.role !== 'host') announce(`${name(x.user)} left.`);
       if (x.type === 'answer' && x.by === x.learner) announce(`${name(x.learner)} answered task ${x.task + 1}.`);
+      if (x.type === 'confirmed') confirmCard.confirmed(x.learner);
     }
     if ([...room.learners.values()].some((l) => !l.name)) refreshNames();
     if (room.state === 'closed') forgetRoom(room.id);
@@ -389,5 +395,6 @@ export function render({ main, room, go }) {
     live.removeEventListener('room', onRoom);
     live.removeEventListener('decisions', drawGrid);
     clearTimeout(refreshTimer);
+    confirmCard.stop();
   };
 }

@@ -4,6 +4,7 @@
 import { h, replace, keepFocus, announce } from '../ui.js';
 import { live } from '../live.js';
 import { evidenceThumb } from '../evidence.js';
+import { learnerConfirmCard } from './room-confirm.js';
 
 export function render({ main, room, me }) {
   const head = h('div', { class: 'room-head' });
@@ -40,10 +41,15 @@ export function render({ main, room, me }) {
       replace(outcomeCard, h('div', { class: 'card closed-note' }, 'The responsible has taken you out of this room. Your training stays waiting on your home page.'));
     } else if (room.state === 'closed' && !ap) {
       replace(outcomeCard, h('div', { class: 'card closed-note' }, 'The responsible has closed this room. If the training is not approved yet, it stays waiting on your home page.'));
+    } else if (ap && ap.status === 'pending' && room.state === 'open') {
+      if (!outcomeCard.querySelector('[data-outcome="pending"]'))
+        replace(outcomeCard, learnerConfirmCard(room, room.host.name || 'your responsible'));
+    } else if (ap && ap.status === 'pending') {
+      replace(outcomeCard, h('div', { class: 'card closed-note' }, 'The room closed before you confirmed, so the approval lapsed. The training stays waiting on your home page.'));
     } else if (ap && ap.status === 'approved') {
       replace(outcomeCard, h('div', { class: 'card outcome outcome-approved', dataset: { outcome: 'approved' } },
         h('span', { class: 'outcome-icon', 'aria-hidden': 'true' }, '✓'),
-        h('h2', null, 'Approved'), h('p', null, `${room.module.title} is completed. Your learning path continues.`),
+        h('h2', null, 'Approved'), h('p', null, `${room.module.title} is completed${ap.confirmedAt ? ` — you confirmed at ${new Date(ap.confirmedAt * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}` : ''}. Your learning path continues.`),
         h('a', { class: 'btn btn-primary', href: '/#/learn' }, 'Go to my learning')));
     } else if (ap && ap.status === 'not_approved') {
       replace(outcomeCard, h('div', { class: 'card outcome outcome-not', dataset: { outcome: 'not_approved' } },
@@ -57,7 +63,7 @@ export function render({ main, room, me }) {
 
     // current task
     keepFocus(taskCard, () => {
-      if (!t || room.state === 'closed' || (ap && ap.status === 'approved')) {
+      if (!t || room.state === 'closed' || (ap && (ap.status === 'approved' || ap.status === 'pending'))) {
         replace(taskCard, h('p', { class: 'task-kicker' }, 'Tasks'), h('p', { id: 'task-text' }, room.state === 'closed' ? 'The training has ended.' : 'All done.'));
         taskCard.hidden = !!ap;
         return;
@@ -148,7 +154,8 @@ export function render({ main, room, me }) {
       if (ev.e.type === 'removed') { removed = true; announce('You were taken out of the room.'); }
       if (ev.e.type === 'added') removed = false;
       if (ev.e.type === 'mark' && ev.e.result) announce(`Task ${ev.e.task + 1}: ${ev.e.result === 'pass' ? 'passed' : 'not passed'}.`);
-      if (ev.e.type === 'approved' && ev.e.status) announce(ev.e.status === 'approved' ? 'You are approved.' : ev.e.status === 'refused' ? 'Not approved yet: a task is not passed.' : 'Not approved this time.');
+      if (ev.e.type === 'approved' && ev.e.status) announce(ev.e.status === 'approved' ? 'You are approved.' : ev.e.status === 'pending' ? 'You are approved. Confirm it with the code on the screen.' : 'Not approved this time.');
+      if (ev.e.type === 'confirmed' && ev.e.completion) announce('Confirmed. You are approved.');
     }
     for (const k of room.marks.keys()) if (k.startsWith(`${me.id}:`)) seenMarks.add(k);
     if (room.state !== lastState) {
