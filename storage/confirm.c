@@ -144,9 +144,15 @@ int store_confirm_apply(store *s, store_approval *a) {
   a->decided_at = sqlite3_column_int64(st, 3);
   sqlite3_stmt *ins =
       store_prepare(s, "INSERT INTO completions(user_id, module_id, path_id, approved_by, room_id,"
-                       " completed_at, answers, marks, note, decided_at, confirmed_at)"
-                       " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6)"
-                       " ON CONFLICT(user_id, module_id) DO NOTHING");
+                       " completed_at, answers, marks, note, decided_at, confirmed_at, renewal)"
+                       " SELECT ?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6,"
+                       "  (SELECT count(*) FROM completions WHERE user_id = ?1 AND module_id = ?2)"
+                       " WHERE NOT EXISTS (SELECT 1 FROM completions c"
+                       "   JOIN modules m ON m.id = c.module_id"
+                       "   WHERE c.user_id = ?1 AND c.module_id = ?2"
+                       "     AND " STORE_SQL_VALID_AT(
+                           "c", "m", "?6") ")"
+                                           " ON CONFLICT(user_id, module_id, renewal) DO NOTHING");
   if (!ins) {
     sqlite3_finalize(st);
     return STORE_ERR;

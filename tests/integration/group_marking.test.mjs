@@ -196,7 +196,7 @@ test('a group of learners is marked in one mark, and approved in one approve', a
   assert.match(st[id.leo].reason, /fail/i);
   assert.equal(st[c3.id].status, 'refused', 'cook 3 was never marked');
   assert.match(st[c3.id].reason, /not marked|mark/i);
-  const done = sql(`SELECT user_id FROM completions WHERE module_id=${HH}`).map((r) => r.user_id);
+  const done = sql(`SELECT user_id FROM completions WHERE module_id=${HH} AND room_id='${room}'`).map((r) => r.user_id);
   assert.ok(!done.includes(id.leo) && !done.includes(c3.id), 'no completion for the refused');
   assert.equal(done.length, 4);
 
@@ -224,7 +224,7 @@ test('a group of learners is marked in one mark, and approved in one approve', a
   assert.equal(csv.status, 200);
   const rows = csv.text.trim().split('\r\n').map((l) => l.split(','));
   const head = rows[0];
-  assert.equal(head[head.length - 1], 'minutes_present');
+  assert.ok(head.includes('minutes_present'), head.join(','));
   const col = (n) => head.indexOf(n);
   const row = (login) => rows.find((r) => r[col('login')] === login && r[col('module')] === 'Hand hygiene');
   assert.equal(row(c1.login)[col('minutes_present')], '10');

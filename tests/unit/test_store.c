@@ -900,9 +900,12 @@ static void test_r11_audit_append_only(void **state) {
   assert_int_equal(raw_exec(db, "DELETE FROM audit WHERE id = 1"), SQLITE_CONSTRAINT_TRIGGER);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM audit"), 2);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM audit WHERE action = 'otj.approve'"), 1);
-  /* appending stays possible after a refused edit */
-  assert_int_equal(raw_exec(db, "INSERT INTO audit(at, action) VALUES (1, 'raw')"), SQLITE_OK);
+  /* a handle without otj_audit_hash() (the sqlite3 tool) cannot append an
+   * entry the chain would not cover */
+  assert_int_not_equal(raw_exec(db, "INSERT INTO audit(at, action) VALUES (1, 'raw')"), SQLITE_OK);
   sqlite3_close(db);
+  /* appending stays possible after a refused edit */
+  assert_int_equal(store_audit_append(s, T0 + 2, 0, "otj.approve", NULL, NULL), 0);
   assert_int_equal(store_audit_count(s), 3);
 }
 
