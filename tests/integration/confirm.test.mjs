@@ -21,12 +21,20 @@ function sqlOf(srv) {
   };
 }
 
+// The reply to msg. What arrives before it (a room event may overtake the
+// reply) stays queued, in order, for eventOf.
 async function ask(c, msg, ms = 5000) {
   const rid = Math.floor(Math.random() * 1e9);
   c.send({ ...msg, rid });
-  for (;;) {
-    const m = await c.next(ms);
-    if (m.rid === rid) return m;
+  const skipped = [];
+  try {
+    for (;;) {
+      const m = await c.next(ms);
+      if (m.rid === rid) return m;
+      skipped.push(m);
+    }
+  } finally {
+    c.messages.unshift(...skipped);
   }
 }
 
