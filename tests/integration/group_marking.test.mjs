@@ -27,12 +27,20 @@ after(async () => {
   if (redis) await redis.stop();
 });
 
+// The reply to msg. What arrives before it (the room event of a mark may
+// overtake the host's ok) stays queued, in order, for evAt.
 async function ask(c, msg, ms = 5000) {
   const rid = Math.floor(Math.random() * 1e9);
   c.send({ ...msg, rid });
-  for (;;) {
-    const m = await c.next(ms);
-    if (m.rid === rid) return m;
+  const skipped = [];
+  try {
+    for (;;) {
+      const m = await c.next(ms);
+      if (m.rid === rid) return m;
+      skipped.push(m);
+    }
+  } finally {
+    c.messages.unshift(...skipped);
   }
 }
 
