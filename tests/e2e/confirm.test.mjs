@@ -54,7 +54,7 @@ test('rita approves, her screen shows the code, lea types it on her phone, both 
   assert.equal(await flag.isChecked(), false);
   await flag.check();
   await admin.page.getByRole('button', { name: 'Save changes' }).click();
-  await admin.page.getByText('Hand hygiene is saved.').waitFor({ timeout: T });
+  await admin.page.locator('#toasts').getByText('Hand hygiene is saved.').waitFor({ timeout: T });
   const mods = await admin.page.evaluate(async () => (await (await fetch('/api/admin/modules')).json()));
   assert.equal((mods.items || mods).find((m) => m.title === 'Hand hygiene').learner_confirm, true);
 
