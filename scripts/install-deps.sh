@@ -9,7 +9,8 @@ pkgs=(build-essential cmake pkg-config git curl ca-certificates
       libsqlite3-dev sqlite3 libmsgpack-dev libcmocka-dev libsodium-dev
       libqrencode-dev libjansson-dev redis-server chromium
       openssl nginx qrencode
-      clang libclang-rt-14-dev clang-format)
+      clang libclang-rt-14-dev clang-format
+      file man-db)   # cpack's DEB generator runs file; systemd-analyze verify runs man
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
