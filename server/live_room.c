@@ -262,7 +262,11 @@ static int send_own_part(attach *a, const ev_msg *e) {
   proto_viewer v = {.user = (uint64_t)ws_user(a->s), .is_host = a->host != 0};
   if (!e->ngroup || proto_group_view(e->group, e->ngroup, v) != PROTO_VIEW_OWN) return 0;
   proto_event ev = {.type = PROTO_EV_MARK,
-                    .mark = {v.user, e->gtask, e->gresult, e->ghas_note != 0, e->gnote}};
+                    .mark = {.learner = v.user,
+                             .task = e->gtask,
+                             .result = e->gresult,
+                             .has_note = e->ghas_note != 0,
+                             .note = e->gnote}}; /* a group mark carries no evidence */
   proto_buf_clear(&L.fr);
   if (proto_encode_ev(&L.fr, proto_s(a->r->id), e->seq, &ev, false) == 0) {
     ws_frame *f = ws_frame_new(proto_buf_bytes(&L.fr), proto_buf_size(&L.fr));
