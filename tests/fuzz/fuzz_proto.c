@@ -93,12 +93,14 @@ static void encode_client(msgpack_sbuffer *sb, const proto_msg *m) {
   case PROTO_T_REMOVE: n += 2; break;
   case PROTO_T_STEP: n += 2; break;
   case PROTO_T_ANSWER: n += 4 + m->answer.has_learner; break;
-  case PROTO_T_MARK: n += 4 + m->mark.has_note; break;
+  case PROTO_T_MARK: n += 4 + m->mark.has_note + m->mark.has_evidence; break;
   case PROTO_T_APPROVE: n += 2; break;
   case PROTO_T_SYNC: n += 2; break;
   case PROTO_T_LEAVE:
   case PROTO_T_CLOSE: n += 1; break;
-  case PROTO_T_PING: break;
+  case PROTO_T_PING:
+  case PROTO_T_WATCH:
+  case PROTO_T_UNWATCH: break;
   case PROTO_T_CONFIRM: n += 2; break;
   case PROTO_T_CONFIRM_CODE: n += 1; break;
   default: CHECK(0);
@@ -142,10 +144,18 @@ static void encode_client(msgpack_sbuffer *sb, const proto_msg *m) {
     break;
   case PROTO_T_MARK:
     p_kstr(&pk, "room", m->mark.room);
-    p_ku(&pk, "learner", m->mark.learner);
+    if (m->mark.n_learners > 0) {
+      p_key(&pk, "learners");
+      msgpack_pack_array(&pk, m->mark.n_learners);
+      for (uint32_t k = 0; k < m->mark.n_learners; k++)
+        msgpack_pack_uint64(&pk, m->mark.learners[k]);
+    } else {
+      p_ku(&pk, "learner", m->mark.learner);
+    }
     p_ku(&pk, "task", m->mark.task);
     p_kstr(&pk, "result", proto_s(m->mark.result == PROTO_RESULT_PASS ? "pass" : "fail"));
     if (m->mark.has_note) p_kstr(&pk, "note", m->mark.note);
+    if (m->mark.has_evidence) p_kstr(&pk, "evidence", m->mark.evidence);
     break;
   case PROTO_T_CONFIRM:
     p_kstr(&pk, "room", m->confirm.room);
@@ -221,7 +231,12 @@ static int msg_same(const proto_msg *a, const proto_msg *b) {
     return str_same(a->mark.room, b->mark.room) && a->mark.learner == b->mark.learner &&
            a->mark.task == b->mark.task && a->mark.result == b->mark.result &&
            a->mark.has_note == b->mark.has_note &&
-           (!a->mark.has_note || str_same(a->mark.note, b->mark.note));
+           (!a->mark.has_note || str_same(a->mark.note, b->mark.note)) &&
+           a->mark.has_evidence == b->mark.has_evidence &&
+           (!a->mark.has_evidence || str_same(a->mark.evidence, b->mark.evidence)) &&
+           a->mark.n_learners == b->mark.n_learners &&
+           !memcmp(a->mark.learners, b->mark.learners,
+                   a->mark.n_learners * sizeof a->mark.learners[0]);
   case PROTO_T_APPROVE:
     if (!str_same(a->approve.room, b->approve.room) ||
         a->approve.n_decisions != b->approve.n_decisions)
@@ -236,7 +251,9 @@ static int msg_same(const proto_msg *a, const proto_msg *b) {
   case PROTO_T_SYNC: return str_same(a->sync.room, b->sync.room) && a->sync.since == b->sync.since;
   case PROTO_T_LEAVE:
   case PROTO_T_CLOSE: return str_same(a->leave.room, b->leave.room);
-  case PROTO_T_PING: return 1;
+  case PROTO_T_PING:
+  case PROTO_T_WATCH:
+  case PROTO_T_UNWATCH: return 1;
   case PROTO_T_CONFIRM:
     return str_same(a->confirm.room, b->confirm.room) && str_same(a->confirm.code, b->confirm.code);
   case PROTO_T_CONFIRM_CODE: return str_same(a->confirm_code.room, b->confirm_code.room);
