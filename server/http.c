@@ -147,18 +147,49 @@ void http_reply(http_req *r, int status, const char *ctype, const char *body, si
   http_reply_take(r, status, ctype, copy, len);
 }
 
-static void json_escape_into(char *out, size_t cap, const char *s) {
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one
+ * (a stray continuation byte, an overlong form, a surrogate, a sequence cut
+ * short). */
+static size_t utf8_seq(const unsigned char *s) {
+  unsigned char c = s[0];
+  if (c < 0x80) return 1;
+  size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+             : c >= 0xe0 && c <= 0xef ? 3
+             : c >= 0xf0 && c <= 0xf4 ? 4
+                                      : 0;
+  if (!n) return 0;
+  for (size_t i = 1; i < n; i++)
+    if ((s[i] & 0xc0) != 0x80) return 0;
+  if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+      (c == 0xf4 && s[1] > 0x8f))
+    return 0;
+  return n;
+}
+
+/* A message as the body of a JSON string: quotes and control characters
+ * escaped, and valid UTF-8 whatever the message quotes (a parser's error
+ * text can hold a piece of the client's bad input): a byte that does not
+ * start a whole sequence becomes U+FFFD, and a cut never splits one. */
+static void json_escape_into(char *out, size_t cap, const char *in) {
+  const unsigned char *s = (const unsigned char *)in;
   size_t o = 0;
-  for (; *s && o + 7 < cap; s++) {
-    unsigned char c = (unsigned char)*s;
+  while (*s && o + 7 < cap) {
+    unsigned char c = *s;
+    size_t n = utf8_seq(s);
     if (c == '"' || c == '\\') {
       out[o++] = '\\';
       out[o++] = (char)c;
     } else if (c < 0x20) {
       o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+    } else if (n == 0) {
+      memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD */
+      o += 3;
+      n = 1;
     } else {
-      out[o++] = (char)c;
+      memcpy(out + o, s, n);
+      o += n;
     }
+    s += n ? n : 1;
   }
   out[o] = '\0';
 }
