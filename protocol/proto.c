@@ -1359,14 +1359,20 @@ static void enc_event(enc *e, const proto_event *ev, bool redacted) {
 #define TYPE_KEY() (enc_cstr(e, "type"), enc_cstr(e, type))
   switch (ev->type) {
   case PROTO_EV_JOINED:
-  case PROTO_EV_LEFT: /* joined and left share one layout */
-    enc_map(e, 3);
+  case PROTO_EV_LEFT: { /* joined and left share one layout */
+    bool added = ev->type == PROTO_EV_JOINED && ev->joined.added;
+    enc_map(e, added ? 4 : 3);
     TYPE_KEY();
     enc_cstr(e, "user");
     enc_u(e, ev->joined.user);
     enc_cstr(e, "role");
     enc_cstr(e, role_name(ev->joined.role));
+    if (added) {
+      enc_cstr(e, "added");
+      enc_bool(e, true);
+    }
     break;
+  }
   case PROTO_EV_ADDED:
   case PROTO_EV_REMOVED: /* added and removed share one layout */
     enc_map(e, 2);

@@ -384,6 +384,7 @@ typedef struct proto_event {
     struct {
       uint64_t user;
       proto_role role;
+      bool added; /* joined only: joining made this learner a member */
     } joined, left;
     struct {
       uint64_t learner;

@@ -79,8 +79,36 @@ static uint32_t snapshot_outcomes(const redisReply *h, proto_outcome_rec *out) {
   return n;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The users with a live entry in a room's raw presence hash (HGETALL:
+ * "user|instance", "connections:last beat ms", ...), sorted, into out
+ * (room for h->elements / 2); returns how many. The rule is room.lua's
+ * is_online: some instance holds a connection and beat within the
+ * staleness. */
+static size_t presence_live(const redisReply *h, uint64_t *out) {
+  int64_t now = live_wall_ms(), stale = (int64_t)L.d->cfg.presence_stale_s * 1000;
+  size_t n = 0;
+  for (size_t i = 0; h && i + 1 < h->elements; i += 2) {
+    const redisReply *k = h->element[i], *v = h->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+    char *end;
+    unsigned long long user = strtoull(k->str, &end, 10);
+    if (*end != '|') continue;
+    long conns = strtol(v->str, &end, 10);
+    if (conns <= 0 || *end != ':') continue;
+    long long beat = strtoll(end + 1, NULL, 10);
+    if (now - beat <= stale) out[n++] = user;
+  }
+  qsort(out, n, sizeof *out, cmp_u64);
+  return n;
+}
+
 /* Builds and sends the snapshot in a script reply {"ok", seq, meta,
- * members, presence, answers, marks, outcomes} to one attachment. */
+ * members, presence (raw), answers, marks, outcomes} to one attachment. */
 static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
   lroom *r = a->r;
   if (!r->mod || rep->elements < 8) {
@@ -95,13 +123,14 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
   proto_mark_rec *mrecs = calloc(marks->elements ? marks->elements : 1, sizeof *mrecs);
   msgpack_unpacked *ua = calloc(ans->elements + marks->elements + 1, sizeof *ua);
   proto_outcome_rec *orecs = calloc(outs->elements / 2 + 1, sizeof *orecs);
-  if (!members || !answers || !mrecs || !ua || !orecs) goto out;
+  uint64_t *online = calloc(pres->elements / 2 + 1, sizeof *online);
+  if (!members || !answers || !mrecs || !ua || !orecs || !online) goto out;
+  size_t nonline = presence_live(pres, online);
   for (size_t i = 0; i < nm; i++) {
-    const char *id = mem->element[2 * i]->str;
-    members[i].id = strtoull(id, NULL, 10);
+    members[i].id = strtoull(mem->element[2 * i]->str, NULL, 10);
     members[i].name =
         (proto_str){mem->element[2 * i + 1]->str, (uint32_t)mem->element[2 * i + 1]->len};
-    members[i].online = meta_get(pres, id) != NULL;
+    members[i].online = bsearch(&members[i].id, online, nonline, sizeof *online, cmp_u64) != NULL;
   }
   size_t na = 0, nk = 0, nu = 0;
   for (size_t i = 0; i < ans->elements; i++) {
@@ -162,6 +191,7 @@ out:
   free(answers);
   free(mrecs);
   free(orecs);
+  free(online);
 }
 
 /* The attachment is up to date as of `seq`: it is ready for the channel,
@@ -277,10 +307,13 @@ static void join_send(live_op *o) {
   ws_sess *s = live_op_sess(o);
   if (!s) return;
   int host = ws_user(s) == r->host;
-  proto_event added = {.type = PROTO_EV_ADDED, .added.learner = (uint64_t)ws_user(s)};
+  /* one event either way: `joined`, with `added` when joining makes the
+   * learner a member (room.lua picks) */
   proto_event joined = {.type = PROTO_EV_JOINED};
   joined.joined.user = (uint64_t)ws_user(s);
   joined.joined.role = host ? PROTO_ROLE_HOST : PROTO_ROLE_LEARNER;
+  proto_event added = joined;
+  added.joined.added = true;
   /* a learner who is not a member yet comes in only under R7 */
   int may_add = !host && room_may_join(L.d->db, r->host, ws_user(s), r->module);
   rstore_call rc = live_rcall(r);

@@ -99,10 +99,18 @@ local function online_set(any)
   return set
 end
 
-local function presence_pairs()
-  local out = {}
-  for user in pairs(online_set()) do out[#out + 1] = user; out[#out + 1] = '1' end
-  return out
+-- whether `user` has a live presence entry on some instance: a plain
+-- prefix test per entry, and a parse only of that user's own entries (a
+-- pattern per entry made this the dearest part of a join)
+local function is_online(user)
+  local prefix, all = user .. '|', redis.call('HGETALL', PRESENCE)
+  for i = 1, #all, 2 do
+    if string.find(all[i], prefix, 1, true) == 1 then
+      local n, t = string.match(all[i + 1], '^(%d+):(%d+)$')
+      if n and tonumber(n) > 0 and NOW - tonumber(t) <= STALE then return true end
+    end
+  end
+  return false
 end
 
 local function my_count(user)
@@ -112,8 +120,9 @@ end
 
 -- a learner's presence in the room began (here) or ended (not here): the
 -- attendance the completion keeps (the host has none)
-local function attend(user, here)
-  if redis.call('HGET', META, 'host') == tostring(user) then return end
+local function attend(user, here, is_host)
+  if is_host == nil then is_host = redis.call('HGET', META, 'host') == tostring(user) end
+  if is_host then return end
   local v = redis.call('HGET', ATTEND, user) or '0;'
   local earlier, rest = string.match(v, '^(%d+);(.*)$')
   earlier = tonumber(earlier or '0')
@@ -142,10 +151,13 @@ local function seq_now()
   return tonumber(redis.call('HGET', META, 'seq') or '0')
 end
 
+-- the presence hash goes out raw ("user|instance" -> "connections:last
+-- beat"): otjd decides who is online from it with ARGV[2] and ARGV[8], the
+-- same rule as is_online, in C
 local function snapshot(seq)
   return {'ok', seq,
     redis.call('HGETALL', META), redis.call('HGETALL', MEMBERS),
-    presence_pairs(), redis.call('HVALS', ANSWERS),
+    redis.call('HGETALL', PRESENCE), redis.call('HVALS', ANSWERS),
     redis.call('HVALS', MARKS), redis.call('HGETALL', OUTCOMES)}
 end
 
@@ -199,8 +211,9 @@ elseif op == 'snapshot' then
   return snapshot(seq_now())
 
 elseif op == 'join' then
-  -- user, role ("host"/"learner"), may_add ("1"/"0"), name, added, joined,
-  -- most learners
+  -- user, role ("host"/"learner"), may_add ("1"/"0"), name, joined-and-added,
+  -- joined, most learners. A join that makes the learner a member is one
+  -- event (`joined` with `added`), not two: every member receives it.
   local e = must_exist()
   if e then return e end
   local user = ARGV[9]
@@ -211,6 +224,7 @@ elseif op == 'join' then
     if e then return e end
     return snapshot(seq_now())
   end
+  local added = false
   if ARGV[10] == 'learner' and redis.call('HEXISTS', MEMBERS, user) == 0 then
     if ARGV[11] ~= '1' then
       return {'err', 'forbidden', 'You are not a learner of this room.'}
@@ -219,13 +233,13 @@ elseif op == 'join' then
       return {'err', 'too_large', 'This room is full.'}
     end
     redis.call('HSET', MEMBERS, user, ARGV[12])
-    emit(user, ARGV[13], '')
+    added = true
   end
-  local was = online_set()[user]
+  local was = not added and is_online(user)
   redis.call('HSET', PRESENCE, user .. '|' .. INST, (my_count(user) + 1) .. ':' .. ARGV[2])
   if not was then
-    attend(user, true)
-    emit(user, ARGV[14], '')
+    attend(user, true, ARGV[10] == 'host')
+    emit(user, added and ARGV[13] or ARGV[14], '')
   end
   touch()
   return snapshot(seq_now())
@@ -242,7 +256,7 @@ elseif op == 'leave' then
   else
     redis.call('HSET', PRESENCE, user .. '|' .. INST, (n - 1) .. ':' .. ARGV[2])
   end
-  if not online_set()[user] and redis.call('HGET', META, 'state') == 'open' then
+  if not is_online(user) and redis.call('HGET', META, 'state') == 'open' then
     attend(user, false)
     emit(user, ARGV[10], '')
   end

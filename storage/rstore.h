@@ -117,8 +117,9 @@ void rstore_open(rstore_cmd *c, const rstore_call *x, int64_t host, int64_t modu
 void rstore_meta(rstore_cmd *c, const rstore_call *x);
 void rstore_snapshot(rstore_cmd *c, const rstore_call *x);
 /* is_host: joins as the host; may_add: a learner who is not a member yet
- * may come in (R7, decided by the caller); the events are `added` (used
- * only when the learner is added) and `joined`. */
+ * may come in (R7, decided by the caller); the events are `joined` with
+ * `added` (used only when joining makes the learner a member) and plain
+ * `joined`. */
 void rstore_join(rstore_cmd *c, const rstore_call *x, int64_t user, int is_host, int may_add,
                  const char *name, rstore_event added, rstore_event joined, uint32_t max_learners);
 void rstore_leave(rstore_cmd *c, const rstore_call *x, int64_t user, rstore_event left);

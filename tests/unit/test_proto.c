@@ -1446,19 +1446,33 @@ static void test_encode_simple_events(void **state) {
   proto_viewer other = {99, false};
   proto_buf_init(&b, 0);
 
-  proto_event ev = {.type = PROTO_EV_JOINED, .joined = {5, PROTO_ROLE_LEARNER}};
+  proto_event ev = {.type = PROTO_EV_JOINED, .joined = {.user = 5, .role = PROTO_ROLE_LEARNER}};
   e = encode_ev_e(&b, &u, &ev, other, 1);
   assert_int_equal(e->via.map.size, 3);
   expect_str(e, "type", "joined");
   expect_u(e, "user", 5);
   expect_str(e, "role", "learner");
+  assert_null(get(e, "added"));
   msgpack_unpacked_destroy(&u);
 
-  ev = (proto_event){.type = PROTO_EV_LEFT, .left = {1, PROTO_ROLE_HOST}};
+  /* a join that made the learner a member: one event says both */
+  ev.joined.added = true;
+  e = encode_ev_e(&b, &u, &ev, other, 1);
+  assert_int_equal(e->via.map.size, 4);
+  expect_str(e, "type", "joined");
+  expect_u(e, "user", 5);
+  assert_non_null(get(e, "added"));
+  assert_int_equal(get(e, "added")->type, MSGPACK_OBJECT_BOOLEAN);
+  assert_true(get(e, "added")->via.boolean);
+  msgpack_unpacked_destroy(&u);
+
+  ev = (proto_event){.type = PROTO_EV_LEFT,
+                     .left = {.user = 1, .role = PROTO_ROLE_HOST, .added = true}};
   e = encode_ev_e(&b, &u, &ev, other, 2);
   expect_str(e, "type", "left");
   expect_u(e, "user", 1);
   expect_str(e, "role", "host");
+  assert_null(get(e, "added")); /* `added` belongs to joined only */
   msgpack_unpacked_destroy(&u);
 
   ev = (proto_event){.type = PROTO_EV_ADDED, .added = {8}};

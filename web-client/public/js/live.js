@@ -61,7 +61,7 @@ export class Room {
     this.seq = ev.seq;
     const e = ev.e || {};
     switch (e.type) {
-      case 'joined':
+      case 'joined': // with `added` when joining made them a learner of the room
       case 'left': {
         const online = e.type === 'joined';
         if (e.role === 'host' || e.user === this.host.id) this.hostOnline = online;

@@ -1,0 +1,145 @@
+// What a join tells the room, and who a snapshot shows online: one `joined`
+// event per join (with `added` when the join made the learner a member),
+// presence decided from Redis' raw entries by otjd, across two instances.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { startRedis, startOtjd, connectAs, sleep } from './harness.mjs';
+
+let redis, A, B;
+
+function sql(query) {
+  const out = execFileSync('sqlite3', ['-json', `${A.dataDir}/otj.db`, query]).toString();
+  return out.trim() ? JSON.parse(out) : [];
+}
+const id = (login) => sql(`SELECT id FROM users WHERE login='${login}'`)[0].id;
+const moduleId = (title) => sql(`SELECT id FROM modules WHERE title='${title}'`)[0].id;
+
+before(async () => {
+  redis = await startRedis();
+  A = await startOtjd({ redis: redis.addr });
+  B = await startOtjd({ redis: redis.addr, dataDir: A.dataDir, demo: false });
+});
+
+after(async () => {
+  try {
+    if (B) await B.stopClean();
+    if (A) await A.stopClean();
+  } finally {
+    if (A) A.cleanup();
+    if (redis) await redis.stop();
+  }
+});
+
+// A client that keeps its `ev` frames apart from replies.
+async function as(srv, login) {
+  const c = await connectAs(srv, login);
+  c.events = [];
+  c.others = [];
+  c.pump = async (pred, ms = 5000) => {
+    const i = c.others.findIndex(pred);
+    if (i >= 0) return c.others.splice(i, 1)[0];
+    const until = Date.now() + ms;
+    for (;;) {
+      const m = await c.next(Math.max(1, until - Date.now()));
+      if (m.t === 'ev') c.events.push(m);
+      if (pred(m)) return m;
+      if (m.t !== 'ev') c.others.push(m);
+    }
+  };
+  let rid = 500;
+  c.ask = async (msg) => {
+    const r = ++rid;
+    c.send({ ...msg, rid: r });
+    return c.pump((m) => m.rid === r && m.t !== 'ev');
+  };
+  return c;
+}
+
+// Every event of `room` the client has up to `seq`, waiting for them.
+async function eventsUpTo(c, room, seq) {
+  if (!c.events.some((e) => e.room === room && e.seq === seq))
+    await c.pump((m) => m.t === 'ev' && m.room === room && m.seq >= seq);
+  return c.events.filter((e) => e.room === room && e.seq <= seq);
+}
+
+test('a join by code that adds the learner is one event, joined with added; a member\'s join is joined alone', async () => {
+  const HH = moduleId('Hand hygiene');
+  const [lea, lars] = ['lea', 'lars'].map(id);
+  const rita = await as(A, 'rita');
+  const snap = await rita.ask({ t: 'open', module: HH, learners: [lea] });
+  assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
+  const room = snap.room;
+  const base = snap.seq;
+
+  // lars is not a member: he comes in with the code (within reach, waiting)
+  const cLars = await as(B, 'lars');
+  const sLars = await cLars.ask({ t: 'join', code: snap.code });
+  assert.equal(sLars.t, 'snapshot', JSON.stringify(sLars));
+  assert.equal(sLars.seq, base + 1, 'his join took exactly one seq');
+  const [ev1] = await eventsUpTo(rita, room, base + 1).then((l) => l.filter((e) => e.seq > base));
+  assert.deepEqual(ev1.e, { type: 'joined', user: lars, role: 'learner', added: true });
+  assert.ok(sLars.learners.some((l) => l.id === lars && l.online), 'he is a learner, online, in his own snapshot');
+
+  // lea was listed when the room opened: her join is a plain `joined`
+  const cLea = await as(A, 'lea');
+  const sLea = await cLea.ask({ t: 'join', room });
+  assert.equal(sLea.seq, base + 2);
+  const evs = await eventsUpTo(rita, room, base + 2);
+  assert.deepEqual(evs.filter((e) => e.seq > base).map((e) => e.e), [
+    { type: 'joined', user: lars, role: 'learner', added: true },
+    { type: 'joined', user: lea, role: 'learner' },
+  ]);
+  // lars, on the other instance, got the same two events in the same order
+  const larsEvs = await eventsUpTo(cLars, room, base + 2);
+  assert.deepEqual(larsEvs.map((e) => [e.seq, e.e.type, e.e.user]), [[base + 2, 'joined', lea]]);
+
+  // a second connection of lars changes nothing: no event
+  const cLars2 = await as(A, 'lars');
+  const s2 = await cLars2.ask({ t: 'join', room });
+  assert.equal(s2.seq, base + 2, 'a second tab takes no seq');
+  for (const c of [rita, cLars, cLea, cLars2]) c.close();
+});
+
+test('a snapshot shows online exactly those with a live connection on any instance', async () => {
+  const HH = moduleId('Hand hygiene');
+  const [lea, leo, lars] = ['lea', 'leo', 'lars'].map(id);
+  const rita = await as(A, 'rita');
+  const snap = await rita.ask({ t: 'open', module: HH, learners: [lea, leo, lars] });
+  const room = snap.room;
+  assert.ok(snap.learners.every((l) => !l.online), 'nobody but the host is here yet');
+
+  const cLea = await as(A, 'lea');   // on A
+  const cLeo = await as(B, 'leo');   // on B
+  assert.equal((await cLea.ask({ t: 'join', room })).t, 'snapshot');
+  assert.equal((await cLeo.ask({ t: 'join', room })).t, 'snapshot');
+  // leo leaves again
+  assert.equal((await cLeo.ask({ t: 'leave', room })).t, 'ok');
+
+  // a late joiner on either instance sees lea online, leo and lars not
+  for (const srv of [A, B]) {
+    const cLars = await as(srv, 'lars');
+    const s = await cLars.ask({ t: 'join', room });
+    assert.equal(s.t, 'snapshot');
+    const online = Object.fromEntries(s.learners.map((l) => [l.id, l.online]));
+    assert.equal(online[lea], true, `lea online, seen from ${srv === A ? 'A' : 'B'}`);
+    assert.equal(online[leo], false, 'leo left');
+    assert.equal(online[lars], true, 'the joiner himself');
+    await cLars.ask({ t: 'leave', room });
+    cLars.close();
+  }
+
+  // lea's phone drops: a fresh snapshot shows her offline
+  cLea.ws.terminate();
+  let s;
+  for (let i = 0; i < 50; i++) {
+    const c = await as(B, 'leo');
+    s = await c.ask({ t: 'join', room });
+    c.close();
+    if (!s.learners.find((l) => l.id === lea).online) break;
+    await sleep(100);
+  }
+  assert.equal(s.learners.find((l) => l.id === lea).online, false, 'lea is offline once her connection is gone');
+  rita.close();
+  cLeo.close();
+});
