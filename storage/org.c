@@ -404,7 +404,10 @@ int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store
                    "c", "m",
                    "?3") " OR EXISTS (SELECT 1 FROM completions r"
                          "         WHERE r.user_id = c.user_id AND r.module_id = c.module_id"
-                         "           AND r.renewal > c.renewal), c.attendance"
+                         "           AND r.renewal > c.renewal), c.attendance,"
+                         "       CASE WHEN c.approved_by IS NOT NULL"
+                         "         THEN coalesce(c.decided_at, c.completed_at) END,"
+                         "       c.confirmed_at"
                          "  FROM completions c JOIN users u ON u.id = c.user_id"
                          "  JOIN departments d ON d.id = u.department_id"
                          "  JOIN modules m ON m.id = c.module_id"
@@ -436,6 +439,8 @@ int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store
         .expires_at = sqlite3_column_int64(st, 13),
         .expired = sqlite3_column_int(st, 14),
         .attendance = col_text(st, 15),
+        .decided_at = sqlite3_column_int64(st, 16),
+        .confirmed_at = sqlite3_column_int64(st, 17),
     };
     code = cb(&c, ud);
   }

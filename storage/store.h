@@ -526,6 +526,8 @@ typedef struct store_completion_row {
   const char *attendance; /* JSON {"seconds", "intervals"}, NULL when none was kept */
   int64_t expires_at;     /* 0: never */
   int expired;            /* expired at store_now(), or replaced by a re-drill's */
+  int64_t decided_at;     /* the responsible's approval (0: completed alone) */
+  int64_t confirmed_at;   /* the learner's confirmation (0: not required) */
 } store_completion_row;
 typedef int (*store_completion_cb)(const store_completion_row *c, void *ud);
 
