@@ -666,14 +666,18 @@ static int get_bool(dctx *d, const uint8_t *pos, const char *name, bool *out) {
   return 0;
 }
 
+bool proto_is_evidence(proto_str s) {
+  bool hex = s.len == PROTO_EVIDENCE_LEN;
+  for (uint32_t i = 0; hex && i < s.len; i++)
+    hex = (s.ptr[i] >= '0' && s.ptr[i] <= '9') || (s.ptr[i] >= 'a' && s.ptr[i] <= 'f');
+  return hex;
+}
+
 /* An optional evidence hash: exactly 64 lowercase hex digits. */
 static int get_evidence(dctx *d, const uint8_t *pos, bool *has, proto_str *out) {
   int rc = get_opt_str(d, pos, "evidence", 0, PROTO_EVIDENCE_LEN, has, out);
   if (rc || !*has) return rc;
-  bool hex = out->len == PROTO_EVIDENCE_LEN;
-  for (uint32_t i = 0; hex && i < out->len; i++)
-    hex = (out->ptr[i] >= '0' && out->ptr[i] <= '9') || (out->ptr[i] >= 'a' && out->ptr[i] <= 'f');
-  if (!hex)
+  if (!proto_is_evidence(*out))
     return fail(d->err, PROTO_BAD_REQUEST,
                 "Field 'evidence' must be the 64 hex digits that the upload answered with.");
   return 0;
@@ -1514,9 +1518,13 @@ int proto_encode_snapshot(proto_buf *b, proto_rid rid, const proto_snapshot *s,
   enc_str(&e, s->code);
 
   enc_cstr(&e, "module");
-  enc_map(&e, s->module.confirm ? 4 : 3);
+  enc_map(&e, 3u + (s->module.confirm ? 1u : 0u) + (s->module.learner_evidence ? 1u : 0u));
   if (s->module.confirm) {
     enc_cstr(&e, "confirm");
+    enc_bool(&e, true);
+  }
+  if (s->module.learner_evidence) {
+    enc_cstr(&e, "learner_evidence");
     enc_bool(&e, true);
   }
   enc_cstr(&e, "id");

@@ -257,6 +257,10 @@ typedef struct proto_msg {
 int proto_decode(const uint8_t *buf, size_t len, const proto_limits *lim, proto_msg *out,
                  proto_error *err);
 
+/* true when s is an evidence hash: exactly PROTO_EVIDENCE_LEN lowercase hex
+ * digits (a mark's `evidence`, a learner's evidence answer). */
+bool proto_is_evidence(proto_str s);
+
 /* ---------------------------------------------------------------------------
  * Output buffer
  * ------------------------------------------------------------------------- */
@@ -504,7 +508,8 @@ typedef struct proto_snapshot {
     proto_str title;
     uint32_t n_tasks;
     const proto_task_info *tasks;
-    bool confirm; /* approvals wait for the learner's confirmation: `confirm` true */
+    bool confirm;          /* approvals wait for the learner's confirmation: `confirm` true */
+    bool learner_evidence; /* learners may attach evidence: `learner_evidence` true */
   } module;
   uint32_t task; /* current task index */
   struct {

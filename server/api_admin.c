@@ -389,10 +389,11 @@ static void users_permissions(http_req *r, const int64_t *ids) {
 static json_t *module_json(store *s, const store_module *m) {
   json_t *tasks = api_tasks_json(s, m->id, 1);
   if (!tasks) return NULL;
-  json_t *o = json_pack("{s:I, s:s, s:s, s:b, s:b, s:o, s:I, s:I}", "id", (json_int_t)m->id,
-                        "title", m->title, "type", m->type, "otj", m->otj, "learner_confirm",
-                        m->learner_confirm, "tasks", tasks, "created_at", (json_int_t)m->created_at,
-                        "updated_at", (json_int_t)m->updated_at);
+  json_t *o =
+      json_pack("{s:I, s:s, s:s, s:b, s:b, s:b, s:o, s:I, s:I}", "id", (json_int_t)m->id, "title",
+                m->title, "type", m->type, "otj", m->otj, "learner_confirm", m->learner_confirm,
+                "learner_evidence", m->learner_evidence, "tasks", tasks, "created_at",
+                (json_int_t)m->created_at, "updated_at", (json_int_t)m->updated_at);
   if (o)
     json_object_set_new(o, "validity_months",
                         m->validity_months ? json_integer(m->validity_months) : json_null());
@@ -487,6 +488,10 @@ static int module_fields(http_req *r, const json_t *b, store_module_in *in, api_
     reply_bad_field(r, "learner_confirm", "true or false");
     return -1;
   }
+  if (get_bool(b, "learner_evidence") == -2) {
+    reply_bad_field(r, "learner_evidence", "true or false");
+    return -1;
+  }
   const json_t *t = json_object_get(b, "tasks");
   if (t) {
     char err[API_MESSAGE_MAX];
@@ -547,6 +552,8 @@ static void modules_create(http_req *r, const int64_t *ids) {
     int code = store_module_create_full(r->d->db, now_s(), a.id, &in, &id);
     if (code == 0 && get_bool(b, "learner_confirm") == 1)
       code = store_module_set_confirm(r->d->db, now_s(), a.id, id, 1);
+    if (code == 0 && get_bool(b, "learner_evidence") == 1)
+      code = store_module_set_learner_evidence(r->d->db, now_s(), a.id, id, 1);
     if (code)
       reply_store_error(r, code);
     else
@@ -578,6 +585,9 @@ static void modules_update(http_req *r, const int64_t *ids) {
     int confirm = get_bool(b, "learner_confirm"); /* -1: left as it is */
     if (code == 0 && confirm >= 0)
       code = store_module_set_confirm(r->d->db, now_s(), a.id, ids[0], confirm);
+    int evidence = get_bool(b, "learner_evidence"); /* -1: left as it is */
+    if (code == 0 && evidence >= 0)
+      code = store_module_set_learner_evidence(r->d->db, now_s(), a.id, ids[0], evidence);
     if (code)
       reply_store_error(r, code);
     else

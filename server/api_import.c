@@ -35,7 +35,7 @@ typedef struct import_job {
   store_import_department *departments;
   store_import_user *users;
   store_import_module *modules;
-  int *confirm;     /* per module: learner_confirm */
+  int *flags;       /* per module: STORE_MODULE_* switches */
   api_tasks *tasks; /* per module */
   store_import_path *paths;
   store_import_sharing *sharings;
@@ -63,7 +63,7 @@ static void job_free(import_job *j) {
   free(j->departments);
   free(j->users);
   free(j->modules);
-  free(j->confirm);
+  free(j->flags);
   free(j->tasks);
   free(j->paths);
   free(j->sharings);
@@ -253,23 +253,28 @@ static int parse_users(errbuf *e, import_job *j, const json_t *a, int n) {
 }
 
 static int parse_modules(errbuf *e, import_job *j, const json_t *a, int n) {
-  static const char *const keys[] = {"title",           "type", "otj", "learner_confirm", "tasks",
-                                     "validity_months", NULL};
+  static const char *const keys[] = {
+      "title",           "type", "otj", "learner_confirm", "learner_evidence", "tasks",
+      "validity_months", NULL};
   char place[48];
   j->modules = calloc((size_t)n + 1, sizeof *j->modules);
   j->tasks = calloc((size_t)n + 1, sizeof *j->tasks);
-  j->confirm = calloc((size_t)n + 1, sizeof *j->confirm);
-  if (!j->modules || !j->tasks || !j->confirm) return fail(e, "modules: out of memory");
+  j->flags = calloc((size_t)n + 1, sizeof *j->flags);
+  if (!j->modules || !j->tasks || !j->flags) return fail(e, "modules: out of memory");
   j->imp.modules = j->modules;
   for (int i = 0; i < n; i++) {
     const json_t *o = row(e, a, "modules", i, place, sizeof place);
     store_import_module *m = &j->modules[i];
+    int confirm, learner_evidence;
     if (!o || only_keys(e, o, place, keys) ||
         str_field(e, o, place, "title", IMPORT_NAME_MAX, 1, &m->title) ||
         str_field(e, o, place, "type", 16, 1, &m->type) ||
         bool_field(e, o, place, "otj", &m->otj) ||
-        bool_field(e, o, place, "learner_confirm", &j->confirm[i]))
+        bool_field(e, o, place, "learner_confirm", &confirm) ||
+        bool_field(e, o, place, "learner_evidence", &learner_evidence))
       return -1;
+    j->flags[i] = (confirm ? STORE_MODULE_CONFIRM : 0) |
+                  (learner_evidence ? STORE_MODULE_LEARNER_EVIDENCE : 0);
     if (strcmp(m->type, "quiz") && strcmp(m->type, "content") && strcmp(m->type, "video") &&
         strcmp(m->type, "document"))
       return fail(e, "%s.type: must be quiz, content, video or document", place);
@@ -401,7 +406,7 @@ static void import_work(uv_work_t *w) {
   import_job *j = w->data;
   otjd *d = j->r->d;
   uv_mutex_lock(&d->db_worker_lock);
-  j->code = store_import_org_with(d->db_worker, (int64_t)time(NULL), j->actor, &j->imp, j->confirm);
+  j->code = store_import_org_with(d->db_worker, (int64_t)time(NULL), j->actor, &j->imp, j->flags);
   snprintf(j->errmsg, sizeof j->errmsg, "%s", store_errmsg(d->db_worker));
   uv_mutex_unlock(&d->db_worker_lock);
 }

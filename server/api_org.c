@@ -506,6 +506,9 @@ static int completion_json(const store_completion_row *c, void *ud) {
   json_object_set_new(o, "attendance", attendance_of(c));
   json_object_set_new(o, "expires_at", c->expires_at ? json_integer(c->expires_at) : json_null());
   json_object_set_new(o, "expired", json_boolean(c->expired));
+  json_object_set_new(o, "decided_at", c->decided_at ? json_integer(c->decided_at) : json_null());
+  json_object_set_new(o, "confirmed_at",
+                      c->confirmed_at ? json_integer(c->confirmed_at) : json_null());
   json_array_append_new(ud, o);
   return 0;
 }
@@ -552,7 +555,12 @@ static int completion_csv(const store_completion_row *c, void *ud) {
   char expires[32] = "";
   if (c->expires_at) iso_time(c->expires_at, expires);
   csv_field(f, expires, 0);
-  csv_field(f, c->expired ? "yes" : "no", 1);
+  csv_field(f, c->expired ? "yes" : "no", 0);
+  char decided[32] = "", confirmed[32] = "";
+  if (c->decided_at) iso_time(c->decided_at, decided);
+  if (c->confirmed_at) iso_time(c->confirmed_at, confirmed);
+  csv_field(f, decided, 0);
+  csv_field(f, confirmed, 1);
   return 0;
 }
 
@@ -573,7 +581,7 @@ static void api_completions(http_req *r, const int64_t *ids) {
       return;
     }
     fputs("id,completed_at,login,name,department,module,path,approved_by,"
-          "room,minutes_present,expires_at,expired\r\n",
+          "room,minutes_present,expires_at,expired,decided_at,confirmed_at\r\n",
           f);
     int code = store_completions_list(r->d->db, scope, u.id, completion_csv, f);
     fclose(f);

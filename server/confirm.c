@@ -3,22 +3,13 @@
  */
 #include "confirm.h"
 
+#include "clock.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-int64_t confirm_offset_ms(void) {
-  static int known;
-  static int64_t off;
-  if (!known) {
-    const char *v = getenv(CONFIRM_OFFSET_ENV);
-    off = v && *v ? (int64_t)(strtod(v, NULL) * 1000.0) : 0;
-    known = 1;
-  }
-  return off;
-}
 
 uint32_t confirm_max_tries(void) {
   const char *v = getenv(CONFIRM_TRIES_ENV);
@@ -29,7 +20,9 @@ uint32_t confirm_max_tries(void) {
 int64_t confirm_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + confirm_offset_ms();
+  int64_t off;
+  clock_test_offset_ms(&off); /* refused at start when malformed (main.c) */
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + off;
 }
 
 void confirm_code_at(const unsigned char secret[CONFIRM_SECRET_LEN], uint64_t counter,

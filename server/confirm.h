@@ -20,15 +20,11 @@
 #define CONFIRM_GRACE_MS   10000 /* the previous code is still accepted this long */
 #define CONFIRM_TRIES      5     /* tries per learner per room per window, by default */
 #define CONFIRM_WINDOW_MS  60000
-#define CONFIRM_OFFSET_ENV "OTJ_TEST_NOW_OFFSET" /* tests only: shifts the code clock (s) */
 #define CONFIRM_TRIES_ENV  "OTJ_CONFIRM_TRIES"
 
-/* The code clock in ms: wall-clock time, shifted by OTJ_TEST_NOW_OFFSET
- * seconds (fractions allowed) when that is set, for tests only. */
+/* The code clock in ms: wall-clock time, shifted by the test clock
+ * (clock.h: OTJ_TEST_NOW_OFFSET, fractions allowed) when that is set. */
 int64_t confirm_now_ms(void);
-
-/* The shift of the code clock (ms), 0 unless the test variable is set. */
-int64_t confirm_offset_ms(void);
 
 /* Tries per learner per room per CONFIRM_WINDOW_MS (OTJ_CONFIRM_TRIES, else
  * CONFIRM_TRIES). */

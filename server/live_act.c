@@ -128,6 +128,32 @@ static rstore_bytes sb_bytes(const msgpack_sbuffer *sb) {
 
 /* ---- answer ------------------------------------------------------------------ */
 
+static int evidence_owned(ws_sess *s, proto_rid rid, const attach *a, proto_str evidence,
+                          uint64_t learner, uint32_t task);
+
+/* A learner's answer of an observe task is their evidence, where the
+ * module lets learners attach it: `value` is the hash of a photo or file
+ * they uploaded for this room and task (POST /api/evidence). The event and
+ * the snapshot then show it to the host and to that learner only (an
+ * answer's value is private, PROTOCOL.md section 7). Returns 1 when the
+ * answer is such evidence and may be recorded, 0 when the answer is not
+ * one (the ordinary rules apply), -1 with the refusal sent. */
+static int learner_evidence(ws_sess *s, proto_rid rid, const attach *a, const proto_msg *m,
+                            uint64_t learner) {
+  const room_module *mod = a->r->mod;
+  if (a->host || !mod->learner_evidence || m->answer.task >= mod->n_tasks ||
+      mod->tasks[m->answer.task].kind != PROTO_TASK_OBSERVE)
+    return 0;
+  const proto_value *v = &m->answer.value;
+  if (v->kind != PROTO_VALUE_STR || !proto_is_evidence(v->s)) {
+    ws_send_err(s, rid, PROTO_BAD_REQUEST,
+                "On an observe task your answer is a photo or file: send as 'value' the 64 hex "
+                "digits that its upload answered with.");
+    return -1;
+  }
+  return evidence_owned(s, rid, a, v->s, learner, m->answer.task) ? 1 : -1;
+}
+
 static void ack_reply(live_op *o, redisReply *rep) {
   ws_sess *s = live_op_sess(o);
   if (live_reply_failed(o, rep) || !s) return;
@@ -161,8 +187,12 @@ void live_answer(ws_sess *s, const proto_msg *m) {
   attach *a = live_member_of(s, rid, m->answer.room, 0);
   uint64_t learner;
   if (!a || answer_for(s, rid, a, m, &learner) != 0) return;
+  int evidence = learner_evidence(s, rid, a, m, learner);
+  if (evidence < 0) return;
   char msg[160];
-  proto_code code = room_check_answer(a->r->mod, m->answer.task, &m->answer.value, msg, sizeof msg);
+  proto_code code =
+      evidence ? PROTO_OK
+               : room_check_answer(a->r->mod, m->answer.task, &m->answer.value, msg, sizeof msg);
   if (code != PROTO_OK) {
     ws_send_err(s, rid, code, msg);
     return;
@@ -201,19 +231,19 @@ static void mark_reply(live_op *o, redisReply *rep) {
     ws_send(s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
 }
 
-/* A mark may carry only evidence its sender uploaded for exactly this room,
- * learner and task (server/evidence.c). Returns 1, or 0 with the refusal
- * sent. */
-static int evidence_owned(ws_sess *s, proto_rid rid, const attach *a, const proto_msg *m) {
+/* A mark (or a learner's evidence answer) may carry only evidence its
+ * sender uploaded for exactly this room, learner and task
+ * (server/evidence.c). Returns 1, or 0 with the refusal sent. */
+static int evidence_owned(ws_sess *s, proto_rid rid, const attach *a, proto_str evidence,
+                          uint64_t learner, uint32_t task) {
   char hash[PROTO_EVIDENCE_LEN + 1];
-  live_copy_str(hash, sizeof hash, m->mark.evidence);
-  int rc = m->mark.learner > INT64_MAX
+  live_copy_str(hash, sizeof hash, evidence);
+  int rc = learner > INT64_MAX
                ? 0
-               : store_evidence_owned(L.d->db, hash, ws_user(s), a->r->id, (int64_t)m->mark.learner,
-                                      m->mark.task);
+               : store_evidence_owned(L.d->db, hash, ws_user(s), a->r->id, (int64_t)learner, task);
   if (rc == 1) return 1;
   if (rc == STORE_BUSY)
-    ws_send_err(s, rid, PROTO_UNAVAILABLE, "The database is busy; send the mark again.");
+    ws_send_err(s, rid, PROTO_UNAVAILABLE, "The database is busy; send it again.");
   else if (rc < 0)
     ws_send_err(s, rid, PROTO_INTERNAL, "The evidence could not be checked.");
   else
@@ -263,7 +293,9 @@ void live_mark(ws_sess *s, const proto_msg *m) {
     }
     return;
   }
-  if (m->mark.has_evidence && !evidence_owned(s, rid, a, m)) return;
+  if (m->mark.has_evidence &&
+      !evidence_owned(s, rid, a, m->mark.evidence, m->mark.learner, m->mark.task))
+    return;
   msgpack_sbuffer rec;
   pack_mark_record(&rec, m);
   proto_event ev = {.type = PROTO_EV_MARK,

@@ -30,6 +30,7 @@
 #include "api.h"
 #include "auth.h"
 #include "backup_cmd.h"
+#include "clock.h"
 #include "verify_cmd.h"
 #include "config.h"
 #include "http.h"
@@ -155,24 +156,20 @@ static void on_sigchld(uv_signal_t *h, int signum) {
  * OTJ_TEST_NOW_OFFSET (seconds, may be negative) that shifts "now" so that
  * expiry can be tested without waiting. Returns 0 or an exit code. */
 static int configure_clock(const otjd *d) {
-  int64_t offset = 0;
-  const char *v = getenv("OTJ_TEST_NOW_OFFSET");
-  if (v && *v) {
-    char *end = NULL;
-    errno = 0;
-    /* fractions are allowed (the confirmation code's clock uses them,
-     * server/confirm.h); expiry counts whole seconds */
-    double o = strtod(v, &end);
-    if (errno || !end || *end || !(o > -1e12 && o < 1e12)) {
-      log_event(LOG_ERROR, "OTJ_TEST_NOW_OFFSET must be a number of seconds", "value=%s", v);
-      return EX_USAGE;
-    }
-    offset = (int64_t)o;
+  const char *v = getenv(CLOCK_TEST_OFFSET_ENV);
+  int64_t offset_ms;
+  if (clock_test_offset_ms(&offset_ms) != 0) {
+    log_event(LOG_ERROR, "OTJ_TEST_NOW_OFFSET must be a number of seconds", "value=%s", v);
+    return EX_USAGE;
+  }
+  /* fractions are for the confirmation code's clock (confirm.c); expiry
+   * counts whole seconds */
+  int64_t offset = offset_ms / 1000;
+  if (v && *v)
     log_event(LOG_WARN,
               "test clock: OTJ_TEST_NOW_OFFSET shifts the time approvals expire by; for tests "
               "only, never in production",
               "offset_s=%lld", (long long)offset);
-  }
   store_clock_configure(offset, (int64_t)d->cfg.redrill_window_days * 86400);
   return 0;
 }

@@ -92,6 +92,7 @@ int room_module_load(store *db, int64_t id, room_module **out) {
   snprintf(m->title, sizeof m->title, "%s", sm.title);
   m->otj = sm.otj;
   m->learner_confirm = sm.learner_confirm;
+  m->learner_evidence = sm.learner_evidence;
   m->digest = STORE_TASKS_DIGEST_INIT;
   load_ctx c = {.m = m};
   rc = store_module_tasks(db, id, add_task, &c);

@@ -34,6 +34,7 @@ typedef struct room_module {
   proto_str *option_strs; /* storage behind infos[].options */
   uint64_t digest;        /* store_tasks_digest_add over the tasks */
   int learner_confirm;    /* approvals wait for the learner's confirmation */
+  int learner_evidence;   /* learners may attach evidence to their observe tasks */
 } room_module;
 
 /* Loads a module and its tasks. Returns 0, STORE_NOTFOUND, STORE_INVALID

@@ -17,7 +17,9 @@ int store_evidence_target(store *s, const char *room, int64_t uploader, int64_t 
                           uint32_t task) {
   sqlite3_stmt *st = store_prepare(
       s, "SELECT r.host_id, (SELECT t.kind FROM tasks t WHERE t.module_id = r.module_id"
-         " AND t.position = ?2) FROM otj_rooms r WHERE r.id = ?1 AND r.closed_at IS NULL");
+         " AND t.position = ?2), m.learner_evidence"
+         " FROM otj_rooms r JOIN modules m ON m.id = r.module_id"
+         " WHERE r.id = ?1 AND r.closed_at IS NULL");
   if (!st) return STORE_ERR;
   sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, (sqlite3_int64)task);
@@ -31,17 +33,28 @@ int store_evidence_target(store *s, const char *room, int64_t uploader, int64_t 
   const unsigned char *kind = sqlite3_column_text(st, 1);
   int observe = kind && !strcmp((const char *)kind, "observe");
   int exists = kind != NULL;
+  int learners_may = sqlite3_column_int(st, 2);
   sqlite3_finalize(st);
-  if (host != uploader)
+  if (host != uploader && !(uploader == learner && learners_may))
     return store_failf(s, STORE_FORBIDDEN,
-                       "Only the responsible who runs this room may attach evidence in it.");
+                       uploader == learner
+                           ? "This module does not let learners attach evidence; your "
+                             "responsible can attach a photo to your mark."
+                           : "Only the responsible who runs this room, or the learner "
+                             "themself where the module allows it, may attach evidence "
+                             "in it.");
   if (!exists) return store_failf(s, STORE_INVALID, "There is no task with that number.");
   if (!observe)
     return store_failf(s, STORE_INVALID,
                        "Evidence goes with observe tasks; that task is a question.");
-  rc = store_responsible_reaches(s, uploader, learner);
+  /* a learner attaches to their own task in a room of a responsible who
+   * reaches them (their room membership is checked where the hash is used) */
+  rc = store_responsible_reaches(s, host, learner);
   if (rc < 0) return rc;
-  if (rc != 1) return store_failf(s, STORE_FORBIDDEN, "That learner is not within your reach.");
+  if (rc != 1)
+    return store_failf(s, STORE_FORBIDDEN,
+                       host == uploader ? "That learner is not within your reach."
+                                        : "You are not a learner of this room.");
   return 0;
 }
 

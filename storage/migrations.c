@@ -345,6 +345,13 @@ static const char MIGRATION_CONFIRM[] =
     ") STRICT;"
     "CREATE INDEX otj_confirmations_room ON otj_confirmations(room_id) WHERE state = 'pending';";
 
+/* Learners may attach evidence: a module can let a learner attach a photo
+ * or file to their own observe task (their `answer` of it names the
+ * upload's hash), besides the responsible's evidence on a mark. */
+static const char MIGRATION_LEARNER_EVIDENCE[] =
+    "ALTER TABLE modules ADD COLUMN learner_evidence INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (learner_evidence IN (0, 1));";
+
 typedef struct migration {
   const char *description;
   const char *sql;
@@ -364,6 +371,8 @@ static const migration MIGRATIONS[] = {
     {"learner confirmation: modules.learner_confirm, rooms' confirm secrets, "
      "otj_confirmations, completions.decided_at/confirmed_at",
      MIGRATION_CONFIRM},
+    {"modules.learner_evidence: learners may attach evidence to their observe tasks",
+     MIGRATION_LEARNER_EVIDENCE},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -404,7 +404,10 @@ int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store
                    "c", "m",
                    "?3") " OR EXISTS (SELECT 1 FROM completions r"
                          "         WHERE r.user_id = c.user_id AND r.module_id = c.module_id"
-                         "           AND r.renewal > c.renewal), c.attendance"
+                         "           AND r.renewal > c.renewal), c.attendance,"
+                         "       CASE WHEN c.approved_by IS NOT NULL"
+                         "         THEN coalesce(c.decided_at, c.completed_at) END,"
+                         "       c.confirmed_at"
                          "  FROM completions c JOIN users u ON u.id = c.user_id"
                          "  JOIN departments d ON d.id = u.department_id"
                          "  JOIN modules m ON m.id = c.module_id"
@@ -436,6 +439,8 @@ int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store
         .expires_at = sqlite3_column_int64(st, 13),
         .expired = sqlite3_column_int(st, 14),
         .attendance = col_text(st, 15),
+        .decided_at = sqlite3_column_int64(st, 16),
+        .confirmed_at = sqlite3_column_int64(st, 17),
     };
     code = cb(&c, ud);
   }
@@ -710,11 +715,27 @@ static int module_set_type_title(store *s, int64_t now, int64_t id, const char *
   return code;
 }
 
-/* Sets whether approvals of the module wait for the learner's
- * confirmation, audited like the OTJ switch (R11). */
-static int module_set_confirm(store *s, int64_t now, int64_t actor_id, int64_t id, int on) {
-  sqlite3_stmt *st = store_prepare(s, "UPDATE modules SET learner_confirm = ?2, updated_at = ?3"
-                                      " WHERE id = ?1 AND learner_confirm <> ?2");
+/* A module switch besides OTJ: its column and the audit actions of its
+ * two states. */
+typedef struct module_switch {
+  const char *set_sql, *on, *off;
+} module_switch;
+
+static const module_switch SWITCH_CONFIRM = {
+    "UPDATE modules SET learner_confirm = ?2, updated_at = ?3"
+    " WHERE id = ?1 AND learner_confirm <> ?2",
+    "module.learner_confirm_on", "module.learner_confirm_off"};
+static const module_switch SWITCH_LEARNER_EVIDENCE = {
+    "UPDATE modules SET learner_evidence = ?2, updated_at = ?3"
+    " WHERE id = ?1 AND learner_evidence <> ?2",
+    "module.learner_evidence_on", "module.learner_evidence_off"};
+
+/* Sets a module switch (whether approvals wait for the learner's
+ * confirmation, whether learners may attach evidence), audited like the
+ * OTJ switch (R11). */
+static int module_set_switch(store *s, const module_switch *sw, int64_t now, int64_t actor_id,
+                             int64_t id, int on) {
+  sqlite3_stmt *st = store_prepare(s, sw->set_sql);
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int(st, 2, on ? 1 : 0);
@@ -727,21 +748,29 @@ static int module_set_confirm(store *s, int64_t now, int64_t actor_id, int64_t i
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, now);
   store_bind_id(st, 2, actor_id);
-  sqlite3_bind_text(st, 3, on ? "module.learner_confirm_on" : "module.learner_confirm_off", -1,
-                    SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, on ? sw->on : sw->off, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, id);
   code = store_step_done(s, st);
   sqlite3_finalize(st);
   return code;
 }
 
-int store_module_set_confirm(store *s, int64_t now, int64_t actor_id, int64_t id, int on) {
+static int module_set_switch_tx(store *s, const module_switch *sw, int64_t now, int64_t actor_id,
+                                int64_t id, int on) {
   int code = store_begin(s);
   if (code < 0) return code;
   store_module m;
   if ((code = store_module_by_id(s, id, &m)) == 0)
-    code = module_set_confirm(s, now, actor_id, id, on);
+    code = module_set_switch(s, sw, now, actor_id, id, on);
   return store_finish(s, code);
+}
+
+int store_module_set_confirm(store *s, int64_t now, int64_t actor_id, int64_t id, int on) {
+  return module_set_switch_tx(s, &SWITCH_CONFIRM, now, actor_id, id, on);
+}
+
+int store_module_set_learner_evidence(store *s, int64_t now, int64_t actor_id, int64_t id, int on) {
+  return module_set_switch_tx(s, &SWITCH_LEARNER_EVIDENCE, now, actor_id, id, on);
 }
 
 /* The body of store_module_update inside the caller's transaction. */
@@ -1126,11 +1155,15 @@ static int import_people(store *s, int64_t now, int64_t actor_id, const store_im
   return 0;
 }
 
-static int import_confirm(store *s, int64_t now, int64_t actor_id, const store_import *doc,
-                          const import_ids *ids, const int *module_confirm) {
+static int import_switches(store *s, int64_t now, int64_t actor_id, const store_import *doc,
+                           const import_ids *ids, const int *module_flags) {
   int code = 0;
-  for (int i = 0; module_confirm && i < doc->module_count && code == 0; i++)
-    if (module_confirm[i]) code = module_set_confirm(s, now, actor_id, ids->modules[i], 1);
+  for (int i = 0; module_flags && i < doc->module_count && code == 0; i++) {
+    if (module_flags[i] & STORE_MODULE_CONFIRM)
+      code = module_set_switch(s, &SWITCH_CONFIRM, now, actor_id, ids->modules[i], 1);
+    if (code == 0 && (module_flags[i] & STORE_MODULE_LEARNER_EVIDENCE))
+      code = module_set_switch(s, &SWITCH_LEARNER_EVIDENCE, now, actor_id, ids->modules[i], 1);
+  }
   return code;
 }
 
@@ -1267,7 +1300,7 @@ int store_import_org(store *s, int64_t now, int64_t actor_id, const store_import
 }
 
 int store_import_org_with(store *s, int64_t now, int64_t actor_id, const store_import *doc,
-                          const int *module_confirm) {
+                          const int *module_flags) {
   int code = import_check_names(s, doc);
   if (code < 0) return code;
 
@@ -1284,7 +1317,7 @@ int store_import_org_with(store *s, int64_t now, int64_t actor_id, const store_i
   if ((code = store_begin(s)) < 0) goto out;
   if ((code = import_people(s, now, actor_id, doc, &ids)) == 0 &&
       (code = import_learning(s, now, actor_id, doc, &ids)) == 0 &&
-      (code = import_confirm(s, now, actor_id, doc, &ids, module_confirm)) == 0 &&
+      (code = import_switches(s, now, actor_id, doc, &ids, module_flags)) == 0 &&
       (code = import_progress(s, now, doc, &ids)) == 0) {
     char detail[200];
     snprintf(detail, sizeof detail,

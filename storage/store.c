@@ -590,6 +590,7 @@ void store_module_row(sqlite3_stmt *st, store_module *out) {
   out->task_count = sqlite3_column_int(st, 6);
   out->validity_months = sqlite3_column_int(st, 7);
   out->learner_confirm = sqlite3_column_int(st, 8);
+  out->learner_evidence = sqlite3_column_int(st, 9);
 }
 
 int store_module_create(store *s, int64_t now, const char *title, const char *type, int64_t *id) {

@@ -194,8 +194,9 @@ typedef struct store_module {
   int task_count;
   int64_t created_at;
   int64_t updated_at;
-  int validity_months; /* 0: approvals never expire; else 1..120 (while OTJ is on) */
-  int learner_confirm; /* an approval waits for the learner's confirmation */
+  int validity_months;  /* 0: approvals never expire; else 1..120 (while OTJ is on) */
+  int learner_confirm;  /* an approval waits for the learner's confirmation */
+  int learner_evidence; /* learners may attach evidence to their observe tasks */
 } store_module;
 
 /* Fills *out. STORE_NOTFOUND when there is no such module. */
@@ -526,6 +527,8 @@ typedef struct store_completion_row {
   const char *attendance; /* JSON {"seconds", "intervals"}, NULL when none was kept */
   int64_t expires_at;     /* 0: never */
   int expired;            /* expired at store_now(), or replaced by a re-drill's */
+  int64_t decided_at;     /* the responsible's approval (0: completed alone) */
+  int64_t confirmed_at;   /* the learner's confirmation (0: not required) */
 } store_completion_row;
 typedef int (*store_completion_cb)(const store_completion_row *c, void *ud);
 
@@ -792,15 +795,23 @@ typedef struct store_import {
  * name taken or repeated) or another negative code. Permission grants and
  * OTJ switches are audited one by one, and the import as a whole once. */
 int store_import_org(store *s, int64_t now, int64_t actor_id, const store_import *doc);
-/* The same, and module i requires the learner's confirmation when
- * module_confirm[i] is nonzero (module_confirm may be NULL). */
+/* The module switches besides OTJ, as bits of the flags the import takes. */
+#define STORE_MODULE_CONFIRM          1 /* modules.learner_confirm */
+#define STORE_MODULE_LEARNER_EVIDENCE 2 /* modules.learner_evidence */
+
+/* The same, and module i gets the switches in module_flags[i]
+ * (STORE_MODULE_* bits; module_flags may be NULL). */
 int store_import_org_with(store *s, int64_t now, int64_t actor_id, const store_import *doc,
-                          const int *module_confirm);
+                          const int *module_flags);
 
 /* Whether approvals of module `id` wait for the learner's confirmation
  * (modules.learner_confirm); a change is audited (R11). 0, STORE_NOTFOUND
  * or another negative code. */
 int store_module_set_confirm(store *s, int64_t now, int64_t actor_id, int64_t id, int on);
+
+/* Whether learners may attach evidence to their own observe tasks in rooms
+ * of module `id` (modules.learner_evidence); audited the same way. */
+int store_module_set_learner_evidence(store *s, int64_t now, int64_t actor_id, int64_t id, int on);
 
 /* --- OTJ decisions and room history (R9, R10, R11) ----------------------- */
 

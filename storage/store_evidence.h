@@ -35,10 +35,12 @@ typedef struct store_evidence {
 } store_evidence;
 
 /* May `uploader` attach evidence to task `task` of `learner` in `room`?
- * 0 when yes: the room is open, `uploader` runs it, the task (by index in
- * the room's module) is an observe task, and the learner is within the
- * uploader's reach (R1/R2). Otherwise STORE_NOTFOUND (no open room with that
- * id), STORE_FORBIDDEN (not the host, or a learner out of reach),
+ * 0 when yes: the room is open, `uploader` runs it or is the learner
+ * themself in a room of a module that lets learners attach evidence
+ * (modules.learner_evidence), the task (by index in the room's module) is
+ * an observe task, and the learner is within the host's reach (R1/R2).
+ * Otherwise STORE_NOTFOUND (no open room with that id), STORE_FORBIDDEN
+ * (neither the host nor, where allowed, the learner; a learner out of reach),
  * STORE_INVALID (no such task, or a question), or another STORE_ code; the
  * sentence is in store_errmsg. */
 int store_evidence_target(store *s, const char *room, int64_t uploader, int64_t learner,

@@ -88,7 +88,7 @@ int store_step_int(store *s, sqlite3_stmt *st);
 #define STORE_SQL_MODULE_COLUMNS                                                                   \
   "m.id, m.title, m.type, m.otj, m.created_at, m.updated_at,"                                      \
   " (SELECT count(*) FROM tasks t WHERE t.module_id = m.id), coalesce(m.validity_months, 0),"      \
-  " m.learner_confirm"
+  " m.learner_confirm, m.learner_evidence"
 
 /* When completion `c` of module `m` (SQL aliases) expires: NULL for never
  * (no validity, or OTJ off). */

@@ -4,10 +4,13 @@
 // screens into docs/screenshots/, and a TCP proxy that can cut a phone's
 // network for a few seconds.
 import { chromium } from 'playwright-core';
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startRedis, startOtjd } from '../integration/harness.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const PHONE = { width: 360, height: 640 };
@@ -36,6 +39,33 @@ export async function person(browser, base, login, { viewport = PHONE, reducedMo
   return { login, context, page, errors, base };
 }
 
+// The world of one browser test file: a redis-server, an otjd with the demo
+// organisation on it and one chromium, started before the tests and stopped
+// after them. w.as(login, viewport) opens a person (closed at the end);
+// w.srv is the otjd. With checkErrors, the file fails when a page of anyone
+// it opened had a script error.
+export function browserWorld({ viewport: byDefault = PHONE, checkErrors = false } = {}) {
+  const w = { redis: null, srv: null, browser: null, people: [] };
+  before(async () => {
+    w.redis = await startRedis();
+    w.srv = await startOtjd({ redis: w.redis.addr });
+    w.browser = await launch();
+  });
+  after(async () => {
+    for (const p of w.people) await p.context.close().catch(() => {});
+    if (w.browser) await w.browser.close();
+    if (w.srv) { await w.srv.stop(); w.srv.cleanup(); }
+    if (w.redis) await w.redis.stop();
+    if (checkErrors) assert.deepEqual(w.people.flatMap((p) => p.errors), [], 'no script errors on any page');
+  });
+  w.as = async (login, viewport = byDefault) => {
+    const p = await person(w.browser, w.srv.base, login, { viewport });
+    w.people.push(p);
+    return p;
+  };
+  return w;
+}
+
 // Logs in through the login page, starting at `route` (a hash route such as
 // /#/join/123456): the app sends the person to the login page and back.
 export async function logIn(p, route = '/#/') {
@@ -44,6 +74,20 @@ export async function logIn(p, route = '/#/') {
   await p.page.getByLabel('Password').fill('otj-demo');
   await p.page.getByRole('button', { name: 'Log in' }).click();
   await p.page.locator('#conn[data-status="online"]').waitFor({ timeout: 15000 });
+}
+
+// Both log in, rita starts Hand hygiene from her dashboard with `learner`,
+// who joins with the code, and rita's roster shows them present. Resolves
+// with the join code (others may join with it too).
+export async function startHandHygiene(rita, learner, learnerName, T = 20000) {
+  await logIn(learner, '/#/learn');
+  await logIn(rita, '/#/dashboard');
+  await rita.page.getByRole('button', { name: `Start Hand hygiene with ${learnerName}` }).click({ timeout: T });
+  const code = (await rita.page.locator('#join-code').textContent({ timeout: T })).trim();
+  await learner.page.goto(`${learner.base}/#/join/${code}`);
+  await learner.page.locator('#task-text', { hasText: 'How long should you rub your hands with soap?' }).waitFor({ timeout: T });
+  await rita.page.locator('.roster .presence.on').filter({ hasText: learnerName }).waitFor({ timeout: T });
+  return code;
 }
 
 // Saves docs/screenshots/<name>-phone.png and -desktop.png of the page as it

@@ -5,32 +5,12 @@
 // code; a wrong one is refused in words; the code from rita's screen
 // confirms her, and both screens show it (rita's at once, while leo still
 // waits).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, startOtjd } from '../integration/harness.mjs';
-import { launch, person, logIn, shoot, PHONE, DESKTOP } from './browser.mjs';
+import { browserWorld, logIn, shoot, PHONE, DESKTOP } from './browser.mjs';
 
-let redis, srv, browser;
-const people = [];
-
-before(async () => {
-  redis = await startRedis();
-  srv = await startOtjd({ redis: redis.addr });
-  browser = await launch();
-});
-
-after(async () => {
-  for (const p of people) await p.context.close().catch(() => {});
-  if (browser) await browser.close();
-  if (srv) { await srv.stop(); srv.cleanup(); }
-  if (redis) await redis.stop();
-});
-
-async function as(login, viewport) {
-  const p = await person(browser, srv.base, login, { viewport });
-  people.push(p);
-  return p;
-}
+const w = browserWorld();
+const as = w.as;
 
 const T = 20000; // generous waits: the machine may be busy with other tests
 
@@ -67,7 +47,7 @@ test('rita approves, her screen shows the code, lea types it on her phone, both 
   await rita.page.getByRole('button', { name: 'Start Hand hygiene with Lea Johansen' }).click({ timeout: T });
   const code = (await rita.page.locator('#join-code').textContent({ timeout: T })).trim();
   for (const p of [lea, leo]) {
-    await p.page.goto(`${srv.base}/#/join/${code}`);
+    await p.page.goto(`${w.srv.base}/#/join/${code}`);
     await p.page.locator('#task-text', { hasText: 'How long should you rub your hands with soap?' }).waitFor({ timeout: T });
   }
   for (const who of ['Lea Johansen', 'Leo Nilsen']) {
@@ -111,6 +91,6 @@ test('rita approves, her screen shows the code, lea types it on her phone, both 
   await shoot(rita.page, 'confirm-room', { both: false });
   assert.equal(await leo.page.locator('form[data-outcome="pending"]').count(), 1, 'leo still has his code entry');
 
-  const errors = people.flatMap((p) => p.errors);
+  const errors = w.people.flatMap((p) => p.errors);
   assert.deepEqual(errors, [], 'no script errors on any page');
 });

@@ -3,50 +3,19 @@
 // photo with her result. On a phone rita attaches a PDF for leo, whose
 // desktop shows it as a file; a text file named like a photo is refused and
 // the mark keeps what it had.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { startRedis, startOtjd } from '../integration/harness.mjs';
-import { launch, person, logIn, PHONE, DESKTOP, SHOTS } from './browser.mjs';
+import { browserWorld, logIn, startHandHygiene, PHONE, DESKTOP, SHOTS } from './browser.mjs';
 
 const PHOTO = readFileSync('tests/fixtures/evidence-photo.jpg');
 const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
 
-let redis, srv, browser;
-const people = [];
-
-before(async () => {
-  redis = await startRedis();
-  srv = await startOtjd({ redis: redis.addr });
-  browser = await launch();
-});
-
-after(async () => {
-  for (const p of people) await p.context.close().catch(() => {});
-  if (browser) await browser.close();
-  if (srv) { await srv.stop(); srv.cleanup(); }
-  if (redis) await redis.stop();
-});
-
-async function as(login, viewport) {
-  const p = await person(browser, srv.base, login, { viewport });
-  people.push(p);
-  return p;
-}
+const w = browserWorld();
+const as = w.as;
 
 const T = 20000; // generous waits: the machine may be busy with other tests
-
-// rita starts Hand hygiene with `learner` (whose page is open) and they join.
-async function startRoom(rita, learner, learnerName) {
-  await logIn(learner, '/#/learn');
-  await logIn(rita, '/#/dashboard');
-  await rita.page.getByRole('button', { name: `Start Hand hygiene with ${learnerName}` }).click({ timeout: T });
-  const code = (await rita.page.locator('#join-code').textContent({ timeout: T })).trim();
-  await learner.page.goto(`${srv.base}/#/join/${code}`);
-  await learner.page.locator('#task-text', { hasText: 'How long should you rub your hands with soap?' }).waitFor({ timeout: T });
-  await rita.page.locator('.roster .presence.on').filter({ hasText: learnerName }).waitFor({ timeout: T });
-}
 
 // true when the image in `loc` has been drawn (it loaded and is not empty)
 const drawn = (loc) => loc.evaluate((img) => img.complete && img.naturalWidth > 0);
@@ -54,7 +23,7 @@ const drawn = (loc) => loc.evaluate((img) => img.complete && img.naturalWidth > 
 test('rita attaches a photo to a mark on her desktop; lea sees it on her phone', async () => {
   const rita = await as('rita', DESKTOP);
   const lea = await as('lea', PHONE);
-  await startRoom(rita, lea, 'Lea Johansen');
+  await startHandHygiene(rita, lea, 'Lea Johansen');
 
   // no photo before there is a mark to attach it to
   const cell = rita.page.locator('tbody tr').filter({ hasText: 'Lea Johansen' }).locator('[data-cell$=":1"]');
@@ -99,7 +68,7 @@ test('rita attaches a photo to a mark on her desktop; lea sees it on her phone',
 test('on her phone rita attaches a PDF for leo; a text file named like a photo is refused', async () => {
   const rita = await as('rita', PHONE);
   const leo = await as('leo', DESKTOP);
-  await startRoom(rita, leo, 'Leo Nilsen');
+  await startHandHygiene(rita, leo, 'Leo Nilsen');
   const cell = rita.page.locator('tbody tr').filter({ hasText: 'Leo Nilsen' }).locator('[data-cell$=":2"]');
   await rita.page.getByRole('button', { name: 'Fail: Leo Nilsen, task 3' }).click();
   const file = rita.page.getByLabel('Attach a file for Leo Nilsen, task 3');
@@ -116,13 +85,13 @@ test('on her phone rita attaches a PDF for leo; a text file named like a photo i
   await leoList.waitFor({ timeout: T });
   await leo.page.locator('.mylist .evidence-file', { hasText: 'Attached file' }).waitFor({ timeout: T });
   const href = await leoList.getAttribute('href');
-  const r = await leo.page.request.get(srv.base + href);
+  const r = await leo.page.request.get(w.srv.base + href);
   assert.equal(r.status(), 200);
   assert.equal(r.headers()['content-type'], 'application/pdf');
   assert.match(r.headers()['content-disposition'], /^attachment;/);
   // lea's session (from the first test) may not fetch leo's file
   const other = await as('lea', PHONE);
   await logIn(other, '/#/learn');
-  assert.equal((await other.page.request.get(srv.base + href)).status(), 404);
+  assert.equal((await other.page.request.get(w.srv.base + href)).status(), 404);
   assert.deepEqual([...rita.errors.filter((e) => !/status of 415/.test(e)), ...leo.errors], []);
 });

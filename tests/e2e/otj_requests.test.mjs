@@ -3,34 +3,12 @@
 // dashboard, open on her laptop, shows "asked 10:42" beside Lea without a
 // reload, with the count of asks. Screenshots: ask-popup-online-*,
 // ask-dashboard-request-*.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, startOtjd } from '../integration/harness.mjs';
-import { launch, person, logIn, shoot, PHONE, DESKTOP } from './browser.mjs';
+import { browserWorld, logIn, shoot, PHONE, DESKTOP } from './browser.mjs';
 
-let redis, srv, browser;
-const people = [];
-
-before(async () => {
-  redis = await startRedis();
-  srv = await startOtjd({ redis: redis.addr });
-  browser = await launch();
-});
-
-after(async () => {
-  for (const p of people) await p.context.close().catch(() => {});
-  if (browser) await browser.close();
-  if (srv) { await srv.stop(); srv.cleanup(); }
-  if (redis) await redis.stop();
-  const errors = people.flatMap((p) => p.errors);
-  assert.deepEqual(errors, [], 'no script errors on any page');
-});
-
-async function as(login, viewport = PHONE) {
-  const p = await person(browser, srv.base, login, { viewport });
-  people.push(p);
-  return p;
-}
+const w = browserWorld({ checkErrors: true });
+const as = w.as;
 
 test('lea sees Rita come online in the pop-up, asks, and Rita\'s dashboard shows the ask live', async () => {
   const lea = await as('lea');

@@ -3,38 +3,16 @@
 // module states, the OTJ pop-up naming the responsibles, an ordinary module
 // taken and completed, completions with the CSV download, and the admin
 // pages (module maker with the OTJ switch, permissions).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, startOtjd } from '../integration/harness.mjs';
-import { launch, person, logIn, shoot, PHONE, DESKTOP } from './browser.mjs';
+import { browserWorld, logIn, shoot, DESKTOP } from './browser.mjs';
 
-let redis, srv, browser;
-const people = [];
-
-before(async () => {
-  redis = await startRedis();
-  srv = await startOtjd({ redis: redis.addr });
-  browser = await launch();
-});
-
-after(async () => {
-  for (const p of people) await p.context.close().catch(() => {});
-  if (browser) await browser.close();
-  if (srv) { await srv.stop(); srv.cleanup(); }
-  if (redis) await redis.stop();
-  const errors = people.flatMap((p) => p.errors);
-  assert.deepEqual(errors, [], 'no script errors on any page');
-});
-
-async function as(login, viewport = PHONE) {
-  const p = await person(browser, srv.base, login, { viewport });
-  people.push(p);
-  return p;
-}
+const w = browserWorld({ checkErrors: true });
+const as = w.as;
 
 test('the login page returns a person to the join link they opened', async () => {
   const lea = await as('lea');
-  await lea.page.goto(`${srv.base}/join/ABC123`); // a join link, as a QR code holds it
+  await lea.page.goto(`${w.srv.base}/join/ABC123`); // a join link, as a QR code holds it
   await lea.page.getByRole('heading', { name: 'Log in' }).waitFor();
   assert.match(lea.page.url(), /#\/login\?next=%2Fjoin%2FABC123/);
   await shoot(lea.page, 'login');

@@ -21,23 +21,6 @@ function sqlOf(srv) {
   };
 }
 
-// The reply to msg. What arrives before it (a room event may overtake the
-// reply) stays queued, in order, for eventOf.
-async function ask(c, msg, ms = 5000) {
-  const rid = Math.floor(Math.random() * 1e9);
-  c.send({ ...msg, rid });
-  const skipped = [];
-  try {
-    for (;;) {
-      const m = await c.next(ms);
-      if (m.rid === rid) return m;
-      skipped.push(m);
-    }
-  } finally {
-    c.messages.unshift(...skipped);
-  }
-}
-
 // The next room event of `type` (about `learner`, when given) that c receives.
 async function eventOf(c, type, learner, ms = 5000) {
   for (;;) {
@@ -66,11 +49,11 @@ async function pendingFor(srv, who) {
 
 // The code rita's screen shows now, with at least `atLeast` ms left.
 async function codeOf(host, room, atLeast = 1500) {
-  let c = await ask(host, { t: 'confirm_code', room });
+  let c = await host.ask({ t: 'confirm_code', room });
   assert.equal(c.t, 'confirm_code', JSON.stringify(c));
   if (c.ms < atLeast) {
     await sleep(c.ms + 100);
-    c = await ask(host, { t: 'confirm_code', room });
+    c = await host.ask({ t: 'confirm_code', room });
   }
   assert.match(c.code, /^\d{6}$/);
   assert.ok(c.ms > 0 && c.ms <= 30000, `ms ${c.ms}`);
@@ -81,11 +64,11 @@ const other = (code) => String((Number(code) + 1) % 1000000).padStart(6, '0');
 
 // A room of Hand hygiene with every observe task marked pass for learners.
 async function drill(rita, HH, learners) {
-  const snap = await ask(rita, { t: 'open', module: HH, learners });
+  const snap = await rita.ask({ t: 'open', module: HH, learners });
   assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
   for (const learner of learners)
     for (const task of [1, 2, 3])
-      assert.equal((await ask(rita, { t: 'mark', room: snap.room, learner, task, result: 'pass' })).t, 'ok');
+      assert.equal((await rita.ask({ t: 'mark', room: snap.room, learner, task, result: 'pass' })).t, 'ok');
   return snap;
 }
 
@@ -147,11 +130,11 @@ test('right code: pending until the learner confirms, then one completion with b
     assert.equal(snap.module.confirm, true, 'the snapshot says approvals wait for the learner');
     const lea = await connectAs(t.srv, 'lea');
     const leo = await connectAs(t.srv, 'leo');
-    assert.equal((await ask(lea, { t: 'join', room: snap.room })).t, 'snapshot');
-    assert.equal((await ask(leo, { t: 'join', room: snap.room })).t, 'snapshot');
+    assert.equal((await lea.ask({ t: 'join', room: snap.room })).t, 'snapshot');
+    assert.equal((await leo.ask({ t: 'join', room: snap.room })).t, 'snapshot');
 
     const before = Math.floor(Date.now() / 1000);
-    const res = await ask(rita, { t: 'approve', room: snap.room, decisions: [{ learner: t.lea, approved: true }] });
+    const res = await rita.ask({ t: 'approve', room: snap.room, decisions: [{ learner: t.lea, approved: true }] });
     assert.equal(res.t, 'approved', JSON.stringify(res));
     assert.deepEqual(res.results, [{ learner: t.lea, status: 'pending' }]);
     const evp = await eventOf(lea, 'approved', t.lea);
@@ -160,26 +143,26 @@ test('right code: pending until the learner confirms, then one completion with b
     assert.equal(t.sql(`SELECT count(*) n FROM completions WHERE user_id=${t.lea} AND module_id=${t.HH}`)[0].n, 0);
     assert.equal(t.sql(`SELECT state FROM otj_confirmations WHERE user_id=${t.lea}`)[0].state, 'pending');
     assert.match(await pendingFor(t.srv, 'rita'), new RegExp(`"id":\\s*${t.lea}\\b|Lea`));
-    const forLea = await ask(lea, { t: 'join', room: snap.room });
+    const forLea = await lea.ask({ t: 'join', room: snap.room });
     assert.deepEqual(forLea.outcomes.find((o) => o.learner === t.lea), { learner: t.lea, status: 'pending' });
 
     // a wrong code is refused, and changes nothing
     const shown = await codeOf(rita, snap.room);
-    const wrong = await ask(lea, { t: 'confirm', room: snap.room, code: other(shown.code) });
+    const wrong = await lea.ask({ t: 'confirm', room: snap.room, code: other(shown.code) });
     assert.equal(wrong.t, 'err');
     assert.equal(wrong.code, 'bad_code', JSON.stringify(wrong));
-    const notDigits = await ask(lea, { t: 'confirm', room: snap.room, code: 'abc' });
+    const notDigits = await lea.ask({ t: 'confirm', room: snap.room, code: 'abc' });
     assert.equal(notDigits.code, 'bad_code');
-    assert.equal((await ask(lea, { t: 'confirm', room: snap.room })).code, 'bad_request', 'code is required');
+    assert.equal((await lea.ask({ t: 'confirm', room: snap.room })).code, 'bad_request', 'code is required');
     assert.equal(t.sql(`SELECT count(*) n FROM completions WHERE user_id=${t.lea} AND module_id=${t.HH}`)[0].n, 0);
 
     // the host cannot confirm for the learner, a learner cannot ask the code
-    assert.equal((await ask(rita, { t: 'confirm', room: snap.room, code: shown.code })).code, 'forbidden');
-    assert.equal((await ask(lea, { t: 'confirm_code', room: snap.room })).code, 'forbidden');
+    assert.equal((await rita.ask({ t: 'confirm', room: snap.room, code: shown.code })).code, 'forbidden');
+    assert.equal((await lea.ask({ t: 'confirm_code', room: snap.room })).code, 'forbidden');
 
     // the right code: ok only after the completion is on disk
     const right = await codeOf(rita, snap.room);
-    const ok = await ask(lea, { t: 'confirm', room: snap.room, code: right.code });
+    const ok = await lea.ask({ t: 'confirm', room: snap.room, code: right.code });
     assert.equal(ok.t, 'ok', JSON.stringify(ok));
     const row = t.sql(`SELECT id, decided_at, confirmed_at, completed_at, approved_by, room_id
       FROM completions WHERE user_id=${t.lea} AND module_id=${t.HH}`);
@@ -198,17 +181,17 @@ test('right code: pending until the learner confirms, then one completion with b
     assert.deepEqual((await eventOf(leo, 'confirmed', t.lea)).e, { type: 'confirmed', learner: t.lea });
     assert.equal((await eventOf(lea, 'confirmed', t.lea)).e.completion, row[0].id);
     // and a fresh snapshot says approved, with the completion
-    const after = await ask(rita, { t: 'join', room: snap.room });
+    const after = await rita.ask({ t: 'join', room: snap.room });
     assert.deepEqual(after.outcomes.find((o) => o.learner === t.lea),
       { learner: t.lea, status: 'approved', completion: row[0].id });
 
     // confirming again: nothing waits any more; approving again: the same completion (R10)
-    const again = await ask(lea, { t: 'confirm', room: snap.room, code: (await codeOf(rita, snap.room)).code });
+    const again = await lea.ask({ t: 'confirm', room: snap.room, code: (await codeOf(rita, snap.room)).code });
     assert.equal(again.code, 'conflict', JSON.stringify(again));
-    const re = await ask(rita, { t: 'approve', room: snap.room, decisions: [{ learner: t.lea, approved: true }] });
+    const re = await rita.ask({ t: 'approve', room: snap.room, decisions: [{ learner: t.lea, approved: true }] });
     assert.deepEqual(re.results, [{ learner: t.lea, status: 'approved', completion: row[0].id }]);
     assert.equal(t.sql(`SELECT count(*) n FROM completions WHERE user_id=${t.lea} AND module_id=${t.HH}`)[0].n, 1);
-    assert.equal((await ask(lea, { t: 'ping' })).t, 'pong', 'the server keeps serving');
+    assert.equal((await lea.ask({ t: 'ping' })).t, 'pong', 'the server keeps serving');
     await t.srv.stopClean();
   } finally {
     await t.stop();
@@ -221,15 +204,15 @@ test('a stale code is refused; the code of a moment ago is still taken for a few
     assert.equal((await adminPatchModule(t.srv, t.HH, { learner_confirm: true })).status, 200);
     const rita = await connectAs(t.srv, 'rita');
     const snap = await drill(rita, t.HH, [t.leo]);
-    assert.deepEqual((await ask(rita, { t: 'approve', room: snap.room,
+    assert.deepEqual((await rita.ask({ t: 'approve', room: snap.room,
       decisions: [{ learner: t.leo, approved: true }] })).results, [{ learner: t.leo, status: 'pending' }]);
 
     // an instance whose clock is 45 s ahead: rita's code is at least 15 s
     // past its change there, beyond the grace
     const late = await t.shifted(45);
     const leoLate = await connectAs(late, 'leo');
-    assert.equal((await ask(leoLate, { t: 'join', room: snap.room })).t, 'snapshot');
-    const stale = await ask(leoLate, { t: 'confirm', room: snap.room, code: (await codeOf(rita, snap.room, 5000)).code });
+    assert.equal((await leoLate.ask({ t: 'join', room: snap.room })).t, 'snapshot');
+    const stale = await leoLate.ask({ t: 'confirm', room: snap.room, code: (await codeOf(rita, snap.room, 5000)).code });
     assert.equal(stale.code, 'bad_code', JSON.stringify(stale));
     assert.equal(t.sql(`SELECT count(*) n FROM completions WHERE user_id=${t.leo} AND module_id=${t.HH}`)[0].n, 0);
 
@@ -239,8 +222,8 @@ test('a stale code is refused; the code of a moment ago is still taken for a few
     const since = Date.now();
     const justAfter = await t.shifted((shown.ms + 1000) / 1000);
     const leoJust = await connectAs(justAfter, 'leo');
-    assert.equal((await ask(leoJust, { t: 'join', room: snap.room })).t, 'snapshot');
-    const ok = await ask(leoJust, { t: 'confirm', room: snap.room, code: shown.code });
+    assert.equal((await leoJust.ask({ t: 'join', room: snap.room })).t, 'snapshot');
+    const ok = await leoJust.ask({ t: 'confirm', room: snap.room, code: shown.code });
     assert.ok(Date.now() - since < 8000, 'the test itself stayed within the grace');
     assert.equal(ok.t, 'ok', JSON.stringify(ok));
     assert.equal(t.sql(`SELECT count(*) n FROM completions WHERE user_id=${t.leo} AND module_id=${t.HH}`)[0].n, 1);
@@ -258,46 +241,46 @@ test('another room\'s code, a room not joined and too many tries are refused', a
     const two = await drill(rita, t.HH, [t.lars]);
     assert.notEqual(one.room, two.room);
     for (const [room, learners] of [[one.room, [t.lea, t.leo]], [two.room, [t.lars]]]) {
-      const r = await ask(rita, { t: 'approve', room, decisions: learners.map((learner) => ({ learner, approved: true })) });
+      const r = await rita.ask({ t: 'approve', room, decisions: learners.map((learner) => ({ learner, approved: true })) });
       assert.ok(r.results.every((x) => x.status === 'pending'), JSON.stringify(r));
     }
     const lea = await connectAs(t.srv, 'lea');
     const leo = await connectAs(t.srv, 'leo');
-    assert.equal((await ask(lea, { t: 'join', room: one.room })).t, 'snapshot');
-    assert.equal((await ask(leo, { t: 'join', room: one.room })).t, 'snapshot');
+    assert.equal((await lea.ask({ t: 'join', room: one.room })).t, 'snapshot');
+    assert.equal((await leo.ask({ t: 'join', room: one.room })).t, 'snapshot');
 
     // the code of room two, typed in room one
     const codeOne = await codeOf(rita, one.room);
     const codeTwo = await codeOf(rita, two.room);
     if (codeTwo.code !== codeOne.code) {
-      const foreign = await ask(lea, { t: 'confirm', room: one.room, code: codeTwo.code });
+      const foreign = await lea.ask({ t: 'confirm', room: one.room, code: codeTwo.code });
       assert.equal(foreign.code, 'bad_code', JSON.stringify(foreign));
     }
     // confirming in a room one is not in
-    const notIn = await ask(lea, { t: 'confirm', room: two.room, code: codeTwo.code });
+    const notIn = await lea.ask({ t: 'confirm', room: two.room, code: codeTwo.code });
     assert.equal(notIn.code, 'not_found', JSON.stringify(notIn));
     assert.equal(t.sql(`SELECT count(*) n FROM completions WHERE user_id IN (${t.lea}, ${t.lars}) AND module_id=${t.HH}`)[0].n, 0);
 
     // five tries a minute per learner per room (the foreign code was one)
     for (let i = 0; i < 4; i++) {
-      const w = await ask(lea, { t: 'confirm', room: one.room, code: other((await codeOf(rita, one.room)).code) });
+      const w = await lea.ask({ t: 'confirm', room: one.room, code: other((await codeOf(rita, one.room)).code) });
       assert.equal(w.code, 'bad_code', `try ${i + 2}: ${JSON.stringify(w)}`);
     }
-    const limited = await ask(lea, { t: 'confirm', room: one.room, code: (await codeOf(rita, one.room)).code });
+    const limited = await lea.ask({ t: 'confirm', room: one.room, code: (await codeOf(rita, one.room)).code });
     assert.equal(limited.code, 'rate_limited', 'even the right code waits: ' + JSON.stringify(limited));
     assert.equal(t.sql(`SELECT count(*) n FROM completions WHERE user_id=${t.lea} AND module_id=${t.HH}`)[0].n, 0);
     // another learner of the same room is not held up by lea's tries
-    const leoOk = await ask(leo, { t: 'confirm', room: one.room, code: (await codeOf(rita, one.room)).code });
+    const leoOk = await leo.ask({ t: 'confirm', room: one.room, code: (await codeOf(rita, one.room)).code });
     assert.equal(leoOk.t, 'ok', JSON.stringify(leoOk));
-    assert.equal((await ask(lea, { t: 'ping' })).t, 'pong');
+    assert.equal((await lea.ask({ t: 'ping' })).t, 'pong');
 
     // the room closes before lars confirms: his approval lapses, he still waits
-    assert.equal((await ask(rita, { t: 'close', room: two.room })).t, 'ok');
+    assert.equal((await rita.ask({ t: 'close', room: two.room })).t, 'ok');
     await sleep(300);
     assert.equal(t.sql(`SELECT state FROM otj_confirmations WHERE user_id=${t.lars}`)[0].state, 'lapsed');
     const lars = await connectAs(t.srv, 'lars');
-    assert.equal((await ask(lars, { t: 'join', room: two.room })).state, 'closed');
-    const late = await ask(lars, { t: 'confirm', room: two.room, code: codeTwo.code });
+    assert.equal((await lars.ask({ t: 'join', room: two.room })).state, 'closed');
+    const late = await lars.ask({ t: 'confirm', room: two.room, code: codeTwo.code });
     assert.equal(late.code, 'conflict', JSON.stringify(late));
     assert.equal(t.sql(`SELECT count(*) n FROM completions WHERE user_id=${t.lars} AND module_id=${t.HH}`)[0].n, 0);
     assert.match(await pendingFor(t.srv, 'rita'), /Lars/);
@@ -312,13 +295,13 @@ test('a module without the flag is approved at once, and has nothing to confirm'
     const rita = await connectAs(t.srv, 'rita');
     const snap = await drill(rita, t.HH, [t.lea]);
     assert.equal(snap.module.confirm, undefined);
-    const res = await ask(rita, { t: 'approve', room: snap.room, decisions: [{ learner: t.lea, approved: true }] });
+    const res = await rita.ask({ t: 'approve', room: snap.room, decisions: [{ learner: t.lea, approved: true }] });
     assert.equal(res.results[0].status, 'approved');
     const row = t.sql(`SELECT id, decided_at, confirmed_at FROM completions WHERE user_id=${t.lea} AND module_id=${t.HH}`);
     assert.deepEqual(row, [{ id: res.results[0].completion, decided_at: null, confirmed_at: null }]);
     const lea = await connectAs(t.srv, 'lea');
-    assert.equal((await ask(lea, { t: 'join', room: snap.room })).t, 'snapshot');
-    const c = await ask(lea, { t: 'confirm', room: snap.room, code: (await codeOf(rita, snap.room)).code });
+    assert.equal((await lea.ask({ t: 'join', room: snap.room })).t, 'snapshot');
+    const c = await lea.ask({ t: 'confirm', room: snap.room, code: (await codeOf(rita, snap.room)).code });
     assert.equal(c.code, 'conflict', JSON.stringify(c));
     assert.equal(t.sql(`SELECT count(*) n FROM otj_confirmations`)[0].n, 0);
   } finally {

@@ -35,14 +35,6 @@ function sqlOf(srv) {
   };
 }
 
-async function ask(c, msg, ms = 5000) {
-  const rid = Math.floor(Math.random() * 1e9);
-  c.send({ ...msg, rid });
-  for (;;) {
-    const m = await c.next(ms);
-    if (m.rid === rid) return m;
-  }
-}
 
 async function nextEv(c, type, ms = 5000) {
   for (;;) {
@@ -81,7 +73,7 @@ before(async () => {
   rita = await connectAs(srv, 'rita');
   tokens.rita = rita.token;
   const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
-  const snap = await ask(rita, { t: 'open', module: HH, learners: [ids.lea, ids.leo] });
+  const snap = await rita.ask({ t: 'open', module: HH, learners: [ids.lea, ids.leo] });
   assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
   room = snap.room;
 });
@@ -203,8 +195,8 @@ test('with the session cookie, an upload must come from our pages with a file ty
 test('a mark carries only evidence its sender uploaded for that learner and task; others see it redacted', async () => {
   const lea = await connectAs(srv, 'lea');
   const leo = await connectAs(srv, 'leo');
-  assert.equal((await ask(lea, { t: 'join', room })).t, 'snapshot');
-  assert.equal((await ask(leo, { t: 'join', room })).t, 'snapshot');
+  assert.equal((await lea.ask({ t: 'join', room })).t, 'snapshot');
+  assert.equal((await leo.ask({ t: 'join', room })).t, 'snapshot');
   const up = await (await upload(srv, tokens.rita, { room, learner: ids.lea, task: 1 }, withExif(JPEG))).json();
 
   const refusals = [
@@ -213,16 +205,16 @@ test('a mark carries only evidence its sender uploaded for that learner and task
     { learner: ids.lea, task: 1, evidence: sha256(Buffer.from('never uploaded')) },
   ];
   for (const m of refusals) {
-    const r = await ask(rita, { t: 'mark', room, result: 'pass', ...m });
+    const r = await rita.ask({ t: 'mark', room, result: 'pass', ...m });
     assert.equal(r.t, 'err', JSON.stringify(r));
     assert.equal(r.code, 'forbidden');
   }
-  const bad = await ask(rita, { t: 'mark', room, learner: ids.lea, task: 1, result: 'pass', evidence: 'photo.jpg' });
+  const bad = await rita.ask({ t: 'mark', room, learner: ids.lea, task: 1, result: 'pass', evidence: 'photo.jpg' });
   assert.equal(bad.code, 'bad_request');
-  const snapAfter = await ask(rita, { t: 'join', room });
+  const snapAfter = await rita.ask({ t: 'join', room });
   assert.equal(snapAfter.marks.filter((m) => m.learner === ids.lea && m.task === 1).length, 0, 'a refused mark changes nothing');
 
-  const ok = await ask(rita, { t: 'mark', room, learner: ids.lea, task: 1, result: 'pass', evidence: up.hash });
+  const ok = await rita.ask({ t: 'mark', room, learner: ids.lea, task: 1, result: 'pass', evidence: up.hash });
   assert.equal(ok.t, 'ok', JSON.stringify(ok));
   const forLea = await nextEv(lea, 'mark');
   assert.equal(forLea.e.evidence, up.hash, 'the learner sees her evidence');
@@ -230,9 +222,9 @@ test('a mark carries only evidence its sender uploaded for that learner and task
   assert.equal(forLeo.e.evidence, undefined, 'another learner does not');
   assert.equal(forLeo.e.result, undefined);
 
-  const snapLea = await ask(lea, { t: 'join', room });
+  const snapLea = await lea.ask({ t: 'join', room });
   assert.equal(snapLea.marks.find((m) => m.learner === ids.lea && m.task === 1).evidence, up.hash);
-  const snapLeo = await ask(leo, { t: 'join', room });
+  const snapLeo = await leo.ask({ t: 'join', room });
   assert.equal(snapLeo.marks.find((m) => m.learner === ids.lea && m.task === 1).evidence, undefined);
   await lea.close();
   await leo.close();
@@ -260,10 +252,10 @@ test('the completion keeps the hash of each mark\'s evidence', async () => {
   for (const task of [1, 2, 3]) {
     const up = await (await upload(srv, tokens.rita, { room, learner: ids.lea, task }, task === 3 ? PDF : JPEG)).json();
     hashes[task] = up.hash;
-    const ok = await ask(rita, { t: 'mark', room, learner: ids.lea, task, result: 'pass', evidence: up.hash });
+    const ok = await rita.ask({ t: 'mark', room, learner: ids.lea, task, result: 'pass', evidence: up.hash });
     assert.equal(ok.t, 'ok', JSON.stringify(ok));
   }
-  const res = await ask(rita, { t: 'approve', room, decisions: [{ learner: ids.lea, approved: true }] });
+  const res = await rita.ask({ t: 'approve', room, decisions: [{ learner: ids.lea, approved: true }] });
   assert.equal(res.t, 'approved', JSON.stringify(res));
   const completion = res.results[0].completion;
   const marks = JSON.parse(sql(`SELECT marks FROM completions WHERE id=${completion}`)[0].marks);
@@ -303,8 +295,8 @@ test('a full disk refuses the upload with 507, leaves nothing, and the mark stay
     const HH = q(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
     const lea = q(`SELECT id FROM users WHERE login='lea'`)[0].id;
     const host = await connectAs(full, 'rita');
-    const snap = await ask(host, { t: 'open', module: HH, learners: [lea] });
-    assert.equal((await ask(host, { t: 'mark', room: snap.room, learner: lea, task: 1, result: 'fail', note: 'no soap' })).t, 'ok');
+    const snap = await host.ask({ t: 'open', module: HH, learners: [lea] });
+    assert.equal((await host.ask({ t: 'mark', room: snap.room, learner: lea, task: 1, result: 'fail', note: 'no soap' })).t, 'ok');
     const r = await upload(full, host.token, { room: snap.room, learner: lea, task: 1 }, JPEG);
     assert.equal(r.status, 507);
     const body = await r.json();
@@ -312,7 +304,7 @@ test('a full disk refuses the upload with 507, leaves nothing, and the mark stay
     assert.match(body.message, /disk is full/);
     assert.deepEqual(storedFiles(full), [], 'nothing partial is left');
     assert.equal(q('SELECT count(*) AS n FROM evidence')[0].n, 0);
-    const again = await ask(host, { t: 'join', room: snap.room });
+    const again = await host.ask({ t: 'join', room: snap.room });
     assert.deepEqual(again.marks, [{ learner: lea, task: 1, result: 'fail', note: 'no soap' }], 'the mark is unchanged');
     assert.equal((await fetch(`${full.base}/healthz`)).status, 200);
     await host.close();

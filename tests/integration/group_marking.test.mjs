@@ -27,23 +27,6 @@ after(async () => {
   if (redis) await redis.stop();
 });
 
-// The reply to msg. What arrives before it (the room event of a mark may
-// overtake the host's ok) stays queued, in order, for evAt.
-async function ask(c, msg, ms = 5000) {
-  const rid = Math.floor(Math.random() * 1e9);
-  c.send({ ...msg, rid });
-  const skipped = [];
-  try {
-    for (;;) {
-      const m = await c.next(ms);
-      if (m.rid === rid) return m;
-      skipped.push(m);
-    }
-  } finally {
-    c.messages.unshift(...skipped);
-  }
-}
-
 async function as(login) {
   const c = await connectAs(srv, login);
   clients.push(c);
@@ -89,29 +72,29 @@ test('a group of learners is marked in one mark, and approved in one approve', a
 
   const rita = await as('rita');
   const all = [id.lea, id.leo, id.lars, c1.id, c2.id, c3.id];
-  const snap = await ask(rita, { t: 'open', module: HH, learners: all });
+  const snap = await rita.ask({ t: 'open', module: HH, learners: all });
   assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
   const room = snap.room;
 
   // everyone but cook 3 joins (cook 3 is not present)
   const lea = await as('lea'), leo = await as('leo'), lars = await as('lars');
   const k1 = await withToken(c1.token), k2 = await withToken(c2.token);
-  for (const c of [lea, leo, lars, k1, k2]) assert.equal((await ask(c, { t: 'join', room })).t, 'snapshot');
+  for (const c of [lea, leo, lars, k1, k2]) assert.equal((await c.ask({ t: 'join', room })).t, 'snapshot');
 
   // lars steps out and comes back: two intervals of attendance
   await sleep(1100);
-  assert.equal((await ask(lars, { t: 'leave', room })).t, 'ok');
+  assert.equal((await lars.ask({ t: 'leave', room })).t, 'ok');
   await sleep(1100);
-  assert.equal((await ask(lars, { t: 'join', room })).t, 'snapshot');
+  assert.equal((await lars.ask({ t: 'join', room })).t, 'snapshot');
 
   // leo was marked fail on task 1 before the group pass
-  const failed = await ask(rita, { t: 'mark', room, learner: id.leo, task: 1, result: 'fail', note: 'Skipped the soap.' });
+  const failed = await rita.ask({ t: 'mark', room, learner: id.leo, task: 1, result: 'fail', note: 'Skipped the soap.' });
   assert.equal(failed.t, 'ok', JSON.stringify(failed));
   for (const c of [rita, lea, leo, lars, k1, k2]) await evAt(c, failed.seq);
 
   // "Pass everyone present": the five who are here, in one mark
   const present = [id.lea, id.leo, id.lars, c1.id, c2.id];
-  const ok = await ask(rita, { t: 'mark', room, learners: present, task: 1, result: 'pass' });
+  const ok = await rita.ask({ t: 'mark', room, learners: present, task: 1, result: 'pass' });
   assert.equal(ok.t, 'ok', JSON.stringify(ok));
   assert.equal(ok.seq, failed.seq + 1, 'one event, one seq, for the whole group');
 
@@ -133,13 +116,13 @@ test('a group of learners is marked in one mark, and approved in one approve', a
   assert.ok(!('result' in leoEv.e) && !('note' in leoEv.e), JSON.stringify(leoEv.e));
 
   // already-marked learners are untouched; the absent one is not marked
-  const after = await ask(await as('rita'), { t: 'join', room });
+  const after = await (await as('rita')).ask({ t: 'join', room });
   const t1 = marksOf(after, 1);
   assert.equal(t1[id.leo], 'fail', 'leo keeps his fail');
   assert.equal(t1[id.lea], 'pass');
   assert.equal(t1[c3.id], undefined, 'cook 3 was not in the mark');
   // ... also in what leo himself sees on a fresh join
-  const leoSnap = await ask(await as('leo'), { t: 'join', room });
+  const leoSnap = await (await as('leo')).ask({ t: 'join', room });
   const leoOwn = leoSnap.marks.find((m) => m.learner === id.leo && m.task === 1);
   assert.equal(leoOwn.result, 'fail');
   assert.equal(leoOwn.note, 'Skipped the soap.');
@@ -147,24 +130,24 @@ test('a group of learners is marked in one mark, and approved in one approve', a
 
   // the same group again: everyone is marked already, nothing happens
   drain(rita);
-  const again = await ask(rita, { t: 'mark', room, learners: present, task: 1, result: 'fail' });
+  const again = await rita.ask({ t: 'mark', room, learners: present, task: 1, result: 'fail' });
   assert.equal(again.t, 'ok');
   assert.equal(again.seq, ok.seq, 'no event when nobody is left to mark');
 
   // a learner cannot mark, alone or as a group
-  const byLearner = await ask(lea, { t: 'mark', room, learners: [id.lea, id.lars], task: 2, result: 'pass' });
+  const byLearner = await lea.ask({ t: 'mark', room, learners: [id.lea, id.lars], task: 2, result: 'pass' });
   assert.equal(byLearner.t, 'err');
   assert.equal(byLearner.code, 'forbidden');
 
   // a learner not in the room refuses the whole mark: lars is not marked either
-  const outsider = await ask(rita, { t: 'mark', room, learners: [id.lars, id.liv], task: 2, result: 'pass' });
+  const outsider = await rita.ask({ t: 'mark', room, learners: [id.lars, id.liv], task: 2, result: 'pass' });
   assert.equal(outsider.t, 'err');
   assert.equal(outsider.code, 'not_found');
   assert.match(outsider.msg, new RegExp(`${id.liv}.*nothing was marked`));
   // the host is not a learner of the room
-  const host = await ask(rita, { t: 'mark', room, learners: [id.lars, id.rita], task: 2, result: 'pass' });
+  const host = await rita.ask({ t: 'mark', room, learners: [id.lars, id.rita], task: 2, result: 'pass' });
   assert.equal(host.code, 'not_found', JSON.stringify(host));
-  const still = await ask(await as('rita'), { t: 'join', room });
+  const still = await (await as('rita')).ask({ t: 'join', room });
   assert.equal(marksOf(still, 2)[id.lars], undefined, 'nothing was applied');
 
   // bad input: a clear err, the connection stays
@@ -177,7 +160,7 @@ test('a group of learners is marked in one mark, and approved in one approve', a
     [{ learners: [id.lea], task: 0 }, 'conflict', /question/],
   ];
   for (const [extra, code, msg] of bad) {
-    const r = await ask(rita, { t: 'mark', room, task: 2, result: 'pass', ...extra });
+    const r = await rita.ask({ t: 'mark', room, task: 2, result: 'pass', ...extra });
     assert.equal(r.t, 'err', JSON.stringify(extra));
     assert.equal(r.code, code, `${JSON.stringify(extra).slice(0, 60)}: ${r.msg}`);
     assert.match(r.msg, msg);
@@ -185,10 +168,10 @@ test('a group of learners is marked in one mark, and approved in one approve', a
 
   // tasks 2 and 3 for everyone present; a note rides along for each
   for (const task of [2, 3]) {
-    const r = await ask(rita, { t: 'mark', room, learners: present, task, result: 'pass', note: 'Good.' });
+    const r = await rita.ask({ t: 'mark', room, learners: present, task, result: 'pass', note: 'Good.' });
     assert.equal(r.t, 'ok', JSON.stringify(r));
   }
-  const k1Snap = await ask(await withToken(c1.token), { t: 'join', room });
+  const k1Snap = await (await withToken(c1.token)).ask({ t: 'join', room });
   assert.deepEqual(k1Snap.marks.filter((m) => m.learner === c1.id && m.task === 3).map((m) => [m.result, m.note]), [['pass', 'Good.']]);
 
   // attendance: cook 1 has been here ten minutes (the hash as room.lua keeps it)
@@ -196,7 +179,7 @@ test('a group of learners is marked in one mark, and approved in one approve', a
   execFileSync('redis-cli', ['-p', String(redis.port), 'HSET', `otj:r:{${room}}:attendance`, String(c1.id), `0;${tenMin}-`]);
 
   // "Approve all who passed": one approve for every undecided learner
-  const res = await ask(rita, { t: 'approve', room, decisions: all.map((learner) => ({ learner, approved: true })) });
+  const res = await rita.ask({ t: 'approve', room, decisions: all.map((learner) => ({ learner, approved: true })) });
   assert.equal(res.t, 'approved', JSON.stringify(res));
   const st = Object.fromEntries(res.results.map((r) => [r.learner, r]));
   for (const l of [id.lea, id.lars, c1.id, c2.id]) assert.equal(st[l].status, 'approved', JSON.stringify(st[l]));
@@ -240,7 +223,7 @@ test('a group of learners is marked in one mark, and approved in one approve', a
   assert.equal(rows.find((r) => r[col('module')] === 'Food safety basics')[col('minutes_present')], '');
 
   // the server keeps serving
-  assert.equal((await ask(rita, { t: 'ping' })).t, 'pong');
+  assert.equal((await rita.ask({ t: 'ping' })).t, 'pong');
 });
 
 test('a learner of another room, or a room the host is not in, cannot be group-marked', async () => {
@@ -248,16 +231,16 @@ test('a learner of another room, or a room the host is not in, cannot be group-m
   const LT = sql(`SELECT id FROM modules WHERE title='Lock-out/tag-out'`)[0].id;
   const id = Object.fromEntries(sql(`SELECT login, id FROM users`).map((u) => [u.login, u.id]));
   const sam = await as('sam');
-  const line = await ask(sam, { t: 'open', module: LT, learners: [id.omar, id.ola] });
+  const line = await sam.ask({ t: 'open', module: LT, learners: [id.omar, id.ola] });
   assert.equal(line.t, 'snapshot', JSON.stringify(line));
   // rita is not in sam's room: she cannot mark its learners
   const rita = await as('rita');
-  const r = await ask(rita, { t: 'mark', room: line.room, learners: [id.omar], task: 0, result: 'pass' });
+  const r = await rita.ask({ t: 'mark', room: line.room, learners: [id.omar], task: 0, result: 'pass' });
   assert.equal(r.code, 'not_found', JSON.stringify(r));
   // sam's group mark works in his own room, for his learners only
-  const ok = await ask(sam, { t: 'mark', room: line.room, learners: [id.omar, id.ola], task: 0, result: 'pass' });
+  const ok = await sam.ask({ t: 'mark', room: line.room, learners: [id.omar, id.ola], task: 0, result: 'pass' });
   assert.equal(ok.t, 'ok', JSON.stringify(ok));
-  const wrong = await ask(sam, { t: 'mark', room: line.room, learners: [id.omar, id.lea], task: 1, result: 'pass' });
+  const wrong = await sam.ask({ t: 'mark', room: line.room, learners: [id.omar, id.lea], task: 1, result: 'pass' });
   assert.equal(wrong.code, 'not_found', JSON.stringify(wrong));
   void HH;
 });

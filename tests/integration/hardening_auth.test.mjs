@@ -21,14 +21,6 @@ function sqlOf(srv) {
   };
 }
 
-async function ask(c, msg, ms = 5000) {
-  const rid = Math.floor(Math.random() * 1e9);
-  c.send({ ...msg, rid });
-  for (;;) {
-    const m = await c.next(ms);
-    if (m.rid === rid) return m;
-  }
-}
 
 async function call(srv, token, method, path, body) {
   const headers = { authorization: `Bearer ${token}` };
@@ -92,10 +84,10 @@ describe('rights, logout and deactivation reach open websockets', () => {
 
   // A room of rita's with `learner` in it, every observe task passed.
   async function readyRoom(rita, learner) {
-    const snap = await ask(rita, { t: 'open', module: HH(), learners: [learner] });
+    const snap = await rita.ask({ t: 'open', module: HH(), learners: [learner] });
     assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
     for (const task of [1, 2, 3])
-      assert.equal((await ask(rita, { t: 'mark', room: snap.room, learner, task, result: 'pass' })).t, 'ok');
+      assert.equal((await rita.ask({ t: 'mark', room: snap.room, learner, task, result: 'pass' })).t, 'ok');
     return snap.room;
   }
   const completions = (learner) =>
@@ -111,7 +103,7 @@ describe('rights, logout and deactivation reach open websockets', () => {
     // process): leo is out of her reach now
     sql(`UPDATE users SET department_id=(SELECT id FROM departments WHERE name='Ward 3') WHERE login='rita'`);
     const before = audits();
-    let res = await ask(rita, { t: 'approve', room, decisions: [{ learner: leo, approved: true }] });
+    let res = await rita.ask({ t: 'approve', room, decisions: [{ learner: leo, approved: true }] });
     assert.equal(res.t, 'err', JSON.stringify(res));
     assert.equal(res.code, 'forbidden');
     assert.equal(completions(leo).length, 0);
@@ -120,20 +112,20 @@ describe('rights, logout and deactivation reach open websockets', () => {
 
     // Facilitate OTJ taken away behind the server's back
     sql(`UPDATE permissions SET facilitate_otj=0 WHERE user_id=${id('rita')}`);
-    res = await ask(rita, { t: 'approve', room, decisions: [{ learner: leo, approved: true }] });
+    res = await rita.ask({ t: 'approve', room, decisions: [{ learner: leo, approved: true }] });
     assert.equal(res.code, 'forbidden', JSON.stringify(res));
     assert.equal(completions(leo).length, 0);
     sql(`UPDATE permissions SET facilitate_otj=1 WHERE user_id=${id('rita')}`);
 
     // deactivated behind the server's back
     sql(`UPDATE users SET active=0 WHERE login='rita'`);
-    res = await ask(rita, { t: 'approve', room, decisions: [{ learner: leo, approved: true }] });
+    res = await rita.ask({ t: 'approve', room, decisions: [{ learner: leo, approved: true }] });
     assert.equal(res.code, 'forbidden', JSON.stringify(res));
     assert.equal(completions(leo).length, 0);
     sql(`UPDATE users SET active=1 WHERE login='rita'`);
 
     // rights intact: the approval goes through
-    res = await ask(rita, { t: 'approve', room, decisions: [{ learner: leo, approved: true }] });
+    res = await rita.ask({ t: 'approve', room, decisions: [{ learner: leo, approved: true }] });
     assert.equal(res.t, 'approved', JSON.stringify(res));
     assert.equal(res.results[0].status, 'approved');
     const rows = completions(leo);
@@ -159,7 +151,7 @@ describe('rights, logout and deactivation reach open websockets', () => {
     const [cb, ca] = await Promise.all([closedWithin(onB, t0, 1000), closedWithin(onA, t0, 1000)]);
     if (!cb) {
       // still open: at least the approval must not go through
-      const late = await ask(onB, { t: 'approve', room, decisions: [{ learner: lars, approved: true }] });
+      const late = await onB.ask({ t: 'approve', room, decisions: [{ learner: lars, approved: true }] });
       assert.notEqual(late.t, 'approved', 'approved after the rights were removed');
     }
     assert.ok(cb, 'rita\'s socket on the other instance is still open after 1 s');
@@ -168,12 +160,12 @@ describe('rights, logout and deactivation reach open websockets', () => {
     assert.equal(ca.code, CLOSE_RIGHTS_CHANGED);
     assert.match(cb.reason, /rights/);
     assert.equal(completions(lars).length, 0);
-    assert.equal((await ask(lea, { t: 'ping' })).t, 'pong', 'other users keep their sockets');
+    assert.equal((await lea.ask({ t: 'ping' })).t, 'pong', 'other users keep their sockets');
 
     // her token still works: a new socket learns her new rights
     const again = await connectAs(A, 'rita');
     assert.equal(again.user.responsible, false);
-    const open = await ask(again, { t: 'open', module: HH(), learners: [] });
+    const open = await again.ask({ t: 'open', module: HH(), learners: [] });
     assert.equal(open.code, 'forbidden');
     await again.close();
 
@@ -182,8 +174,8 @@ describe('rights, logout and deactivation reach open websockets', () => {
       { management: true, facilitate_otj: true })).status, 200);
     const back = await connectAs(B, 'rita');
     assert.equal(back.user.responsible, true);
-    assert.equal((await ask(back, { t: 'join', room })).t, 'snapshot');
-    const ok = await ask(back, { t: 'approve', room, decisions: [{ learner: lars, approved: true }] });
+    assert.equal((await back.ask({ t: 'join', room })).t, 'snapshot');
+    const ok = await back.ask({ t: 'approve', room, decisions: [{ learner: lars, approved: true }] });
     assert.equal(ok.results[0].status, 'approved', JSON.stringify(ok));
     assert.equal(completions(lars).length, 1);
     await back.close();
@@ -237,7 +229,7 @@ describe('rights, logout and deactivation reach open websockets', () => {
     assert.equal(ca.code, CLOSE_SESSION_ENDED);
     assert.equal(cb.code, CLOSE_SESSION_ENDED);
     // the other session of the same person stays
-    assert.equal((await ask(a2, { t: 'ping' })).t, 'pong');
+    assert.equal((await a2.ask({ t: 'ping' })).t, 'pong');
     assert.equal((await call(A, t1, 'GET', '/api/me')).status, 401);
     assert.equal((await call(A, t2, 'GET', '/api/me')).status, 200);
     await a2.close();

@@ -177,6 +177,23 @@ export class Client {
     });
   }
   async request(obj, ms) { this.send(obj); return this.next(ms); }
+  // Sends msg with a fresh rid and resolves with the reply to it. What
+  // arrives before the reply (a room event may overtake the sender's ok)
+  // stays queued, in order, for next().
+  async ask(msg, ms = 5000) {
+    const rid = Math.floor(Math.random() * 1e9);
+    this.send({ ...msg, rid });
+    const skipped = [];
+    try {
+      for (;;) {
+        const m = await this.next(ms);
+        if (m.rid === rid) return m;
+        skipped.push(m);
+      }
+    } finally {
+      this.messages.unshift(...skipped);
+    }
+  }
   close() { this.ws.close(); return this.closed; }
 }
 

@@ -12,14 +12,6 @@ function sqlOf(srv) {
   };
 }
 
-async function ask(c, msg, ms = 5000) {
-  const rid = Math.floor(Math.random() * 1e9);
-  c.send({ ...msg, rid });
-  for (;;) {
-    const m = await c.next(ms);
-    if (m.rid === rid) return m;
-  }
-}
 
 async function withServer(env, fn) {
   const redis = await startRedis();
@@ -39,18 +31,18 @@ test('a full room refuses one learner more; a responsible has a bounded number o
     const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
     const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
     const rita = await connectAs(srv, 'rita');
-    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea] });
+    const snap = await rita.ask({ t: 'open', module: HH, learners: [lea] });
     assert.equal(snap.t, 'snapshot');
     const leo = await connectAs(srv, 'leo');
-    const full = await ask(leo, { t: 'join', code: snap.code });
+    const full = await leo.ask({ t: 'join', code: snap.code });
     assert.equal(full.code, 'too_large');
     assert.match(full.msg, /full/);
-    assert.equal((await ask(rita, { t: 'open', module: HH, learners: [] })).t, 'snapshot');
-    const third = await ask(rita, { t: 'open', module: HH, learners: [] });
+    assert.equal((await rita.ask({ t: 'open', module: HH, learners: [] })).t, 'snapshot');
+    const third = await rita.ask({ t: 'open', module: HH, learners: [] });
     assert.equal(third.code, 'rate_limited');
     // closing one makes room for another
-    assert.equal((await ask(rita, { t: 'close', room: snap.room })).t, 'ok');
-    assert.equal((await ask(rita, { t: 'open', module: HH, learners: [] })).t, 'snapshot');
+    assert.equal((await rita.ask({ t: 'close', room: snap.room })).t, 'ok');
+    assert.equal((await rita.ask({ t: 'open', module: HH, learners: [] })).t, 'snapshot');
     await rita.close();
     await leo.close();
   });
@@ -67,7 +59,7 @@ test('a connection that says nothing past the idle timeout is closed; a pinging 
     assert.equal(closed.code, 1008);
     assert.match(closed.reason, /idle/);
     assert.ok(Date.now() - t0 < 6000);
-    assert.equal((await ask(busy, { t: 'ping' })).t, 'pong');
+    assert.equal((await busy.ask({ t: 'ping' })).t, 'pong');
     await busy.close();
   });
 });
@@ -79,9 +71,9 @@ test('a stalled reader is dropped when its queue is full; the room and the other
     const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
     const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
     const rita = await connectAs(srv, 'rita');
-    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea] });
+    const snap = await rita.ask({ t: 'open', module: HH, learners: [lea] });
     const stalled = await connectAs(srv, 'lea');
-    assert.equal((await ask(stalled, { t: 'join', room: snap.room })).t, 'snapshot');
+    assert.equal((await stalled.ask({ t: 'join', room: snap.room })).t, 'snapshot');
     stalled.ws._socket.pause();                       // stops reading
     let isClosed = false;
     stalled.ws._socket.once('close', () => { isClosed = true; });
@@ -104,8 +96,8 @@ test('a stalled reader is dropped when its queue is full; the room and the other
     assert.ok([1006, 1008].includes(closed.code), `close code ${closed.code}`);
     if (closed.code === 1008) assert.match(closed.reason, /slow/);
     // the responsible's connection is fine, and the room too
-    assert.equal((await ask(rita, { t: 'ping' })).t, 'pong');
-    assert.equal((await ask(rita, { t: 'step', room: snap.room, task: 2 })).t, 'ok');
+    assert.equal((await rita.ask({ t: 'ping' })).t, 'pong');
+    assert.equal((await rita.ask({ t: 'step', room: snap.room, task: 2 })).t, 'ok');
     const metrics = await (await fetch(`${srv.base}/metrics`, srv.metricsAuth)).text();
     assert.match(metrics, /^otj_dropped_slow_total [1-9]/m);
     await rita.close();
@@ -121,10 +113,10 @@ test('kill -9 right after an acknowledged approval loses nothing and duplicates 
     const LT = sql(`SELECT id FROM modules WHERE title='Lock-out/tag-out'`)[0].id;
     const omar = sql(`SELECT id FROM users WHERE login='omar'`)[0].id;
     const sam = await connectAs(srv, 'sam');
-    const snap = await ask(sam, { t: 'open', module: LT, learners: [omar] });
+    const snap = await sam.ask({ t: 'open', module: LT, learners: [omar] });
     for (const task of [0, 1, 2])
-      assert.equal((await ask(sam, { t: 'mark', room: snap.room, learner: omar, task, result: 'pass' })).t, 'ok');
-    const res = await ask(sam, { t: 'approve', room: snap.room, decisions: [{ learner: omar, approved: true }] });
+      assert.equal((await sam.ask({ t: 'mark', room: snap.room, learner: omar, task, result: 'pass' })).t, 'ok');
+    const res = await sam.ask({ t: 'approve', room: snap.room, decisions: [{ learner: omar, approved: true }] });
     assert.equal(res.results[0].status, 'approved');
     srv.proc.kill('SIGKILL');                          // at once, no goodbye
     await srv.stop();
@@ -137,8 +129,8 @@ test('kill -9 right after an acknowledged approval loses nothing and duplicates 
     // again gives the same completion
     srv = await startOtjd({ redis: redis.addr, dataDir, demo: false });
     const sam2 = await connectAs(srv, 'sam');
-    assert.equal((await ask(sam2, { t: 'join', room: snap.room })).t, 'snapshot');
-    const again = await ask(sam2, { t: 'approve', room: snap.room, decisions: [{ learner: omar, approved: true }] });
+    assert.equal((await sam2.ask({ t: 'join', room: snap.room })).t, 'snapshot');
+    const again = await sam2.ask({ t: 'approve', room: snap.room, decisions: [{ learner: omar, approved: true }] });
     assert.equal(again.results[0].status, 'approved');
     assert.equal(again.results[0].completion, res.results[0].completion);
     assert.equal(sql(`SELECT count(*) AS n FROM completions WHERE user_id=${omar} AND module_id=${LT}`)[0].n, 1);
@@ -160,9 +152,9 @@ test('an otjd instance dies: its learners show as gone on the other instance', a
     const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
     const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
     const rita = await connectAs(A, 'rita');
-    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea] });
+    const snap = await rita.ask({ t: 'open', module: HH, learners: [lea] });
     const cLea = await connectAs(B, 'lea');
-    assert.equal((await ask(cLea, { t: 'join', room: snap.room })).t, 'snapshot');
+    assert.equal((await cLea.ask({ t: 'join', room: snap.room })).t, 'snapshot');
     for (;;) { const m = await rita.next(); if (m.t === 'ev' && m.e.type === 'joined' && m.e.user === lea) break; }
     B.proc.kill('SIGKILL');                          // no leave is ever sent
     const t0 = Date.now();
@@ -175,7 +167,7 @@ test('an otjd instance dies: its learners show as gone on the other instance', a
     }
     assert.ok(Date.now() - t0 < 8000);
     // and a fresh snapshot shows her offline
-    const again = await ask(rita, { t: 'join', room: snap.room });
+    const again = await rita.ask({ t: 'join', room: snap.room });
     assert.equal(again.learners.find((l) => l.id === lea).online, false);
     await rita.close();
   } finally {
@@ -194,9 +186,9 @@ test('presence that Redis lost is rebuilt by the next beat of the instance holdi
     const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
     const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
     const rita = await connectAs(srv, 'rita');
-    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea] });
+    const snap = await rita.ask({ t: 'open', module: HH, learners: [lea] });
     const cLea = await connectAs(srv, 'lea');
-    const joined = (await ask(cLea, { t: 'join', room: snap.room })).seq;
+    const joined = (await cLea.ask({ t: 'join', room: snap.room })).seq;
     let first;
     for (;;) {   // rita hears lea join
       const m = await rita.next(8000);
@@ -208,7 +200,7 @@ test('presence that Redis lost is rebuilt by the next beat of the instance holdi
       const m = await rita.next(8000);
       if (m.t === 'ev' && m.e.type === 'joined' && m.e.user === lea && m.seq > first) break;
     }
-    const again = await ask(rita, { t: 'join', room: snap.room });
+    const again = await rita.ask({ t: 'join', room: snap.room });
     assert.equal(again.learners.find((l) => l.id === lea).online, true);
     await rita.close();
     await cLea.close();

@@ -282,13 +282,13 @@ test('completions as CSV: header row, RFC 4180 quoting, scoped for admin, rita a
   const all = await get(srv, 'admin', '/api/completions?format=csv');
   assert.equal(all.status, 200);
   assert.match(all.headers.get('content-type'), /^text\/csv/);
-  assert.ok(all.text.startsWith('id,completed_at,login,name,department,module,path,approved_by,room,minutes_present,expires_at,expired\r\n'));
+  assert.ok(all.text.startsWith('id,completed_at,login,name,department,module,path,approved_by,room,minutes_present,expires_at,expired,decided_at,confirmed_at\r\n'));
   assert.ok(all.text.includes('"Quinn ""Q"" Olsen, Jr.","Sales, North ""HQ""","Line\r\nbreaks, and ""quotes"""'));
   const rows = parseCsv(all.text);
-  assert.deepEqual(rows[0], ['id', 'completed_at', 'login', 'name', 'department', 'module', 'path', 'approved_by', 'room', 'minutes_present', 'expires_at', 'expired']);
+  assert.deepEqual(rows[0], ['id', 'completed_at', 'login', 'name', 'department', 'module', 'path', 'approved_by', 'room', 'minutes_present', 'expires_at', 'expired', 'decided_at', 'confirmed_at']);
   const quinn = rows.find((r) => r[2] === 'quinn');
   assert.deepEqual(quinn.slice(1, 7), ['2024-05-29T16:26:40Z', 'quinn', 'Quinn "Q" Olsen, Jr.', 'Sales, North "HQ"', 'Line\r\nbreaks, and "quotes"', '']);
-  assert.ok(rows.every((r) => r.length === 12));
+  assert.ok(rows.every((r) => r.length === 14));
   assert.deepEqual(rows.slice(1).map((r) => r[2]).sort(), ['ida', 'ida', 'kai', 'kai', 'lars', 'lea', 'leo', 'quinn']);
 
   const rita = parseCsv((await get(srv, 'rita', '/api/completions?format=csv')).text);

@@ -15,20 +15,12 @@ function sqlOf(srv) {
   };
 }
 
-async function ask(c, msg, ms = 5000) {
-  const rid = Math.floor(Math.random() * 1e9);
-  c.send({ ...msg, rid });
-  for (;;) {
-    const m = await c.next(ms);
-    if (m.rid === rid) return m;
-  }
-}
 
 // The snapshot a new connection of `login` gets when it joins `room`.
 async function freshSnapshot(srv, login, room) {
   const c = await connectAs(srv, login);
   try {
-    const snap = await ask(c, { t: 'join', room });
+    const snap = await c.ask({ t: 'join', room });
     assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
     return snap;
   } finally {
@@ -48,13 +40,13 @@ test('after a decision, a fresh join shows the learner their outcome, and others
     const leo = sql(`SELECT id FROM users WHERE login='leo'`)[0].id;
 
     const rita = await connectAs(srv, 'rita');
-    const snap = await ask(rita, { t: 'open', module: HH, learners: [lea, leo] });
+    const snap = await rita.ask({ t: 'open', module: HH, learners: [lea, leo] });
     assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
     assert.deepEqual(snap.outcomes, [], 'a new room has no outcomes');
     for (const learner of [lea, leo])
       for (const task of [1, 2, 3])
-        assert.equal((await ask(rita, { t: 'mark', room: snap.room, learner, task, result: 'pass' })).t, 'ok');
-    const res = await ask(rita, { t: 'approve', room: snap.room, decisions: [
+        assert.equal((await rita.ask({ t: 'mark', room: snap.room, learner, task, result: 'pass' })).t, 'ok');
+    const res = await rita.ask({ t: 'approve', room: snap.room, decisions: [
       { learner: lea, approved: true }, { learner: leo, approved: false }] });
     assert.equal(res.t, 'approved', JSON.stringify(res));
     const completion = res.results.find((r) => r.learner === lea).completion;

@@ -227,8 +227,8 @@ test('a valid approval counts; it blocks a re-drill until it is due, then a re-d
   assert.ok(kaiRows.every((c) => typeof c.expires_at === 'number'));
   const csv = await get(A, 'rita', '/api/completions?format=csv');
   assert.ok(csv.text.startsWith('id,completed_at,login,name,department,module,path,approved_by,'
-    + 'room,minutes_present,expires_at,expired\r\n'));
-  assert.match(csv.text, /kai,Kai Solberg,Kitchen,Hand hygiene,Kitchen starter,Rita Hansen,,,[^,]+,yes\r\n/);
+    + 'room,minutes_present,expires_at,expired,decided_at,confirmed_at\r\n'));
+  assert.match(csv.text, /kai,Kai Solberg,Kitchen,Hand hygiene,Kitchen starter,Rita Hansen,,,[^,]+,yes,[^,]+,\r\n/);
   // nobody is due any more
   assert.equal((await get(A, 'rita', '/api/otj/due')).body.count, 0);
 });

@@ -111,6 +111,10 @@ export function normaliseCompletions(data) {
     at: c.completed_at,
     room: c.room,
     attendance: c.attendance || null, // {minutes, seconds, intervals} when kept
+    expiresAt: c.expires_at ?? null, // unix seconds; null: never expires
+    expired: !!c.expired,
+    decidedAt: c.decided_at ?? null, // the responsible's approval; null: completed alone
+    confirmedAt: c.confirmed_at ?? null, // the learner's confirmation; null: not required
   }));
 }
 

@@ -54,7 +54,7 @@ async function modules(body, { params, go }) {
 }
 
 function moduleEditor(el, mod, go) {
-  const m = { title: mod.title, type: mod.type, otj: !!mod.otj, validity: mod.validity_months ?? null, confirm: !!mod.learner_confirm, tasks: (mod.tasks || []).map((t) => ({ ...t, options: t.options ? [...t.options] : [] })) };
+  const m = { title: mod.title, type: mod.type, otj: !!mod.otj, validity: mod.validity_months ?? null, confirm: !!mod.learner_confirm, learnerEvidence: !!mod.learner_evidence, tasks: (mod.tasks || []).map((t) => ({ ...t, options: t.options ? [...t.options] : [] })) };
   const isNew = mod.id === undefined;
   const title = h('input', { type: 'text', value: m.title, maxlength: 127, required: true, oninput: (e) => { m.title = e.target.value; } });
   const type = h('select', { onchange: (e) => { m.type = e.target.value; drawSettings(); drawTasks(); } },
@@ -71,6 +71,10 @@ function moduleEditor(el, mod, go) {
   const confirmWrap = h('div', null,
     h('label', { class: 'toggle', for: 'confirm-toggle' }, confirm, h('span', null, h('strong', null, 'Learner confirms the approval'))),
     h('p', { class: 'hint', id: 'confirm-hint' }, 'An approval counts only once the learner types, on their own phone, the code the room screen shows. Use it where you need proof that the learner took part and agrees.'));
+  const learnerEvidence = h('input', { type: 'checkbox', id: 'learner-evidence-toggle', checked: m.learnerEvidence, onchange: (e) => { m.learnerEvidence = e.target.checked; } });
+  const learnerEvidenceWrap = h('div', null,
+    h('label', { class: 'toggle', for: 'learner-evidence-toggle' }, learnerEvidence, h('span', null, h('strong', null, 'Learners may attach evidence'))),
+    h('p', { class: 'hint', id: 'learner-evidence-hint' }, 'On an observe task the learner can add a photo or file from their own phone. Only they and the responsible see it.'));
   const typeHint = h('p', { class: 'hint', id: 'type-hint' });
   const tasksEl = h('div', { class: 'stack' });
   const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
@@ -86,6 +90,7 @@ function moduleEditor(el, mod, go) {
     typeHint.textContent = m.otj ? 'The type stays Quiz while On-the-Job training is on.' : '';
     validityField.hidden = !m.otj;
     confirmWrap.hidden = !m.otj;
+    learnerEvidenceWrap.hidden = !m.otj;
   }
 
   function drawTasks() {
@@ -127,7 +132,7 @@ function moduleEditor(el, mod, go) {
   async function save(e) {
     e.preventDefault();
     error.hidden = true;
-    const payload = { title: m.title.trim(), type: m.type, otj: m.otj, learner_confirm: m.otj && m.confirm };
+    const payload = { title: m.title.trim(), type: m.type, otj: m.otj, learner_confirm: m.otj && m.confirm, learner_evidence: m.otj && m.learnerEvidence };
     if (m.otj) payload.validity_months = m.validity;
     if (m.type === 'quiz') {
       payload.tasks = m.tasks.map((t) => {
@@ -158,12 +163,13 @@ function moduleEditor(el, mod, go) {
           h('div', null,
             h('label', { class: 'toggle', for: 'otj-toggle' }, otj, h('span', null, h('strong', null, 'On-the-Job training (OTJ)'))),
             otjReason),
-          validityField, confirmWrap)),
+          validityField, confirmWrap, learnerEvidenceWrap)),
       h('fieldset', { class: 'settings-group' }, h('legend', null, 'Tasks'), tasksEl),
       error,
       h('div', { class: 'row' }, h('button', { type: 'submit', class: 'btn btn-primary' }, isNew ? 'Create module' : 'Save changes'))));
   otj.setAttribute('aria-describedby', 'otj-reason');
   confirm.setAttribute('aria-describedby', 'confirm-hint');
+  learnerEvidence.setAttribute('aria-describedby', 'learner-evidence-hint');
   type.setAttribute('aria-describedby', 'type-hint');
   drawSettings();
   drawTasks();

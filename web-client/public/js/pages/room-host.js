@@ -126,9 +126,19 @@ export function render({ main, room, go }) {
       h('div', { class: 'cell-actions' }, mkBtn('pass', 'Pass'), mkBtn('fail', 'Fail')),
       mk && mk.note ? h('span', { class: 'cell-note' }, `“${mk.note}”`) : null,
       mk && mk.evidence ? evidenceThumb(mk.evidence, `Evidence for ${name(l.id)}, task ${i + 1}`) : null,
+      learnerEvidence(l, i),
       mk && !closed ? h('button', { type: 'button', class: 'notebtn', 'aria-label': `Note for ${name(l.id)}, task ${i + 1}`, dataset: { focus: `note-${l.id}-${i}` },
         onclick: () => noteFor(l.id, i, mk) }, mk.note ? '✎ Edit note' : '✎ Add note') : null,
       mk && !closed ? evidencePickers(`${name(l.id)}, task ${i + 1}`, (file) => attach(l.id, i, file), `ev-${l.id}-${i}`) : null));
+  }
+
+  // A learner's own photo or file for an observe task (their answer of it,
+  // where the module lets learners attach evidence).
+  function learnerEvidence(l, i) {
+    const a = room.answer(l.id, i);
+    if (!a || typeof a.value !== 'string') return null;
+    return h('span', { class: 'learner-evidence', dataset: { learnerEvidence: `${l.id}:${i}` } },
+      h('span', { class: 'cell-note' }, 'from the learner:'), evidenceThumb(a.value, `Photo or file ${name(l.id)} attached to task ${i + 1}`));
   }
 
   function ready(l) {

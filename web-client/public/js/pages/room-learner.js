@@ -1,9 +1,9 @@
 // The learner's room, on their phone: the current task, answer buttons for
 // questions, their own marks as they arrive, their outcome at the end.
 // Answers go through the live outbox, so a tap survives a dropped connection.
-import { h, replace, keepFocus, announce } from '../ui.js';
+import { h, replace, keepFocus, announce, toast } from '../ui.js';
 import { live } from '../live.js';
-import { evidenceThumb } from '../evidence.js';
+import { evidenceThumb, evidencePickers, uploadEvidence } from '../evidence.js';
 import { learnerConfirmCard } from './room-confirm.js';
 
 export function render({ main, room, me }) {
@@ -94,7 +94,8 @@ export function render({ main, room, me }) {
         const mk = room.mark(me.id, room.task);
         replace(taskCard, kicker, text,
           h('p', { class: 'observe-note' }, 'Do this now. Your responsible watches and records the result.'),
-          mk && !mk.hidden ? markBadge(mk) : null);
+          mk && !mk.hidden ? markBadge(mk) : null,
+          myEvidence(room.task, pending, true));
       }
     });
 
@@ -109,7 +110,8 @@ export function render({ main, room, me }) {
             : a ? h('span', null, optionLabel(task, a.value) || 'Answered') : h('span', { class: 'muted' }, 'Not answered');
         } else {
           const mk = room.mark(me.id, i);
-          res = mk && !mk.hidden ? markBadge(mk, true) : h('span', { class: 'muted' }, 'Not marked yet');
+          res = h('span', null, mk && !mk.hidden ? markBadge(mk, true) : h('span', { class: 'muted' }, 'Not marked yet'),
+            myEvidence(i, pending, false));
         }
         return h('li', { class: i === room.task ? 'current' : '' },
           h('span', null, h('span', { class: 'sr-only' }, i === room.task ? 'Current task: ' : ''), `${i + 1}. ${task.text}`), res);
@@ -127,6 +129,35 @@ export function render({ main, room, me }) {
     let n = 0;
     for (const l of room.learners.keys()) if (room.answer(l, t)) n++;
     return h('p', { class: 'others' }, `${n} of ${total} in the room have answered.`);
+  }
+
+  // The learner's own photo or file on an observe task, where the module
+  // lets learners attach evidence: uploaded, then sent as their answer of
+  // the task (its hash), which only they and the responsible see. The
+  // pickers show on the current task while the room is open.
+  function myEvidence(task, pending, pickers) {
+    if (!room.module.learner_evidence) return null;
+    const a = room.answer(me.id, task);
+    const sending = pending.some((p) => p.task === task);
+    const label = `your evidence for task ${task + 1}`;
+    return h('div', { class: 'learner-evidence', dataset: { evidenceTask: String(task) } },
+      a && typeof a.value === 'string' ? evidenceThumb(a.value, `Your photo or file for task ${task + 1}`) : null,
+      sending ? h('span', { class: 'muted', dataset: { state: 'sending' } }, live.status === 'online' ? 'Sending…' : 'Saved on this phone — sent when you are back online.') : null,
+      pickers && room.state === 'open' ? evidencePickers(label, (file) => attach(task, file), `my-ev-${task}`) : null);
+  }
+
+  async function attach(task, file) {
+    const what = file.type === 'application/pdf' ? 'file' : 'photo';
+    announce(`Sending the ${what}…`);
+    let up;
+    try {
+      up = await uploadEvidence(room.id, me.id, task, file);
+    } catch (e) {
+      toast(`Not attached: ${e.message}`, 'error');
+      return;
+    }
+    live.answer(room.id, task, up.hash);
+    draw();
   }
 
   function markBadge(mk, small) {
@@ -155,6 +186,7 @@ export function render({ main, room, me }) {
       if (ev.e.type === 'removed') { removed = true; announce('You were taken out of the room.'); }
       if (ev.e.type === 'added') removed = false;
       if (ev.e.type === 'mark' && ev.e.result) announce(`Task ${ev.e.task + 1}: ${ev.e.result === 'pass' ? 'passed' : 'not passed'}.`);
+      if (ev.e.type === 'answer' && typeof ev.e.value === 'string' && (room.module.tasks[ev.e.task] || {}).kind === 'observe') announce(`Task ${ev.e.task + 1}: your evidence is attached.`);
       if (ev.e.type === 'approved' && ev.e.status) announce(ev.e.status === 'approved' ? 'You are approved.' : ev.e.status === 'pending' ? 'You are approved. Confirm it with the code on the screen.' : 'Not approved this time.');
       if (ev.e.type === 'confirmed' && ev.e.completion) announce('Confirmed. You are approved.');
     }
