@@ -18,8 +18,8 @@
 #include "store_int.h"
 
 /* Appends {detail} as the entry's JSON; takes the reference. */
-int store_audit_json(store *s, int64_t now, int64_t actor_id, const char *action,
-                     const char *kind, int64_t id, json_t *detail) {
+int store_audit_json(store *s, int64_t now, int64_t actor_id, const char *action, const char *kind,
+                     int64_t id, json_t *detail) {
   char subject[48];
   snprintf(subject, sizeof subject, "%s:%lld", kind, (long long)id);
   char *text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -65,9 +65,9 @@ int store_admin_department_create(store *s, int64_t now, int64_t actor_id, const
   int64_t did = 0;
   code = store_department_create(s, name, parent_id, &did);
   if (code == 0)
-    code = store_audit_json(
-        s, now, actor_id, "department.created", "department", did,
-        json_pack("{s:s, s:o}", "name", name, "parent_id", id_or_null(parent_id)));
+    code =
+        store_audit_json(s, now, actor_id, "department.created", "department", did,
+                         json_pack("{s:s, s:o}", "name", name, "parent_id", id_or_null(parent_id)));
   code = store_finish(s, code);
   if (code == 0 && id) *id = did;
   return code;
@@ -205,8 +205,7 @@ int store_audit_path(store *s, int64_t now, int64_t actor_id, int64_t id, json_t
     json_decref(before);
     return store_failf(s, STORE_ERR, "the path %lld could not be read back", (long long)id);
   }
-  if (!before)
-    return store_audit_json(s, now, actor_id, "path.created", "path", id, after);
+  if (!before) return store_audit_json(s, now, actor_id, "path.created", "path", id, after);
   json_t *d = json_object();
   const char *keys[] = {"title", "modules"};
   for (size_t i = 0; i < 2; i++) {
