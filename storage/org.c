@@ -116,6 +116,11 @@ static const char SQL_PENDING_COUNT[] = SQL_PENDING_CTE "SELECT count(*) FROM pe
 static const char SQL_PENDING_BY_LEARNER[] =
     SQL_PENDING_DEPT_CTE "SELECT uid, count(*) FROM pending GROUP BY uid";
 
+static const char SQL_PENDING_ASKED_BY_LEARNER[] =
+    SQL_PENDING_DEPT_CTE "SELECT uid, count(*) FROM (SELECT DISTINCT uid, module_id FROM pending) p"
+                         " WHERE EXISTS (SELECT 1 FROM otj_requests r WHERE r.learner_id = p.uid"
+                         "   AND r.module_id = p.module_id AND r.ended_at IS NULL) GROUP BY uid";
+
 static const char *col_text(sqlite3_stmt *st, int i) {
   return (const char *)sqlite3_column_text(st, i);
 }
@@ -376,6 +381,20 @@ int store_pending_count(store *s, int64_t responsible_id) {
 
 int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud) {
   sqlite3_stmt *st = store_prepare(s, SQL_PENDING_BY_LEARNER);
+  if (!st) return STORE_ERR;
+  sqlite3_bind_int64(st, 1, department_id);
+  sqlite3_bind_int64(st, 2, 0);
+  sqlite3_bind_int64(st, 3, store_now());
+  int rc, code = 0;
+  while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    code = cb(sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), ud);
+  code = loop_end(s, code ? SQLITE_DONE : rc, code);
+  sqlite3_finalize(st);
+  return code;
+}
+
+int store_pending_asked_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud) {
+  sqlite3_stmt *st = store_prepare(s, SQL_PENDING_ASKED_BY_LEARNER);
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, department_id);
   sqlite3_bind_int64(st, 2, 0);

@@ -465,6 +465,14 @@ int store_pending_count(store *s, int64_t responsible_id);
 typedef int (*store_count_cb)(int64_t learner_id, int count, void *ud);
 int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud);
 
+/* The same reach, for the dashboard's count of open "Ask for OTJ" requests
+ * (requests.h): per learner, the modules they wait for (pending now, R6)
+ * and have an open request for. A request of a module that no longer waits
+ * (completed, OTJ switched off, path no longer shared) does not count, nor
+ * a learner out of reach; a module pending in two paths counts once. As
+ * GET /api/otj/pending's `requests`. Returns 0, cb's value, <0. */
+int store_pending_asked_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud);
+
 /* --- Recertification (storage/recert.c) ----------------------------------- */
 
 #define STORE_MAX_VALIDITY_MONTHS 120
