@@ -119,7 +119,7 @@ static void departments_create(http_req *r, const int64_t *ids) {
     reply_bad_field(r, "parent_id", "the id of an existing department, or null");
     return;
   }
-  int code = store_department_create(r->d->db, name, parent, &id);
+  int code = store_admin_department_create(r->d->db, now_s(), a.id, name, parent, &id);
   json_decref(b);
   if (code == STORE_INVALID) {
     reply_error_json(r, 422, "invalid", NULL,
@@ -149,10 +149,9 @@ static void departments_update(http_req *r, const int64_t *ids) {
                         : "the id of an existing department, or null for a root");
     return;
   }
-  int64_t dummy;
-  int code = store_department_parent(r->d->db, ids[0], &dummy);
-  if (code == 0 && has_parent > 0) code = store_department_move(r->d->db, ids[0], parent);
-  if (code == 0 && name) code = store_department_rename(r->d->db, ids[0], name);
+  /* one transaction with its audit entry ("department.updated") */
+  int code =
+      store_admin_department_update(r->d->db, now_s(), a.id, ids[0], name, has_parent > 0, parent);
   json_decref(b);
   if (code == STORE_INVALID && has_parent > 0) {
     reply_error_json(r, 422, "invalid", json_pack("{s:s}", "rule", "R1"),
@@ -212,12 +211,15 @@ static void user_create_apply(http_req *r, void *ctx, int ok) {
   }
   int64_t dept = 0, id = 0;
   get_id(b, "department_id", &dept);
-  int admin = get_bool(b, "admin") == 1;
-  int mgmt = get_bool(b, "management") == 1;
-  int fac = get_bool(b, "facilitate_otj") == 1;
-  int code = store_user_create(s, now_s(), json_string_value(json_object_get(b, "login")),
-                               json_string_value(json_object_get(b, "name")), dept, nu->hash[0],
-                               admin, &id);
+  /* the user, their permissions and the audit entry in one transaction */
+  store_user_in in = {json_string_value(json_object_get(b, "login")),
+                      json_string_value(json_object_get(b, "name")),
+                      dept,
+                      nu->hash[0],
+                      get_bool(b, "admin") == 1,
+                      get_bool(b, "management") == 1,
+                      get_bool(b, "facilitate_otj") == 1};
+  int code = store_admin_user_create(s, now_s(), nu->actor, &in, &id);
   if (code == STORE_CONFLICT) {
     reply_error_json(r, 409, "conflict", NULL, "The login \"%s\" is taken.",
                      json_string_value(json_object_get(b, "login")));
@@ -228,7 +230,6 @@ static void user_create_apply(http_req *r, void *ctx, int ok) {
                      (long long)dept);
     goto out;
   }
-  if (code == 0 && (mgmt || fac)) code = store_set_permission(s, now_s(), nu->actor, id, mgmt, fac);
   if (code)
     reply_store_error(r, code);
   else
@@ -688,7 +689,7 @@ static void paths_create(http_req *r, const int64_t *ids) {
     json_decref(b);
     return;
   }
-  int code = store_path_create(r->d->db, now_s(), title, mods, n < 0 ? 0 : n, &id);
+  int code = store_path_create(r->d->db, now_s(), a.id, title, mods, n < 0 ? 0 : n, &id);
   free(mods);
   json_decref(b);
   if (code)
@@ -714,7 +715,7 @@ static void paths_update(http_req *r, const int64_t *ids) {
     json_decref(b);
     return;
   }
-  int code = store_path_update(r->d->db, ids[0], title, mods, n);
+  int code = store_path_update(r->d->db, now_s(), a.id, ids[0], title, mods, n);
   free(mods);
   json_decref(b);
   if (code)
@@ -755,7 +756,7 @@ static void sharings_create(http_req *r, const int64_t *ids) {
                     "send {path_id, user_id} or {path_id, department_id}");
     return;
   }
-  int code = store_sharing_create(r->d->db, now_s(), path, user, dept, &id);
+  int code = store_admin_sharing_create(r->d->db, now_s(), a.id, path, user, dept, &id);
   if (code) {
     reply_store_error(r, code);
     return;
@@ -769,7 +770,7 @@ static void sharings_create(http_req *r, const int64_t *ids) {
 static void sharings_delete(http_req *r, const int64_t *ids) {
   store_user a;
   if (require_admin(r, &a)) return;
-  int code = store_sharing_delete(r->d->db, ids[0]);
+  int code = store_admin_sharing_delete(r->d->db, now_s(), a.id, ids[0]);
   if (code)
     reply_store_error(r, code);
   else

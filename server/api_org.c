@@ -345,7 +345,8 @@ typedef struct pending_ctx {
   store *s;
   json_t *items;
   json_t *tasks_by_module; /* "id" -> [{kind, text}], fetched once each */
-  int requests;            /* items whose learner asked */
+  json_t *asked;           /* "learner:module" keys counted in requests */
+  int requests;            /* learners and modules asked for */
   int failed;
 } pending_ctx;
 
@@ -420,7 +421,13 @@ static int pending_item(const store_pending *p, void *ud) {
   }
   if (open) {
     json_object_set_new(item, "requested_at", json_integer(first));
-    c->requests++;
+    /* one per learner and module asked for, whatever the paths */
+    char key[48];
+    snprintf(key, sizeof key, "%lld:%lld", (long long)p->learner_id, (long long)p->module_id);
+    if (!json_object_get(c->asked, key)) {
+      json_object_set_new(c->asked, key, json_true());
+      c->requests++;
+    }
   }
   json_array_append_new(c->items, item);
   return 0;
@@ -435,10 +442,12 @@ static void api_pending(http_req *r, const int64_t *ids) {
                      "sees who waits for On-the-Job training.");
     return;
   }
-  pending_ctx c = {r->d->db, json_array(), json_object(), 0, 0};
-  int code = c.items && c.tasks_by_module ? store_pending_list(r->d->db, u.id, pending_item, &c)
-                                          : STORE_ERR;
+  pending_ctx c = {r->d->db, json_array(), json_object(), json_object(), 0, 0};
+  int code = c.items && c.tasks_by_module && c.asked
+                 ? store_pending_list(r->d->db, u.id, pending_item, &c)
+                 : STORE_ERR;
   json_decref(c.tasks_by_module);
+  json_decref(c.asked);
   if (code < 0 || c.failed) {
     json_decref(c.items);
     reply_store_error(r, code < 0 ? code : STORE_ERR);

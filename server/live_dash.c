@@ -200,7 +200,8 @@ static void dash_count_dept(dash_job *j, store *db, const int64_t *dept, size_t 
     for (size_t k = 0; k < m; k++) j->counts[at[k]] = -2;
   memset(own, 0, j->n * sizeof *own);
   dept_sum rs = {0, m, users, own};
-  int rrc = store_requests_by_learner(db, dept[i], dept_add, &rs);
+  /* asks for what waits now, counted as GET /api/otj/pending counts them */
+  int rrc = store_pending_asked_by_learner(db, dept[i], dept_add, &rs);
   for (size_t k = 0; k < m; k++) j->requests[at[k]] = rrc == 0 ? rs.total - own[k] : 0;
   free(users);
   free(at);

@@ -116,6 +116,11 @@ static const char SQL_PENDING_COUNT[] = SQL_PENDING_CTE "SELECT count(*) FROM pe
 static const char SQL_PENDING_BY_LEARNER[] =
     SQL_PENDING_DEPT_CTE "SELECT uid, count(*) FROM pending GROUP BY uid";
 
+static const char SQL_PENDING_ASKED_BY_LEARNER[] =
+    SQL_PENDING_DEPT_CTE "SELECT uid, count(*) FROM (SELECT DISTINCT uid, module_id FROM pending) p"
+                         " WHERE EXISTS (SELECT 1 FROM otj_requests r WHERE r.learner_id = p.uid"
+                         "   AND r.module_id = p.module_id AND r.ended_at IS NULL) GROUP BY uid";
+
 static const char *col_text(sqlite3_stmt *st, int i) {
   return (const char *)sqlite3_column_text(st, i);
 }
@@ -388,6 +393,20 @@ int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb,
   return code;
 }
 
+int store_pending_asked_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud) {
+  sqlite3_stmt *st = store_prepare(s, SQL_PENDING_ASKED_BY_LEARNER);
+  if (!st) return STORE_ERR;
+  sqlite3_bind_int64(st, 1, department_id);
+  sqlite3_bind_int64(st, 2, 0);
+  sqlite3_bind_int64(st, 3, store_now());
+  int rc, code = 0;
+  while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    code = cb(sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), ud);
+  code = loop_end(s, code ? SQLITE_DONE : rc, code);
+  sqlite3_finalize(st);
+  return code;
+}
+
 /* --- Completions listing ----------------------------------------------------------- */
 
 int store_completions_list(store *s, store_scope scope, int64_t viewer_id, store_completion_cb cb,
@@ -519,11 +538,28 @@ int store_user_update(store *s, int64_t now, int64_t actor_id, int64_t user_id, 
   sqlite3_finalize(st);
   if (code == STORE_INVALID)
     store_failf(s, code, "a name has 1 to 127 characters and the department must exist");
-  if (code == 0 && is_admin >= 0 && (is_admin ? 1 : 0) != u.is_admin) {
+  /* one entry: "user.admin" {admin} when only that flag changed (as ever),
+   * else "user.updated" with each changed field as {from, to} */
+  int admin_changed = is_admin >= 0 && (is_admin ? 1 : 0) != u.is_admin;
+  int name_changed = name && strcmp(name, u.name) != 0;
+  int dept_changed = department_id > 0 && department_id != u.department_id;
+  if (code == 0 && admin_changed && !name_changed && !dept_changed) {
     char subject[32];
     snprintf(subject, sizeof subject, "user:%lld", (long long)user_id);
     code = store_audit_append(s, now, actor_id, "user.admin", subject,
                               is_admin ? "{\"admin\":true}" : "{\"admin\":false}");
+  } else if (code == 0 && (name_changed || dept_changed)) {
+    json_t *d = json_object();
+    if (name_changed)
+      json_object_set_new(d, "name", json_pack("{s:s, s:s}", "from", u.name, "to", name));
+    if (dept_changed)
+      json_object_set_new(d, "department_id",
+                          json_pack("{s:I, s:I}", "from", (json_int_t)u.department_id, "to",
+                                    (json_int_t)department_id));
+    if (admin_changed)
+      json_object_set_new(d, "admin",
+                          json_pack("{s:b, s:b}", "from", u.is_admin, "to", is_admin ? 1 : 0));
+    code = store_audit_json(s, now, actor_id, "user.updated", "user", user_id, d);
   }
   return store_finish(s, code);
 }
@@ -744,12 +780,12 @@ static int module_set_switch(store *s, const module_switch *sw, int64_t now, int
   sqlite3_finalize(st);
   if (code < 0 || sqlite3_changes(s->db) == 0) return code;
   st = store_prepare(s, "INSERT INTO audit(at, actor_id, action, subject, detail)"
-                        " VALUES (?1, ?2, ?3, ?4, json_object('module', ?4))");
+                        " VALUES (?1, ?2, ?3, 'module:' || ?4, json_object('module', ?4))");
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, now);
   store_bind_id(st, 2, actor_id);
   sqlite3_bind_text(st, 3, on ? sw->on : sw->off, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, id);
+  sqlite3_bind_int64(st, 4, id); /* subject "module:<id>", like every module entry */
   code = store_step_done(s, st);
   sqlite3_finalize(st);
   return code;
@@ -933,18 +969,27 @@ static int path_create_in_tx(store *s, int64_t now, const char *title, const int
   return 0;
 }
 
-int store_path_create(store *s, int64_t now, const char *title, const int64_t *module_ids, int n,
-                      int64_t *id) {
+int store_path_create(store *s, int64_t now, int64_t actor_id, const char *title,
+                      const int64_t *module_ids, int n, int64_t *id) {
   int code = store_begin(s);
   if (code < 0) return code;
-  return store_finish(s, path_create_in_tx(s, now, title, module_ids, n, id));
+  int64_t pid = 0;
+  code = path_create_in_tx(s, now, title, module_ids, n, &pid);
+  if (code == 0) code = store_audit_path(s, now, actor_id, pid, NULL);
+  if (code == 0 && id) *id = pid;
+  return store_finish(s, code);
 }
 
-int store_path_update(store *s, int64_t id, const char *title, const int64_t *module_ids, int n) {
+int store_path_update(store *s, int64_t now, int64_t actor_id, int64_t id, const char *title,
+                      const int64_t *module_ids, int n) {
   int code = store_begin(s);
   if (code < 0) return code;
+  json_t *before = store_path_state(s, id); /* NULL: not found, said below */
   sqlite3_stmt *st = store_prepare(s, "UPDATE paths SET title = coalesce(?2, title) WHERE id = ?1");
-  if (!st) return store_finish(s, STORE_ERR);
+  if (!st) {
+    json_decref(before);
+    return store_finish(s, STORE_ERR);
+  }
   sqlite3_bind_int64(st, 1, id);
   store_bind_text(st, 2, title);
   code = store_step_done(s, st);
@@ -954,6 +999,9 @@ int store_path_update(store *s, int64_t id, const char *title, const int64_t *mo
   else if (code == 0 && sqlite3_changes(s->db) == 0)
     code = store_failf(s, STORE_NOTFOUND, "no path with id %lld", (long long)id);
   if (code == 0 && n >= 0) code = put_path_modules(s, id, module_ids, n);
+  if (code == 0 && !before) code = store_failf(s, STORE_ERR, "the path could not be read");
+  if (code == 0) code = store_audit_path(s, now, actor_id, id, json_incref(before));
+  json_decref(before);
   return store_finish(s, code);
 }
 

@@ -93,23 +93,3 @@ int store_request_create(store *s, int64_t now, int64_t learner_id, int64_t modu
 out:
   return store_finish(s, code);
 }
-
-int store_requests_by_learner(store *s, int64_t department_id,
-                              int (*cb)(int64_t learner_id, int count, void *ud), void *ud) {
-  sqlite3_stmt *st = store_prepare(
-      s, "WITH RECURSIVE reach(id) AS (SELECT ?1"
-         "  UNION SELECT d.id FROM departments d JOIN reach ON d.parent_id = reach.id)"
-         "SELECT r.learner_id, count(DISTINCT r.module_id) FROM otj_requests r"
-         "  JOIN users u ON u.id = r.learner_id"
-         " WHERE r.ended_at IS NULL AND u.active = 1"
-         "   AND u.department_id IN (SELECT id FROM reach)"
-         " GROUP BY r.learner_id");
-  if (!st) return STORE_ERR;
-  sqlite3_bind_int64(st, 1, department_id);
-  int rc = SQLITE_DONE, code = 0;
-  while (code == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-    code = cb(sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), ud);
-  if (code == 0 && rc != SQLITE_DONE) code = store_fail(s, rc);
-  sqlite3_finalize(st);
-  return code;
-}

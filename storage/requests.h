@@ -38,10 +38,7 @@ int store_request_open(store *s, int64_t learner_id, int64_t module_id, int64_t 
  * *at, or 0. */
 int store_request_last(store *s, int64_t learner_id, int64_t module_id, int64_t *at);
 
-/* Open requests of every active learner in department_id or below, as the
- * number of modules each one asks for (cb(learner, n)); a responsible of
- * that department has the sum less their own. Returns 0, cb's value, <0. */
-int store_requests_by_learner(store *s, int64_t department_id,
-                              int (*cb)(int64_t learner_id, int count, void *ud), void *ud);
+/* The dashboard's count of open requests is store_pending_asked_by_learner
+ * (store.h): only what still waits for the learner counts. */
 
 #endif

@@ -466,6 +466,14 @@ int store_pending_count(store *s, int64_t responsible_id);
 typedef int (*store_count_cb)(int64_t learner_id, int count, void *ud);
 int store_pending_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud);
 
+/* The same reach, for the dashboard's count of open "Ask for OTJ" requests
+ * (requests.h): per learner, the modules they wait for (pending now, R6)
+ * and have an open request for. A request of a module that no longer waits
+ * (completed, OTJ switched off, path no longer shared) does not count, nor
+ * a learner out of reach; a module pending in two paths counts once. As
+ * GET /api/otj/pending's `requests`. Returns 0, cb's value, <0. */
+int store_pending_asked_by_learner(store *s, int64_t department_id, store_count_cb cb, void *ud);
+
 /* --- Recertification (storage/recert.c) ----------------------------------- */
 
 #define STORE_MAX_VALIDITY_MONTHS 120
@@ -677,13 +685,16 @@ typedef struct store_path_info {
 } store_path_info;
 typedef int (*store_path_cb)(const store_path_info *p, void *ud);
 
-/* Creates a path with its modules in this order. STORE_INVALID for an
- * unknown module or a module listed twice. */
-int store_path_create(store *s, int64_t now, const char *title, const int64_t *module_ids, int n,
-                      int64_t *id);
+/* Creates a path with its modules in this order, audited ("path.created"
+ * {title, modules}, R11). STORE_INVALID for an unknown module or a module
+ * listed twice. */
+int store_path_create(store *s, int64_t now, int64_t actor_id, const char *title,
+                      const int64_t *module_ids, int n, int64_t *id);
 
-/* Changes a path's title (NULL keeps) and/or its modules (n < 0 keeps). */
-int store_path_update(store *s, int64_t id, const char *title, const int64_t *module_ids, int n);
+/* Changes a path's title (NULL keeps) and/or its modules (n < 0 keeps),
+ * audited ("path.updated" with what changed, R11). */
+int store_path_update(store *s, int64_t now, int64_t actor_id, int64_t id, const char *title,
+                      const int64_t *module_ids, int n);
 
 /* Every path by title; id > 0 limits it to that path (STORE_NOTFOUND). */
 int store_paths_list(store *s, int64_t id, store_path_cb cb, void *ud);
@@ -707,6 +718,38 @@ int store_sharing_delete(store *s, int64_t id);
 
 /* Every sharing (path_id 0) or those of one path, oldest first. */
 int store_sharings_list(store *s, int64_t path_id, store_sharing_cb cb, void *ud);
+
+/* --- Admin writes, each audited in its own transaction (admin_audit.c, R11) --
+ * The entry names the actor, the action and subject ("department.updated",
+ * "department:4") and the fields set or changed ({"from", "to"}); never a
+ * password or its hash. A change that changes nothing writes no entry. */
+
+/* "department.created" {name, parent_id}. Codes as store_department_create. */
+int store_admin_department_create(store *s, int64_t now, int64_t actor_id, const char *name,
+                                  int64_t parent_id, int64_t *id);
+
+/* Renames (name NULL keeps) and/or moves (when `move`, under parent_id; 0 =
+ * a root): "department.updated". Codes as store_department_move / _rename. */
+int store_admin_department_update(store *s, int64_t now, int64_t actor_id, int64_t id,
+                                  const char *name, int move, int64_t parent_id);
+
+typedef struct store_user_in {
+  const char *login, *name;
+  int64_t department_id;
+  const char *password_hash;
+  int admin, management, facilitate_otj;
+} store_user_in;
+
+/* A user with their permissions: "user.created" {login, name,
+ * department_id, admin, management, facilitate_otj}. Codes as
+ * store_user_create; STORE_INVALID for Facilitate OTJ without Management. */
+int store_admin_user_create(store *s, int64_t now, int64_t actor_id, const store_user_in *in,
+                            int64_t *id);
+
+/* "sharing.created" / "sharing.deleted" {path_id, user_id | department_id}. */
+int store_admin_sharing_create(store *s, int64_t now, int64_t actor_id, int64_t path_id,
+                               int64_t user_id, int64_t department_id, int64_t *id);
+int store_admin_sharing_delete(store *s, int64_t now, int64_t actor_id, int64_t id);
 
 /* --- Audit read back (R11) ------------------------------------------------ */
 

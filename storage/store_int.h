@@ -136,6 +136,18 @@ int store_set_permission_in_tx(store *s, int64_t now, int64_t actor_id, int64_t 
                                int management, int facilitate_otj);
 int store_module_set_otj_in_tx(store *s, int64_t now, int64_t actor_id, int64_t module_id, int otj);
 
+/* Audit entries of admin writes (admin_audit.c), inside the caller's write
+ * transaction. store_audit_json appends `detail` (its reference is taken)
+ * as the entry of `action` on subject "<kind>:<id>". store_path_state: the
+ * path's {title, modules} (NULL on error). store_audit_path: "path.created"
+ * when `before` is NULL, else "path.updated" with what differs from
+ * `before` (taken; nothing when nothing changed). */
+struct json_t;
+int store_audit_json(store *s, int64_t now, int64_t actor_id, const char *action, const char *kind,
+                     int64_t id, struct json_t *detail);
+struct json_t *store_path_state(store *s, int64_t id);
+int store_audit_path(store *s, int64_t now, int64_t actor_id, int64_t id, struct json_t *before);
+
 /* Brings the schema up to date (migrations.c). Returns 0 or a STORE_ code
  * with the reason in s->err. */
 int store_migrate(store *s);

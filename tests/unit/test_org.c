@@ -422,8 +422,17 @@ static void test_r11_audit_listing(void **state) {
   assert_int_equal(store_module_update(f->s, T0 + 3, admin, MODULE("Welcome video"), &on),
                    STORE_INVALID);
   assert_int_equal(store_set_permission(f->s, T0 + 3, admin, USER("lea"), 0, 1), STORE_INVALID);
-  assert_int_equal(store_user_update(f->s, T0 + 3, admin, USER("leo"), "Leo N.", 0, 1), 0);
+  assert_int_equal(store_user_update(f->s, T0 + 3, admin, USER("leo"), NULL, 0, 1), 0);
   assert_int_equal(store_audit_count(f->s), before);
+
+  /* a rename is one "user.updated" entry; the same name again writes none */
+  assert_int_equal(store_user_update(f->s, T0 + 4, admin, USER("leo"), "Leo N.", 0, 1), 0);
+  audits c = {0};
+  assert_int_equal(store_audit_list(f->s, 0, 1, collect_audit, &c), 0);
+  assert_string_equal(c.action[0], "user.updated");
+  assert_int_equal(store_audit_count(f->s), before + 1);
+  assert_int_equal(store_user_update(f->s, T0 + 5, admin, USER("leo"), "Leo N.", 0, 1), 0);
+  assert_int_equal(store_audit_count(f->s), before + 1);
 }
 
 /* --- Deactivation and the approver's rights at commit time ------------------------------- */

@@ -97,6 +97,26 @@ export function render({ main, room, go }) {
     }, n ? (size === 'sm' ? `✓ Pass present (${n})` : `✓ Pass everyone present (${n})`) : (size === 'sm' ? 'All marked' : 'Everyone present is marked'));
   }
 
+  // Every observe task with the present learners who have no mark on it.
+  function unmarkedByTask() {
+    return room.module.tasks.map((t, i) => [i, t.kind === 'observe' ? unmarkedPresent(i) : []]).filter(([, who]) => who.length);
+  }
+
+  // "Pass everyone present on all observe tasks": shown while some present
+  // learner has an observe task without a mark.
+  function passAllButton() {
+    const observe = room.module.tasks.filter((t) => t.kind === 'observe').length;
+    if (!observe) return null;
+    const todo = unmarkedByTask();
+    const people = new Set(todo.flatMap(([, who]) => who.map((l) => l.id))).size;
+    if (!people) return null;
+    return h('button', {
+      type: 'button', class: 'btn btn-pass pass-all', dataset: { focus: 'pass-all' },
+      'aria-label': `Pass everyone present on all observe tasks (${people} ${people === 1 ? 'learner' : 'learners'})`,
+      onclick: passAllPresent,
+    }, `✓ Pass everyone present on all observe tasks (${people})`);
+  }
+
   function answerText(t, a) {
     if (!a) return null;
     const v = a.value;
@@ -169,9 +189,11 @@ export function render({ main, room, go }) {
       const undecided = ls.filter((l) => !isDecided(l));
       replace(gridCard,
         h('div', { class: 'spread' }, h('h2', { id: 'grid-h' }, 'Results'),
-          passing.length > 0 && ls.length > 1 && room.state === 'open'
-            ? h('button', { type: 'button', class: 'btn btn-pass', dataset: { focus: 'approve-all' }, onclick: () => approveAll(undecided) }, `✓ Approve all who passed (${passing.length})`)
-            : null),
+          h('div', { class: 'drill-actions' },
+            room.state === 'open' ? passAllButton() : null,
+            passing.length > 0 && ls.length > 1 && room.state === 'open'
+              ? h('button', { type: 'button', class: 'btn btn-pass', dataset: { focus: 'approve-all' }, onclick: () => approveAll(undecided) }, `✓ Approve all who passed (${passing.length})`)
+              : null)),
         notPassed && notPassed.length ? h('div', { class: 'notice not-passed', role: 'status' },
           h('strong', null, `Not approved (${notPassed.length}): `),
           h('ul', { class: 'not-passed-list' }, notPassed.map((r) => h('li', { dataset: { learner: r.learner } }, `${name(r.learner)} — ${r.reason || 'not approved'}`)))) : null,
@@ -310,6 +332,19 @@ export function render({ main, room, go }) {
     if (!who.length) return;
     const reply = await act({ t: 'mark', room: room.id, learners: who.map((l) => l.id), task, result: 'pass' }, 'The marks were not saved');
     if (reply) announce(`Task ${task + 1}: ${who.length} present ${who.length === 1 ? 'learner' : 'learners'} passed.`);
+  }
+
+  // "Pass everyone present on all observe tasks": one group mark per observe
+  // task, each for the present learners without a mark on it; the server
+  // keeps any mark already there (a fail is never overwritten).
+  async function passAllPresent() {
+    const todo = unmarkedByTask();
+    if (!todo.length) return;
+    const replies = await Promise.all(todo.map(([task, who]) =>
+      act({ t: 'mark', room: room.id, learners: who.map((l) => l.id), task, result: 'pass' }, `Task ${task + 1}: the marks were not saved`)));
+    const done = todo.filter((_, k) => replies[k]);
+    const people = new Set(done.flatMap(([, who]) => who.map((l) => l.id))).size;
+    if (done.length) announce(`${people} present ${people === 1 ? 'learner' : 'learners'} passed on ${done.length} observe ${done.length === 1 ? 'task' : 'tasks'}.`);
   }
 
   // "Approve all who passed": one approve for every undecided learner; the
