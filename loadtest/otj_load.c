@@ -80,6 +80,7 @@ typedef struct conn {
   role_t role;
   cstate st;
   int want_write;
+  int in_flight; /* counted in G.connecting: connect or hello unanswered */
   int have_seq;
   uint64_t last; /* last in-order seq of its room */
   uint64_t due;  /* storm: the intended start of its join */
@@ -482,6 +483,15 @@ static void note_error(conn *c, const msgpack_object *m) {
   }
 }
 
+/* A connect is in flight until the hello is answered (or it failed): the
+ * setup's bound on connects in flight covers the hello too, so a slow
+ * server is not buried under hellos it cannot answer within its timeout. */
+static void flight_done(conn *c) {
+  if (!c->in_flight) return;
+  c->in_flight = 0;
+  G.connecting--;
+}
+
 /* ---- messages in ---------------------------------------------------------------- */
 
 static void on_event(conn *c, const msgpack_object *m, size_t bytes, uint64_t t) {
@@ -539,6 +549,7 @@ static void on_snapshot(conn *c, const msgpack_object *m, uint64_t t) {
 }
 
 static void on_authed(conn *c) {
+  flight_done(c);
   c->st = C_AUTHED;
   switch (c->role) {
   case ROLE_HOST: send_open(c); break;
@@ -606,6 +617,7 @@ static void handle_msg(conn *c, const uint8_t *buf, size_t len) {
     }
   } else if (mp_is(ty, "err")) {
     note_error(c, &o);
+    if (c->st == C_HELLO) flight_done(c);
     if (c->st == C_HELLO || c->st == C_JOINING || (c->role == ROLE_HOST && !c->room->opened)) {
       if (c->st != C_READY) {
         setup_done_one(c, 0);
@@ -654,7 +666,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   switch (reason) {
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     if (!c) return 0;
-    G.connecting--;
+    flight_done(c);
     G.conn_failed++;
     if (G.errs_printed++ < ERR_PRINT_MAX)
       fprintf(stderr, "\notj-load: connection %d failed: %s\n", c->idx,
@@ -666,7 +678,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     return 0;
   case LWS_CALLBACK_CLIENT_ESTABLISHED:
     if (!c) return 0;
-    G.connecting--;
     c->st = C_HELLO;
     send_hello(c);
     return 0;
@@ -678,6 +689,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     return on_writeable(c);
   case LWS_CALLBACK_CLIENT_CLOSED:
     if (!c) return 0;
+    flight_done(c);
     if (G.phase != PH_DONE) {
       G.conn_closed++;
       if (G.errs_printed++ < ERR_PRINT_MAX)
@@ -713,9 +725,10 @@ static void start_connect(conn *c) {
   i.pwsi = &c->wsi;
   c->st = C_CONNECTING;
   G.connecting++;
+  c->in_flight = 1;
   if (!lws_client_connect_via_info(&i)) {
     if (c->st == C_CONNECTING) { /* no error callback came */
-      G.connecting--;
+      flight_done(c);
       G.conn_failed++;
       c->st = C_DEAD;
       setup_done_one(c, 0);
@@ -1511,7 +1524,8 @@ static void usage(FILE *f) {
           "  --sync-fd FD         several generators: write \"provisioned N\" and \"ready N\"\n"
           "                       lines to FD; connect on the first SIGUSR1, end the hold\n"
           "                       on the second (instead of --hold)\n"
-          "  --max-connecting N   connects in flight while setting up (default 400)\n"
+          "  --max-connecting N   connects in flight (until hello is answered) while\n"
+          "                       setting up (default 400)\n"
           "  --otjd-pid PID       otjd to measure (default: who listens on each port)\n"
           "  --redis-pid PID      redis-server to measure; or --redis-port P\n"
           "  --floor PATH         the floor program (default: otj-floor beside otj-load)\n"
