@@ -80,6 +80,7 @@ typedef struct conn {
   role_t role;
   cstate st;
   int want_write;
+  int in_flight; /* counted in G.connecting: connect or hello unanswered */
   int have_seq;
   uint64_t last; /* last in-order seq of its room */
   uint64_t due;  /* storm: the intended start of its join */
@@ -149,6 +150,9 @@ static struct {
   int pool; /* users whose tokens idle connections share */
   int quiet;
   const char *label;
+  const char *source_net; /* "B.C": sources 127.B.C.2.. (several generators) */
+  int sync_fd;            /* -1, or where to say "provisioned" and "ready" */
+  double ping_s;          /* each held connection pings this often (0: never) */
 
   /* derived */
   int storm_rooms, approve_rooms, approve_pool;
@@ -202,6 +206,9 @@ static struct {
   int aborted;
   char abort_why[256];
   int sig;
+  volatile sig_atomic_t go; /* SIGUSR1s received: 1 = set up, 2 = end the hold */
+  uint64_t pings, pongs, ping_t0, ping_passed;
+  int ping_next;
 } G;
 
 static msgpack_sbuffer g_sb;
@@ -232,6 +239,18 @@ static void fail_run(const char *fmt, ...) {
   G.aborted = 1;
   fprintf(stderr, "otj-load: %s\n", G.abort_why);
   finish_run();
+}
+
+/* Tells whoever runs several generators where this one is (--sync-fd). */
+static void sync_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sync_say(const char *fmt, ...) {
+  if (G.sync_fd < 0) return;
+  char line[128];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n > 0 && write(G.sync_fd, line, (size_t)n) != n) G.sync_fd = -1;
 }
 
 /* ---- msgpack helpers ------------------------------------------------------ */
@@ -341,6 +360,15 @@ static void send_hello(conn *c) {
   pk_str(pk, "token");
   pk_str(pk, G.users[c->user].token);
   send_packed(c, 0);
+}
+
+static void send_ping(conn *c) {
+  msgpack_packer *pk = pk_begin();
+  msgpack_pack_map(pk, 1);
+  pk_str(pk, "t");
+  pk_str(pk, "ping");
+  send_packed(c, 0);
+  G.pings++;
 }
 
 static void send_open(conn *c) {
@@ -455,6 +483,15 @@ static void note_error(conn *c, const msgpack_object *m) {
   }
 }
 
+/* A connect is in flight until the hello is answered (or it failed): the
+ * setup's bound on connects in flight covers the hello too, so a slow
+ * server is not buried under hellos it cannot answer within its timeout. */
+static void flight_done(conn *c) {
+  if (!c->in_flight) return;
+  c->in_flight = 0;
+  G.connecting--;
+}
+
 /* ---- messages in ---------------------------------------------------------------- */
 
 static void on_event(conn *c, const msgpack_object *m, size_t bytes, uint64_t t) {
@@ -512,6 +549,7 @@ static void on_snapshot(conn *c, const msgpack_object *m, uint64_t t) {
 }
 
 static void on_authed(conn *c) {
+  flight_done(c);
   c->st = C_AUTHED;
   switch (c->role) {
   case ROLE_HOST: send_open(c); break;
@@ -579,14 +617,17 @@ static void handle_msg(conn *c, const uint8_t *buf, size_t len) {
     }
   } else if (mp_is(ty, "err")) {
     note_error(c, &o);
+    if (c->st == C_HELLO) flight_done(c);
     if (c->st == C_HELLO || c->st == C_JOINING || (c->role == ROLE_HOST && !c->room->opened)) {
       if (c->st != C_READY) {
         setup_done_one(c, 0);
         c->st = C_DEAD;
       }
     }
+  } else if (mp_is(ty, "pong")) {
+    G.pongs++;
   }
-  /* welcome for an idle conn, dashboard, invite, pong, ok: nothing to do */
+  /* welcome for an idle conn, dashboard, invite, ok: nothing to do */
   msgpack_zone_clear(&g_zone);
 }
 
@@ -625,7 +666,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   switch (reason) {
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     if (!c) return 0;
-    G.connecting--;
+    flight_done(c);
     G.conn_failed++;
     if (G.errs_printed++ < ERR_PRINT_MAX)
       fprintf(stderr, "\notj-load: connection %d failed: %s\n", c->idx,
@@ -637,7 +678,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     return 0;
   case LWS_CALLBACK_CLIENT_ESTABLISHED:
     if (!c) return 0;
-    G.connecting--;
     c->st = C_HELLO;
     send_hello(c);
     return 0;
@@ -649,6 +689,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     return on_writeable(c);
   case LWS_CALLBACK_CLIENT_CLOSED:
     if (!c) return 0;
+    flight_done(c);
     if (G.phase != PH_DONE) {
       G.conn_closed++;
       if (G.errs_printed++ < ERR_PRINT_MAX)
@@ -684,9 +725,10 @@ static void start_connect(conn *c) {
   i.pwsi = &c->wsi;
   c->st = C_CONNECTING;
   G.connecting++;
+  c->in_flight = 1;
   if (!lws_client_connect_via_info(&i)) {
     if (c->st == C_CONNECTING) { /* no error callback came */
-      G.connecting--;
+      flight_done(c);
       G.conn_failed++;
       c->st = C_DEAD;
       setup_done_one(c, 0);
@@ -894,6 +936,15 @@ static int report(void) {
                                 "otjd_us_per_delivery", us_per, "redis_us_per_delivery", redis_us));
   json_object_set_new(json_object_get(rep, "cpu"), "otjd_us_per_approval",
                       json_real(G.approvals_ok ? otjd_cpu * 1e6 / (double)G.approvals_ok : 0.0));
+  json_t *per_srv = json_array();
+  for (int s = 0; s < G.nservers; s++) {
+    int n = 0;
+    for (int i = 0; i < G.nconns; i++) n += G.conns[i].server == s && G.conns[i].st == C_READY;
+    json_array_append_new(per_srv, json_integer(n));
+  }
+  json_object_set_new(json_object_get(rep, "achieved"), "held_per_server", per_srv);
+  json_object_set_new(json_object_get(rep, "achieved"), "pings", json_integer((json_int_t)G.pings));
+  json_object_set_new(json_object_get(rep, "achieved"), "pongs", json_integer((json_int_t)G.pongs));
   if (G.idle_conns > 0)
     json_object_set_new(rep, "memory",
                         json_pack("{s:f}", "otjd_anon_bytes_per_connection", per_conn));
@@ -906,8 +957,10 @@ static int report(void) {
           G.label ? G.label : "", ok ? "OK" : "FAILED");
   if (G.aborted) fprintf(o, "  aborted: %s\n", G.abort_why);
   if (G.idle_conns > 0)
-    fprintf(o, "  connections held %d; otjd anon memory %.0f bytes per connection\n", G.setup_ready,
-            per_conn);
+    fprintf(o,
+            "  connections held %d; otjd anon memory %.0f bytes per connection; %" PRIu64
+            " pings, %" PRIu64 " pongs\n",
+            G.setup_ready, per_conn, G.pings, G.pongs);
   if (G.fanout_rooms > 0)
     fprintf(o,
             "  fan-out: %d rooms x (1 + %d), %.0f answers/s offered, %" PRIu64 " answers, %" PRIu64
@@ -1257,6 +1310,7 @@ static void begin_setup(void) {
   set_phase(PH_SETUP);
   /* the idle footprint, before any connection of ours */
   for (int i = 0; i < G.notjd; i++) procstat_read(G.otjd_pids[i], &G.otjd_idle[i]);
+  sync_say("provisioned %d\n", G.nusers);
 }
 
 static void begin_run(void) {
@@ -1282,6 +1336,7 @@ static int all_drained(void) {
 
 static void drive_setup(uint64_t t) {
   /* hosts first: learners of a room join once it is open */
+  if (G.sync_fd >= 0 && G.go < 1) return; /* the other generators are provisioning */
   int budget = 256;
   while (G.next_setup < G.nconns && G.connecting < G.max_connecting && budget-- > 0) {
     conn *c = &G.conns[G.next_setup++];
@@ -1294,6 +1349,7 @@ static void drive_setup(uint64_t t) {
       return;
     }
     logf_("set up %d connections in %.1f s", G.setup_ready, (double)(t - G.t_phase) / 1e9);
+    sync_say("ready %d\n", G.setup_ready);
     if (G.idle_conns > 0 && G.hold > 0) {
       sample_procs(G.otjd0, G.redis0); /* memory with every connection held */
       G.self_cpu0 = self_cpu_s();
@@ -1366,6 +1422,21 @@ static void drive_run(uint64_t t) {
   }
 }
 
+/* Keep-alive: one sweep over the connections per --ping seconds, each ready
+ * one sends `ping` as it is passed (otjd closes a connection that sent
+ * nothing for its idle timeout, 120 s by default; the browser pings every
+ * 10 s). */
+static void drive_pings(uint64_t t) {
+  if (!G.ping_t0) G.ping_t0 = t;
+  uint64_t due = (uint64_t)((double)(t - G.ping_t0) / 1e9 * G.nconns / G.ping_s);
+  while (G.ping_passed < due) {
+    conn *c = &G.conns[G.ping_next];
+    G.ping_next = (G.ping_next + 1) % G.nconns;
+    G.ping_passed++;
+    if (c->st == C_READY) send_ping(c);
+  }
+}
+
 static void progress(uint64_t t) {
   if (G.quiet || !isatty(2)) return;
   if (t - G.t_last_progress < 1000 * MS) return;
@@ -1397,11 +1468,12 @@ static void on_tick(uv_timer_t *h) {
              phase_name[G.phase]);
     return;
   }
+  if (G.ping_s > 0 && (G.phase == PH_SETUP || G.phase == PH_HOLD)) drive_pings(t);
   switch (G.phase) {
   case PH_PROVISION: break;
   case PH_SETUP: drive_setup(t); break;
   case PH_HOLD:
-    if (t - G.t_phase >= (uint64_t)(G.hold * 1e9)) {
+    if (G.sync_fd >= 0 ? G.go >= 2 : t - G.t_phase >= (uint64_t)(G.hold * 1e9)) {
       sample_procs(G.otjd1, G.redis1);
       G.t_cpu1 = now_ns();
       finish_run();
@@ -1446,7 +1518,14 @@ static void usage(FILE *f) {
           "  --sources K          source addresses 127.B.C.2.. to bind (a fresh B.C per\n"
           "                       run; default: enough"
           " for %d connections each)\n"
-          "  --max-connecting N   connects in flight while setting up (default 400)\n"
+          "  --source-net B.C     the B.C of those addresses (one per generator process)\n"
+          "  --ping S             each held connection sends `ping` every S seconds\n"
+          "                       (connections: default 30; 0: never)\n"
+          "  --sync-fd FD         several generators: write \"provisioned N\" and \"ready N\"\n"
+          "                       lines to FD; connect on the first SIGUSR1, end the hold\n"
+          "                       on the second (instead of --hold)\n"
+          "  --max-connecting N   connects in flight (until hello is answered) while\n"
+          "                       setting up (default 400)\n"
           "  --otjd-pid PID       otjd to measure (default: who listens on each port)\n"
           "  --redis-pid PID      redis-server to measure; or --redis-port P\n"
           "  --floor PATH         the floor program (default: otj-floor beside otj-load)\n"
@@ -1482,6 +1561,11 @@ static int parse_server(const char *url) {
 
 static void on_signal(int sig) { G.sig = sig; }
 
+static void on_go(int sig) {
+  (void)sig;
+  G.go++;
+}
+
 int main(int argc, char **argv) {
   G.duration = 10;
   G.learners = 29;
@@ -1493,6 +1577,8 @@ int main(int argc, char **argv) {
   G.pool = 10000;
   G.nsources = -1;
   G.timeout = -1;
+  G.sync_fd = -1;
+  G.ping_s = -1;
   snprintf(G.admin_login, sizeof G.admin_login, "admin");
   snprintf(G.admin_password, sizeof G.admin_password, "otj-demo");
   double deliveries = -1;
@@ -1525,6 +1611,9 @@ int main(int argc, char **argv) {
     O_LABEL,
     O_TIMEOUT,
     O_QUIET,
+    O_SRCNET,
+    O_SYNCFD,
+    O_PING,
     O_HELP
   };
   static const struct option opts[] = {{"server", required_argument, NULL, O_SERVER},
@@ -1552,6 +1641,9 @@ int main(int argc, char **argv) {
                                        {"label", required_argument, NULL, O_LABEL},
                                        {"timeout", required_argument, NULL, O_TIMEOUT},
                                        {"quiet", no_argument, NULL, O_QUIET},
+                                       {"source-net", required_argument, NULL, O_SRCNET},
+                                       {"sync-fd", required_argument, NULL, O_SYNCFD},
+                                       {"ping", required_argument, NULL, O_PING},
                                        {"help", no_argument, NULL, O_HELP},
                                        {NULL, 0, NULL, 0}};
   int ch;
@@ -1600,6 +1692,9 @@ int main(int argc, char **argv) {
     case O_LABEL: G.label = optarg; break;
     case O_TIMEOUT: G.timeout = atof(optarg); break;
     case O_QUIET: G.quiet = 1; break;
+    case O_SRCNET: G.source_net = optarg; break;
+    case O_SYNCFD: G.sync_fd = atoi(optarg); break;
+    case O_PING: G.ping_s = atof(optarg); break;
     case O_HELP:
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -1626,6 +1721,7 @@ int main(int argc, char **argv) {
   if (!G.nservers) parse_server("ws://127.0.0.1:8080");
   /* what each scenario does, unless told otherwise */
   if (sc_conn) G.idle_conns = conns > 0 ? conns : 10000;
+  if (G.ping_s < 0) G.ping_s = sc_conn ? 30 : 0;
   if (sc_fan || sc_mixed) {
     G.fanout_rooms = rooms > 0 ? rooms : 100;
     if (rate > 0)
@@ -1713,6 +1809,11 @@ int main(int argc, char **argv) {
    * TIME_WAIT do not slow this one's binds */
   G.src_b = 1 + (int)((unsigned)getpid() % 254u);
   G.src_c = (int)((unsigned)time(NULL) % 256u);
+  if (G.source_net && (sscanf(G.source_net, "%d.%d", &G.src_b, &G.src_c) != 2 || G.src_b < 0 ||
+                       G.src_b > 255 || G.src_c < 0 || G.src_c > 255)) {
+    fprintf(stderr, "otj-load: --source-net wants B.C (0..255 each), got %s\n", G.source_net);
+    return 2;
+  }
   if (build_world() != 0) {
     fprintf(stderr, "otj-load: out of memory\n");
     return 2;
@@ -1730,6 +1831,7 @@ int main(int argc, char **argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGUSR1, on_go);
 
   uv_loop_init(&G.loop);
   lws_set_log_level(LLL_ERR, NULL);

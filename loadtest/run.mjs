@@ -15,6 +15,7 @@ const root = path.resolve(here, '..');
 
 const args = process.argv.slice(2);
 let instances = 1;
+let generators = 0;
 let otjd = path.join(root, 'build/server/otjd');
 let load = path.join(root, 'build/loadtest/otj-load');
 const env = {
@@ -27,6 +28,7 @@ for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--') { rest = args.slice(i + 1); break; }
   if (a === '--instances') instances = Number(args[++i]);
+  else if (a === '--generators') generators = Number(args[++i]);
   else if (a === '--otjd') otjd = path.resolve(args[++i]);
   else if (a === '--otj-load') load = path.resolve(args[++i]);
   else if (a === '--env') {
@@ -38,7 +40,7 @@ for (let i = 0; i < args.length; i++) {
   }
 }
 if (!rest.length) {
-  console.error('usage: run.sh [--instances N] [--otjd PATH] [--otj-load PATH] [--env K=V] -- SCENARIO [options]');
+  console.error('usage: run.sh [--instances N] [--generators G] [--otjd PATH] [--otj-load PATH] [--env K=V] -- SCENARIO [options]');
   process.exit(2);
 }
 process.env.OTJD = otjd;
@@ -52,15 +54,20 @@ try {
   servers.push(first);
   for (let i = 1; i < instances; i++)
     servers.push(await startOtjd({ redis: redis.addr, env, dataDir: first.dataDir, demo: false }));
-  const loadArgs = [...rest];
-  for (const s of servers) loadArgs.push('--server', `ws://127.0.0.1:${s.port}`);
-  for (const s of servers) loadArgs.push('--otjd-pid', String(s.proc.pid));
-  loadArgs.push('--redis-pid', String(redis.proc.pid));
-  const child = spawn(load, loadArgs, { stdio: 'inherit' });
-  const stop = () => child.kill('SIGTERM');
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+  if (generators > 0) {
+    const { runGenerators } = await import('./multi.mjs');
+    code = await runGenerators({ load, generators, rest, servers, redis });
+  } else {
+    const loadArgs = [...rest];
+    for (const s of servers) loadArgs.push('--server', `ws://127.0.0.1:${s.port}`);
+    for (const s of servers) loadArgs.push('--otjd-pid', String(s.proc.pid));
+    loadArgs.push('--redis-pid', String(redis.proc.pid));
+    const child = spawn(load, loadArgs, { stdio: 'inherit' });
+    const stop = () => child.kill('SIGTERM');
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+  }
 } catch (e) {
   console.error(`run.mjs: ${e.message}`);
 } finally {
