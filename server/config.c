@@ -119,6 +119,8 @@ static const setting settings[] = {
     {"max_room_learners", SET_U32, U(max_room_learners), "200", "N", "learners in one room", 0},
     {"max_rooms_per_responsible", SET_U32, U(max_rooms_per_responsible), "20", "N",
      "rooms one responsible has open at once", 0},
+    {"join_batch", SET_U32, U(join_batch_ms), "20", "MS",
+     "joins that reach one room within this of each other are recorded as one (0: each alone)", 0},
     {"presence_stale", SET_U32, U(presence_stale_s), "30", "SECONDS",
      "an otjd instance silent this long is taken for gone", 0},
     {"ask_cooldown", SET_U32, U(ask_cooldown_s), "600", "SECONDS",

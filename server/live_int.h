@@ -173,7 +173,14 @@ struct lroom {
   char host_name[128];
   room_module *mod;
   attach *atts;
-  int refs;                  /* ops in flight */
+  int refs; /* ops in flight */
+  /* joins gathered to go to Redis together (live_join.c): queued ops, one
+   * call in flight at a time, the room listed on L.joins.due while a flush
+   * is scheduled */
+  live_op *jq, **jq_tail;
+  int join_inflight, jq_listed;
+  struct lroom *jq_next;
+  uint64_t jq_last_ms;       /* when the last gathered call left */
   int csecret_known;         /* csecret is read (live_confirm.c) */
   unsigned char csecret[32]; /* the room's confirmation secret: never sent */
 };
@@ -221,6 +228,8 @@ struct live_op {
   int64_t added;               /* add: the learner to invite once added */
   char key[PROTO_MAX_KEY + 1]; /* answer: the idempotency key to ack */
   int inflight;                /* sent to Redis again from its own callback */
+  int may_add;                 /* join: R7 allows the learner in (decided when queued) */
+  live_op *jnext;              /* join: the next in the room's queue or batch */
   int in_cb;
   void *extra; /* an op's own context, freed with extra_free */
   void (*extra_free)(void *);
@@ -312,6 +321,10 @@ void live_sync(ws_sess *s, const proto_msg *m);
 void live_drop_code(const char *code);
 /* The "old" of a gap repair: a fresh snapshot for every connection here. */
 void live_resnapshot(lroom *r);
+/* Start and stop the gathering of joins (live_join.c); stop drops what
+ * waits (shutdown). */
+void live_join_start(otjd *d);
+void live_join_stop(void);
 
 void live_step(ws_sess *s, const proto_msg *m); /* live_act.c */
 void live_answer(ws_sess *s, const proto_msg *m);
@@ -448,7 +461,12 @@ typedef struct live {
     uint32_t n;
   } wrong[LIVE_THROTTLE_SLOTS];
   writer *w; /* the approval writer: live_approve.c starts and stops it */
-  struct {   /* dashboard counts: live_dash.c */
+  struct {   /* joins gathered per room: live_join.c */
+    uv_timer_t timer;
+    int timer_ready, armed;
+    lroom *due;
+  } joins;
+  struct { /* dashboard counts: live_dash.c */
     int running, again;
     uint64_t delay_ms;
     uv_timer_t timer;

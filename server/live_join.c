@@ -268,14 +268,32 @@ static void sync_reply(live_op *o, redisReply *rep) {
 
 /* ---- join ------------------------------------------------------------------------- */
 
-/* The join script answered with a snapshot: the connection is attached. */
-static void join_reply(live_op *o, redisReply *rep) {
+/* Joins to one room go to Redis together: the first after a quiet spell at
+ * once, those that follow within cfg.join_batch_ms (or while a call is in
+ * flight) gathered into one call. The room then hears one `joined` event
+ * for all of them instead of one per person, and Redis runs the script
+ * once: at 07:00, when a shift scans the code, that is most of a join's
+ * cost. Each joiner still gets its own verdict and snapshot. */
+#define JOIN_BATCH_MAX 64
+
+static void join_flush(lroom *r);
+
+/* The refusal of one joiner (room.lua's verdict). */
+static void join_refused(ws_sess *s, proto_rid rid, const char *verdict) {
+  if (!strcmp(verdict, "forbidden"))
+    ws_send_err(s, rid, PROTO_FORBIDDEN, "You are not a learner of this room.");
+  else if (!strcmp(verdict, "too_large"))
+    ws_send_err(s, rid, PROTO_TOO_LARGE, "This room is full.");
+  else
+    ws_send_err(s, rid, PROTO_NOT_FOUND, "This room does not exist or has ended.");
+}
+
+/* One joiner of a call the script accepted: attached, then its snapshot
+ * (or, for a sync from outside the room, what it missed). */
+static void join_one(live_op *o, redisReply *rep, uint64_t seq) {
   lroom *r = o->r;
   ws_sess *s = live_op_sess(o);
-  if (live_reply_failed(o, rep) || !s) return;
-  uint64_t seq = live_reply_parse(rep).seq;
-  if (rep->elements >= 3) meta_from(r, rep->element[2]);
-  room_learn_seq(r, seq);
+  if (!s) return;
   attach *a = att_find(s, proto_s(r->id));
   if (!a) {
     if (att_count(s) >= LIVE_ATTACH_MAX) {
@@ -302,27 +320,179 @@ static void join_reply(live_op *o, redisReply *rep) {
   att_ready(a, seq);
 }
 
-/* Sends the join script for the op's client. */
+/* The script's reply to a gathered call: {"ok", seq, <snapshot>...,
+ * verdicts} or a failure that every joiner of it hears. */
+static void join_batch_reply(live_op *b, redisReply *rep) {
+  lroom *r = b->r;
+  live_op *list = b->extra;
+  b->extra = NULL;
+  r->join_inflight = 0;
+  live_reply pr = live_reply_parse(rep);
+  const redisReply *verdicts = NULL;
+  if (pr.kind == LIVE_REPLY_OK && rep->elements >= 9 &&
+      rep->element[rep->elements - 1]->type == REDIS_REPLY_ARRAY)
+    verdicts = rep->element[rep->elements - 1];
+  if (verdicts) {
+    meta_from(r, rep->element[2]);
+    room_learn_seq(r, pr.seq);
+  }
+  size_t i = 0;
+  for (live_op *o = list, *next; o; o = next, i++) {
+    next = o->jnext;
+    o->jnext = NULL;
+    o->in_cb = 1; /* as in its own reply: a send that fails leaves it to us */
+    ws_sess *s = live_op_sess(o);
+    if (!verdicts) {
+      if (!live_reply_failed(o, rep) && s)
+        ws_send_err(s, o->rid, PROTO_INTERNAL, "The room answered in an unknown shape.");
+    } else if (s) {
+      const redisReply *v = i < verdicts->elements ? verdicts->element[i] : NULL;
+      const char *verdict = v && v->type == REDIS_REPLY_STRING ? v->str : "not_found";
+      if (!strcmp(verdict, "ok"))
+        join_one(o, rep, pr.seq);
+      else
+        join_refused(s, o->rid, verdict);
+    }
+    o->in_cb = 0;
+    if (!o->inflight) live_op_free(o);
+  }
+  join_flush(r); /* those that came meanwhile */
+}
+
+/* Sends the room's queued joins as one call (a host's join alone, since the
+ * event names one role); nothing while a call is in flight. */
+static void join_flush(lroom *r) {
+  if (r->join_inflight || !r->jq) return;
+  room_hold(r);
+  rstore_joiner j[JOIN_BATCH_MAX];
+  live_op *list = NULL, **tail = &list;
+  uint32_t n = 0;
+  while (r->jq && n < JOIN_BATCH_MAX) {
+    live_op *o = r->jq;
+    ws_sess *s = live_op_sess(o);
+    int host = s && ws_user(s) == r->host;
+    if (s && n > 0 && (host || j[0].is_host)) break;
+    r->jq = o->jnext;
+    o->jnext = NULL;
+    o->inflight = 0; /* the queue lets go of it */
+    if (!s) {        /* gone while it waited */
+      live_op_free(o);
+      continue;
+    }
+    j[n++] = (rstore_joiner){
+        .user = ws_user(s), .is_host = host, .may_add = o->may_add, .name = ws_user_name(s)};
+    *tail = o;
+    tail = &o->jnext;
+  }
+  if (!r->jq) r->jq_tail = &r->jq;
+  if (n > 0) {
+    live_op *b = live_op_new(join_batch_reply, NULL, PROTO_NO_RID, r);
+    if (b && live_redis_ready()) {
+      rstore_call rc = live_rcall(r);
+      rstore_cmd c;
+      rstore_join(&c, &rc, j, n, L.d->cfg.max_room_learners);
+      b->extra = list;
+      r->join_inflight = 1;
+      r->jq_last_ms = uv_now(L.d->loop);
+      if (live_op_send(b, &c) != 0) {
+        /* not sent (b is freed): every joiner hears it */
+        r->join_inflight = 0;
+        b = NULL;
+      } else {
+        list = NULL;
+      }
+    } else if (b) {
+      live_op_free(b);
+    }
+    for (live_op *o = list, *next; o; o = next) {
+      next = o->jnext;
+      ws_sess *s = live_op_sess(o);
+      if (s)
+        ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
+                    "Live rooms are unavailable for a moment; try again shortly.");
+      live_op_free(o);
+    }
+  }
+  room_release(r);
+}
+
+static void on_join_tick(uv_timer_t *t) {
+  (void)t;
+  L.joins.armed = 0;
+  lroom *due = L.joins.due;
+  L.joins.due = NULL;
+  for (lroom *r = due, *next; r; r = next) {
+    next = r->jq_next;
+    r->jq_next = NULL;
+    r->jq_listed = 0;
+    join_flush(r);
+  }
+}
+
+/* Queues the op's join on its room; it leaves now, or with the others that
+ * come within cfg.join_batch_ms. */
 static void join_send(live_op *o) {
   lroom *r = o->r;
   ws_sess *s = live_op_sess(o);
-  if (!s) return;
-  int host = ws_user(s) == r->host;
-  /* one event either way: `joined`, with `added` when joining makes the
-   * learner a member (room.lua picks) */
-  proto_event joined = {.type = PROTO_EV_JOINED};
-  joined.joined.user = (uint64_t)ws_user(s);
-  joined.joined.role = host ? PROTO_ROLE_HOST : PROTO_ROLE_LEARNER;
-  proto_event added = joined;
-  added.joined.added = true;
+  OTJ_ASSERT(!o->in_cb); /* the queue owns it from here */
+  if (!s) {
+    live_op_free(o);
+    return;
+  }
   /* a learner who is not a member yet comes in only under R7 */
-  int may_add = !host && room_may_join(L.d->db, r->host, ws_user(s), r->module);
-  rstore_call rc = live_rcall(r);
-  rstore_cmd c;
-  rstore_join(&c, &rc, ws_user(s), host, may_add, ws_user_name(s), live_event(&added, 0),
-              live_event(&joined, 1), L.d->cfg.max_room_learners);
-  o->fn = join_reply;
-  live_op_send(o, &c);
+  int host = ws_user(s) == r->host;
+  o->may_add = !host && room_may_join(L.d->db, r->host, ws_user(s), r->module);
+  o->inflight = 1; /* the queue holds it: a reply it came from must not free it */
+  if (!r->jq) r->jq_tail = &r->jq;
+  *r->jq_tail = o;
+  r->jq_tail = &o->jnext;
+  uint64_t now = uv_now(L.d->loop), wait = L.d->cfg.join_batch_ms;
+  if (!r->join_inflight && (wait == 0 || now - r->jq_last_ms >= wait)) {
+    join_flush(r); /* the first after a quiet spell goes at once */
+    return;
+  }
+  if (r->join_inflight || r->jq_listed) return; /* the reply or the tick takes it */
+  r->jq_listed = 1;
+  r->jq_next = L.joins.due;
+  L.joins.due = r;
+  if (!L.joins.armed) {
+    L.joins.armed = 1;
+    uv_timer_start(&L.joins.timer, on_join_tick, wait, 0);
+  }
+}
+
+void live_join_start(otjd *d) {
+  uv_timer_init(d->loop, &L.joins.timer);
+  uv_unref((uv_handle_t *)&L.joins.timer);
+  L.joins.timer_ready = 1;
+}
+
+void live_join_stop(void) {
+  if (L.joins.timer_ready) {
+    uv_timer_stop(&L.joins.timer);
+    uv_close((uv_handle_t *)&L.joins.timer, NULL);
+    L.joins.timer_ready = 0;
+  }
+  L.joins.due = NULL;
+  /* what still waits is dropped (the connections close with the server);
+   * freed after the walk, since a freed op may free its room */
+  live_op *drop = NULL;
+  for (size_t i = 0; i < LIVE_BUCKETS; i++)
+    for (lroom *r = L.tab[i]; r; r = r->hnext) {
+      r->jq_listed = 0;
+      r->jq_next = NULL;
+      while (r->jq) {
+        live_op *o = r->jq;
+        r->jq = o->jnext;
+        o->jnext = drop;
+        drop = o;
+      }
+      r->jq_tail = &r->jq;
+    }
+  for (live_op *o = drop, *next; o; o = next) {
+    next = o->jnext;
+    live_op_free(o);
+  }
 }
 
 static void join_meta_reply(live_op *o, redisReply *rep) {
@@ -332,7 +502,13 @@ static void join_meta_reply(live_op *o, redisReply *rep) {
     ws_send_err(live_op_sess(o), o->rid, PROTO_NOT_FOUND, "This room's module no longer exists.");
     return;
   }
-  join_send(o);
+  /* the join goes on as an op of its own: this one is freed after its
+   * reply, while the join may wait in the room's queue */
+  live_op *j = live_op_new(NULL, live_op_sess(o), o->rid, o->r);
+  if (!j) return;
+  j->is_sync = o->is_sync;
+  j->since = o->since;
+  join_send(j);
 }
 
 static void join_subscribed(void *arg, int ok) {
@@ -364,7 +540,7 @@ static void start_join(ws_sess *s, proto_rid rid, const char *room_id, int is_sy
     ws_send_err(s, rid, PROTO_INTERNAL, "Out of memory.");
     return;
   }
-  live_op *o = live_op_new(join_reply, s, rid, r);
+  live_op *o = live_op_new(NULL, s, rid, r);
   if (!o) return;
   o->is_sync = is_sync;
   o->since = since;

@@ -211,38 +211,70 @@ elseif op == 'snapshot' then
   return snapshot(seq_now())
 
 elseif op == 'join' then
-  -- user, role ("host"/"learner"), may_add ("1"/"0"), name, joined-and-added,
-  -- joined, most learners. A join that makes the learner a member is one
-  -- event (`joined` with `added`), not two: every member receives it.
+  -- n, then n times: user, role ("host"/"learner"), may_add ("1"/"0"),
+  -- name; then most learners. Several connections that came to the room
+  -- together join in one call (otjd gathers them) and the room hears ONE
+  -- `joined` event for all who came online: {user, role} for one person
+  -- (with added = true when joining made them a learner of the room),
+  -- {role = "learner", users = [...], added = [...]} for several. The reply
+  -- is one snapshot, after that event, and then each joiner's verdict:
+  -- "ok", or the code of the refusal ("forbidden", "too_large",
+  -- "not_found") for that joiner alone.
   local e = must_exist()
   if e then return e end
-  local user = ARGV[9]
+  local n, max = tonumber(ARGV[9]), tonumber(ARGV[10 + 4 * tonumber(ARGV[9])])
+  local verdicts = {}
   if redis.call('HGET', META, 'state') ~= 'open' then
     -- a closed room can still be looked at, by its host and members only;
     -- nobody joins it any more
-    e = must_see(user)
-    if e then return e end
-    return snapshot(seq_now())
-  end
-  local added = false
-  if ARGV[10] == 'learner' and redis.call('HEXISTS', MEMBERS, user) == 0 then
-    if ARGV[11] ~= '1' then
-      return {'err', 'forbidden', 'You are not a learner of this room.'}
+    for i = 1, n do
+      verdicts[i] = must_see(ARGV[6 + 4 * i]) and 'not_found' or 'ok'
     end
-    if redis.call('HLEN', MEMBERS) >= tonumber(ARGV[15]) then
-      return {'err', 'too_large', 'This room is full.'}
-    end
-    redis.call('HSET', MEMBERS, user, ARGV[12])
-    added = true
+    local snap = snapshot(seq_now())
+    snap[#snap + 1] = verdicts
+    return snap
   end
-  local was = not added and is_online(user)
-  redis.call('HSET', PRESENCE, user .. '|' .. INST, (my_count(user) + 1) .. ':' .. ARGV[2])
-  if not was then
-    attend(user, true, ARGV[10] == 'host')
-    emit(user, added and ARGV[13] or ARGV[14], '')
+  local came, added, role = {}, {}, nil
+  for i = 1, n do
+    local b = 6 + 4 * i
+    local user, urole, may_add, name = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+    local new = false
+    verdicts[i] = 'ok'
+    if urole == 'learner' and redis.call('HEXISTS', MEMBERS, user) == 0 then
+      if may_add ~= '1' then
+        verdicts[i] = 'forbidden'
+      elseif redis.call('HLEN', MEMBERS) >= max then
+        verdicts[i] = 'too_large'
+      else
+        redis.call('HSET', MEMBERS, user, name)
+        new = true
+      end
+    end
+    if verdicts[i] == 'ok' then
+      local was = not new and is_online(user)
+      redis.call('HSET', PRESENCE, user .. '|' .. INST, (my_count(user) + 1) .. ':' .. ARGV[2])
+      if not was then
+        attend(user, true, urole == 'host')
+        came[#came + 1] = tonumber(user)
+        role = urole
+        if new then added[#added + 1] = tonumber(user) end
+      end
+    end
+  end
+  if #came == 1 then
+    local ev = {type = 'joined', user = came[1], role = role}
+    if #added == 1 then ev.added = true end
+    emit(came[1], cmsgpack.pack(ev), '')
+  elseif #came > 1 then
+    -- otjd gathers learners only; the host joins alone
+    local ev = {type = 'joined', role = 'learner', users = came}
+    if #added > 0 then ev.added = added end
+    emit(0, cmsgpack.pack(ev), '')
   end
   touch()
-  return snapshot(seq_now())
+  local snap = snapshot(seq_now())
+  snap[#snap + 1] = verdicts
+  return snap
 
 elseif op == 'leave' then
   -- user, left

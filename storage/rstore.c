@@ -153,15 +153,16 @@ void rstore_meta(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "meta"); 
 
 void rstore_snapshot(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "snapshot"); }
 
-void rstore_join(rstore_cmd *c, const rstore_call *x, int64_t user, int is_host, int may_add,
-                 const char *name, rstore_event added, rstore_event joined, uint32_t max_learners) {
+void rstore_join(rstore_cmd *c, const rstore_call *x, const rstore_joiner *j, uint32_t n,
+                 uint32_t max_learners) {
   cmd_room(c, x, "join");
-  rstore_cmd_int(c, user);
-  rstore_cmd_str(c, is_host ? "host" : "learner");
-  rstore_cmd_str(c, may_add ? "1" : "0");
-  rstore_cmd_str(c, name);
-  cmd_event(c, added, 0);
-  cmd_event(c, joined, 0);
+  rstore_cmd_int(c, n);
+  for (uint32_t i = 0; i < n; i++) {
+    rstore_cmd_int(c, j[i].user);
+    rstore_cmd_str(c, j[i].is_host ? "host" : "learner");
+    rstore_cmd_str(c, j[i].may_add ? "1" : "0");
+    rstore_cmd_str(c, j[i].name);
+  }
   rstore_cmd_int(c, max_learners);
 }
 

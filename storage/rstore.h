@@ -116,12 +116,20 @@ void rstore_open(rstore_cmd *c, const rstore_call *x, int64_t host, int64_t modu
                  uint32_t n);
 void rstore_meta(rstore_cmd *c, const rstore_call *x);
 void rstore_snapshot(rstore_cmd *c, const rstore_call *x);
-/* is_host: joins as the host; may_add: a learner who is not a member yet
- * may come in (R7, decided by the caller); the events are `joined` with
- * `added` (used only when joining makes the learner a member) and plain
- * `joined`. */
-void rstore_join(rstore_cmd *c, const rstore_call *x, int64_t user, int is_host, int may_add,
-                 const char *name, rstore_event added, rstore_event joined, uint32_t max_learners);
+/* One connection coming into a room: is_host joins as the host; may_add:
+ * a learner who is not a member yet may come in (R7, decided by the
+ * caller). `name` stays alive until the command is sent. */
+typedef struct rstore_joiner {
+  int64_t user;
+  int is_host, may_add;
+  const char *name;
+} rstore_joiner;
+
+/* The joins of n connections in one call: room.lua records the one
+ * `joined` event itself; the reply is {"ok", seq, <snapshot>..., verdicts}
+ * with one verdict per joiner, in order ("ok" or a refusal's code). */
+void rstore_join(rstore_cmd *c, const rstore_call *x, const rstore_joiner *j, uint32_t n,
+                 uint32_t max_learners);
 void rstore_leave(rstore_cmd *c, const rstore_call *x, int64_t user, rstore_event left);
 void rstore_add(rstore_cmd *c, const rstore_call *x, int64_t learner, const char *name,
                 rstore_event added, uint32_t max_learners);

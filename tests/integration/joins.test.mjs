@@ -1,6 +1,7 @@
 // What a join tells the room, and who a snapshot shows online: one `joined`
 // event per join (with `added` when the join made the learner a member),
-// presence decided from Redis' raw entries by otjd, across two instances.
+// joins that come together recorded as one event, presence decided from
+// Redis' raw entries by otjd, across two instances.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -17,8 +18,11 @@ const moduleId = (title) => sql(`SELECT id FROM modules WHERE title='${title}'`)
 
 before(async () => {
   redis = await startRedis();
-  A = await startOtjd({ redis: redis.addr });
-  B = await startOtjd({ redis: redis.addr, dataDir: A.dataDir, demo: false });
+  // a wide batch window, so that joins a test sends together are gathered
+  // however slow the machine is (the default is 20 ms)
+  const env = { OTJ_JOIN_BATCH: '1000' };
+  A = await startOtjd({ redis: redis.addr, env });
+  B = await startOtjd({ redis: redis.addr, dataDir: A.dataDir, demo: false, env });
 });
 
 after(async () => {
@@ -142,4 +146,39 @@ test('a snapshot shows online exactly those with a live connection on any instan
   assert.equal(s.learners.find((l) => l.id === lea).online, false, 'lea is offline once her connection is gone');
   rita.close();
   cLeo.close();
+});
+
+test('joins that arrive together are one event naming them all; each joiner gets its own answer', async () => {
+  const HH = moduleId('Hand hygiene');
+  const [lea, leo, lars] = ['lea', 'leo', 'lars'].map(id);
+  const rita = await as(A, 'rita');
+  const snap = await rita.ask({ t: 'open', module: HH, learners: [lea, leo] });
+  const room = snap.room;
+  // omar holds the code but is not within rita's reach (R7)
+  const [cLea, cLeo, cLars, cOmar] = await Promise.all([as(A, 'lea'), as(A, 'leo'), as(A, 'lars'), as(A, 'omar')]);
+  // the first join after a quiet spell goes at once; the four that follow
+  // it within the batch window are gathered
+  const first = await cLea.ask({ t: 'join', room });
+  assert.equal(first.t, 'snapshot');
+  const replies = await Promise.all([
+    cLeo.ask({ t: 'join', room }),
+    cLars.ask({ t: 'join', code: snap.code }),
+    cOmar.ask({ t: 'join', code: snap.code }),
+  ]);
+  assert.equal(replies[0].t, 'snapshot', JSON.stringify(replies[0]));
+  assert.equal(replies[1].t, 'snapshot', JSON.stringify(replies[1]));
+  assert.deepEqual([replies[2].t, replies[2].code], ['err', 'forbidden'], 'omar alone is refused');
+  assert.equal(replies[0].seq, replies[1].seq, 'leo and lars came in with one event');
+  assert.ok(replies[1].learners.some((l) => l.id === lars && l.online));
+  assert.ok(!replies[1].learners.some((l) => l.id === id('omar')), 'the refused joiner is not in the room');
+
+  const evs = (await eventsUpTo(rita, room, replies[0].seq)).filter((e) => e.seq > snap.seq);
+  assert.deepEqual(evs.map((e) => e.e), [
+    { type: 'joined', user: lea, role: 'learner' },
+    { type: 'joined', role: 'learner', users: [leo, lars], added: [lars] },
+  ]);
+  // the seq stays gapless for a member who was there before
+  const leaEvs = await eventsUpTo(cLea, room, replies[0].seq);
+  assert.deepEqual(leaEvs.map((e) => e.seq), [replies[0].seq]);
+  for (const c of [rita, cLea, cLeo, cLars, cOmar]) c.close();
 });

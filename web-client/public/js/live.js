@@ -61,12 +61,14 @@ export class Room {
     this.seq = ev.seq;
     const e = ev.e || {};
     switch (e.type) {
-      case 'joined': // with `added` when joining made them a learner of the room
+      case 'joined': // one person ({user, role, added?}) or several learners ({users, added?})
       case 'left': {
         const online = e.type === 'joined';
-        if (e.role === 'host' || e.user === this.host.id) this.hostOnline = online;
-        else if (this.learners.has(e.user)) this.learners.get(e.user).online = online;
-        else if (online) this.learners.set(e.user, { id: e.user, name: null, online });
+        for (const user of e.users || [e.user]) {
+          if (e.role === 'host' || user === this.host.id) this.hostOnline = online;
+          else if (this.learners.has(user)) this.learners.get(user).online = online;
+          else if (online) this.learners.set(user, { id: user, name: null, online });
+        }
         break;
       }
       case 'added':

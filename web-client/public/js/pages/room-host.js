@@ -424,7 +424,10 @@ export function render({ main, room, go }) {
     const ev = e.detail.ev;
     if (ev && ev.e) {
       const x = ev.e;
-      if (x.type === 'joined' && x.role !== 'host') announce(`${name(x.user)} joined.`);
+      if (x.type === 'joined' && x.role !== 'host') {
+        const who = x.users || [x.user];
+        announce(who.length === 1 ? `${name(who[0])} joined.` : `${who.length} learners joined.`);
+      }
       if (x.type === 'left' && x.role !== 'host') announce(`${name(x.user)} left.`);
       if (x.type === 'answer' && x.by === x.learner) announce(`${name(x.learner)} answered task ${x.task + 1}.`);
       if (x.type === 'confirmed') confirmCard.confirmed(x.learner);

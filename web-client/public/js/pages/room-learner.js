@@ -181,7 +181,7 @@ export function render({ main, room, me }) {
       const t = room.module.tasks[room.task];
       if (t) announce(`Task ${room.task + 1}: ${t.text}`);
     }
-    if (ev && ev.e && ev.e.type === 'joined' && ev.e.added && ev.e.user === me.id) removed = false;
+    if (ev && ev.e && ev.e.type === 'joined' && ev.e.added && (ev.e.user === me.id || (Array.isArray(ev.e.added) && ev.e.added.includes(me.id)))) removed = false;
     if (ev && ev.e && ev.e.learner === me.id) {
       if (ev.e.type === 'removed') { removed = true; announce('You were taken out of the room.'); }
       if (ev.e.type === 'added') removed = false;
