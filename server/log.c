@@ -242,10 +242,7 @@ static void put_time(lbuf *b) {
   if (n > 0) put_raw(b, t, (size_t)n < sizeof t ? (size_t)n : sizeof t - 1);
 }
 
-static void write_line(lbuf *b) {
-  b->s[b->len++] = '\n';
-  const char *p = b->s;
-  size_t n = b->len;
+static void write_all(const char *p, size_t n) {
   while (n) {
     ssize_t w = write(STDERR_FILENO, p, n);
     if (w < 0 && errno == EINTR) continue;
@@ -253,6 +250,41 @@ static void write_line(lbuf *b) {
     p += w;
     n -= (size_t)w;
   }
+}
+
+/* The held lines of the loop thread (log_hold_begin). */
+static struct {
+  char buf[64 * 1024];
+  size_t len;
+} g_held;
+static _Thread_local int tl_holding;
+
+void log_hold_begin(void) {
+  g_held.len = 0;
+  tl_holding = 1;
+}
+
+void log_flush(void) {
+  if (!tl_holding || !g_held.len) return;
+  write_all(g_held.buf, g_held.len);
+  g_held.len = 0;
+}
+
+void log_hold_end(void) {
+  log_flush();
+  tl_holding = 0;
+}
+
+static void write_line(lbuf *b, log_level level) {
+  b->s[b->len++] = '\n';
+  if (tl_holding && level < LOG_WARN) {
+    if (g_held.len + b->len > sizeof g_held.buf) log_flush();
+    memcpy(g_held.buf + g_held.len, b->s, b->len);
+    g_held.len += b->len;
+    return;
+  }
+  log_flush(); /* what was held came first */
+  write_all(b->s, b->len);
 }
 
 void log_event(log_level level, const char *msg, const char *fmt, ...) {
@@ -271,7 +303,7 @@ void log_event(log_level level, const char *msg, const char *fmt, ...) {
     put_keys(&b, fmt, &ap);
     va_end(ap);
   }
-  write_line(&b);
+  write_line(&b, level);
 }
 
 /* ---- libwebsockets' own log ------------------------------------------------------ */

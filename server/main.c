@@ -88,6 +88,13 @@ static void close_handle(uv_handle_t *h) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+static uv_check_t log_check;
+
+static void on_log_check(uv_check_t *h) {
+  (void)h;
+  log_flush();
+}
+
 static void finish_shutdown(void) {
   otjd *d = &g_d;
   uv_timer_stop(&shutdown_timer);
@@ -100,6 +107,8 @@ static void finish_shutdown(void) {
   live_fini(d);
   rconn_destroy(d->redis);
   d->redis = NULL;
+  uv_check_stop(&log_check);
+  close_handle((uv_handle_t *)&log_check);
   uv_signal_stop(&sig_int);
   uv_signal_stop(&sig_term);
   uv_signal_stop(&sig_chld);
@@ -498,6 +507,11 @@ static int serve(int argc, char **argv) {
   uv_signal_init(d->loop, &sig_term);
   uv_signal_init(d->loop, &sig_chld);
   uv_timer_init(d->loop, &shutdown_timer);
+  /* the loop's info lines leave once per turn (log.h) */
+  uv_check_init(d->loop, &log_check);
+  uv_check_start(&log_check, on_log_check);
+  uv_unref((uv_handle_t *)&log_check);
+  log_hold_begin();
   uv_signal_start(&sig_int, on_signal, SIGINT);
   uv_signal_start(&sig_term, on_signal, SIGTERM);
   uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
@@ -529,6 +543,7 @@ static int serve(int argc, char **argv) {
   uv_run(d->loop, UV_RUN_DEFAULT);
 
 out_loop:
+  log_hold_end();
   live_free(d);
   if (uv_loop_close(d->loop) != 0) {
     /* something still holds the loop; say so rather than hang */
