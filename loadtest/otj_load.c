@@ -227,9 +227,12 @@ static struct {
   procstat victim_last, otjd0[MAX_PIDS], otjd1[MAX_PIDS], redis0[MAX_PIDS], redis1[MAX_PIDS];
   double self0, self1;
   uint64_t t_cpu0, t_cpu1;
+  int *queue; /* attempts due while --max-connecting were in flight (FIFO) */
+  int qhead, qtail, qcap;
+  uint64_t queued;
 } RS;
 
-static int rs_drop(conn *c);
+static int rs_drop(conn *c, const char *why);
 static void rs_send_sync(conn *c);
 static void rs_on_ok(conn *c, const msgpack_object *m, uint64_t t);
 static int rs_on_snapshot(conn *c, const msgpack_object *m, uint64_t t);
@@ -716,7 +719,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     if (!c) return 0;
     flight_done(c);
-    if (RS.on && rs_drop(c)) return 0;
+    if (RS.on && rs_drop(c, in ? (const char *)in : "?")) return 0;
     G.conn_failed++;
     if (G.errs_printed++ < ERR_PRINT_MAX)
       fprintf(stderr, "\notj-load: connection %d failed: %s\n", c->idx,
@@ -741,7 +744,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   case LWS_CALLBACK_CLIENT_CLOSED:
     if (!c) return 0;
     flight_done(c);
-    if (RS.on && G.phase != PH_DONE && rs_drop(c)) return 0;
+    if (RS.on && G.phase != PH_DONE && rs_drop(c, NULL)) return 0;
     if (G.phase != PH_DONE) {
       G.conn_closed++;
       if (G.errs_printed++ < ERR_PRINT_MAX)
@@ -781,7 +784,7 @@ static void start_connect(conn *c) {
   if (!lws_client_connect_via_info(&i)) {
     if (c->st == C_CONNECTING) { /* no error callback came */
       flight_done(c);
-      if (RS.on && rs_drop(c)) return;
+      if (RS.on && rs_drop(c, "cannot start")) return;
       G.conn_failed++;
       c->st = C_DEAD;
       setup_done_one(c, 0);
@@ -1289,10 +1292,13 @@ static int rs_build_world(void) {
   return 0;
 }
 
-/* A connection of the storm went away (closed, or an attempt failed): the
- * storm schedules its next attempt. Returns 0 when it is not the storm's. */
-static int rs_drop(conn *c) {
+/* A connection of the storm went away (closed, or an attempt failed: why):
+ * the storm schedules its next attempt. Returns 0 when it is not the
+ * storm's. */
+static int rs_drop(conn *c, const char *why) {
   if (!recon_lost(c->idx, now_ns())) return 0;
+  if (why && G.errs_printed++ < ERR_PRINT_MAX)
+    fprintf(stderr, "\notj-load: reconnect of connection %d failed: %s\n", c->idx, why);
   c->wsi = NULL;
   c->st = C_DEAD;
   c->want_write = 0;
@@ -1301,11 +1307,29 @@ static int rs_drop(conn *c) {
   return 1;
 }
 
-/* recon's call: connection idx tries again, on a surviving instance. */
-static void rs_retry(int idx) {
+static void rs_start(int idx) {
   conn *c = &G.conns[idx];
   c->server = rs_survivor(idx);
+  recon_started(idx, now_ns());
   start_connect(c);
+}
+
+/* recon's call: connection idx tries again, on a surviving instance, at
+ * once or when one of the --max-connecting slots is free: lws's cost per
+ * connect grows with the connects in flight (its timeouts are a sorted
+ * list), and the generator must not be what limits the storm. */
+static void rs_retry(int idx) {
+  if (G.connecting < G.max_connecting && RS.qhead == RS.qtail) {
+    rs_start(idx);
+    return;
+  }
+  RS.queue[RS.qtail++ % RS.qcap] = idx; /* each idx is queued at most once */
+  RS.queued++;
+}
+
+static void rs_unqueue(void) {
+  while (RS.qhead != RS.qtail && G.connecting < G.max_connecting)
+    rs_start(RS.queue[RS.qhead++ % RS.qcap]);
 }
 
 static void rs_send_sync(conn *c) {
@@ -1430,6 +1454,7 @@ static void rs_kill(void) {
 
 static void rs_drive(uint64_t t) {
   if (!RS.killed && t >= G.t_run0 + (uint64_t)(RS.kill_at * 1e9)) rs_kill();
+  rs_unqueue();
   if (RS.nstayers > 0 && RS.affected_rate > 0) {
     uint64_t end = t < G.t_run_end ? t - G.t_run0 : G.t_run_end - G.t_run0;
     uint64_t due = (uint64_t)((double)end * RS.affected_rate / 1e9) + 1;
@@ -1475,6 +1500,8 @@ static json_t *rs_json(const recon_cpu *cpu) {
                 "victim", G.servers[RS.victim].host, "victim_port", G.servers[RS.victim].port,
                 "stayers", RS.nstayers, "affected_answers", (json_int_t)RS.affected_answers,
                 "affected_acks", (json_int_t)RS.affected_acks));
+  json_object_set_new(j, "generator_queued", json_integer((json_int_t)RS.queued));
+  json_object_set_new(j, "max_connecting", json_integer(G.max_connecting));
   return j;
 }
 
@@ -1879,6 +1906,8 @@ static void usage(FILE *f) {
           "                       4000 ms + 0..300 ms jitter) or server/backoff.h (default web)\n"
           "  --bound S            every learner back and gapless within S of the kill, or\n"
           "                       exit 1 (default 30)\n"
+          "  --max-connecting N   also bounds the storm's attempts in flight (default 1500\n"
+          "                       there; the wait for a slot is reported)\n"
           "  --sources K          source addresses 127.B.C.2.. to bind (a fresh B.C per\n"
           "                       run; default: enough"
           " for %d connections each)\n"
@@ -1948,7 +1977,7 @@ int main(int argc, char **argv) {
   double deliveries = -1;
   int rooms = -1, conns = -1, storm = -1;
   double rate = -1, approvals = -1;
-  int calm = -1, duration_given = 0;
+  int calm = -1, duration_given = 0, maxc_given = 0;
   RS.stay_pct = 10;
   RS.affected_rate = 100;
   RS.victim = -1;
@@ -2065,7 +2094,10 @@ int main(int argc, char **argv) {
     case O_APPR: approvals = atof(optarg); break;
     case O_BATCH: G.approve_batch = atoi(optarg); break;
     case O_SOURCES: G.nsources = atoi(optarg); break;
-    case O_MAXC: G.max_connecting = atoi(optarg); break;
+    case O_MAXC:
+      G.max_connecting = atoi(optarg);
+      maxc_given = 1;
+      break;
     case O_OPID:
       if (G.notjd < MAX_PIDS) G.otjd_pids[G.notjd++] = (pid_t)atoi(optarg);
       break;
@@ -2133,6 +2165,7 @@ int main(int argc, char **argv) {
     if (G.fanout_rooms == 0) G.answer_rate = 0;
     if (RS.victim < 0) RS.victim = G.nservers - 1;
     if (!duration_given) G.duration = RS.kill_at + 5;
+    if (!maxc_given) G.max_connecting = 1500; /* the storm's attempts too (rs_retry) */
     G.no_floor = 1;
     int per = (RS.storm + RS.rooms - 1) / RS.rooms;
     if (G.nservers < 2 || RS.victim >= G.nservers || RS.kill_at <= 0 || RS.kill_at >= G.duration ||
@@ -2263,8 +2296,11 @@ int main(int argc, char **argv) {
   signal(SIGUSR1, on_go);
 
   uv_loop_init(&G.loop);
-  if (RS.on && recon_init(&G.loop, G.nconns, RS.backoff,
-                          (uint64_t)getpid() * 2654435761u ^ now_ns(), rs_retry) != 0) {
+  RS.qcap = G.nconns + 1;
+  RS.queue = RS.on ? calloc((size_t)RS.qcap, sizeof *RS.queue) : NULL;
+  if (RS.on &&
+      (!RS.queue || recon_init(&G.loop, G.nconns, RS.backoff,
+                               (uint64_t)getpid() * 2654435761u ^ now_ns(), rs_retry) != 0)) {
     fprintf(stderr, "otj-load: out of memory\n");
     return 2;
   }

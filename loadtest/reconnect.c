@@ -21,8 +21,8 @@ typedef struct slot {
   uv_timer_t timer; /* first: the timer's callback finds its slot */
   int idx;
   uint8_t st, host, flaw, by_snapshot;
-  unsigned attempt;                               /* the client's count, reset by welcome */
-  uint64_t t_lost, t_try, t_conn, t_welc, t_back; /* t_try..: of the last attempt */
+  unsigned attempt; /* the client's count, reset by welcome */
+  uint64_t t_lost, t_try, t_start, t_conn, t_welc, t_back; /* t_try..: the last attempt */
 } slot;
 
 static struct {
@@ -36,8 +36,8 @@ static struct {
   int tracked_learners, tracked_hosts, pending;
   uint64_t attempts, failed, refused, back, by_snapshot, flawed;
   hist detect, rec_learner, rec_host;
-  hist wait, connect, hello, sync; /* the steps of the attempt that brought it back */
-  hist calm[3], lag[3];            /* before the kill, during the storm, after */
+  hist wait, queue, connect, hello, sync; /* the steps of the attempt that brought it back */
+  hist calm[3], lag[3];                   /* before the kill, during the storm, after */
 } R;
 
 static uint64_t rng_next(void) { /* xorshift64* */
@@ -66,6 +66,7 @@ int recon_init(uv_loop_t *loop, int nconns, recon_backoff kind, uint64_t seed, r
   hist_init(&R.rec_learner);
   hist_init(&R.rec_host);
   hist_init(&R.wait);
+  hist_init(&R.queue);
   hist_init(&R.connect);
   hist_init(&R.hello);
   hist_init(&R.sync);
@@ -105,7 +106,7 @@ static void on_due(uv_timer_t *h) {
   if (s->st != S_WAITING) return;
   s->st = S_TRYING;
   s->t_try = uv_hrtime();
-  s->t_conn = s->t_welc = 0;
+  s->t_start = s->t_conn = s->t_welc = 0;
   R.attempts++;
   R.retry(s->idx);
 }
@@ -125,6 +126,11 @@ int recon_lost(int idx, uint64_t t) {
   s->attempt++;
   uv_timer_start(&s->timer, on_due, ms, 0);
   return 1;
+}
+
+void recon_started(int idx, uint64_t t) {
+  slot *s = slot_of(idx);
+  if (s && s->st == S_TRYING) s->t_start = t;
 }
 
 void recon_connected(int idx, uint64_t t) {
@@ -159,9 +165,10 @@ void recon_back(int idx, uint64_t t, int by_snapshot) {
   R.back++;
   if (by_snapshot) R.by_snapshot++;
   hist_record(s->host ? &R.rec_host : &R.rec_learner, t > R.t_kill ? t - R.t_kill : 0);
-  if (s->t_try && s->t_conn && s->t_welc) {
+  if (s->t_try && s->t_start && s->t_conn && s->t_welc) {
     hist_record(&R.wait, s->t_try - R.t_kill);
-    hist_record(&R.connect, s->t_conn - s->t_try);
+    hist_record(&R.queue, s->t_start - s->t_try);
+    hist_record(&R.connect, s->t_conn - s->t_start);
     hist_record(&R.hello, s->t_welc - s->t_conn);
     hist_record(&R.sync, t - s->t_welc);
   }
@@ -224,8 +231,9 @@ json_t *recon_json(double bound_s, const recon_cpu *cpu) {
   json_object_set_new(j, "recovery_learners", hist_obj(&R.rec_learner));
   json_object_set_new(j, "recovery_hosts", hist_obj(&R.rec_host));
   json_object_set_new(j, "steps",
-                      json_pack("{s:o, s:o, s:o, s:o}", "kill_to_last_attempt", hist_obj(&R.wait),
-                                "attempt_to_open", hist_obj(&R.connect), "open_to_welcome",
+                      json_pack("{s:o, s:o, s:o, s:o, s:o}", "kill_to_last_attempt",
+                                hist_obj(&R.wait), "generator_queue", hist_obj(&R.queue),
+                                "connect_to_open", hist_obj(&R.connect), "open_to_welcome",
                                 hist_obj(&R.hello), "welcome_to_synced", hist_obj(&R.sync)));
   json_object_set_new(j, "unaffected_latency",
                       json_pack("{s:o, s:o, s:o}", "before_kill", hist_obj(&R.calm[0]), "storm",
@@ -272,7 +280,8 @@ void recon_summary(FILE *f, double bound_s, const recon_cpu *cpu) {
   hist_row(f, "kill -> learner back", &R.rec_learner);
   hist_row(f, "kill -> responsible back", &R.rec_host);
   hist_row(f, "step: kill -> last attempt", &R.wait);
-  hist_row(f, "step: attempt -> ws open", &R.connect);
+  hist_row(f, "step: generator queue", &R.queue);
+  hist_row(f, "step: connect -> ws open", &R.connect);
   hist_row(f, "step: ws open -> welcome", &R.hello);
   hist_row(f, "step: welcome -> synced", &R.sync);
   hist_row(f, "unaffected, before the kill", &R.calm[0]);

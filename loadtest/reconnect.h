@@ -57,6 +57,9 @@ uint64_t recon_kill_time(void);
  * Returns 1 when the storm takes care of it; 0 for an untracked connection,
  * one already back, or any before the kill (the caller's usual failure). */
 int recon_lost(int idx, uint64_t t);
+/* idx's attempt really starts connecting (the generator bounds the connects
+ * in flight, so an attempt may wait for a slot: its own limit, reported). */
+void recon_started(int idx, uint64_t t);
 /* idx's attempt has its websocket open (ESTABLISHED). */
 void recon_connected(int idx, uint64_t t);
 /* idx got `welcome` on its new connection: the client's attempt count is
