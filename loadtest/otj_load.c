@@ -763,6 +763,13 @@ static const struct lws_protocols protocols[] = {{WS_PROTOCOL, ws_callback, 0, 0
                                                  {LHTTP_PROTOCOL, lhttp_callback, 0, 0, 0, NULL, 0},
                                                  {NULL, NULL, 0, 0, 0, NULL, 0}};
 
+/* No lws validity timer per connection: lws would re-insert it into a
+ * sorted list of every connection's timer on every frame received. It must
+ * be given per connection: a context's policy with secs_since_valid_ping 0
+ * leaves clients on lws's default (300 s). */
+static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                           .secs_since_valid_hangup = 0};
+
 static void start_connect(conn *c) {
   server *s = &G.servers[c->server];
   char iface[32];
@@ -778,6 +785,7 @@ static void start_connect(conn *c) {
   i.opaque_user_data = c;
   i.iface = G.nsources > 0 ? iface : NULL;
   i.pwsi = &c->wsi;
+  i.retry_and_idle_policy = &no_validity;
   c->st = C_CONNECTING;
   G.connecting++;
   c->in_flight = 1;
@@ -2312,7 +2320,8 @@ int main(int argc, char **argv) {
   info.protocols = protocols;
   info.options = LWS_SERVER_OPTION_LIBUV;
   info.foreign_loops = loops;
-  info.fd_limit_per_thread = (unsigned int)total_conns + 512;
+  /* No fd_limit_per_thread: below the process limit it turns lws's fd to
+   * wsi lookup into a linear walk over every slot, on every event. */
   info.connect_timeout_secs = 30;
   G.ctx = lws_create_context(&info);
   if (!G.ctx) {
