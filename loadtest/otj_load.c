@@ -15,7 +15,8 @@
  * says so. Every receiver checks that each room's `seq` grows by exactly
  * one, and counts what was lost or duplicated.
  *
- * Scenarios: connections, fanout, join-storm, approvals, mixed (README.md).
+ * Scenarios: connections, fanout, join-storm, approvals, mixed, reconnect-storm
+ * (README.md; the reconnect storm is its own section below the world).
  */
 #include <errno.h>
 #include <getopt.h>
