@@ -15,7 +15,8 @@
  * says so. Every receiver checks that each room's `seq` grows by exactly
  * one, and counts what was lost or duplicated.
  *
- * Scenarios: connections, fanout, join-storm, approvals, mixed (README.md).
+ * Scenarios: connections, fanout, join-storm, approvals, mixed, reconnect-storm
+ * (README.md; the reconnect storm is its own section below the world).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +40,7 @@
 #include "hist.h"
 #include "lhttp.h"
 #include "procstat.h"
+#include "reconnect.h"
 
 #define WS_PROTOCOL          "otj.v1"
 #define MAX_SERVERS          16
@@ -211,6 +213,38 @@ static struct {
   int ping_next;
 } G;
 
+/* The reconnect storm (reconnect-storm; its section is after the world):
+ * its settings, and the hooks the rest of the generator calls. */
+static struct {
+  int on;
+  int rooms, storm, stay_pct, victim;
+  double kill_at, bound, affected_rate;
+  recon_backoff backoff;
+  pid_t victim_pid;
+  conn **stayers; /* learners of affected rooms on a surviving instance */
+  int nstayers;
+  uint64_t affected_sent, affected_answers, affected_acks; /* due, sent, acked */
+  int killed, cpu_done;
+  procstat victim_last, otjd0[MAX_PIDS], otjd1[MAX_PIDS], redis0[MAX_PIDS], redis1[MAX_PIDS];
+  double self0, self1;
+  uint64_t t_cpu0, t_cpu1;
+  int *queue; /* attempts due while --max-connecting were in flight (FIFO) */
+  int qhead, qtail, qcap;
+  uint64_t queued;
+} RS;
+
+static int rs_drop(conn *c, const char *why);
+static void rs_send_sync(conn *c);
+static void rs_on_ok(conn *c, const msgpack_object *m, uint64_t t);
+static int rs_on_snapshot(conn *c, const msgpack_object *m, uint64_t t);
+static void rs_on_err(conn *c, const msgpack_object *m);
+static void rs_drive(uint64_t t);
+static int rs_may_end(void);
+static void rs_cpu(recon_cpu *out);
+static json_t *rs_json(const recon_cpu *cpu);
+static int rs_find_victim(void);
+static void rs_retry(int idx);
+
 static msgpack_sbuffer g_sb;
 static msgpack_zone g_zone;
 
@@ -339,6 +373,7 @@ static int on_writeable(conn *c) {
     if (f->due) {
       if (!t) t = now_ns();
       hist_record(&G.h_lag, t > f->due ? t - f->due : 0);
+      if (RS.on) recon_send_lag(f->due, t);
     }
     c->qh = f->next;
     if (!c->qh) c->qt = NULL;
@@ -505,8 +540,12 @@ static void on_event(conn *c, const msgpack_object *m, size_t bytes, uint64_t t)
   }
   if (seq <= c->last) {
     G.dup++;
+    if (RS.on) recon_flaw(c->idx);
   } else {
-    if (seq > c->last + 1) G.lost += seq - c->last - 1;
+    if (seq > c->last + 1) {
+      G.lost += seq - c->last - 1;
+      if (RS.on) recon_flaw(c->idx);
+    }
     c->last = seq;
   }
   room *r = c->room;
@@ -520,6 +559,7 @@ static void on_event(conn *c, const msgpack_object *m, size_t bytes, uint64_t t)
         mp_copy(v, tmp, sizeof tmp);
         uint64_t due = strtoull(tmp + 1, NULL, 10);
         if (due && t > due) hist_record(&G.h_answer, t - due);
+        if (due && RS.on) recon_calm_latency(due, t);
       }
     }
   }
@@ -529,6 +569,7 @@ static void on_snapshot(conn *c, const msgpack_object *m, uint64_t t) {
   room *r = c->room;
   uint64_t seq = mp_u64(mp_get(m, "seq"));
   if (!r) return;
+  if (RS.on && rs_on_snapshot(c, m, t)) return;
   if (c->role == ROLE_HOST && !r->opened) {
     mp_copy(mp_get(m, "room"), r->id, sizeof r->id);
     mp_copy(mp_get(m, "code"), r->code, sizeof r->code);
@@ -551,6 +592,11 @@ static void on_snapshot(conn *c, const msgpack_object *m, uint64_t t) {
 static void on_authed(conn *c) {
   flight_done(c);
   c->st = C_AUTHED;
+  if (RS.on && recon_rejoining(c->idx)) {
+    recon_welcomed(c->idx, now_ns());
+    rs_send_sync(c);
+    return;
+  }
   switch (c->role) {
   case ROLE_HOST: send_open(c); break;
   case ROLE_FANOUT:
@@ -578,13 +624,16 @@ static void handle_msg(conn *c, const uint8_t *buf, size_t len) {
   if (mp_is(ty, "ev")) {
     on_event(c, &o, len, t);
   } else if (mp_is(ty, "ack")) {
-    G.acks++;
     uint64_t seq = mp_u64(mp_get(&o, "seq"));
     if (c->room && seq > c->room->max_seq) c->room->max_seq = seq;
     char key[64];
     mp_copy(mp_get(&o, "key"), key, sizeof key);
     uint64_t due = strtoull(key, NULL, 10);
     if (due && t > due) hist_record(&G.h_ack, t - due);
+    if (RS.on && key[0] == 's') /* an affected room's answer: counted apart */
+      RS.affected_acks++;
+    else
+      G.acks++;
   } else if (mp_is(ty, "snapshot")) {
     on_snapshot(c, &o, t);
   } else if (mp_is(ty, "welcome")) {
@@ -615,6 +664,10 @@ static void handle_msg(conn *c, const uint8_t *buf, size_t len) {
       uint64_t due = G.t_run0 + (uint64_t)((double)(rid - 1) * 1e9 / per);
       hist_record(&G.h_approve, t > due ? t - due : 0);
     }
+  } else if (mp_is(ty, "ok")) {
+    if (RS.on) rs_on_ok(c, &o, t);
+  } else if (RS.on && mp_is(ty, "err") && recon_rejoining(c->idx)) {
+    rs_on_err(c, &o);
   } else if (mp_is(ty, "err")) {
     note_error(c, &o);
     if (c->st == C_HELLO) flight_done(c);
@@ -667,6 +720,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     if (!c) return 0;
     flight_done(c);
+    if (RS.on && rs_drop(c, in ? (const char *)in : "?")) return 0;
     G.conn_failed++;
     if (G.errs_printed++ < ERR_PRINT_MAX)
       fprintf(stderr, "\notj-load: connection %d failed: %s\n", c->idx,
@@ -678,6 +732,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     return 0;
   case LWS_CALLBACK_CLIENT_ESTABLISHED:
     if (!c) return 0;
+    if (RS.on) recon_connected(c->idx, now_ns());
     c->st = C_HELLO;
     send_hello(c);
     return 0;
@@ -690,6 +745,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   case LWS_CALLBACK_CLIENT_CLOSED:
     if (!c) return 0;
     flight_done(c);
+    if (RS.on && G.phase != PH_DONE && rs_drop(c, NULL)) return 0;
     if (G.phase != PH_DONE) {
       G.conn_closed++;
       if (G.errs_printed++ < ERR_PRINT_MAX)
@@ -708,6 +764,13 @@ static const struct lws_protocols protocols[] = {{WS_PROTOCOL, ws_callback, 0, 0
                                                  {LHTTP_PROTOCOL, lhttp_callback, 0, 0, 0, NULL, 0},
                                                  {NULL, NULL, 0, 0, 0, NULL, 0}};
 
+/* No lws validity timer per connection: lws would re-insert it into a
+ * sorted list of every connection's timer on every frame received. It must
+ * be given per connection: a context's policy with secs_since_valid_ping 0
+ * leaves clients on lws's default (300 s). */
+static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                           .secs_since_valid_hangup = 0};
+
 static void start_connect(conn *c) {
   server *s = &G.servers[c->server];
   char iface[32];
@@ -723,12 +786,14 @@ static void start_connect(conn *c) {
   i.opaque_user_data = c;
   i.iface = G.nsources > 0 ? iface : NULL;
   i.pwsi = &c->wsi;
+  i.retry_and_idle_policy = &no_validity;
   c->st = C_CONNECTING;
   G.connecting++;
   c->in_flight = 1;
   if (!lws_client_connect_via_info(&i)) {
     if (c->st == C_CONNECTING) { /* no error callback came */
       flight_done(c);
+      if (RS.on && rs_drop(c, "cannot start")) return;
       G.conn_failed++;
       c->st = C_DEAD;
       setup_done_one(c, 0);
@@ -867,6 +932,11 @@ static int report(void) {
   int ok = !G.aborted && G.approve_replies >= G.approves_sent && lost == 0 && dup == 0 &&
            G.errors == 0 && G.conn_failed == 0 && G.conn_closed == 0 && G.approvals_other == 0 &&
            G.early_ev == 0;
+  recon_cpu rcpu = {0};
+  if (RS.on) {
+    rs_cpu(&rcpu);
+    ok = ok && recon_ok(RS.bound);
+  }
 
   /* held connections: memory per connection beyond the idle footprint */
   double per_conn = 0;
@@ -949,6 +1019,7 @@ static int report(void) {
     json_object_set_new(rep, "memory",
                         json_pack("{s:f}", "otjd_anon_bytes_per_connection", per_conn));
   if (floor) json_object_set_new(rep, "floor", floor);
+  if (RS.on) json_object_set_new(rep, "reconnect", rs_json(&rcpu));
   if (G.aborted) json_object_set_new(rep, "aborted", json_string(G.abort_why));
 
   /* the human summary */
@@ -977,6 +1048,7 @@ static int report(void) {
             G.approvals_ok, runs > 0 ? G.approvals_ok / runs : 0, G.approvals_other,
             G.approves_sent - G.approve_replies, G.approves_sent,
             G.approvals_ok ? otjd_cpu * 1e6 / (double)G.approvals_ok : 0.0);
+  if (RS.on) recon_summary(o, RS.bound, &rcpu);
   hist_line(o, "answer -> responsible", &G.h_answer);
   hist_line(o, "answer -> ack", &G.h_ack);
   hist_line(o, "join (connect -> snapshot)", &G.h_join);
@@ -1010,7 +1082,10 @@ static int report(void) {
 }
 
 static void sample_procs(procstat *otjd, procstat *redis) {
-  for (int i = 0; i < G.notjd; i++) procstat_read(G.otjd_pids[i], &otjd[i]);
+  for (int i = 0; i < G.notjd; i++)
+    if (procstat_read(G.otjd_pids[i], &otjd[i]) != 0 && RS.killed &&
+        G.otjd_pids[i] == RS.victim_pid)
+      otjd[i] = RS.victim_last; /* killed: its counters as they were then */
   for (int i = 0; i < G.nredis; i++) procstat_read(G.redis_pids[i], &redis[i]);
 }
 
@@ -1128,6 +1203,315 @@ static int build_world(void) {
   }
   G.setup_expected = G.nconns - G.storm_n;
   return 0;
+}
+
+/* ---- the reconnect storm -------------------------------------------------------------
+ *
+ * Two kinds of rooms. Affected rooms: their learners are mostly on the
+ * victim instance (a share --stay of each room on a surviving one, which
+ * keeps answering at --affected-rate), and every other room's responsible
+ * too. Unaffected rooms: host and learners wholly on a surviving instance,
+ * with the steady fan-out of --rate. At --kill-at the victim gets SIGKILL;
+ * each connection it held waits as the client would (reconnect.c), then
+ * connects to a surviving instance, says hello and sends `sync` {room,
+ * since: its last seq}: the events it missed come as `ev`, then `ok`
+ * {seq}. It is back when that ok arrives and its seq is gapless. */
+
+#define RS_SYNC_RID 7
+
+/* The k-th surviving instance, round robin. */
+static int rs_survivor(int k) {
+  int i = k % (G.nservers - 1);
+  return i >= RS.victim ? i + 1 : i;
+}
+
+static void rs_learner(conn *c, room *rm, int user, int srv) {
+  c->idx = (int)(c - G.conns);
+  c->user = user;
+  c->role = ROLE_FANOUT;
+  c->room = rm;
+  c->server = srv;
+  rm->members[rm->nmembers++] = c;
+}
+
+/* The world of reconnect-storm: G.fanout_rooms unaffected rooms of 1 + L
+ * (all on survivors), then RS.rooms affected rooms sharing RS.storm
+ * learners on the victim, plus their stayers. Hosts first, as build_world. */
+static int rs_build_world(void) {
+  int L = G.learners, calm = G.fanout_rooms, ar = RS.rooms;
+  int per = RS.storm / ar, extra = RS.storm % ar, affected = 0, stayers = 0;
+  for (int r = 0; r < ar; r++) {
+    int v = per + (r < extra), st = (v * RS.stay_pct + 50) / 100;
+    affected += v + st;
+    stayers += st;
+  }
+  G.nrooms = calm + ar;
+  G.nhosts = G.nrooms;
+  G.nusers = G.nhosts + calm * L + affected;
+  G.nconns = G.nusers; /* one connection per person */
+  G.users = calloc((size_t)G.nusers, sizeof *G.users);
+  G.rooms = calloc((size_t)G.nrooms, sizeof *G.rooms);
+  G.conns = calloc((size_t)G.nconns, sizeof *G.conns);
+  G.fanout_order = calloc((size_t)(calm * L + 1), sizeof *G.fanout_order);
+  G.storm_order = calloc(1, sizeof *G.storm_order);
+  RS.stayers = calloc((size_t)(stayers + 1), sizeof *RS.stayers);
+  if (!G.users || !G.rooms || !G.conns || !G.fanout_order || !G.storm_order || !RS.stayers)
+    return -1;
+  for (int i = 0; i < G.nhosts; i++)
+    snprintf(G.users[i].login, sizeof G.users[i].login, "h%s-%d", G.run_id, i);
+  for (int i = G.nhosts; i < G.nusers; i++)
+    snprintf(G.users[i].login, sizeof G.users[i].login, "l%s-%d", G.run_id, i - G.nhosts);
+  int u = G.nhosts, ci = 0;
+  for (int r = 0; r < G.nrooms; r++) {
+    room *rm = &G.rooms[r];
+    rm->idx = r;
+    rm->kind = KIND_FANOUT;
+    conn *h = &G.conns[ci++];
+    h->idx = r;
+    h->user = r;
+    h->role = ROLE_HOST;
+    h->room = rm;
+    /* every other affected room's responsible is on the victim */
+    h->server = r >= calm && (r - calm) % 2 == 0 ? RS.victim : rs_survivor(r);
+    rm->host = h;
+    rm->first_learner = u;
+    rm->nlearners = r < calm ? L : per + (r - calm < extra);
+    if (r >= calm) rm->nlearners += (rm->nlearners * RS.stay_pct + 50) / 100;
+    u += rm->nlearners;
+    rm->members = calloc((size_t)rm->nlearners, sizeof *rm->members);
+    if (!rm->members) return -1;
+  }
+  for (int j = 0; j < L; j++) /* unaffected learners, interleaved as build_world */
+    for (int r = 0; r < calm; r++) {
+      room *rm = &G.rooms[r];
+      conn *c = &G.conns[ci++];
+      rs_learner(c, rm, rm->first_learner + j, rs_survivor(r + 1 + j));
+      G.fanout_order[G.nfanout++] = c;
+    }
+  for (int r = calm; r < G.nrooms; r++) {
+    room *rm = &G.rooms[r];
+    int v = per + (r - calm < extra);
+    for (int k = 0; k < rm->nlearners; k++) {
+      conn *c = &G.conns[ci++];
+      rs_learner(c, rm, rm->first_learner + k, k < v ? RS.victim : rs_survivor(k));
+      if (k >= v) RS.stayers[RS.nstayers++] = c;
+    }
+  }
+  G.setup_expected = G.nconns;
+  return 0;
+}
+
+/* A connection of the storm went away (closed, or an attempt failed: why):
+ * the storm schedules its next attempt. Returns 0 when it is not the
+ * storm's. */
+static int rs_drop(conn *c, const char *why) {
+  if (!recon_lost(c->idx, now_ns())) return 0;
+  if (why && G.errs_printed++ < ERR_PRINT_MAX)
+    fprintf(stderr, "\notj-load: reconnect of connection %d failed: %s\n", c->idx, why);
+  c->wsi = NULL;
+  c->st = C_DEAD;
+  c->want_write = 0;
+  c->rx_len = 0;
+  free_queue(c);
+  return 1;
+}
+
+static void rs_start(int idx) {
+  conn *c = &G.conns[idx];
+  c->server = rs_survivor(idx);
+  recon_started(idx, now_ns());
+  start_connect(c);
+}
+
+/* recon's call: connection idx tries again, on a surviving instance, at
+ * once or when one of the --max-connecting slots is free: lws's cost per
+ * connect grows with the connects in flight (its timeouts are a sorted
+ * list), and the generator must not be what limits the storm. */
+static void rs_retry(int idx) {
+  if (G.connecting < G.max_connecting && RS.qhead == RS.qtail) {
+    rs_start(idx);
+    return;
+  }
+  RS.queue[RS.qtail++ % RS.qcap] = idx; /* each idx is queued at most once */
+  RS.queued++;
+}
+
+static void rs_unqueue(void) {
+  while (RS.qhead != RS.qtail && G.connecting < G.max_connecting)
+    rs_start(RS.queue[RS.qhead++ % RS.qcap]);
+}
+
+static void rs_send_sync(conn *c) {
+  msgpack_packer *pk = pk_begin();
+  msgpack_pack_map(pk, 4);
+  pk_str(pk, "t");
+  pk_str(pk, "sync");
+  pk_str(pk, "room");
+  pk_str(pk, c->room->id);
+  pk_str(pk, "since");
+  msgpack_pack_uint64(pk, c->last);
+  pk_str(pk, "rid");
+  msgpack_pack_uint8(pk, RS_SYNC_RID);
+  c->st = C_JOINING;
+  send_packed(c, 0);
+}
+
+/* The `ok` that ends a sync: back, and gapless when it has every event up
+ * to the room's seq (the events came before it, in order). */
+static void rs_on_ok(conn *c, const msgpack_object *m, uint64_t t) {
+  if (!recon_rejoining(c->idx) || c->st != C_JOINING || mp_u64(mp_get(m, "rid")) != RS_SYNC_RID)
+    return;
+  uint64_t seq = mp_u64(mp_get(m, "seq"));
+  if (seq > c->room->max_seq) c->room->max_seq = seq;
+  if (c->last != seq) recon_flaw(c->idx); /* short: the tail check counts it lost */
+  c->st = C_READY;
+  recon_back(c->idx, t, 0);
+}
+
+/* A sync answered with a snapshot: the room's log no longer reached back. */
+static int rs_on_snapshot(conn *c, const msgpack_object *m, uint64_t t) {
+  if (!recon_rejoining(c->idx)) return 0;
+  uint64_t seq = mp_u64(mp_get(m, "seq"));
+  c->have_seq = 1;
+  c->last = seq;
+  if (seq > c->room->max_seq) c->room->max_seq = seq;
+  c->st = C_READY;
+  recon_back(c->idx, t, 1);
+  return 1;
+}
+
+/* The server refused the hello or the sync: counted, the connection is
+ * dropped and the client tries again after its backoff. */
+static void rs_on_err(conn *c, const msgpack_object *m) {
+  recon_refused(c->idx);
+  if (G.errs_printed++ < ERR_PRINT_MAX) {
+    char cs[32], msg[200];
+    mp_copy(mp_get(m, "code"), cs, sizeof cs);
+    mp_copy(mp_get(m, "msg"), msg, sizeof msg);
+    fprintf(stderr, "\notj-load: reconnecting conn %d got err %s: %s\n", c->idx, cs, msg);
+  }
+  if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+static void rs_send_affected(conn *c, uint64_t due) {
+  char val[32], key[48];
+  snprintf(val, sizeof val, "S%" PRIu64, due); /* not 'T': not a latency sample */
+  snprintf(key, sizeof key, "s%" PRIu64 "-%d", due, c->idx);
+  msgpack_packer *pk = pk_begin();
+  msgpack_pack_map(pk, 5);
+  pk_str(pk, "t");
+  pk_str(pk, "answer");
+  pk_str(pk, "room");
+  pk_str(pk, c->room->id);
+  pk_str(pk, "task");
+  msgpack_pack_uint8(pk, 0);
+  pk_str(pk, "value");
+  pk_str(pk, val);
+  pk_str(pk, "key");
+  pk_str(pk, key);
+  send_packed(c, 0);
+  RS.affected_answers++;
+}
+
+static void rs_sample(procstat *otjd, procstat *redis) {
+  for (int i = 0; i < G.notjd; i++)
+    if (G.otjd_pids[i] != RS.victim_pid) procstat_read(G.otjd_pids[i], &otjd[i]);
+  for (int i = 0; i < G.nredis; i++) procstat_read(G.redis_pids[i], &redis[i]);
+}
+
+/* The victim's pid: the process listening on its port, which must be the
+ * --otjd-pid given in the same place (run.mjs passes them in the order of
+ * --server) and be an otjd. Nothing else is ever killed. */
+static int rs_find_victim(void) {
+  pid_t lp = G.servers[RS.victim].pid;
+  pid_t gp = G.notjd == G.nservers ? G.otjd_pids[RS.victim] : -1;
+  RS.victim_pid = lp > 0 ? lp : gp;
+  if (lp > 0 && gp > 0 && lp != gp) {
+    fprintf(stderr, "otj-load: --otjd-pid %d is not the process listening on port %d (%d)\n",
+            (int)gp, G.servers[RS.victim].port, (int)lp);
+    return -1;
+  }
+  char path[64], comm[32] = "";
+  snprintf(path, sizeof path, "/proc/%d/comm", (int)RS.victim_pid);
+  FILE *f = RS.victim_pid > 1 ? fopen(path, "r") : NULL;
+  if (f) {
+    if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+    fclose(f);
+  }
+  if (RS.victim_pid <= 1 || RS.victim_pid == getpid() || strncmp(comm, "otjd", 4) != 0) {
+    fprintf(stderr, "otj-load: reconnect-storm: no local otjd found behind %s:%d to kill\n",
+            G.servers[RS.victim].host, G.servers[RS.victim].port);
+    return -1;
+  }
+  return 0;
+}
+
+static void rs_kill(void) {
+  RS.killed = 1;
+  for (int i = 0; i < G.nconns; i++)
+    if (G.conns[i].server == RS.victim) recon_track(i, G.conns[i].role == ROLE_HOST);
+  rs_sample(RS.otjd0, RS.redis0);
+  procstat_read(RS.victim_pid, &RS.victim_last);
+  RS.self0 = self_cpu_s();
+  RS.t_cpu0 = now_ns();
+  recon_killed(RS.t_cpu0);
+  logf_("killing otjd pid %d (%s:%d) with SIGKILL", (int)RS.victim_pid, G.servers[RS.victim].host,
+        G.servers[RS.victim].port);
+  if (kill(RS.victim_pid, SIGKILL) != 0)
+    fail_run("cannot kill pid %d: %s", (int)RS.victim_pid, strerror(errno));
+}
+
+static void rs_drive(uint64_t t) {
+  if (!RS.killed && t >= G.t_run0 + (uint64_t)(RS.kill_at * 1e9)) rs_kill();
+  rs_unqueue();
+  if (RS.nstayers > 0 && RS.affected_rate > 0) {
+    uint64_t end = t < G.t_run_end ? t - G.t_run0 : G.t_run_end - G.t_run0;
+    uint64_t due = (uint64_t)((double)end * RS.affected_rate / 1e9) + 1;
+    uint64_t total = (uint64_t)ceil(G.duration * RS.affected_rate);
+    if (due > total) due = total;
+    while (RS.affected_sent < due) {
+      uint64_t n = RS.affected_sent++;
+      conn *c = RS.stayers[n % (uint64_t)RS.nstayers];
+      if (c->st == C_READY)
+        rs_send_affected(c, G.t_run0 + (uint64_t)((double)n * 1e9 / RS.affected_rate));
+    }
+  }
+  if (RS.killed && !RS.cpu_done &&
+      (recon_pending() == 0 || t >= RS.t_cpu0 + (uint64_t)(RS.bound * 1e9))) {
+    RS.cpu_done = 1;
+    rs_sample(RS.otjd1, RS.redis1);
+    RS.self1 = self_cpu_s();
+    RS.t_cpu1 = now_ns();
+  }
+}
+
+/* The run may end once every connection is back, or the bound is over
+ * (and its --duration is over too). */
+static int rs_may_end(void) { return RS.cpu_done; }
+
+static void rs_cpu(recon_cpu *out) {
+  memset(out, 0, sizeof *out);
+  if (!RS.cpu_done) return;
+  out->window_s = (double)(RS.t_cpu1 - RS.t_cpu0) / 1e9;
+  for (int i = 0; i < G.notjd; i++)
+    if (G.otjd_pids[i] != RS.victim_pid) out->otjd_s += RS.otjd1[i].cpu_s - RS.otjd0[i].cpu_s;
+  for (int i = 0; i < G.nredis; i++) out->redis_s += RS.redis1[i].cpu_s - RS.redis0[i].cpu_s;
+  out->otj_load_s = RS.self1 - RS.self0;
+}
+
+static json_t *rs_json(const recon_cpu *cpu) {
+  json_t *j = recon_json(RS.bound, cpu);
+  json_object_set_new(
+      j, "params",
+      json_pack("{s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:i, s:i, s:I, s:I}", "affected_rooms",
+                RS.rooms, "victim_learners", RS.storm, "stay_pct", RS.stay_pct, "unaffected_rooms",
+                G.fanout_rooms, "kill_at_s", RS.kill_at, "affected_rate", RS.affected_rate,
+                "victim", G.servers[RS.victim].host, "victim_port", G.servers[RS.victim].port,
+                "stayers", RS.nstayers, "affected_answers", (json_int_t)RS.affected_answers,
+                "affected_acks", (json_int_t)RS.affected_acks));
+  json_object_set_new(j, "generator_queued", json_integer((json_int_t)RS.queued));
+  json_object_set_new(j, "max_connecting", json_integer(G.max_connecting));
+  return j;
 }
 
 /* ---- provisioning ------------------------------------------------------------------- */
@@ -1327,6 +1711,7 @@ static void begin_run(void) {
 static int all_drained(void) {
   if (G.acks + 0 < G.answers_sent && G.errors == 0) return 0;
   if (G.approve_replies < G.approves_sent) return 0;
+  if (RS.affected_acks < RS.affected_answers) return 0;
   for (int i = 0; i < G.nconns; i++) {
     conn *c = &G.conns[i];
     if (c->st == C_READY && c->room && c->have_seq && c->last < c->room->max_seq) return 0;
@@ -1416,8 +1801,9 @@ static void drive_run(uint64_t t) {
     }
   }
   uint64_t storm_end = G.t_run0 + (uint64_t)((G.storm_at + G.storm_window) * 1e9);
+  if (RS.on) rs_drive(t);
   if (t >= G.t_run_end && (G.storm_n == 0 || G.storm_started >= (uint64_t)G.storm_n) &&
-      (G.storm_n == 0 || t >= storm_end)) {
+      (G.storm_n == 0 || t >= storm_end) && (!RS.on || rs_may_end())) {
     set_phase(PH_DRAIN);
   }
 }
@@ -1499,7 +1885,7 @@ static void on_tick(uv_timer_t *h) {
 static void usage(FILE *f) {
   fprintf(f,
           "Usage: otj-load SCENARIO [options]\n"
-          "Scenarios: connections, fanout, join-storm, approvals, mixed.\n\n"
+          "Scenarios: connections, fanout, join-storm, approvals, mixed, reconnect-storm.\n\n"
           "  --server URL         ws://HOST:PORT of an otjd (repeat for several; default\n"
           "                       ws://127.0.0.1:8080). Provisioning uses the first.\n"
           "  --admin LOGIN:PASS   an administrator (default admin:otj-demo)\n"
@@ -1515,6 +1901,22 @@ static void usage(FILE *f) {
           "  --storm-at S         when in the run the storm starts\n"
           "  --approvals A        approvals per second (approvals, mixed)\n"
           "  --approve-batch B    decisions per approve message (default 1)\n"
+          "reconnect-storm (two or more --server; --rooms, --storm, --learners and --rate\n"
+          "mean the following there):\n"
+          "  --rooms R            affected rooms (default 300)\n"
+          "  --storm N            their learners on the victim, spread over them (10000)\n"
+          "  --stay P             and P %% more per room on a surviving instance (10)\n"
+          "  --affected-rate A    answers/s of those staying learners (default 100)\n"
+          "  --calm-rooms K       unaffected rooms, wholly on a surviving instance, of\n"
+          "                       1 + --learners, answering at --rate (default 20, 100/s)\n"
+          "  --victim I           which --server (0-based) gets SIGKILL (default: the last)\n"
+          "  --kill-at S          when in the run (default 3; --duration default S + 5)\n"
+          "  --backoff web|otjd   the retry schedule: the web client's (300, 1000, 2000,\n"
+          "                       4000 ms + 0..300 ms jitter) or server/backoff.h (default web)\n"
+          "  --bound S            every learner back and gapless within S of the kill, or\n"
+          "                       exit 1 (default 30)\n"
+          "  --max-connecting N   also bounds the storm's attempts in flight (default 1500\n"
+          "                       there; the wait for a slot is reported)\n"
           "  --sources K          source addresses 127.B.C.2.. to bind (a fresh B.C per\n"
           "                       run; default: enough"
           " for %d connections each)\n"
@@ -1584,6 +1986,12 @@ int main(int argc, char **argv) {
   double deliveries = -1;
   int rooms = -1, conns = -1, storm = -1;
   double rate = -1, approvals = -1;
+  int calm = -1, duration_given = 0, maxc_given = 0;
+  RS.stay_pct = 10;
+  RS.affected_rate = 100;
+  RS.victim = -1;
+  RS.kill_at = 3;
+  RS.bound = 30;
 
   enum {
     O_SERVER = 256,
@@ -1614,6 +2022,13 @@ int main(int argc, char **argv) {
     O_SRCNET,
     O_SYNCFD,
     O_PING,
+    O_STAY,
+    O_ARATE,
+    O_CALM,
+    O_VICTIM,
+    O_KILLAT,
+    O_BACKOFF,
+    O_BOUND,
     O_HELP
   };
   static const struct option opts[] = {{"server", required_argument, NULL, O_SERVER},
@@ -1644,6 +2059,13 @@ int main(int argc, char **argv) {
                                        {"source-net", required_argument, NULL, O_SRCNET},
                                        {"sync-fd", required_argument, NULL, O_SYNCFD},
                                        {"ping", required_argument, NULL, O_PING},
+                                       {"stay", required_argument, NULL, O_STAY},
+                                       {"affected-rate", required_argument, NULL, O_ARATE},
+                                       {"calm-rooms", required_argument, NULL, O_CALM},
+                                       {"victim", required_argument, NULL, O_VICTIM},
+                                       {"kill-at", required_argument, NULL, O_KILLAT},
+                                       {"backoff", required_argument, NULL, O_BACKOFF},
+                                       {"bound", required_argument, NULL, O_BOUND},
                                        {"help", no_argument, NULL, O_HELP},
                                        {NULL, 0, NULL, 0}};
   int ch;
@@ -1665,7 +2087,10 @@ int main(int argc, char **argv) {
       snprintf(G.admin_password, sizeof G.admin_password, "%s", c + 1);
       break;
     }
-    case O_DURATION: G.duration = atof(optarg); break;
+    case O_DURATION:
+      G.duration = atof(optarg);
+      duration_given = 1;
+      break;
     case O_ROOMS: rooms = atoi(optarg); break;
     case O_LEARNERS: G.learners = atoi(optarg); break;
     case O_RATE: rate = atof(optarg); break;
@@ -1678,7 +2103,10 @@ int main(int argc, char **argv) {
     case O_APPR: approvals = atof(optarg); break;
     case O_BATCH: G.approve_batch = atoi(optarg); break;
     case O_SOURCES: G.nsources = atoi(optarg); break;
-    case O_MAXC: G.max_connecting = atoi(optarg); break;
+    case O_MAXC:
+      G.max_connecting = atoi(optarg);
+      maxc_given = 1;
+      break;
     case O_OPID:
       if (G.notjd < MAX_PIDS) G.otjd_pids[G.notjd++] = (pid_t)atoi(optarg);
       break;
@@ -1695,6 +2123,22 @@ int main(int argc, char **argv) {
     case O_SRCNET: G.source_net = optarg; break;
     case O_SYNCFD: G.sync_fd = atoi(optarg); break;
     case O_PING: G.ping_s = atof(optarg); break;
+    case O_STAY: RS.stay_pct = atoi(optarg); break;
+    case O_ARATE: RS.affected_rate = atof(optarg); break;
+    case O_CALM: calm = atoi(optarg); break;
+    case O_VICTIM: RS.victim = atoi(optarg); break;
+    case O_KILLAT: RS.kill_at = atof(optarg); break;
+    case O_BACKOFF:
+      if (!strcmp(optarg, "web"))
+        RS.backoff = RECON_BACKOFF_WEB;
+      else if (!strcmp(optarg, "otjd"))
+        RS.backoff = RECON_BACKOFF_SERVER;
+      else {
+        fprintf(stderr, "otj-load: --backoff is web or otjd\n");
+        return 2;
+      }
+      break;
+    case O_BOUND: RS.bound = atof(optarg); break;
     case O_HELP:
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -1707,8 +2151,8 @@ int main(int argc, char **argv) {
   G.scenario = argv[optind];
   int sc_conn = !strcmp(G.scenario, "connections"), sc_fan = !strcmp(G.scenario, "fanout"),
       sc_storm = !strcmp(G.scenario, "join-storm"), sc_appr = !strcmp(G.scenario, "approvals"),
-      sc_mixed = !strcmp(G.scenario, "mixed");
-  if (!(sc_conn || sc_fan || sc_storm || sc_appr || sc_mixed)) {
+      sc_mixed = !strcmp(G.scenario, "mixed"), sc_rs = !strcmp(G.scenario, "reconnect-storm");
+  if (!(sc_conn || sc_fan || sc_storm || sc_appr || sc_mixed || sc_rs)) {
     fprintf(stderr, "otj-load: unknown scenario %s\n", G.scenario);
     return 2;
   }
@@ -1716,9 +2160,34 @@ int main(int argc, char **argv) {
       G.approve_batch > ROOM_MAX_LEARNERS) {
     fprintf(stderr, "otj-load: learners 1..%d, duration > 0, approve-batch 1..%d\n",
             ROOM_MAX_LEARNERS, ROOM_MAX_LEARNERS);
+    if (sc_rs)
+      fprintf(stderr, "otj-load: reconnect-storm: the learners on the victim are --storm\n");
     return 2;
   }
   if (!G.nservers) parse_server("ws://127.0.0.1:8080");
+  if (sc_rs) {
+    RS.on = 1;
+    RS.rooms = rooms > 0 ? rooms : 300;
+    RS.storm = storm > 0 ? storm : 10000;
+    G.fanout_rooms = calm >= 0 ? calm : 20;
+    G.answer_rate = rate > 0 ? rate : deliveries > 0 ? deliveries / (G.learners + 1) : 100;
+    if (G.fanout_rooms == 0) G.answer_rate = 0;
+    if (RS.victim < 0) RS.victim = G.nservers - 1;
+    if (!duration_given) G.duration = RS.kill_at + 5;
+    if (!maxc_given) G.max_connecting = 1500; /* the storm's attempts too (rs_retry) */
+    G.no_floor = 1;
+    int per = (RS.storm + RS.rooms - 1) / RS.rooms;
+    if (G.nservers < 2 || RS.victim >= G.nservers || RS.kill_at <= 0 || RS.kill_at >= G.duration ||
+        RS.bound <= 0 || RS.stay_pct < 0 || RS.storm < RS.rooms ||
+        per + (per * RS.stay_pct + 50) / 100 > ROOM_MAX_LEARNERS) {
+      fprintf(stderr,
+              "otj-load: reconnect-storm needs two or more --server, --victim one of "
+              "them, 0 < --kill-at < --duration, --bound > 0, and --storm / --rooms "
+              "(plus --stay) between 1 and %d learners per room\n",
+              ROOM_MAX_LEARNERS);
+      return 2;
+    }
+  }
   /* what each scenario does, unless told otherwise */
   if (sc_conn) G.idle_conns = conns > 0 ? conns : 10000;
   if (G.ping_s < 0) G.ping_s = sc_conn ? 30 : 0;
@@ -1744,7 +2213,8 @@ int main(int argc, char **argv) {
   if (G.nsources < 0) G.nsources = (total_conns + PORTS_PER_SOURCE - 1) / PORTS_PER_SOURCE;
   if (G.nsources < 1) G.nsources = 1;
   if (G.nsources > 250) G.nsources = 250;
-  if (G.timeout <= 0) G.timeout = G.duration + G.hold + 180 + total_conns / 500.0;
+  if (sc_rs) total_conns += RS.rooms + RS.storm + RS.storm * RS.stay_pct / 100 + RS.rooms;
+  if (G.timeout <= 0) G.timeout = G.duration + G.hold + 180 + total_conns / 500.0 + RS.bound;
 
   /* descriptors: one per connection, and some */
   struct rlimit rl;
@@ -1783,6 +2253,7 @@ int main(int argc, char **argv) {
     if (p > 0) G.redis_pids[G.nredis++] = p;
   }
   if (!G.nredis) G.nredis = procstat_by_comm("redis-server", G.redis_pids, MAX_PIDS);
+  if (RS.on && rs_find_victim() != 0) return 2;
   if (!G.notjd) logf_("no otjd process found to measure (is it local?)");
   for (int i = 0; i < G.notjd; i++) logf_("measuring otjd pid %d", (int)G.otjd_pids[i]);
   for (int i = 0; i < G.nredis; i++) logf_("measuring redis-server pid %d", (int)G.redis_pids[i]);
@@ -1814,7 +2285,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "otj-load: --source-net wants B.C (0..255 each), got %s\n", G.source_net);
     return 2;
   }
-  if (build_world() != 0) {
+  if ((RS.on ? rs_build_world() : build_world()) != 0) {
     fprintf(stderr, "otj-load: out of memory\n");
     return 2;
   }
@@ -1834,6 +2305,14 @@ int main(int argc, char **argv) {
   signal(SIGUSR1, on_go);
 
   uv_loop_init(&G.loop);
+  RS.qcap = G.nconns + 1;
+  RS.queue = RS.on ? calloc((size_t)RS.qcap, sizeof *RS.queue) : NULL;
+  if (RS.on &&
+      (!RS.queue || recon_init(&G.loop, G.nconns, RS.backoff,
+                               (uint64_t)getpid() * 2654435761u ^ now_ns(), rs_retry) != 0)) {
+    fprintf(stderr, "otj-load: out of memory\n");
+    return 2;
+  }
   lws_set_log_level(LLL_ERR, NULL);
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
@@ -1842,7 +2321,8 @@ int main(int argc, char **argv) {
   info.protocols = protocols;
   info.options = LWS_SERVER_OPTION_LIBUV;
   info.foreign_loops = loops;
-  info.fd_limit_per_thread = (unsigned int)total_conns + 512;
+  /* No fd_limit_per_thread: below the process limit it turns lws's fd to
+   * wsi lookup into a linear walk over every slot, on every event. */
   info.connect_timeout_secs = 30;
   G.ctx = lws_create_context(&info);
   if (!G.ctx) {
