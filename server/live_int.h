@@ -180,7 +180,12 @@ struct lroom {
   live_op *jq, **jq_tail;
   int join_inflight, jq_listed;
   struct lroom *jq_next;
-  uint64_t jq_last_ms;       /* when the last gathered call left */
+  uint64_t jq_last_ms; /* when the last gathered call left */
+  /* the room's learners as the last join reply listed them, sorted: a
+   * hint only (a learner listed skips the R7 query; room.lua still decides,
+   * and a refusal is retried with R7 asked) */
+  uint64_t *known;
+  uint32_t n_known;
   int csecret_known;         /* csecret is read (live_confirm.c) */
   unsigned char csecret[32]; /* the room's confirmation secret: never sent */
 };
@@ -229,6 +234,7 @@ struct live_op {
   char key[PROTO_MAX_KEY + 1]; /* answer: the idempotency key to ack */
   int inflight;                /* sent to Redis again from its own callback */
   int may_add;                 /* join: R7 allows the learner in (decided when queued) */
+  int r7_skipped;              /* join: may_add was not asked (the learner seemed a member) */
   live_op *jnext;              /* join: the next in the room's queue or batch */
   int in_cb;
   void *extra; /* an op's own context, freed with extra_free */

@@ -320,6 +320,31 @@ static void join_one(live_op *o, redisReply *rep, uint64_t seq) {
   att_ready(a, seq);
 }
 
+/* Keeps the learners a join reply lists (HGETALL members) as the room's
+ * hint of who is a member. */
+static void learn_members(lroom *r, const redisReply *mem) {
+  size_t n = mem && mem->type == REDIS_REPLY_ARRAY ? mem->elements / 2 : 0;
+  if (!n) {
+    free(r->known);
+    r->known = NULL;
+    r->n_known = 0;
+    return;
+  }
+  uint64_t *k = realloc(r->known, n * sizeof *k);
+  if (!k) return; /* keep the old hint */
+  for (size_t i = 0; i < n; i++) k[i] = strtoull(mem->element[2 * i]->str, NULL, 10);
+  qsort(k, n, sizeof *k, cmp_u64);
+  r->known = k;
+  r->n_known = (uint32_t)n;
+}
+
+static int seems_member(const lroom *r, int64_t user) {
+  uint64_t u = (uint64_t)user;
+  return r->n_known && bsearch(&u, r->known, r->n_known, sizeof u, cmp_u64) != NULL;
+}
+
+static void join_send(live_op *o);
+
 /* The script's reply to a gathered call: {"ok", seq, <snapshot>...,
  * verdicts} or a failure that every joiner of it hears. */
 static void join_batch_reply(live_op *b, redisReply *rep) {
@@ -335,6 +360,7 @@ static void join_batch_reply(live_op *b, redisReply *rep) {
   if (verdicts) {
     meta_from(r, rep->element[2]);
     room_learn_seq(r, pr.seq);
+    learn_members(r, rep->element[3]);
   }
   size_t i = 0;
   for (live_op *o = list, *next; o; o = next, i++) {
@@ -348,10 +374,17 @@ static void join_batch_reply(live_op *b, redisReply *rep) {
     } else if (s) {
       const redisReply *v = i < verdicts->elements ? verdicts->element[i] : NULL;
       const char *verdict = v && v->type == REDIS_REPLY_STRING ? v->str : "not_found";
-      if (!strcmp(verdict, "ok"))
+      if (!strcmp(verdict, "ok")) {
         join_one(o, rep, pr.seq);
-      else
+      } else if (!strcmp(verdict, "forbidden") && o->r7_skipped == 1) {
+        /* the hint was stale (the learner was taken out): ask R7 this time */
+        o->r7_skipped = -1;
+        o->in_cb = 0;
+        join_send(o);
+        continue;
+      } else {
         join_refused(s, o->rid, verdict);
+      }
     }
     o->in_cb = 0;
     if (!o->inflight) live_op_free(o);
@@ -439,9 +472,12 @@ static void join_send(live_op *o) {
     live_op_free(o);
     return;
   }
-  /* a learner who is not a member yet comes in only under R7 */
+  /* a learner who is not a member yet comes in only under R7; one the room
+   * lists needs no query (room.lua checks membership itself, and a stale
+   * hint comes back as a refusal that is retried with the query) */
   int host = ws_user(s) == r->host;
-  o->may_add = !host && room_may_join(L.d->db, r->host, ws_user(s), r->module);
+  o->r7_skipped = !host && o->r7_skipped == 0 && seems_member(r, ws_user(s));
+  o->may_add = !host && !o->r7_skipped && room_may_join(L.d->db, r->host, ws_user(s), r->module);
   o->inflight = 1; /* the queue holds it: a reply it came from must not free it */
   if (!r->jq) r->jq_tail = &r->jq;
   *r->jq_tail = o;

@@ -452,6 +452,7 @@ void room_maybe_free(lroom *r) {
   if (r->sub != LROOM_UNSUBSCRIBED && L.ps) psub_unsubscribe(L.ps, r->keys.chan);
   ev_ring_free(&r->ring);
   room_module_free(r->mod);
+  free(r->known);
   free(r);
 }
 
@@ -466,6 +467,7 @@ void room_destroy(lroom *r) {
   }
   ev_ring_free(&r->ring);
   room_module_free(r->mod);
+  free(r->known);
   free(r);
   if (g_rooms) g_rooms--;
 }

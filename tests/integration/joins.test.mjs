@@ -182,3 +182,35 @@ test('joins that arrive together are one event naming them all; each joiner gets
   assert.deepEqual(leaEvs.map((e) => e.seq), [replies[0].seq]);
   for (const c of [rita, cLea, cLeo, cLars, cOmar]) c.close();
 });
+
+test('a learner taken out of the room is decided by R7 when she comes back, whatever the instance remembers of her', async () => {
+  const HH = moduleId('Hand hygiene');
+  const [lea, leo] = ['lea', 'leo'].map(id);
+  const rita = await as(A, 'rita');
+  const snap = await rita.ask({ t: 'open', module: HH, learners: [lea, leo] });
+  const room = snap.room;
+  const cLea = await as(A, 'lea');
+  const cLeo = await as(A, 'leo');
+  assert.equal((await cLea.ask({ t: 'join', room })).t, 'snapshot');
+  assert.equal((await cLeo.ask({ t: 'join', room })).t, 'snapshot');
+  // A now knows both as learners of the room; rita takes both out
+  for (const who of [lea, leo]) assert.equal((await rita.ask({ t: 'remove', room, learner: who })).t, 'ok');
+
+  // lea still waits for the module within rita's reach: R7 lets her back in
+  const back = await cLea.ask({ t: 'join', room });
+  assert.equal(back.t, 'snapshot', JSON.stringify(back));
+  assert.ok(back.learners.some((l) => l.id === lea));
+  const ev = await rita.pump((m) => m.t === 'ev' && m.room === room && m.e.type === 'joined' && m.e.user === lea);
+  assert.equal(ev.e.added, true, 'coming back made her a learner again');
+
+  // leo moved to a ward outside rita's reach: R7 refuses him
+  const home = sql(`SELECT department_id AS d FROM users WHERE id=${leo}`)[0].d;
+  sql(`UPDATE users SET department_id=(SELECT id FROM departments WHERE name='Ward 3') WHERE id=${leo}`);
+  try {
+    const refused = await cLeo.ask({ t: 'join', room });
+    assert.deepEqual([refused.t, refused.code], ['err', 'forbidden'], JSON.stringify(refused));
+  } finally {
+    sql(`UPDATE users SET department_id=${home} WHERE id=${leo}`);
+  }
+  for (const c of [rita, cLea, cLeo]) c.close();
+});
