@@ -809,6 +809,8 @@ static int report(void) {
   json_t *redis = procs_json(G.redis0, G.redis1, G.nredis, G.deliveries, &redis_cpu);
   double us_per = G.deliveries ? otjd_cpu * 1e6 / (double)G.deliveries : 0;
   double redis_us = G.deliveries ? redis_cpu * 1e6 / (double)G.deliveries : 0;
+  double self_cpu = G.self_cpu1 - G.self_cpu0;
+  double self_us = G.deliveries ? self_cpu * 1e6 / (double)G.deliveries : 0;
   double lag99 = ms_of(hist_quantile(&G.h_lag, 0.99));
   int behind = lag99 > BEHIND_LAG_MS || G.answers_sent < G.answers_due ||
                G.approves_sent + (uint64_t)G.pool_exhausted < G.approves_due;
@@ -892,6 +894,7 @@ static int report(void) {
                       json_pack("{s:f, s:f, s:f, s:f, s:f}", "otj_load_s",
                                 G.self_cpu1 - G.self_cpu0, "otjd_s", otjd_cpu, "redis_s", redis_cpu,
                                 "otjd_us_per_delivery", us_per, "redis_us_per_delivery", redis_us));
+  json_object_set_new(json_object_get(rep, "cpu"), "otj_load_us_per_delivery", json_real(self_us));
   json_object_set_new(json_object_get(rep, "cpu"), "otjd_us_per_approval",
                       json_real(G.approvals_ok ? otjd_cpu * 1e6 / (double)G.approvals_ok : 0.0));
   if (G.idle_conns > 0)
@@ -937,8 +940,8 @@ static int report(void) {
           lost, tail, dup, G.errors, G.conn_failed, G.conn_closed);
   fprintf(o,
           "  CPU over %.1f s: otjd %.2f s (%.2f us per delivered message), redis %.2f s (%.2f us), "
-          "otj-load %.2f s\n",
-          win, otjd_cpu, us_per, redis_cpu, redis_us, G.self_cpu1 - G.self_cpu0);
+          "otj-load %.2f s (%.2f us)\n",
+          win, otjd_cpu, us_per, redis_cpu, redis_us, self_cpu, self_us);
   if (floor) {
     json_t *pw = json_object_get(floor, "per_write_us"),
            *pt = json_object_get(floor, "per_turn_us");
