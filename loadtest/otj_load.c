@@ -206,6 +206,10 @@ static struct {
 } G;
 
 static msgpack_sbuffer g_sb;
+/* OTJ_LOAD_FAULT="drop:N dup:M": the N-th ev frame received is dropped, the
+ * M-th handled twice, as if the server had lost or repeated it; shows that
+ * the checks catch both (test load.fault). */
+static struct { uint64_t drop, dup, evs; } g_fault;
 static uint8_t g_tx[LWS_PRE + 4096]; /* a message written at once, with lws's headroom */
 static msgpack_zone g_zone;
 
@@ -539,7 +543,14 @@ static void handle_msg(conn *c, const uint8_t *buf, size_t len) {
   /* ev and ack, nearly every frame: read in place, no unpacking */
   rx_msg rm;
   switch (rx_read(buf, len, &rm)) {
-  case RX_EV: on_event(c, &rm, len); return;
+  case RX_EV:
+    if (g_fault.drop | g_fault.dup) {
+      g_fault.evs++;
+      if (g_fault.evs == g_fault.drop) return;
+      if (g_fault.evs == g_fault.dup) on_event(c, &rm, len);
+    }
+    on_event(c, &rm, len);
+    return;
   case RX_ACK: {
     G.acks++;
     if (c->room && rm.seq > c->room->max_seq) c->room->max_seq = rm.seq;
@@ -1739,6 +1750,14 @@ int main(int argc, char **argv) {
   G.prov_docs = (G.nusers + IMPORT_USERS_PER_DOC - 1) / IMPORT_USERS_PER_DOC;
   if (G.prov_docs < 1) G.prov_docs = 1;
 
+  const char *fault = getenv("OTJ_LOAD_FAULT");
+  if (fault) {
+    const char *d = strstr(fault, "drop:"), *u = strstr(fault, "dup:");
+    if (d) g_fault.drop = strtoull(d + 5, NULL, 10);
+    if (u) g_fault.dup = strtoull(u + 4, NULL, 10);
+    logf_("injecting faults: ev frame %" PRIu64 " dropped, %" PRIu64 " doubled", g_fault.drop,
+          g_fault.dup);
+  }
   hist_init(&G.h_answer);
   hist_init(&G.h_ack);
   hist_init(&G.h_join);
