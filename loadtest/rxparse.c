@@ -18,9 +18,9 @@ typedef struct cur {
 
 typedef struct val {
   vkind k;
-  uint64_t u;         /* V_UINT: value; V_MAP / V_ARR: count */
-  const uint8_t *s;   /* V_STR: bytes */
-  size_t n;           /* V_STR: length */
+  uint64_t u;       /* V_UINT: value; V_MAP / V_ARR: count */
+  const uint8_t *s; /* V_STR: bytes */
+  size_t n;         /* V_STR: length */
 } val;
 
 static int need(const cur *c, size_t n) { return (size_t)(c->end - c->p) >= n; }
@@ -60,13 +60,17 @@ static int head(cur *c, val *v) {
   case 0xc0: /* nil */
   case 0xc2: /* false */
   case 0xc3: /* true */ v->k = V_SCALAR; return 0;
-  case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
+  case 0xc4:
+  case 0xc5:
+  case 0xc6: /* bin 8/16/32 */
     w = 1 << (b - 0xc4);
     if (!need(c, (size_t)w)) return -1;
     body = (size_t)be(c->p, w);
     c->p += w;
     break;
-  case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32: length, type, data */
+  case 0xc7:
+  case 0xc8:
+  case 0xc9: /* ext 8/16/32: length, type, data */
     w = 1 << (b - 0xc7);
     if (!need(c, (size_t)w)) return -1;
     body = (size_t)be(c->p, w);
@@ -76,14 +80,20 @@ static int head(cur *c, val *v) {
     break;
   case 0xca: body = 4; break;
   case 0xcb: body = 8; break;
-  case 0xcc: case 0xcd: case 0xce: case 0xcf: /* uint 8..64 */
+  case 0xcc:
+  case 0xcd:
+  case 0xce:
+  case 0xcf: /* uint 8..64 */
     w = 1 << (b - 0xcc);
     if (!need(c, (size_t)w)) return -1;
     v->k = V_UINT;
     v->u = be(c->p, w);
     c->p += w;
     return 0;
-  case 0xd0: case 0xd1: case 0xd2: case 0xd3: { /* int 8..64: non-negative reads as uint */
+  case 0xd0:
+  case 0xd1:
+  case 0xd2:
+  case 0xd3: { /* int 8..64: non-negative reads as uint */
     w = 1 << (b - 0xd0);
     if (!need(c, (size_t)w)) return -1;
     uint64_t u = be(c->p, w);
@@ -93,17 +103,23 @@ static int head(cur *c, val *v) {
     v->u = u;
     return 0;
   }
-  case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext 1..16, plus type */
-    body = ((size_t)1 << (b - 0xd4)) + 1;
-    break;
-  case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
+  case 0xd4:
+  case 0xd5:
+  case 0xd6:
+  case 0xd7:
+  case 0xd8: /* fixext 1..16, plus type */ body = ((size_t)1 << (b - 0xd4)) + 1; break;
+  case 0xd9:
+  case 0xda:
+  case 0xdb: /* str 8/16/32 */
     w = 1 << (b - 0xd9);
     if (!need(c, (size_t)w)) return -1;
     v->n = (size_t)be(c->p, w);
     c->p += w;
     goto str;
-  case 0xdc: case 0xdd: /* array 16/32 */
-  case 0xde: case 0xdf: /* map 16/32 */
+  case 0xdc:
+  case 0xdd: /* array 16/32 */
+  case 0xde:
+  case 0xdf: /* map 16/32 */
     w = b == 0xdc || b == 0xde ? 2 : 4;
     if (!need(c, (size_t)w)) return -1;
     v->k = b >= 0xde ? V_MAP : V_ARR;

@@ -25,9 +25,9 @@ typedef enum { RX_OTHER = 0, RX_EV, RX_ACK } rx_kind;
 
 typedef struct rx_msg {
   rx_kind kind;
-  uint64_t seq;   /* 0 when absent or not a non-negative integer */
-  int answer;     /* ev: e.type is "answer" */
-  uint64_t due;   /* ev: intended time from e.value "T<ns>"; ack: from key "<ns>-..."; 0 if none */
+  uint64_t seq; /* 0 when absent or not a non-negative integer */
+  int answer;   /* ev: e.type is "answer" */
+  uint64_t due; /* ev: intended time from e.value "T<ns>"; ack: from key "<ns>-..."; 0 if none */
 } rx_msg;
 
 /* Reads buf[0, len). RX_EV or RX_ACK with *m filled, or RX_OTHER when the

@@ -243,10 +243,10 @@ static int same_as_msgpack(const uint8_t *buf, size_t len) {
     int answer = e && is(get(e, "type"), "answer");
     assert_int_equal(m.answer, answer);
     const msgpack_object *v = answer ? get(e, "value") : NULL;
-    uint64_t due = v && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 1 &&
-                           v->via.str.ptr[0] == 'T'
-                       ? num(v, 32, 1)
-                       : 0;
+    uint64_t due =
+        v && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 1 && v->via.str.ptr[0] == 'T'
+            ? num(v, 32, 1)
+            : 0;
     assert_int_equal(m.due, due);
   } else if (is(t, "ack")) {
     hot = 1;
@@ -269,7 +269,10 @@ static void test_against_msgpack(void **state) {
   for (int round = 0; round < 20000; round++) {
     switch (round % 3) {
     case 0: pack_ev(round, round & 4 ? "answer" : "step", "T98765"); break;
-    case 1: pack_ev((uint64_t)round << 20, "answer", round & 8 ? "T1" : "T12345678901234567890123456789012"); break;
+    case 1:
+      pack_ev((uint64_t)round << 20, "answer",
+              round & 8 ? "T1" : "T12345678901234567890123456789012");
+      break;
     default:
       begin();
       msgpack_pack_map(&pk, 3);
@@ -338,9 +341,9 @@ static void test_seq_checks(void **state) {
 int main(void) {
   msgpack_sbuffer_init(&sb);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_ev_fields),          cmocka_unit_test(test_ev_layout),
-      cmocka_unit_test(test_ack),                cmocka_unit_test(test_other_and_malformed),
-      cmocka_unit_test(test_seq_checks),         cmocka_unit_test(test_against_msgpack),
+      cmocka_unit_test(test_ev_fields),  cmocka_unit_test(test_ev_layout),
+      cmocka_unit_test(test_ack),        cmocka_unit_test(test_other_and_malformed),
+      cmocka_unit_test(test_seq_checks), cmocka_unit_test(test_against_msgpack),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   msgpack_sbuffer_destroy(&sb);
