@@ -495,9 +495,9 @@ static void on_event(conn *c, const rx_msg *m, size_t bytes) {
   seq_check(&c->last, seq, &G.lost, &G.dup);
   room *r = c->room;
   if (r && seq > r->max_seq) r->max_seq = seq;
-  if (c->role == ROLE_HOST && m->answer && m->due) {
-    uint64_t t = now_ns();
-    if (t > m->due) hist_record(&G.h_answer, t - m->due);
+  if (c->role == ROLE_HOST && m->answer) {
+    uint64_t t = now_ns(), due = rx_due(m);
+    if (due && t > due) hist_record(&G.h_answer, t - due);
   }
 }
 
@@ -554,8 +554,8 @@ static void handle_msg(conn *c, const uint8_t *buf, size_t len) {
   case RX_ACK: {
     G.acks++;
     if (c->room && rm.seq > c->room->max_seq) c->room->max_seq = rm.seq;
-    uint64_t t = now_ns();
-    if (rm.due && t > rm.due) hist_record(&G.h_ack, t - rm.due);
+    uint64_t t = now_ns(), due = rx_due(&rm);
+    if (due && t > due) hist_record(&G.h_ack, t - due);
     return;
   }
   case RX_OTHER: break; /* anything else, or malformed: unpacked in full below */

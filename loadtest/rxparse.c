@@ -33,7 +33,7 @@ static uint64_t be(const uint8_t *p, int n) {
 
 /* Reads one value's header; strings, bin, ext and numbers are consumed
  * whole, a map or array only up to its elements. 0, or -1 when malformed. */
-static int head(cur *c, val *v) {
+static inline __attribute__((always_inline)) int head(cur *c, val *v) {
   if (!need(c, 1)) return -1;
   uint8_t b = *c->p++;
   size_t body = 0; /* bytes of bin/ext/float to skip */
@@ -158,26 +158,26 @@ static int str_is(const val *v, const char *s, size_t n) {
   return v->k == V_STR && v->n == n && !memcmp(v->s, s, n);
 }
 
-/* strtoull of a string cut to cap - 1 bytes, as otj-load's mp_copy cut it */
-static uint64_t num_of(const uint8_t *s, size_t n, size_t cap) {
+/* strtoull of the digits, cut to as many bytes as otj-load's mp_copy kept */
+uint64_t rx_due(const rx_msg *m) {
   char tmp[64];
-  if (cap > sizeof tmp) cap = sizeof tmp;
-  if (n > cap - 1) n = cap - 1;
-  memcpy(tmp, s, n);
+  size_t n = m->due_n;
+  if (!m->due_s) return 0;
+  if (n > m->due_max) n = m->due_max;
+  memcpy(tmp, m->due_s, n);
   tmp[n] = '\0';
   return strtoull(tmp, NULL, 10);
 }
 
-/* ev: e.type "answer" and e.value "T<ns>" give the answer's intended time */
-static void read_e(const uint8_t *at, const uint8_t *end, rx_msg *m) {
-  cur c = {at, end};
-  val e;
-  if (head(&c, &e) || e.k != V_MAP) return;
+/* The body of `e` (its header v just read), walked once: e.type "answer"
+ * and e.value "T<ns>" give the answer's intended time. */
+static int read_e(cur *c, const val *e, rx_msg *m) {
+  if (e->k != V_MAP) return skip_body(c, e);
   int have_type = 0, have_value = 0;
   val type = {0}, value = {0};
-  for (uint64_t i = 0; i < e.u; i++) {
+  for (uint64_t i = 0; i < e->u; i++) {
     val k, v;
-    if (head(&c, &k) || skip_body(&c, &k) || head(&c, &v)) return;
+    if (head(c, &k) || skip_body(c, &k) || head(c, &v)) return -1;
     if (!have_type && str_is(&k, "type", 4)) {
       have_type = 1;
       type = v;
@@ -185,12 +185,16 @@ static void read_e(const uint8_t *at, const uint8_t *end, rx_msg *m) {
       have_value = 1;
       value = v;
     }
-    if (skip_body(&c, &v)) return;
+    if (skip_body(c, &v)) return -1;
   }
-  if (!have_type || !str_is(&type, "answer", 6)) return;
+  if (!have_type || !str_is(&type, "answer", 6)) return 0;
   m->answer = 1;
-  if (have_value && value.k == V_STR && value.n > 1 && value.s[0] == 'T')
-    m->due = num_of(value.s + 1, value.n - 1, 31); /* "T" + 30 digits, as a 32-byte copy */
+  if (have_value && value.k == V_STR && value.n > 1 && value.s[0] == 'T') {
+    m->due_s = value.s + 1; /* "T" + at most 30 digits: a 32-byte copy */
+    m->due_n = value.n - 1;
+    m->due_max = 30;
+  }
+  return 0;
 }
 
 rx_kind rx_read(const uint8_t *buf, size_t len, rx_msg *m) {
@@ -200,11 +204,9 @@ rx_kind rx_read(const uint8_t *buf, size_t len, rx_msg *m) {
   if (head(&c, &top) || top.k != V_MAP) return RX_OTHER;
   int have_t = 0, have_seq = 0, have_e = 0, have_key = 0;
   val t = {0}, key = {0};
-  const uint8_t *e_at = NULL;
   for (uint64_t i = 0; i < top.u; i++) {
     val k, v;
     if (head(&c, &k) || skip_body(&c, &k)) return RX_OTHER;
-    const uint8_t *v_at = c.p;
     if (head(&c, &v)) return RX_OTHER;
     if (k.k == V_STR) {
       if (!have_t && str_is(&k, "t", 1)) {
@@ -215,7 +217,8 @@ rx_kind rx_read(const uint8_t *buf, size_t len, rx_msg *m) {
         m->seq = v.k == V_UINT ? v.u : 0;
       } else if (!have_e && str_is(&k, "e", 1)) {
         have_e = 1;
-        e_at = v_at;
+        if (read_e(&c, &v, m)) return RX_OTHER;
+        continue;
       } else if (!have_key && str_is(&k, "key", 3)) {
         have_key = 1;
         key = v;
@@ -226,11 +229,16 @@ rx_kind rx_read(const uint8_t *buf, size_t len, rx_msg *m) {
   if (c.p != c.end) return RX_OTHER; /* bytes after the map */
   if (!have_t) return RX_OTHER;
   if (str_is(&t, "ev", 2)) {
-    if (e_at) read_e(e_at, c.end, m);
     return m->kind = RX_EV;
   }
   if (str_is(&t, "ack", 3)) {
-    if (have_key && key.k == V_STR) m->due = num_of(key.s, key.n, 64);
+    m->answer = 0;
+    m->due_s = NULL; /* the ack's own key, not an `e` it might carry */
+    if (have_key && key.k == V_STR) {
+      m->due_s = key.s; /* a 64-byte copy */
+      m->due_n = key.n;
+      m->due_max = 63;
+    }
     return m->kind = RX_ACK;
   }
   return RX_OTHER;

@@ -27,13 +27,20 @@ typedef struct rx_msg {
   rx_kind kind;
   uint64_t seq; /* 0 when absent or not a non-negative integer */
   int answer;   /* ev: e.type is "answer" */
-  uint64_t due; /* ev: intended time from e.value "T<ns>"; ack: from key "<ns>-..."; 0 if none */
+  /* the intended time, read by rx_due: ev: e.value "T<ns>"; ack: key "<ns>-..." */
+  const uint8_t *due_s;
+  size_t due_n, due_max;
 } rx_msg;
 
 /* Reads buf[0, len). RX_EV or RX_ACK with *m filled, or RX_OTHER when the
  * frame is something else or not well-formed msgpack (the caller then unpacks
  * it in full, which reports it). */
 rx_kind rx_read(const uint8_t *buf, size_t len, rx_msg *m);
+
+/* The intended time the frame carries, 0 if none. Only the responsible's
+ * copy of an answer needs it, so it is converted on demand. Valid while the
+ * frame's buffer is. */
+uint64_t rx_due(const rx_msg *m);
 
 /* The receiver's check of a room's seq: each event must be the one after
  * the last in-order one (*last). A smaller or equal seq is a duplicate; a
