@@ -16,7 +16,8 @@
 # the same registries; no Node, no npm, nothing else. It shares the
 # machine's network: a server started inside listens on the machine's ports.
 # Uncommitted changes are not in the clone.
-# FRESH_KEEP=1 leaves the root in place afterwards. Exit status: COMMAND's.
+# FRESH_KEEP=1 leaves the root in place afterwards; FRESH_FILES="F..." copies
+# files into the chroot's /root/ first. Exit status: COMMAND's.
 set -euo pipefail
 
 repo=$(cd "${1:?usage: fresh-debian.sh REPO COMMAND}" && pwd)
@@ -98,6 +99,10 @@ for f in /etc/npmrc /usr/etc/npmrc /root/.npmrc; do
     grep -E '^[[:space:]]*(cafile|ca|strict-ssl|registry|proxy|https-proxy|noproxy)[[:space:]]*=' "$f" >"$root$f" || true
   fi
 done
+
+# FRESH_FILES="a.deb b.txt": copied into /root/ of the chroot first (say,
+# a package built by an earlier run, to install it where nothing was built)
+for f in ${FRESH_FILES:-}; do cp "$f" "$root/root/"; done
 
 git clone -q --no-checkout "$repo" "$root/root/project"
 git -C "$root/root/project" checkout -q "$head"
