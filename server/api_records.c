@@ -120,8 +120,8 @@ static json_t *mark_of(json_t *marks, size_t i) {
   json_t *m;
   if (json_is_array(marks)) json_array_foreach(marks, k, m) {
       if (json_integer_value(json_object_get(m, "task")) == (json_int_t)i)
-        return json_pack("{s:O, s:O?}", "result", json_object_get(m, "result"), "note",
-                         json_object_get(m, "note"));
+        return json_pack("{s:O, s:O?, s:O*}", "result", json_object_get(m, "result"), "note",
+                         json_object_get(m, "note"), "evidence", json_object_get(m, "evidence"));
     }
   return json_null();
 }
@@ -169,9 +169,23 @@ static int record_cb(const store_record *c, void *ud) {
                                              c->room_code, "opened", time_json(c->room_opened_at),
                                              "closed", time_json(c->room_closed_at))
                                  : json_null());
-  /* attendance is not recorded with completions yet: the room's times
-   * above are what is known of it */
-  json_object_set_new(o, "attendance", json_null());
+  /* when the learner was present in the room, as the completion kept it:
+   * {seconds, intervals, minutes}; null when none was kept (completed
+   * alone, or approved before attendance was kept) */
+  json_t *att = c->attendance_json ? json_loads(c->attendance_json, 0, NULL) : NULL;
+  json_t *sec = att ? json_object_get(att, "seconds") : NULL;
+  if (json_is_integer(sec)) {
+    json_object_set_new(att, "minutes", json_integer((json_integer_value(sec) + 30) / 60));
+    json_object_set_new(o, "attendance", att);
+  } else {
+    json_decref(att);
+    json_object_set_new(o, "attendance", json_null());
+  }
+  /* both sides of the sign-off: the responsible's decision and, where the
+   * module asks for it, the learner's confirmation */
+  int64_t decided = c->decided_at ? c->decided_at : c->approved_by ? c->completed_at : 0;
+  json_object_set_new(o, "decided", time_json(decided)); /* older rows: approval = completion */
+  json_object_set_new(o, "confirmed", c->confirmed_at ? time_json(c->confirmed_at) : json_null());
   int64_t entry = 0;
   char hex[STORE_AUDIT_HASH_BYTES * 2 + 1];
   int code =

@@ -60,12 +60,12 @@ int store_confirm_hold(store *s, store_approval *a) {
   if (store_completion_exists(s, a->learner, a->module, NULL) == 1) return 0; /* R10 */
   sqlite3_stmt *st = store_prepare(
       s, "INSERT INTO otj_confirmations(user_id, module_id, path_id, room_id, approved_by,"
-         " decided_at, answers, marks, note, state)"
-         " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9, 'pending')"
+         " decided_at, answers, marks, note, state, attendance)"
+         " VALUES (?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)"
          " ON CONFLICT(user_id, module_id, room_id) DO UPDATE SET path_id = excluded.path_id,"
          " approved_by = excluded.approved_by, decided_at = excluded.decided_at,"
          " answers = excluded.answers, marks = excluded.marks, note = excluded.note,"
-         " state = 'pending' WHERE state <> 'confirmed'");
+         " attendance = excluded.attendance, state = 'pending' WHERE state <> 'confirmed'");
   if (!st) return STORE_ERR;
   sqlite3_bind_int64(st, 1, a->learner);
   sqlite3_bind_int64(st, 2, a->module);
@@ -76,6 +76,7 @@ int store_confirm_hold(store *s, store_approval *a) {
   store_bind_text(st, 7, a->answers_json);
   store_bind_text(st, 8, a->marks_json);
   store_bind_text(st, 9, a->note);
+  store_bind_text(st, 10, a->attendance_json);
   int rc = store_step_done(s, st);
   sqlite3_finalize(st);
   if (rc < 0) return rc;
@@ -120,7 +121,7 @@ int store_confirm_apply(store *s, store_approval *a) {
   a->decided_at = 0;
   sqlite3_stmt *st = store_prepare(
       s, "SELECT c.id, coalesce(c.path_id, 0), c.approved_by, c.decided_at, c.answers, c.marks,"
-         " c.note, r.closed_at IS NULL FROM otj_confirmations c"
+         " c.note, r.closed_at IS NULL, c.attendance FROM otj_confirmations c"
          " LEFT JOIN otj_rooms r ON r.id = c.room_id"
          " WHERE c.user_id = ?1 AND c.module_id = ?2 AND c.room_id = ?3 AND c.state = 'pending'");
   if (!st) return STORE_ERR;
@@ -144,9 +145,11 @@ int store_confirm_apply(store *s, store_approval *a) {
   a->decided_at = sqlite3_column_int64(st, 3);
   sqlite3_stmt *ins =
       store_prepare(s, "INSERT INTO completions(user_id, module_id, path_id, approved_by, room_id,"
-                       " completed_at, answers, marks, note, decided_at, confirmed_at, renewal)"
+                       " completed_at, answers, marks, note, decided_at, confirmed_at, renewal,"
+                       " attendance)"
                        " SELECT ?1, ?2, NULLIF(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?6,"
-                       "  (SELECT count(*) FROM completions WHERE user_id = ?1 AND module_id = ?2)"
+                       "  (SELECT count(*) FROM completions WHERE user_id = ?1 AND module_id = ?2),"
+                       "  ?11"
                        " WHERE NOT EXISTS (SELECT 1 FROM completions c"
                        "   JOIN modules m ON m.id = c.module_id"
                        "   WHERE c.user_id = ?1 AND c.module_id = ?2"
@@ -167,6 +170,7 @@ int store_confirm_apply(store *s, store_approval *a) {
   sqlite3_bind_value(ins, 8, sqlite3_column_value(st, 5));
   sqlite3_bind_value(ins, 9, sqlite3_column_value(st, 6));
   sqlite3_bind_int64(ins, 10, a->decided_at);
+  sqlite3_bind_value(ins, 11, sqlite3_column_value(st, 8));
   rc = store_step_done(s, ins);
   sqlite3_finalize(ins);
   sqlite3_finalize(st);

@@ -357,6 +357,12 @@ typedef struct migration {
   const char *sql;
 } migration;
 
+/* An approval that waits for the learner's confirmation keeps the
+ * learner's attendance, so the completion made at confirmation has it. */
+static const char MIGRATION_CONFIRM_ATTENDANCE[] =
+    "ALTER TABLE otj_confirmations ADD COLUMN attendance TEXT"
+    " CHECK (attendance IS NULL OR json_valid(attendance));";
+
 static const migration MIGRATIONS[] = {
     {"domain of DESIGN §2: departments, users, permissions, modules, tasks, paths, "
      "sharings, rooms, completions, sessions, audit",
@@ -373,6 +379,8 @@ static const migration MIGRATIONS[] = {
      MIGRATION_CONFIRM},
     {"modules.learner_evidence: learners may attach evidence to their observe tasks",
      MIGRATION_LEARNER_EVIDENCE},
+    {"otj_confirmations.attendance: a confirmed completion keeps the learner's attendance",
+     MIGRATION_CONFIRM_ATTENDANCE},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -18,7 +18,8 @@ int store_completion_get(store *s, int64_t id, store_record_cb cb, void *ud) {
   sqlite3_stmt *st = store_prepare(
       s, "SELECT c.id, u.id, u.login, u.name, d.id, d.name, m.id, m.title, c.path_id, p.title,"
          "       c.approved_by, a.name, c.room_id, r.code, r.opened_at, r.closed_at,"
-         "       c.completed_at, c.answers, c.marks, c.note"
+         "       c.completed_at, c.answers, c.marks, c.note, c.attendance, c.decided_at,"
+         "       c.confirmed_at"
          "  FROM completions c JOIN users u ON u.id = c.user_id"
          "  JOIN departments d ON d.id = u.department_id"
          "  JOIN modules m ON m.id = c.module_id"
@@ -51,6 +52,9 @@ int store_completion_get(store *s, int64_t id, store_record_cb cb, void *ud) {
         .answers_json = text_at(st, 17),
         .marks_json = text_at(st, 18),
         .note = text_at(st, 19),
+        .attendance_json = text_at(st, 20),
+        .decided_at = sqlite3_column_int64(st, 21),
+        .confirmed_at = sqlite3_column_int64(st, 22),
     };
     code = cb(&rec, ud);
   } else if (rc == SQLITE_DONE) {

@@ -563,6 +563,9 @@ typedef struct store_record {
   int64_t room_opened_at, room_closed_at; /* 0 when unknown / still open */
   int64_t completed_at;
   const char *answers_json, *marks_json, *note; /* as the completion kept them; may be NULL */
+  const char *attendance_json; /* {seconds, intervals} or NULL when none was kept */
+  int64_t decided_at;          /* the responsible's decision (0: completed alone) */
+  int64_t confirmed_at;        /* the learner's confirmation (0: not required) */
 } store_record;
 typedef int (*store_record_cb)(const store_record *rec, void *ud);
 

@@ -173,6 +173,12 @@ test('right code: pending until the learner confirms, then one completion with b
     assert.equal(row[0].room_id, snap.room);
     assert.equal(t.sql(`SELECT state FROM otj_confirmations WHERE user_id=${t.lea}`)[0].state, 'confirmed');
     assert.equal(t.sql(`SELECT count(*) n FROM audit WHERE action='otj.confirmed' AND actor_id=${t.lea}`)[0].n, 1);
+    // the printable record shows both sides of the sign-off, and her time in the room
+    const rec = await (await fetch(`${t.srv.base}/api/completions/${row[0].id}`,
+      { headers: { authorization: `Bearer ${lea.token}` } })).json();
+    assert.equal(rec.decided.at, row[0].decided_at);
+    assert.equal(rec.confirmed.at, row[0].confirmed_at);
+    assert.equal(typeof rec.attendance.minutes, 'number', JSON.stringify(rec.attendance));
 
     // the responsible sees it arrive, whole; the other learner only that it came
     const forRita = await eventOf(rita, 'confirmed', t.lea);

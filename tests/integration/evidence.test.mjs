@@ -260,6 +260,16 @@ test('the completion keeps the hash of each mark\'s evidence', async () => {
   const completion = res.results[0].completion;
   const marks = JSON.parse(sql(`SELECT marks FROM completions WHERE id=${completion}`)[0].marks);
   for (const task of [1, 2, 3]) assert.equal(marks.find((m) => m.task === task).evidence, hashes[task]);
+  // the printable record names each mark's evidence by its hash, for the
+  // learner and for the responsible
+  for (const token of [tokens.lea, tokens.rita]) {
+    const rec = await (await fetch(`${srv.base}/api/completions/${completion}`, { headers: { authorization: `Bearer ${token}` } })).json();
+    for (const task of [1, 2, 3]) assert.equal(rec.tasks[task].mark.evidence, hashes[task], JSON.stringify(rec.tasks[task]));
+    assert.equal(rec.tasks[0].mark, null, 'the question has no mark');
+    assert.ok('attendance' in rec);
+    assert.equal(rec.confirmed, null, 'nothing to confirm in this module');
+    assert.ok(rec.decided && rec.decided.at > 0);
+  }
   // after the room, the learner still reaches her evidence
   assert.equal((await fetchEvidence(srv, tokens.lea, hashes[3])).status, 200);
 });

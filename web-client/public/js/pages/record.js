@@ -5,6 +5,9 @@
 // responsibles and admins those they may see (GET /api/completions/{id}).
 import { h, fmtDate } from '../ui.js';
 import { get, ApiError } from '../api.js';
+import { evidenceThumb } from '../evidence.js';
+
+const isHash = (v) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
 
 const when = (t) => (t && t.at ? fmtDate(t.at) : '—');
 
@@ -17,13 +20,24 @@ function answerText(task) {
   return h('span', null, Array.isArray(v) ? v.map(pick).join(', ') : pick(v));
 }
 
+// The learner's own photo or file on an observe task (where the module
+// allows it), kept with the completion's answers.
+function learnerEvidence(task) {
+  const v = task.answer && task.answer.value;
+  return isHash(v) ? h('div', { class: 'record-evidence' }, 'From the learner: ',
+    evidenceThumb(v, `The learner's evidence for task ${task.index + 1}`), h('code', { class: 'hash' }, v)) : null;
+}
+
 function markText(task) {
   const m = task.mark;
-  if (!m) return h('span', { class: 'muted' }, 'Not marked');
+  if (!m) return h('span', null, h('span', { class: 'muted' }, 'Not marked'), learnerEvidence(task));
   const pass = m.result === 'pass';
   return h('span', null,
     h('span', { class: `badge ${pass ? 'badge-done' : 'badge-fail'}` }, h('span', { 'aria-hidden': 'true' }, pass ? '✓ ' : '✗ '), pass ? 'Pass' : 'Fail'),
-    m.note ? h('span', { class: 'record-note' }, ` “${m.note}”`) : null);
+    m.note ? h('span', { class: 'record-note' }, ` “${m.note}”`) : null,
+    m.evidence ? h('div', { class: 'record-evidence' }, evidenceThumb(m.evidence, `Evidence for task ${task.index + 1}`),
+      h('code', { class: 'hash', title: 'SHA-256 of the file' }, m.evidence)) : null,
+    learnerEvidence(task));
 }
 
 // The attendance line: what is recorded. A completion that carries its
@@ -59,7 +73,8 @@ export async function render({ main, params }) {
       row('Department', rec.department.name),
       row('Learning path', rec.path ? rec.path.title : '—'),
       row('Approved by', rec.approved_by ? rec.approved_by.name : 'Completed alone'),
-      row('Approved at', when(rec.completed)),
+      row('Approved at', when(rec.decided || rec.completed)),
+      rec.confirmed ? row('Confirmed by the learner', when(rec.confirmed)) : null,
       row('Room', rec.room ? `${rec.room.code || ''} · ${rec.room.id}` : '—'),
       row('Attendance', attendance(rec)),
       rec.note ? row('Note', rec.note) : null),
