@@ -459,6 +459,7 @@ static void on_join_tick(uv_timer_t *t) {
     r->jq_next = NULL;
     r->jq_listed = 0;
     join_flush(r);
+    room_release(r); /* the list's hold (join_send) */
   }
 }
 
@@ -488,6 +489,9 @@ static void join_send(live_op *o) {
     return;
   }
   if (r->join_inflight || r->jq_listed) return; /* the reply or the tick takes it */
+  /* the list holds the room: a reply may send and finish its queue before
+   * the tick, and the room must not be freed while listed */
+  room_hold(r);
   r->jq_listed = 1;
   r->jq_next = L.joins.due;
   L.joins.due = r;
@@ -509,14 +513,13 @@ void live_join_stop(void) {
     uv_close((uv_handle_t *)&L.joins.timer, NULL);
     L.joins.timer_ready = 0;
   }
+  lroom *due = L.joins.due;
   L.joins.due = NULL;
   /* what still waits is dropped (the connections close with the server);
    * freed after the walk, since a freed op may free its room */
   live_op *drop = NULL;
   for (size_t i = 0; i < LIVE_BUCKETS; i++)
     for (lroom *r = L.tab[i]; r; r = r->hnext) {
-      r->jq_listed = 0;
-      r->jq_next = NULL;
       while (r->jq) {
         live_op *o = r->jq;
         r->jq = o->jnext;
@@ -525,6 +528,12 @@ void live_join_stop(void) {
       }
       r->jq_tail = &r->jq;
     }
+  for (lroom *r = due, *next; r; r = next) { /* the list's holds */
+    next = r->jq_next;
+    r->jq_next = NULL;
+    r->jq_listed = 0;
+    room_release(r);
+  }
   for (live_op *o = drop, *next; o; o = next) {
     next = o->jnext;
     live_op_free(o);

@@ -186,7 +186,14 @@ test('random valid-looking and mutated otj.v1 messages in a real room: the serve
       if (sent % 500 === 0) {
         const t = Date.now();
         probe.send({ t: 'ping', rid: sent });
-        for (;;) { const m = await probe.next(3000); if (m.rid === sent) { assert.equal(m.t, 'pong'); break; } }
+        for (;;) {
+          const m = await probe.next(3000).catch((e) => {
+            // say what otjd was doing: exited (and why) or stalled
+            const st = srv.proc.exitCode ?? srv.proc.signalCode ?? 'running';
+            throw new Error(`${e.message} after ${sent} messages (otjd: ${st}); otjd log tail:\n${srv.log.slice(-4000)}`);
+          });
+          if (m.rid === sent) { assert.equal(m.t, 'pong'); break; }
+        }
         worst = Math.max(worst, Date.now() - t, await healthy(srv));
       }
     }
