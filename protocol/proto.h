@@ -261,6 +261,11 @@ int proto_decode(const uint8_t *buf, size_t len, const proto_limits *lim, proto_
  * digits (a mark's `evidence`, a learner's evidence answer). */
 bool proto_is_evidence(proto_str s);
 
+/* The length (1-4) of the strict UTF-8 sequence at s[0, n) (no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0 when s does not start
+ * one. Every string the codec reads is checked with it. */
+size_t proto_utf8_len(const uint8_t *s, size_t n);
+
 /* ---------------------------------------------------------------------------
  * Output buffer
  * ------------------------------------------------------------------------- */

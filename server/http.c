@@ -22,6 +22,7 @@
 
 #include "api.h"
 #include "evidence.h"
+#include "proto.h"
 
 typedef struct http_pss {
   http_req *req;
@@ -147,35 +148,16 @@ void http_reply(http_req *r, int status, const char *ctype, const char *body, si
   http_reply_take(r, status, ctype, copy, len);
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one
- * (a stray continuation byte, an overlong form, a surrogate, a sequence cut
- * short). */
-static size_t utf8_seq(const unsigned char *s) {
-  unsigned char c = s[0];
-  if (c < 0x80) return 1;
-  size_t n = c >= 0xc2 && c <= 0xdf   ? 2
-             : c >= 0xe0 && c <= 0xef ? 3
-             : c >= 0xf0 && c <= 0xf4 ? 4
-                                      : 0;
-  if (!n) return 0;
-  for (size_t i = 1; i < n; i++)
-    if ((s[i] & 0xc0) != 0x80) return 0;
-  if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
-      (c == 0xf4 && s[1] > 0x8f))
-    return 0;
-  return n;
-}
-
 /* A message as the body of a JSON string: quotes and control characters
  * escaped, and valid UTF-8 whatever the message quotes (a parser's error
  * text can hold a piece of the client's bad input): a byte that does not
  * start a whole sequence becomes U+FFFD, and a cut never splits one. */
 static void json_escape_into(char *out, size_t cap, const char *in) {
   const unsigned char *s = (const unsigned char *)in;
-  size_t o = 0;
+  size_t o = 0, left = strlen(in);
   while (*s && o + 7 < cap) {
     unsigned char c = *s;
-    size_t n = utf8_seq(s);
+    size_t n = proto_utf8_len(s, left);
     if (c == '"' || c == '\\') {
       out[o++] = '\\';
       out[o++] = (char)c;
@@ -189,7 +171,8 @@ static void json_escape_into(char *out, size_t cap, const char *in) {
       memcpy(out + o, s, n);
       o += n;
     }
-    s += n ? n : 1;
+    s += n; /* 1 for an escaped or replaced byte */
+    left -= n;
   }
   out[o] = '\0';
 }
