@@ -468,31 +468,6 @@ static void iso_time(int64_t t, char out[32]) {
   strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Whole minutes present, rounded; -1 when no attendance was kept. */
-static long long minutes_present(const store_completion_row *c, json_t **parsed) {
-  json_t *a = c->attendance ? json_loads(c->attendance, 0, NULL) : NULL;
-  json_t *sec = a ? json_object_get(a, "seconds") : NULL;
-  long long m = json_is_integer(sec) ? (json_integer_value(sec) + 30) / 60 : -1;
-  if (parsed)
-    *parsed = a;
-  else
-    json_decref(a);
-  return m;
-}
-
-/* A completion's attendance: {minutes, seconds, intervals}, or null when
- * none was kept (completed alone, or before attendance was kept). */
-static json_t *attendance_of(const store_completion_row *c) {
-  json_t *a = NULL;
-  long long m = minutes_present(c, &a);
-  if (m < 0) {
-    json_decref(a);
-    return json_null();
-  }
-  json_object_set_new(a, "minutes", json_integer(m));
-  return a;
-}
-
 static int completion_json(const store_completion_row *c, void *ud) {
   char when[32];
   iso_time(c->completed_at, when);
@@ -512,7 +487,7 @@ static int completion_json(const store_completion_row *c, void *ud) {
           ? json_pack("{s:I, s:s}", "id", (json_int_t)c->approved_by, "name", c->approved_by_name)
           : json_null());
   json_object_set_new(o, "room", c->room_id ? json_string(c->room_id) : json_null());
-  json_object_set_new(o, "attendance", attendance_of(c));
+  json_object_set_new(o, "attendance", attendance_json(c->attendance));
   json_object_set_new(o, "expires_at", c->expires_at ? json_integer(c->expires_at) : json_null());
   json_object_set_new(o, "expired", json_boolean(c->expired));
   json_object_set_new(o, "decided_at", c->decided_at ? json_integer(c->decided_at) : json_null());
@@ -558,8 +533,11 @@ static int completion_csv(const store_completion_row *c, void *ud) {
   csv_field(f, c->approved_by_name, 0);
   csv_field(f, c->room_id, 0);
   char minutes[24] = "";
-  long long m = minutes_present(c, NULL);
-  if (m >= 0) snprintf(minutes, sizeof minutes, "%lld", m);
+  json_t *att = attendance_json(c->attendance);
+  if (json_is_object(att))
+    snprintf(minutes, sizeof minutes, "%lld",
+             (long long)json_integer_value(json_object_get(att, "minutes")));
+  json_decref(att);
   csv_field(f, minutes, 0);
   char expires[32] = "";
   if (c->expires_at) iso_time(c->expires_at, expires);

@@ -172,15 +172,7 @@ static int record_cb(const store_record *c, void *ud) {
   /* when the learner was present in the room, as the completion kept it:
    * {seconds, intervals, minutes}; null when none was kept (completed
    * alone, or approved before attendance was kept) */
-  json_t *att = c->attendance_json ? json_loads(c->attendance_json, 0, NULL) : NULL;
-  json_t *sec = att ? json_object_get(att, "seconds") : NULL;
-  if (json_is_integer(sec)) {
-    json_object_set_new(att, "minutes", json_integer((json_integer_value(sec) + 30) / 60));
-    json_object_set_new(o, "attendance", att);
-  } else {
-    json_decref(att);
-    json_object_set_new(o, "attendance", json_null());
-  }
+  json_object_set_new(o, "attendance", attendance_json(c->attendance_json));
   /* both sides of the sign-off: the responsible's decision and, where the
    * module asks for it, the learner's confirmation */
   int64_t decided = c->decided_at ? c->decided_at : c->approved_by ? c->completed_at : 0;

@@ -71,6 +71,17 @@ json_t *body_object_opt(http_req *r, int *failed) {
   return j;
 }
 
+json_t *attendance_json(const char *stored) {
+  json_t *a = stored ? json_loads(stored, 0, NULL) : NULL;
+  json_t *sec = a ? json_object_get(a, "seconds") : NULL;
+  if (!json_is_integer(sec)) {
+    json_decref(a);
+    return json_null();
+  }
+  json_object_set_new(a, "minutes", json_integer((json_integer_value(sec) + 30) / 60));
+  return a;
+}
+
 json_t *user_json(const store_user *u) {
   return json_pack("{s:I, s:s, s:s, s:{s:I, s:s}, s:b, s:b, s:b, s:b, s:b}", "id",
                    (json_int_t)u->id, "login", u->login, "name", u->name, "department", "id",

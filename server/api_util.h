@@ -39,6 +39,11 @@ json_t *body_object_opt(http_req *r, int *failed);
 /* The public face of a user (no hash). */
 json_t *user_json(const store_user *u);
 
+/* A completion's attendance as the API shows it, from the stored JSON
+ * {seconds, intervals}: that object with `minutes` (rounded) added, or
+ * JSON null when none was kept (NULL, unreadable, or no seconds). */
+json_t *attendance_json(const char *stored);
+
 /* Resolves the caller. Returns 0 and fills *u, or answers 401 and returns -1. */
 int require_user(http_req *r, store_user *u);
 
