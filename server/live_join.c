@@ -107,13 +107,34 @@ static size_t presence_live(const redisReply *h, uint64_t *out) {
   return n;
 }
 
-/* Builds and sends the snapshot in a script reply {"ok", seq, meta,
- * members, presence (raw), answers, marks, outcomes} to one attachment. */
-static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
-  lroom *r = a->r;
+/* A snapshot reply ({"ok", seq, meta, members, presence (raw), answers,
+ * marks, outcomes, ...}) read once into what the codec takes: a gathered
+ * join answers all its joiners from one read, each encoded for its viewer. */
+typedef struct snap_read {
+  proto_snapshot sn;
+  msgpack_unpacked *ua; /* the records the answers and marks point into */
+  size_t nua;
+  uint64_t *online;
+} snap_read;
+
+static void snap_read_free(snap_read *x) {
+  for (size_t i = 0; x->ua && i < x->nua; i++) msgpack_unpacked_destroy(&x->ua[i]);
+  free(x->ua);
+  free((void *)x->sn.learners);
+  free((void *)x->sn.answers);
+  free((void *)x->sn.marks);
+  free((void *)x->sn.outcomes);
+  free(x->online);
+  memset(x, 0, sizeof *x);
+}
+
+/* Reads rep into x (snap_read_free it either way). 0, or the refusal to
+ * send: PROTO_INTERNAL with *why. */
+static int snap_read_reply(lroom *r, redisReply *rep, snap_read *x, const char **why) {
+  memset(x, 0, sizeof *x);
   if (!r->mod || rep->elements < 8) {
-    ws_send_err(a->s, rid, PROTO_INTERNAL, "This room's module is gone.");
-    return;
+    *why = "This room's module is gone.";
+    return -1;
   }
   redisReply *meta = rep->element[2], *mem = rep->element[3], *pres = rep->element[4],
              *ans = rep->element[5], *marks = rep->element[6], *outs = rep->element[7];
@@ -121,20 +142,29 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
   proto_member *members = calloc(nm ? nm : 1, sizeof *members);
   proto_answer_rec *answers = calloc(ans->elements ? ans->elements : 1, sizeof *answers);
   proto_mark_rec *mrecs = calloc(marks->elements ? marks->elements : 1, sizeof *mrecs);
-  msgpack_unpacked *ua = calloc(ans->elements + marks->elements + 1, sizeof *ua);
   proto_outcome_rec *orecs = calloc(outs->elements / 2 + 1, sizeof *orecs);
-  uint64_t *online = calloc(pres->elements / 2 + 1, sizeof *online);
-  if (!members || !answers || !mrecs || !ua || !orecs || !online) goto out;
-  size_t nonline = presence_live(pres, online);
+  x->ua = calloc(ans->elements + marks->elements + 1, sizeof *x->ua);
+  x->nua = ans->elements + marks->elements;
+  x->online = calloc(pres->elements / 2 + 1, sizeof *x->online);
+  x->sn.learners = members;
+  x->sn.answers = answers;
+  x->sn.marks = mrecs;
+  x->sn.outcomes = orecs;
+  if (!members || !answers || !mrecs || !orecs || !x->ua || !x->online) {
+    *why = "Out of memory.";
+    return -1;
+  }
+  size_t nonline = presence_live(pres, x->online);
   for (size_t i = 0; i < nm; i++) {
     members[i].id = strtoull(mem->element[2 * i]->str, NULL, 10);
     members[i].name =
         (proto_str){mem->element[2 * i + 1]->str, (uint32_t)mem->element[2 * i + 1]->len};
-    members[i].online = bsearch(&members[i].id, online, nonline, sizeof *online, cmp_u64) != NULL;
+    members[i].online =
+        bsearch(&members[i].id, x->online, nonline, sizeof *x->online, cmp_u64) != NULL;
   }
   size_t na = 0, nk = 0, nu = 0;
   for (size_t i = 0; i < ans->elements; i++) {
-    msgpack_object *f = rec_fields(&ua[nu++], ans->element[i], REC_ANSWER_FIELDS);
+    msgpack_object *f = rec_fields(&x->ua[nu++], ans->element[i], REC_ANSWER_FIELDS);
     if (!f) continue;
     answers[na].learner = f[0].via.u64;
     answers[na].task = (uint32_t)f[1].via.u64;
@@ -144,7 +174,7 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
     na++;
   }
   for (size_t i = 0; i < marks->elements; i++) {
-    msgpack_object *f = rec_fields(&ua[nu++], marks->element[i], REC_MARK_FIELDS);
+    msgpack_object *f = rec_fields(&x->ua[nu++], marks->element[i], REC_MARK_FIELDS);
     if (!f) continue;
     mrecs[nk].learner = f[0].via.u64;
     mrecs[nk].task = (uint32_t)f[1].via.u64;
@@ -153,12 +183,12 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
       mrecs[nk].has_note = true;
       mrecs[nk].note = (proto_str){f[3].via.str.ptr, f[3].via.str.size};
     }
-    mrecs[nk].evidence = rec_mark_evidence(&ua[nu - 1]);
+    mrecs[nk].evidence = rec_mark_evidence(&x->ua[nu - 1]);
     mrecs[nk].has_evidence = mrecs[nk].evidence.len > 0;
     nk++;
   }
   const char *task = meta_get(meta, "task"), *state = meta_get(meta, "state");
-  proto_snapshot sn = {
+  x->sn = (proto_snapshot){
       .room = proto_s(r->id),
       .seq = live_reply_parse(rep).seq,
       .code = proto_s(r->code),
@@ -180,19 +210,26 @@ static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
       .outcomes = orecs,
       .closed = state && strcmp(state, "open") != 0,
   };
+  return 0;
+}
+
+/* The snapshot x as attachment a may see it. */
+static void snap_send(attach *a, proto_rid rid, const snap_read *x) {
   proto_viewer v = {.user = (uint64_t)ws_user(a->s), .is_host = a->host != 0};
   proto_buf_clear(&L.tmp);
-  if (proto_encode_snapshot(&L.tmp, rid, &sn, v) == 0)
+  if (proto_encode_snapshot(&L.tmp, rid, &x->sn, v) == 0)
     ws_send(a->s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
-out:
-  for (size_t i = 0; ua && i < ans->elements + marks->elements; i++)
-    msgpack_unpacked_destroy(&ua[i]);
-  free(ua);
-  free(members);
-  free(answers);
-  free(mrecs);
-  free(orecs);
-  free(online);
+}
+
+/* Reads a snapshot reply and sends it to one attachment. */
+static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
+  snap_read x;
+  const char *why = NULL;
+  if (snap_read_reply(a->r, rep, &x, &why) == 0)
+    snap_send(a, rid, &x);
+  else
+    ws_send_err(a->s, rid, PROTO_INTERNAL, why);
+  snap_read_free(&x);
 }
 
 /* The attachment is up to date as of `seq`: it is ready for the channel,
@@ -290,7 +327,16 @@ static void join_refused(ws_sess *s, proto_rid rid, const char *verdict) {
 
 /* One joiner of a call the script accepted: attached, then its snapshot
  * (or, for a sync from outside the room, what it missed). */
-static void join_one(live_op *o, redisReply *rep, uint64_t seq) {
+/* A gathered call's snapshot, read for its first joiner that needs it and
+ * sent from that one read to every other. */
+typedef struct batch_snap {
+  redisReply *rep;
+  int state; /* 0 not read yet, 1 read, -1 cannot be sent (why) */
+  snap_read x;
+  const char *why;
+} batch_snap;
+
+static void join_one(live_op *o, batch_snap *bs, uint64_t seq) {
   lroom *r = o->r;
   ws_sess *s = live_op_sess(o);
   if (!s) return;
@@ -316,7 +362,11 @@ static void join_one(live_op *o, redisReply *rep, uint64_t seq) {
     live_op_send(o, &c);
     return;
   }
-  send_snapshot(a, o->rid, rep);
+  if (bs->state == 0) bs->state = snap_read_reply(r, bs->rep, &bs->x, &bs->why) == 0 ? 1 : -1;
+  if (bs->state == 1)
+    snap_send(a, o->rid, &bs->x);
+  else
+    ws_send_err(s, o->rid, PROTO_INTERNAL, bs->why);
   att_ready(a, seq);
 }
 
@@ -362,6 +412,7 @@ static void join_batch_reply(live_op *b, redisReply *rep) {
     room_learn_seq(r, pr.seq);
     learn_members(r, rep->element[3]);
   }
+  batch_snap bs = {.rep = rep};
   size_t i = 0;
   for (live_op *o = list, *next; o; o = next, i++) {
     next = o->jnext;
@@ -375,7 +426,7 @@ static void join_batch_reply(live_op *b, redisReply *rep) {
       const redisReply *v = i < verdicts->elements ? verdicts->element[i] : NULL;
       const char *verdict = v && v->type == REDIS_REPLY_STRING ? v->str : "not_found";
       if (!strcmp(verdict, "ok")) {
-        join_one(o, rep, pr.seq);
+        join_one(o, &bs, pr.seq);
       } else if (!strcmp(verdict, "forbidden") && o->r7_skipped == 1) {
         /* the hint was stale (the learner was taken out): ask R7 this time */
         o->r7_skipped = -1;
@@ -389,6 +440,7 @@ static void join_batch_reply(live_op *b, redisReply *rep) {
     o->in_cb = 0;
     if (!o->inflight) live_op_free(o);
   }
+  if (bs.state) snap_read_free(&bs.x);
   join_flush(r); /* those that came meanwhile */
 }
 
@@ -407,8 +459,7 @@ static void join_flush(lroom *r) {
     if (s && n > 0 && (host || j[0].is_host)) break;
     r->jq = o->jnext;
     o->jnext = NULL;
-    o->inflight = 0; /* the queue lets go of it */
-    if (!s) {        /* gone while it waited */
+    if (!s) { /* gone while it waited */
       live_op_free(o);
       continue;
     }
@@ -479,7 +530,6 @@ static void join_send(live_op *o) {
   int host = ws_user(s) == r->host;
   o->r7_skipped = !host && o->r7_skipped == 0 && seems_member(r, ws_user(s));
   o->may_add = !host && !o->r7_skipped && room_may_join(L.d->db, r->host, ws_user(s), r->module);
-  o->inflight = 1; /* the queue holds it: a reply it came from must not free it */
   if (!r->jq) r->jq_tail = &r->jq;
   *r->jq_tail = o;
   r->jq_tail = &o->jnext;
