@@ -466,10 +466,8 @@ static void send_join(conn *c) {
 /* The answer carries its intended send time in `value` (free text), so the
  * responsible's copy of the event tells the latency; the key carries it too,
  * for the ack. */
-static void send_answer(conn *c, uint64_t due) {
-  char val[32], key[48];
-  snprintf(val, sizeof val, "T%" PRIu64, due);
-  snprintf(key, sizeof key, "%" PRIu64 "-%d", due, c->idx);
+/* Packs an `answer` to task 0 of c's room with this value and key. */
+static void pack_answer(conn *c, const char *val, const char *key) {
   msgpack_packer *pk = pk_begin();
   msgpack_pack_map(pk, 5);
   pk_str(pk, "t");
@@ -482,6 +480,13 @@ static void send_answer(conn *c, uint64_t due) {
   pk_str(pk, val);
   pk_str(pk, "key");
   pk_str(pk, key);
+}
+
+static void send_answer(conn *c, uint64_t due) {
+  char val[32], key[48];
+  snprintf(val, sizeof val, "T%" PRIu64, due);
+  snprintf(key, sizeof key, "%" PRIu64 "-%d", due, c->idx);
+  pack_answer(c, val, key);
   send_packed(c, due);
   G.answers_sent++;
 }
@@ -1425,18 +1430,7 @@ static void rs_send_affected(conn *c, uint64_t due) {
   char val[32], key[48];
   snprintf(val, sizeof val, "S%" PRIu64, due); /* not 'T': not a latency sample */
   snprintf(key, sizeof key, "s%" PRIu64 "-%d", due, c->idx);
-  msgpack_packer *pk = pk_begin();
-  msgpack_pack_map(pk, 5);
-  pk_str(pk, "t");
-  pk_str(pk, "answer");
-  pk_str(pk, "room");
-  pk_str(pk, c->room->id);
-  pk_str(pk, "task");
-  msgpack_pack_uint8(pk, 0);
-  pk_str(pk, "value");
-  pk_str(pk, val);
-  pk_str(pk, "key");
-  pk_str(pk, key);
+  pack_answer(c, val, key);
   send_packed(c, 0);
   RS.affected_answers++;
 }
