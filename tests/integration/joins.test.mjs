@@ -4,15 +4,10 @@
 // Redis' raw entries by otjd, across two instances.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { startRedis, startOtjd, connectAs, sleep } from './harness.mjs';
+import { startRedis, startOtjd, connectAs as as, sleep } from './harness.mjs';
+import { sqlOf } from './group_org.mjs';
 
-let redis, A, B;
-
-function sql(query) {
-  const out = execFileSync('sqlite3', ['-json', `${A.dataDir}/otj.db`, query]).toString();
-  return out.trim() ? JSON.parse(out) : [];
-}
+let redis, A, B, sql;
 const id = (login) => sql(`SELECT id FROM users WHERE login='${login}'`)[0].id;
 const moduleId = (title) => sql(`SELECT id FROM modules WHERE title='${title}'`)[0].id;
 
@@ -23,6 +18,7 @@ before(async () => {
   const env = { OTJ_JOIN_BATCH: '1000' };
   A = await startOtjd({ redis: redis.addr, env });
   B = await startOtjd({ redis: redis.addr, dataDir: A.dataDir, demo: false, env });
+  sql = sqlOf(A);
 });
 
 after(async () => {
@@ -35,36 +31,15 @@ after(async () => {
   }
 });
 
-// A client that keeps its `ev` frames apart from replies.
-async function as(srv, login) {
-  const c = await connectAs(srv, login);
-  c.events = [];
-  c.others = [];
-  c.pump = async (pred, ms = 5000) => {
-    const i = c.others.findIndex(pred);
-    if (i >= 0) return c.others.splice(i, 1)[0];
-    const until = Date.now() + ms;
-    for (;;) {
-      const m = await c.next(Math.max(1, until - Date.now()));
-      if (m.t === 'ev') c.events.push(m);
-      if (pred(m)) return m;
-      if (m.t !== 'ev') c.others.push(m);
-    }
-  };
-  let rid = 500;
-  c.ask = async (msg) => {
-    const r = ++rid;
-    c.send({ ...msg, rid: r });
-    return c.pump((m) => m.rid === r && m.t !== 'ev');
-  };
-  return c;
-}
-
-// Every event of `room` the client has up to `seq`, waiting for them.
+// The `ev` frames of `room` a client received up to `seq`, in order, waiting
+// for them (Client.ask leaves what overtook its reply queued for next()).
 async function eventsUpTo(c, room, seq) {
-  if (!c.events.some((e) => e.room === room && e.seq === seq))
-    await c.pump((m) => m.t === 'ev' && m.room === room && m.seq >= seq);
-  return c.events.filter((e) => e.room === room && e.seq <= seq);
+  c.seen ??= [];
+  while (!c.seen.some((e) => e.room === room && e.seq >= seq)) {
+    const m = await c.next();
+    if (m.t === 'ev') c.seen.push(m);
+  }
+  return c.seen.filter((e) => e.room === room && e.seq <= seq);
 }
 
 test('a join by code that adds the learner is one event, joined with added; a member\'s join is joined alone', async () => {
@@ -200,7 +175,7 @@ test('a learner taken out of the room is decided by R7 when she comes back, what
   const back = await cLea.ask({ t: 'join', room });
   assert.equal(back.t, 'snapshot', JSON.stringify(back));
   assert.ok(back.learners.some((l) => l.id === lea));
-  const ev = await rita.pump((m) => m.t === 'ev' && m.room === room && m.e.type === 'joined' && m.e.user === lea);
+  const ev = (await eventsUpTo(rita, room, back.seq)).filter((m) => m.e.type === 'joined' && m.e.user === lea).pop();
   assert.equal(ev.e.added, true, 'coming back made her a learner again');
 
   // leo moved to a ward outside rita's reach: R7 refuses him

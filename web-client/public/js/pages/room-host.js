@@ -107,8 +107,8 @@ export function render({ main, room, go }) {
   function passAllButton() {
     const observe = room.module.tasks.filter((t) => t.kind === 'observe').length;
     if (!observe) return null;
-    const todo = unmarkedByTask();
-    const people = new Set(todo.flatMap(([, who]) => who.map((l) => l.id))).size;
+    const unmarked = unmarkedByTask();
+    const people = new Set(unmarked.flatMap(([, who]) => who.map((l) => l.id))).size;
     if (!people) return null;
     return h('button', {
       type: 'button', class: 'btn btn-pass pass-all', dataset: { focus: 'pass-all' },
@@ -338,11 +338,11 @@ export function render({ main, room, go }) {
   // task, each for the present learners without a mark on it; the server
   // keeps any mark already there (a fail is never overwritten).
   async function passAllPresent() {
-    const todo = unmarkedByTask();
-    if (!todo.length) return;
-    const replies = await Promise.all(todo.map(([task, who]) =>
+    const unmarked = unmarkedByTask();
+    if (!unmarked.length) return;
+    const replies = await Promise.all(unmarked.map(([task, who]) =>
       act({ t: 'mark', room: room.id, learners: who.map((l) => l.id), task, result: 'pass' }, `Task ${task + 1}: the marks were not saved`)));
-    const done = todo.filter((_, k) => replies[k]);
+    const done = unmarked.filter((_, k) => replies[k]);
     const people = new Set(done.flatMap(([, who]) => who.map((l) => l.id))).size;
     if (done.length) announce(`${people} present ${people === 1 ? 'learner' : 'learners'} passed on ${done.length} observe ${done.length === 1 ? 'task' : 'tasks'}.`);
   }
