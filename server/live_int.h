@@ -237,7 +237,10 @@ struct live_op {
   int r7_skipped;              /* join: may_add was not asked (the learner seemed a member) */
   live_op *jnext;              /* join: the next in the room's queue or batch */
   int in_cb;
-  void *extra; /* an op's own context, freed with extra_free */
+  int snap_sent;          /* sent with the snapshot reads (live_op_send_snap) */
+  const redisReply *snap; /* during the handler of such a call: EXEC's reply, whose
+                             elements RSTORE_SNAP_* + 1 are the reads; else NULL */
+  void *extra;            /* an op's own context, freed with extra_free */
   void (*extra_free)(void *);
 };
 
@@ -269,6 +272,12 @@ live_op *live_call(rstore_cmd *c, live_op_fn *fn, ws_sess *s, proto_rid rid, lro
 /* Sends `c` again for an op already in flight (from its own reply).
  * Returns 0 or -1 (the op is then freed, the client told). */
 int live_op_send(live_op *o, rstore_cmd *c);
+/* The same for the script calls that answer with a snapshot (ops snapshot
+ * and join): `c` goes in a MULTI with the room's snapshot reads after it.
+ * The handler gets the script's reply as `rep` and the reads in o->snap
+ * (NULL when the transaction did not run: rep then says why). */
+int live_op_send_snap(live_op *o, rstore_cmd *c);
+live_op *live_call_snap(rstore_cmd *c, live_op_fn *fn, ws_sess *s, proto_rid rid, lroom *r);
 
 /* Runs fn(op, ok) once the room's channel is subscribed. */
 void live_when_subscribed(lroom *r, void (*fn)(void *, int), void *op);

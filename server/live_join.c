@@ -107,9 +107,9 @@ static size_t presence_live(const redisReply *h, uint64_t *out) {
   return n;
 }
 
-/* A snapshot reply ({"ok", seq, meta, members, presence (raw), answers,
- * marks, outcomes, ...}) read once into what the codec takes: a gathered
- * join answers all its joiners from one read, each encoded for its viewer. */
+/* A snapshot (the reads after op snapshot or join, rstore_snapshot_read)
+ * read once into what the codec takes: a gathered join answers all its
+ * joiners from one read, each encoded for its viewer. */
 typedef struct snap_read {
   proto_snapshot sn;
   msgpack_unpacked *ua; /* the records the answers and marks point into */
@@ -128,16 +128,33 @@ static void snap_read_free(snap_read *x) {
   memset(x, 0, sizeof *x);
 }
 
-/* Reads rep into x (snap_read_free it either way). 0, or the refusal to
- * send: PROTO_INTERNAL with *why. */
-static int snap_read_reply(lroom *r, redisReply *rep, snap_read *x, const char **why) {
+/* The snapshot read of an op's reply (o->snap), or NULL when it is not
+ * there or not in the shape sent. */
+static const redisReply *snap_of(const live_op *o) {
+  const redisReply *s = o->snap;
+  if (!s) return NULL;
+  for (int i = 0; i < RSTORE_SNAP_READS; i++)
+    if (s->element[1 + i]->type != REDIS_REPLY_ARRAY) return NULL;
+  return s;
+}
+
+/* Reads snap (snap_of, as of seq) into x (snap_read_free it either way).
+ * 0, or the refusal to send: PROTO_INTERNAL with *why. */
+static int snap_read_reply(lroom *r, const redisReply *snap, uint64_t seq, snap_read *x,
+                           const char **why) {
   memset(x, 0, sizeof *x);
-  if (!r->mod || rep->elements < 8) {
+  if (!snap) {
+    *why = "The room answered in an unknown shape.";
+    return -1;
+  }
+  if (!r->mod) {
     *why = "This room's module is gone.";
     return -1;
   }
-  redisReply *meta = rep->element[2], *mem = rep->element[3], *pres = rep->element[4],
-             *ans = rep->element[5], *marks = rep->element[6], *outs = rep->element[7];
+  redisReply *const *part = snap->element + 1;
+  const redisReply *meta = part[RSTORE_SNAP_META], *mem = part[RSTORE_SNAP_MEMBERS],
+                   *pres = part[RSTORE_SNAP_PRESENCE], *ans = part[RSTORE_SNAP_ANSWERS],
+                   *marks = part[RSTORE_SNAP_MARKS], *outs = part[RSTORE_SNAP_OUTCOMES];
   size_t nm = mem->elements / 2;
   proto_member *members = calloc(nm ? nm : 1, sizeof *members);
   proto_answer_rec *answers = calloc(ans->elements ? ans->elements : 1, sizeof *answers);
@@ -190,7 +207,7 @@ static int snap_read_reply(lroom *r, redisReply *rep, snap_read *x, const char *
   const char *task = meta_get(meta, "task"), *state = meta_get(meta, "state");
   x->sn = (proto_snapshot){
       .room = proto_s(r->id),
-      .seq = live_reply_parse(rep).seq,
+      .seq = seq,
       .code = proto_s(r->code),
       .module = {.id = (uint64_t)r->module,
                  .title = proto_s(r->mod->title),
@@ -221,11 +238,11 @@ static void snap_send(attach *a, proto_rid rid, const snap_read *x) {
     ws_send(a->s, proto_buf_bytes(&L.tmp), proto_buf_size(&L.tmp));
 }
 
-/* Reads a snapshot reply and sends it to one attachment. */
-static void send_snapshot(attach *a, proto_rid rid, redisReply *rep) {
+/* Reads a snapshot (snap_of) and sends it to one attachment. */
+static void send_snapshot(attach *a, proto_rid rid, const redisReply *snap, uint64_t seq) {
   snap_read x;
   const char *why = NULL;
-  if (snap_read_reply(a->r, rep, &x, &why) == 0)
+  if (snap_read_reply(a->r, snap, seq, &x, &why) == 0)
     snap_send(a, rid, &x);
   else
     ws_send_err(a->s, rid, PROTO_INTERNAL, why);
@@ -247,7 +264,7 @@ static void snapshot_reply(live_op *o, redisReply *rep) {
   if (!a) return;
   uint64_t seq = live_reply_parse(rep).seq;
   room_learn_seq(o->r, seq);
-  send_snapshot(a, o->rid, rep);
+  send_snapshot(a, o->rid, snap_of(o), seq);
   att_ready(a, seq);
 }
 
@@ -257,7 +274,7 @@ void live_resnapshot(lroom *r) {
     rstore_cmd c;
     rstore_snapshot(&c, &rc);
     a->ready = 0;
-    live_call(&c, snapshot_reply, a->s, PROTO_NO_RID, r);
+    live_call_snap(&c, snapshot_reply, a->s, PROTO_NO_RID, r);
   }
 }
 
@@ -288,7 +305,7 @@ static void sync_reply(live_op *o, redisReply *rep) {
     rstore_cmd c;
     rstore_snapshot(&c, &rc);
     o->fn = snapshot_reply;
-    live_op_send(o, &c);
+    live_op_send_snap(o, &c);
     return;
   }
   if (live_reply_failed(o, rep) || !s) return;
@@ -330,8 +347,8 @@ static void join_refused(ws_sess *s, proto_rid rid, const char *verdict) {
 /* A gathered call's snapshot, read for its first joiner that needs it and
  * sent from that one read to every other. */
 typedef struct batch_snap {
-  redisReply *rep;
-  int state; /* 0 not read yet, 1 read, -1 cannot be sent (why) */
+  const redisReply *snap; /* snap_of the call's reply */
+  int state;              /* 0 not read yet, 1 read, -1 cannot be sent (why) */
   snap_read x;
   const char *why;
 } batch_snap;
@@ -362,7 +379,7 @@ static void join_one(live_op *o, batch_snap *bs, uint64_t seq) {
     live_op_send(o, &c);
     return;
   }
-  if (bs->state == 0) bs->state = snap_read_reply(r, bs->rep, &bs->x, &bs->why) == 0 ? 1 : -1;
+  if (bs->state == 0) bs->state = snap_read_reply(r, bs->snap, seq, &bs->x, &bs->why) == 0 ? 1 : -1;
   if (bs->state == 1)
     snap_send(a, o->rid, &bs->x);
   else
@@ -395,24 +412,24 @@ static int seems_member(const lroom *r, int64_t user) {
 
 static void join_send(live_op *o);
 
-/* The script's reply to a gathered call: {"ok", seq, <snapshot>...,
- * verdicts} or a failure that every joiner of it hears. */
+/* The script's reply to a gathered call: {"ok", seq, verdicts} and the
+ * snapshot reads after it, or a failure that every joiner of it hears. */
 static void join_batch_reply(live_op *b, redisReply *rep) {
   lroom *r = b->r;
   live_op *list = b->extra;
   b->extra = NULL;
   r->join_inflight = 0;
   live_reply pr = live_reply_parse(rep);
-  const redisReply *verdicts = NULL;
-  if (pr.kind == LIVE_REPLY_OK && rep->elements >= 9 &&
-      rep->element[rep->elements - 1]->type == REDIS_REPLY_ARRAY)
-    verdicts = rep->element[rep->elements - 1];
+  const redisReply *verdicts = NULL, *snap = snap_of(b);
+  if (pr.kind == LIVE_REPLY_OK && snap && rep->elements == 3 &&
+      rep->element[2]->type == REDIS_REPLY_ARRAY)
+    verdicts = rep->element[2];
   if (verdicts) {
-    meta_from(r, rep->element[2]);
+    meta_from(r, snap->element[1 + RSTORE_SNAP_META]);
     room_learn_seq(r, pr.seq);
-    learn_members(r, rep->element[3]);
+    learn_members(r, snap->element[1 + RSTORE_SNAP_MEMBERS]);
   }
-  batch_snap bs = {.rep = rep};
+  batch_snap bs = {.snap = snap};
   size_t i = 0;
   for (live_op *o = list, *next; o; o = next, i++) {
     next = o->jnext;
@@ -478,7 +495,7 @@ static void join_flush(lroom *r) {
       b->extra = list;
       r->join_inflight = 1;
       r->jq_last_ms = uv_now(L.d->loop);
-      if (live_op_send(b, &c) != 0) {
+      if (live_op_send_snap(b, &c) != 0) {
         /* not sent (b is freed): every joiner hears it */
         r->join_inflight = 0;
         b = NULL;

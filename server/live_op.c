@@ -51,13 +51,23 @@ rstore_event live_event(const proto_event *ev, int slot) {
   return (rstore_event){buf_bytes(w), buf_bytes(red)};
 }
 
-live_op *live_call(rstore_cmd *c, live_op_fn *fn, ws_sess *s, proto_rid rid, lroom *r) {
+static int op_send(live_op *o, rstore_cmd *c, int snap);
+
+static live_op *call(rstore_cmd *c, live_op_fn *fn, ws_sess *s, proto_rid rid, lroom *r, int snap) {
   live_op *o = live_op_new(fn, s, rid, r);
   if (!o) {
     rstore_cmd_free(c);
     return NULL;
   }
-  return live_op_send(o, c) == 0 ? o : NULL;
+  return op_send(o, c, snap) == 0 ? o : NULL;
+}
+
+live_op *live_call(rstore_cmd *c, live_op_fn *fn, ws_sess *s, proto_rid rid, lroom *r) {
+  return call(c, fn, s, rid, r, 0);
+}
+
+live_op *live_call_snap(rstore_cmd *c, live_op_fn *fn, ws_sess *s, proto_rid rid, lroom *r) {
+  return call(c, fn, s, rid, r, 1);
 }
 
 live_op *live_op_new(live_op_fn *fn, ws_sess *s, proto_rid rid, lroom *r) {
@@ -75,13 +85,32 @@ live_op *live_op_new(live_op_fn *fn, ws_sess *s, proto_rid rid, lroom *r) {
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 
-int live_op_send(live_op *o, rstore_cmd *c) {
+/* The script call, then (snap) the snapshot reads of the op's room. */
+static int op_send(live_op *o, rstore_cmd *c, int snap) {
   int rc = -1;
-  if (!c->failed && live_redis_ready())
+  OTJ_ASSERT(!snap || o->r);
+  if (!c->failed && live_redis_ready() && !snap) {
     rc = rconn_command_argv(L.d->redis, on_reply, o, c->argc, c->argv, c->len);
+  } else if (!c->failed && live_redis_ready()) {
+    int argc[1 + RSTORE_SNAP_READS];
+    const char *reads[RSTORE_SNAP_READS][2];
+    const char **argv[1 + RSTORE_SNAP_READS];
+    const size_t *lens[1 + RSTORE_SNAP_READS];
+    argc[0] = c->argc;
+    argv[0] = c->argv;
+    lens[0] = c->len;
+    for (int i = 0; i < RSTORE_SNAP_READS; i++) {
+      rstore_snapshot_read(&o->r->keys, i, reads[i]);
+      argc[1 + i] = 2;
+      argv[1 + i] = reads[i];
+      lens[1 + i] = NULL;
+    }
+    rc = rconn_transaction(L.d->redis, on_reply, o, 1 + RSTORE_SNAP_READS, argc, argv, lens);
+  }
   rstore_cmd_free(c);
   if (rc == 0) {
     o->inflight = 1;
+    o->snap_sent = snap;
     return 0;
   }
   if (!L.sha_ok && rconn_up(L.d->redis)) live_load_script();
@@ -93,17 +122,34 @@ int live_op_send(live_op *o, rstore_cmd *c) {
   return -1;
 }
 
+int live_op_send(live_op *o, rstore_cmd *c) { return op_send(o, c, 0); }
+
+int live_op_send_snap(live_op *o, rstore_cmd *c) { return op_send(o, c, 1); }
+
 /* The reply is valid only during the call (hiredis). */
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
   (void)ac;
   live_op *o = priv;
   redisReply *rep = reply;
   OTJ_ASSERT(o->inflight && !o->in_cb);
+  const redisReply *snap = NULL;
+  if (o->snap_sent && rep && rep->type == REDIS_REPLY_ARRAY) {
+    /* EXEC ran: the script's reply first, then the reads */
+    if (rep->elements == 1 + RSTORE_SNAP_READS) {
+      snap = rep;
+      rep = rep->element[0];
+    } else {
+      rep = NULL; /* not what was sent: as if the connection had dropped */
+    }
+  }
   if (rep && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "NOSCRIPT"))
     L.sha_ok = 0; /* scripts were flushed: load again on the next call */
   o->inflight = 0;
+  o->snap_sent = 0;
   o->in_cb = 1;
+  o->snap = snap;
   if (o->fn) o->fn(o, rep);
+  o->snap = NULL;
   o->in_cb = 0;
   if (!o->inflight) live_op_free(o); /* unless the handler sent it on */
 }

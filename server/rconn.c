@@ -286,6 +286,64 @@ int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata, const char *fmt
   return rc == REDIS_OK ? 0 : -1;
 }
 
+/* A transaction in flight: a command Redis refused to queue (out of
+ * memory, say) makes EXEC answer only "EXECABORT ..."; the caller hears the
+ * refusal itself instead, as if it had sent that command alone. */
+typedef struct txn_cmd {
+  timed_cmd t;
+  int refs;      /* callbacks still to come */
+  char err[200]; /* the first refusal to queue, "" if none */
+} txn_cmd;
+
+static void txn_put(txn_cmd *x) {
+  if (--x->refs == 0) free(x);
+}
+
+static void txn_queued(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  txn_cmd *x = privdata;
+  redisReply *rep = reply;
+  if (rep && rep->type == REDIS_REPLY_ERROR && !x->err[0])
+    snprintf(x->err, sizeof x->err, "%s", rep->str);
+  txn_put(x);
+}
+
+static void txn_exec(redisAsyncContext *ac, void *reply, void *privdata) {
+  txn_cmd *x = privdata;
+  redisReply *rep = reply;
+  if (rep) metrics_observe(&metrics.redis_rtt, metrics_now_ns() - x->t.sent_ns);
+  redisReply refused = {.type = REDIS_REPLY_ERROR, .str = x->err, .len = strlen(x->err)};
+  if (rep && rep->type == REDIS_REPLY_ERROR && x->err[0] && !strncmp(rep->str, "EXECABORT", 9))
+    rep = &refused;
+  if (x->t.fn) x->t.fn(ac, rep, x->t.privdata);
+  txn_put(x);
+}
+
+int rconn_transaction(rconn *r, redisCallbackFn *fn, void *privdata, int n, const int *argc,
+                      const char **const *argv, const size_t *const *argvlen) {
+  if (!rconn_up(r)) return -1;
+  txn_cmd *x = malloc(sizeof *x);
+  if (!x) return -1;
+  x->t = (timed_cmd){fn, privdata, metrics_now_ns()};
+  x->refs = 1;
+  x->err[0] = '\0';
+  /* hiredis refuses a command only while its context is going away; after
+   * MULTI went, nothing else of ours is written on this connection then */
+  if (redisAsyncCommand(r->ac, NULL, NULL, "MULTI") != REDIS_OK) {
+    free(x);
+    return -1;
+  }
+  for (int i = 0; i < n; i++)
+    if (redisAsyncCommandArgv(r->ac, txn_queued, x, argc[i], argv[i], argvlen[i]) == REDIS_OK)
+      x->refs++;
+  if (redisAsyncCommand(r->ac, txn_exec, x, "EXEC") != REDIS_OK) {
+    x->t.fn = NULL; /* the queued ones may still be answered */
+    txn_put(x);
+    return -1;
+  }
+  return 0;
+}
+
 int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
                        const size_t *argvlen) {
   if (!rconn_up(r)) return -1;

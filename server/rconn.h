@@ -41,6 +41,15 @@ int rconn_command(rconn *r, redisCallbackFn *fn, void *privdata, const char *fmt
 int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
                        const size_t *argvlen);
 
+/* Sends MULTI, the n commands (argv vectors; a NULL argvlen[i] means
+ * C strings) and EXEC, one after the other, so that Redis runs them as one
+ * step and nothing of ours comes between. Only EXEC's reply reaches `fn`:
+ * an array of the commands' replies, an error when the transaction did not
+ * run, or NULL when the connection dropped. Returns 0, or -1 when Redis is
+ * not connected (then `fn` is never called). */
+int rconn_transaction(rconn *r, redisCallbackFn *fn, void *privdata, int n, const int *argc,
+                      const char **const *argv, const size_t *const *argvlen);
+
 /* Number of connection losses since start (for /metrics). */
 unsigned long rconn_losses(const rconn *r);
 

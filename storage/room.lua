@@ -64,8 +64,9 @@ local ATT_KEPT = 32
 local function emit(subject, whole, redacted)
   local seq = redis.call('HINCRBY', META, 'seq', 1)
   local msg = cmsgpack.pack({seq, tonumber(subject), whole, redacted})
-  redis.call('RPUSH', LOG, msg)
-  redis.call('LTRIM', LOG, -tonumber(ARGV[6]), -1)
+  -- RPUSH answers the list's length: trim only when it is over the bound
+  local keep = tonumber(ARGV[6])
+  if redis.call('RPUSH', LOG, msg) > keep then redis.call('LTRIM', LOG, -keep, -1) end
   local sent = msg .. cmsgpack.pack(tonumber(ARGV[2]))
   if ARGV[5] == '1' then
     redis.call('SPUBLISH', ARGV[4], sent)
@@ -151,16 +152,6 @@ local function seq_now()
   return tonumber(redis.call('HGET', META, 'seq') or '0')
 end
 
--- the presence hash goes out raw ("user|instance" -> "connections:last
--- beat"): otjd decides who is online from it with ARGV[2] and ARGV[8], the
--- same rule as is_online, in C
-local function snapshot(seq)
-  return {'ok', seq,
-    redis.call('HGETALL', META), redis.call('HGETALL', MEMBERS),
-    redis.call('HGETALL', PRESENCE), redis.call('HVALS', ANSWERS),
-    redis.call('HVALS', MARKS), redis.call('HGETALL', OUTCOMES)}
-end
-
 local function must_exist()
   if redis.call('EXISTS', META) == 0 then
     return {'err', 'not_found', 'This room does not exist or has ended.'}
@@ -206,9 +197,13 @@ elseif op == 'meta' then
   return {'ok', seq_now(), redis.call('HGETALL', META)}
 
 elseif op == 'snapshot' then
+  -- {"ok", seq}: otjd sends this call in a MULTI with the room's snapshot
+  -- reads after it (storage/rstore.c, rstore_snapshot_read), which Redis
+  -- answers natively at a fraction of what the same reads cost through
+  -- Lua; the MULTI makes them one atomic step with this call
   local e = must_exist()
   if e then return e end
-  return snapshot(seq_now())
+  return {'ok', seq_now()}
 
 elseif op == 'join' then
   -- n, then n times: user, role ("host"/"learner"), may_add ("1"/"0"),
@@ -219,21 +214,26 @@ elseif op == 'join' then
   -- {role = "learner", users = [...], added = [...]} for several. The reply
   -- is one snapshot, after that event, and then each joiner's verdict:
   -- "ok", or the code of the refusal ("forbidden", "too_large",
-  -- "not_found") for that joiner alone.
-  local e = must_exist()
-  if e then return e end
+  -- "not_found") for that joiner alone. The reply is {"ok", seq,
+  -- verdicts}: as for op snapshot, otjd reads the snapshot natively in the
+  -- same MULTI, after this call.
+  local state, host = unpack(redis.call('HMGET', META, 'state', 'host'))
+  if not state then
+    return {'err', 'not_found', 'This room does not exist or has ended.'}
+  end
   local n, max = tonumber(ARGV[9]), tonumber(ARGV[10 + 4 * tonumber(ARGV[9])])
   local verdicts = {}
-  if redis.call('HGET', META, 'state') ~= 'open' then
+  if state ~= 'open' then
     -- a closed room can still be looked at, by its host and members only;
     -- nobody joins it any more
     for i = 1, n do
       verdicts[i] = must_see(ARGV[6 + 4 * i]) and 'not_found' or 'ok'
     end
-    local snap = snapshot(seq_now())
-    snap[#snap + 1] = verdicts
-    return snap
+    return {'ok', seq_now(), verdicts}
   end
+  -- who is online, read once for a gathered call (each joiner is a
+  -- prefix scan of the presence hash otherwise) and kept as they come
+  local online = n > 1 and online_set() or nil
   local came, added, role = {}, {}, nil
   for i = 1, n do
     local b = 6 + 4 * i
@@ -251,30 +251,33 @@ elseif op == 'join' then
       end
     end
     if verdicts[i] == 'ok' then
-      local was = not new and is_online(user)
+      local was = false
+      if not new then
+        if online then was = online[user] == true else was = is_online(user) end
+      end
+      if online then online[user] = true end
       redis.call('HSET', PRESENCE, user .. '|' .. INST, (my_count(user) + 1) .. ':' .. ARGV[2])
       if not was then
-        attend(user, true, urole == 'host')
+        attend(user, true, user == host)
         came[#came + 1] = tonumber(user)
         role = urole
         if new then added[#added + 1] = tonumber(user) end
       end
     end
   end
+  local seq
   if #came == 1 then
     local ev = {type = 'joined', user = came[1], role = role}
     if #added == 1 then ev.added = true end
-    emit(came[1], cmsgpack.pack(ev), '')
+    seq = emit(came[1], cmsgpack.pack(ev), '')
   elseif #came > 1 then
     -- otjd gathers learners only; the host joins alone
     local ev = {type = 'joined', role = 'learner', users = came}
     if #added > 0 then ev.added = added end
-    emit(0, cmsgpack.pack(ev), '')
+    seq = emit(0, cmsgpack.pack(ev), '')
   end
   touch()
-  local snap = snapshot(seq_now())
-  snap[#snap + 1] = verdicts
-  return snap
+  return {'ok', seq or seq_now(), verdicts}
 
 elseif op == 'leave' then
   -- user, left

@@ -151,6 +151,20 @@ void rstore_open(rstore_cmd *c, const rstore_call *x, int64_t host, int64_t modu
 
 void rstore_meta(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "meta"); }
 
+void rstore_snapshot_read(const rstore_keys *k, int i, const char *argv[2]) {
+  /* the room's keys by their index in `parts` */
+  static const struct {
+    const char *cmd;
+    int key;
+  } reads[RSTORE_SNAP_READS] = {
+      [RSTORE_SNAP_META] = {"HGETALL", 0},     [RSTORE_SNAP_MEMBERS] = {"HGETALL", 1},
+      [RSTORE_SNAP_PRESENCE] = {"HGETALL", 6}, [RSTORE_SNAP_ANSWERS] = {"HVALS", 3},
+      [RSTORE_SNAP_MARKS] = {"HVALS", 4},      [RSTORE_SNAP_OUTCOMES] = {"HGETALL", 7},
+  };
+  argv[0] = reads[i].cmd;
+  argv[1] = k->key[reads[i].key];
+}
+
 void rstore_snapshot(rstore_cmd *c, const rstore_call *x) { cmd_room(c, x, "snapshot"); }
 
 void rstore_join(rstore_cmd *c, const rstore_call *x, const rstore_joiner *j, uint32_t n,

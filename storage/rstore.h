@@ -163,6 +163,27 @@ void rstore_beat_start(rstore_cmd *c, const rstore_call *x);
 void rstore_beat_user(rstore_cmd *c, int64_t user);
 void rstore_sync(rstore_cmd *c, const rstore_call *x, uint64_t since);
 
+/* A room's snapshot is read natively, by the RSTORE_SNAP_READS commands
+ * below sent in one MULTI right after the script call of op snapshot or
+ * join (which answer {"ok", seq, ...} and leave the reading to these):
+ * Redis answers an HGETALL at a fraction of what the same read costs from
+ * Lua, and the MULTI keeps call and reads one atomic step. The EXEC reply's
+ * element 0 is the script's; RSTORE_SNAP_* + 1 are the reads':
+ * meta and members (HGETALL), presence (HGETALL, raw "user|instance" ->
+ * "connections:last beat"), answers and marks (HVALS: the records), and
+ * outcomes (HGETALL). */
+enum {
+  RSTORE_SNAP_META,
+  RSTORE_SNAP_MEMBERS,
+  RSTORE_SNAP_PRESENCE,
+  RSTORE_SNAP_ANSWERS,
+  RSTORE_SNAP_MARKS,
+  RSTORE_SNAP_OUTCOMES,
+  RSTORE_SNAP_READS
+};
+/* The i-th read as a two-word command (valid while k is). */
+void rstore_snapshot_read(const rstore_keys *k, int i, const char *argv[2]);
+
 /* A learner's outcome as room.lua's outcomes hash keeps it:
  * "<status>:<completion>", status a proto_status number, completion 0 when
  * there is none. rstore_outcome_format writes it into out (at least
