@@ -123,9 +123,8 @@ int room_module_load(store *db, int64_t id, room_module **out) {
 }
 
 int room_may_join(store *db, int64_t host, int64_t learner, int64_t module) {
-  int64_t path, since;
   return store_responsible_reaches(db, host, learner) == 1 &&
-         (store_learner_otj_pending(db, learner, module, &path, &since) == 1 ||
+         (store_learner_otj_waiting(db, learner, module) == 1 ||
           store_completion_renewable(db, learner, module) == 1); /* a re-drill */
 }
 

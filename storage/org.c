@@ -59,6 +59,27 @@ static const char SQL_REACHES[] =
     "   AND r.active = 1 AND (SELECT active FROM users WHERE id = ?2) = 1"
     "   AND r.department_id IN (SELECT id FROM up))";
 
+/* R5 + R7 for learner ?1 and module ?2 at ?3 (now): 1 when the module is
+ * OTJ, in a path shared with the learner, without a completion that counts,
+ * and every module before it in that path has one that counts, i.e. the
+ * path's next module (what SQL_LEARNER_PATHS and next_cb decide from all of
+ * the learner's steps). A module's completion that counts is its latest
+ * renewal, unexpired. */
+#define SQL_COUNTS(module)                                                                         \
+  "EXISTS (SELECT 1 FROM completions c JOIN modules cm ON cm.id = c.module_id"                     \
+  "  WHERE c.id = (SELECT cc.id FROM completions cc WHERE cc.user_id = ?1"                         \
+  "    AND cc.module_id = " module " ORDER BY cc.renewal DESC LIMIT 1)"                            \
+  "  AND " STORE_SQL_VALID_AT("c", "cm", "?3") ")"
+static const char SQL_OTJ_WAITING[] =
+    "WITH RECURSIVE " SQL_UP_OF_USER "SELECT EXISTS (SELECT 1 FROM path_modules pm"
+    "  JOIN modules m ON m.id = pm.module_id AND m.otj = 1"
+    " WHERE pm.module_id = ?2"
+    "   AND pm.path_id IN (SELECT path_id FROM sharings"
+    "     WHERE user_id = ?1 OR department_id IN (SELECT id FROM up))"
+    "   AND NOT " SQL_COUNTS(
+        "?2") "   AND NOT EXISTS (SELECT 1 FROM path_modules pb WHERE pb.path_id = pm.path_id"
+              "     AND pb.position < pm.position AND NOT " SQL_COUNTS("pb.module_id") "))";
+
 /* R6 for responsible ?1: the reached learners, the paths shared with each
  * (directly or through a department at or above theirs), the first module of
  * each path without a completion that counts at ?3 (now: an expired approval
@@ -283,6 +304,15 @@ int store_learner_otj_pending(store *s, int64_t learner_id, int64_t module_id, i
     if (since) *since = q.since;
   }
   return found;
+}
+
+int store_learner_otj_waiting(store *s, int64_t learner_id, int64_t module_id) {
+  sqlite3_stmt *st = store_stmt(s, ST_ORG_OTJ_WAITING, SQL_OTJ_WAITING);
+  if (!st) return STORE_ERR;
+  sqlite3_bind_int64(st, 1, learner_id);
+  sqlite3_bind_int64(st, 2, module_id);
+  sqlite3_bind_int64(st, 3, store_now());
+  return store_step_int(s, st);
 }
 
 int store_complete_self(store *s, int64_t now, int64_t learner_id, int64_t module_id,

@@ -422,6 +422,12 @@ int store_learner_next_in_path(store *s, int64_t learner_id, int64_t module_id, 
 int store_learner_otj_pending(store *s, int64_t learner_id, int64_t module_id, int64_t *path_id,
                               int64_t *since);
 
+/* The same answer as store_learner_otj_pending (1, 0, <0) without the path
+ * and the time: one query over the paths that hold the module, where the
+ * other reads every module of every path of the learner. It is what a join
+ * asks (R7), at every connection of a shift that scans a room's code. */
+int store_learner_otj_waiting(store *s, int64_t learner_id, int64_t module_id);
+
 /* R5: the learner completes an ordinary module alone. In one transaction:
  * checks that the module is not OTJ and is the learner's next module in a
  * shared path, then writes the completion (approved_by NULL) with

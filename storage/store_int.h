@@ -28,6 +28,7 @@ typedef enum store_stmt_id {
   /* org.c's (its SQL lives there) */
   ST_ORG_LEARNER_PATHS,
   ST_ORG_REACHES,
+  ST_ORG_OTJ_WAITING,
   ST_ORG_PENDING,
   ST_ORG_PENDING_COUNT,
   ST__COUNT

@@ -381,6 +381,57 @@ static void test_r6_pending(void **state) {
   assert_int_equal(state_of(f->s, USER("lea"), "Allergen handling"), STORE_STEP_AVAILABLE);
 }
 
+/* The join's R7 query (store_learner_otj_waiting) and the full walk of the
+ * learner's paths (store_learner_otj_pending) agree for every person and
+ * module; returns how many pairs are waiting. */
+static int waiting_agree(store *s) {
+  int waiting = 0;
+  for (int64_t u = 1; u <= 40; u++)
+    for (int64_t m = 1; m <= 12; m++) {
+      int full = store_learner_otj_pending(s, u, m, NULL, NULL);
+      int fast = store_learner_otj_waiting(s, u, m);
+      if (full != fast)
+        fail_msg("user %lld module %lld: pending %d, waiting %d", (long long)u, (long long)m, full,
+                 fast);
+      waiting += fast == 1;
+    }
+  return waiting;
+}
+
+static void test_r7_join_query_agrees(void **state) {
+  fixture *f = *state;
+  int64_t hand = MODULE("Hand hygiene"), food = MODULE("Food safety basics");
+  /* the demo: lea, leo, lars wait for Hand hygiene, omar and ola for
+   * Lock-out/tag-out */
+  assert_int_equal(waiting_agree(f->s), 5);
+  assert_int_equal(store_learner_otj_waiting(f->s, USER("lea"), hand), 1);
+  assert_int_equal(store_learner_otj_waiting(f->s, USER("liv"), hand), 0);  /* not next */
+  assert_int_equal(store_learner_otj_waiting(f->s, USER("lea"), food), 0);  /* not OTJ */
+  assert_int_equal(store_learner_otj_waiting(f->s, USER("nina"), hand), 0); /* not shared */
+
+  /* liv completes the module before: she waits too */
+  assert_int_equal(store_complete_self(f->s, T0 + 100, USER("liv"), food, NULL, NULL, NULL), 0);
+  assert_int_equal(waiting_agree(f->s), 6);
+  assert_int_equal(store_learner_otj_waiting(f->s, USER("liv"), hand), 1);
+
+  /* lea's Hand hygiene approved (made ordinary for a moment to complete it):
+   * no longer waiting */
+  store_module_in off = {NULL, NULL, 0, NULL, -1, 0};
+  assert_int_equal(store_module_update(f->s, T0 + 101, USER("admin"), hand, &off), 0);
+  assert_int_equal(waiting_agree(f->s), 2); /* only Lock-out/tag-out's two */
+  assert_int_equal(store_complete_self(f->s, T0 + 102, USER("lea"), hand, NULL, NULL, NULL), 0);
+  store_module_in on = {.otj = 1, .task_count = -1, .validity_months = 1}; /* for a month */
+  assert_int_equal(store_module_update(f->s, T0 + 103, USER("admin"), hand, &on), 0);
+  assert_int_equal(store_learner_otj_waiting(f->s, USER("lea"), hand), 0);
+  int before = waiting_agree(f->s); /* the demo's older approvals have expired by now */
+
+  /* two months on, lea's approval has expired too: Hand hygiene waits again */
+  store_clock_configure(T0 + 62 * 86400 - (int64_t)time(NULL), 30 * 86400);
+  assert_int_equal(store_learner_otj_waiting(f->s, USER("lea"), hand), 1);
+  assert_int_equal(waiting_agree(f->s), before + 1);
+  store_clock_configure(T0 - (int64_t)time(NULL), 30 * 86400);
+}
+
 /* --- R11 audit ------------------------------------------------------------------------------ */
 
 typedef struct audits {
@@ -755,6 +806,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_r5_states_and_self_completion, setup, teardown),
       cmocka_unit_test_setup_teardown(test_r6_pending, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_r7_join_query_agrees, setup, teardown),
       cmocka_unit_test_setup_teardown(test_r11_audit_listing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_import_second_org, setup, teardown),
       cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown),
