@@ -421,12 +421,11 @@ static void join_batch_reply(live_op *b, redisReply *rep) {
   r->join_inflight = 0;
   live_reply pr = live_reply_parse(rep);
   const redisReply *verdicts = NULL, *snap = snap_of(b);
-  if (pr.kind == LIVE_REPLY_OK && snap && rep->elements == 3 &&
-      rep->element[2]->type == REDIS_REPLY_ARRAY)
+  if (pr.kind == LIVE_REPLY_OK && rep->elements == 3 && rep->element[2]->type == REDIS_REPLY_ARRAY)
     verdicts = rep->element[2];
-  if (verdicts) {
+  if (verdicts) room_learn_seq(r, pr.seq);
+  if (verdicts && snap) {
     meta_from(r, snap->element[1 + RSTORE_SNAP_META]);
-    room_learn_seq(r, pr.seq);
     learn_members(r, snap->element[1 + RSTORE_SNAP_MEMBERS]);
   }
   batch_snap bs = {.snap = snap};
@@ -469,6 +468,7 @@ static void join_flush(lroom *r) {
   rstore_joiner j[JOIN_BATCH_MAX];
   live_op *list = NULL, **tail = &list;
   uint32_t n = 0;
+  int snap = 0; /* some joiner needs the snapshot (a sync's gets what it missed) */
   while (r->jq && n < JOIN_BATCH_MAX) {
     live_op *o = r->jq;
     ws_sess *s = live_op_sess(o);
@@ -482,6 +482,7 @@ static void join_flush(lroom *r) {
     }
     j[n++] = (rstore_joiner){
         .user = ws_user(s), .is_host = host, .may_add = o->may_add, .name = ws_user_name(s)};
+    snap |= !o->is_sync;
     *tail = o;
     tail = &o->jnext;
   }
@@ -495,7 +496,7 @@ static void join_flush(lroom *r) {
       b->extra = list;
       r->join_inflight = 1;
       r->jq_last_ms = uv_now(L.d->loop);
-      if (live_op_send_snap(b, &c) != 0) {
+      if ((snap ? live_op_send_snap(b, &c) : live_op_send(b, &c)) != 0) {
         /* not sent (b is freed): every joiner hears it */
         r->join_inflight = 0;
         b = NULL;
