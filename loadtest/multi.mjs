@@ -109,7 +109,7 @@ async function redisKeys(rc) {
     const [next, keys] = await rc.cmd('SCAN', cursor, 'COUNT', '1000');
     cursor = next;
     for (const k of keys) {
-      const kind = k.replace(/[0-9a-f]{8,}|\d+/g, '#');
+      const kind = k.replace(/\{[^}]*\}/, '{#}').replace(/[0-9a-f]{8,}|\d+/g, '#');
       const b = (by[kind] ||= { keys: 0, bytes: 0, type: await rc.cmd('TYPE', k) });
       b.keys++;
       b.bytes += Number(await rc.cmd('MEMORY', 'USAGE', k, 'SAMPLES', '0')) || 0;

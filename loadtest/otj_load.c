@@ -134,6 +134,7 @@ static struct {
   double answer_rate; /* answers per second, all fanout rooms */
   double duration;    /* seconds of the run phase */
   int idle_conns;     /* connections scenario */
+  int held_conns;     /* connections scenario: all it holds (idle and in rooms) */
   double hold;
   int storm_n;
   double storm_window, storm_at;
@@ -972,13 +973,13 @@ static int report(void) {
 
   /* held connections: memory per connection beyond the idle footprint */
   double per_conn = 0;
-  if (G.idle_conns > 0 && G.notjd > 0) {
+  if (G.held_conns > 0 && G.notjd > 0) {
     uint64_t a = 0, b = 0;
     for (int i = 0; i < G.notjd; i++) {
       a += G.otjd_idle[i].anon_kib;
       b += G.otjd0[i].anon_kib;
     }
-    per_conn = b > a ? (double)(b - a) * 1024.0 / G.idle_conns : 0;
+    per_conn = b > a ? (double)(b - a) * 1024.0 / G.held_conns : 0;
   }
 
   json_t *rep = json_object();
@@ -994,7 +995,7 @@ static int report(void) {
                       json_pack("{s:i, s:i, s:f, s:f, s:i, s:f, s:i, s:f, s:f, s:f, s:i, s:i}",
                                 "fanout_rooms", G.fanout_rooms, "learners_per_room", G.learners,
                                 "answer_rate", G.answer_rate, "duration_s", G.duration,
-                                "connections", G.idle_conns, "hold_s", G.hold, "storm_joins",
+                                "connections", G.held_conns, "hold_s", G.hold, "storm_joins",
                                 G.storm_n, "storm_window_s", G.storm_window, "storm_at_s",
                                 G.storm_at, "approve_rate", G.approve_rate, "approve_batch",
                                 G.approve_batch, "sources", G.nsources));
@@ -1048,7 +1049,7 @@ static int report(void) {
   json_object_set_new(json_object_get(rep, "achieved"), "held_per_server", per_srv);
   json_object_set_new(json_object_get(rep, "achieved"), "pings", json_integer((json_int_t)G.pings));
   json_object_set_new(json_object_get(rep, "achieved"), "pongs", json_integer((json_int_t)G.pongs));
-  if (G.idle_conns > 0)
+  if (G.held_conns > 0)
     json_object_set_new(rep, "memory",
                         json_pack("{s:f}", "otjd_anon_bytes_per_connection", per_conn));
   if (floor) json_object_set_new(rep, "floor", floor);
@@ -1060,7 +1061,7 @@ static int report(void) {
   fprintf(o, "\n== otj-load %s%s%s: %s ==\n", G.scenario, G.label ? " / " : "",
           G.label ? G.label : "", ok ? "OK" : "FAILED");
   if (G.aborted) fprintf(o, "  aborted: %s\n", G.abort_why);
-  if (G.idle_conns > 0)
+  if (G.held_conns > 0)
     fprintf(o,
             "  connections held %d; otjd anon memory %.0f bytes per connection; %" PRIu64
             " pings, %" PRIu64 " pongs\n",
@@ -1757,7 +1758,7 @@ static void drive_setup(uint64_t t) {
     }
     logf_("set up %d connections in %.1f s", G.setup_ready, (double)(t - G.t_phase) / 1e9);
     sync_say("ready %d\n", G.setup_ready);
-    if (G.idle_conns > 0 && G.hold > 0) {
+    if (G.held_conns > 0 && G.hold > 0) {
       sample_procs(G.otjd0, G.redis0); /* memory with every connection held */
       G.self_cpu0 = self_cpu_s();
       G.t_cpu0 = now_ns();
@@ -1912,7 +1913,8 @@ static void usage(FILE *f) {
           "                       ws://127.0.0.1:8080). Provisioning uses the first.\n"
           "  --admin LOGIN:PASS   an administrator (default admin:otj-demo)\n"
           "  --duration S         seconds of the measured run (default 10)\n"
-          "  --rooms R            fan-out rooms (fanout, mixed)\n"
+          "  --rooms R            fan-out rooms (fanout, mixed); connections: R rooms of\n"
+          "                       1 + L among the N held, every one joined\n"
           "  --learners L         learners per room (default 29)\n"
           "  --rate A             answers per second over all fan-out rooms\n"
           "  --deliveries D       or: offered deliveries per second (A = D / (L + 1))\n"
@@ -2211,7 +2213,18 @@ int main(int argc, char **argv) {
     }
   }
   /* what each scenario does, unless told otherwise */
-  if (sc_conn) G.idle_conns = conns > 0 ? conns : 10000;
+  if (sc_conn) G.held_conns = G.idle_conns = conns > 0 ? conns : 10000;
+  if (sc_conn && rooms > 0) {
+    /* held in rooms: R rooms of 1 + L, every connection joined (no answers);
+     * the rest of --connections idle */
+    G.fanout_rooms = rooms;
+    G.answer_rate = 0;
+    G.idle_conns -= rooms * (G.learners + 1);
+    if (G.idle_conns < 0) {
+      fprintf(stderr, "otj-load: connections: --rooms R needs --connections >= R * (1 + L)\n");
+      return 2;
+    }
+  }
   if (G.ping_s < 0) G.ping_s = sc_conn ? 30 : 0;
   if (sc_fan || sc_mixed) {
     G.fanout_rooms = rooms > 0 ? rooms : 100;

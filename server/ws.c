@@ -42,39 +42,39 @@ struct ws_sess {
   struct lws *wsi;
   otjd *d;
   uint64_t id;                  /* this process's number of the connection, for the log */
-  int peer_close;               /* the close code the client sent, 0 if none */
   ws_sess *prev, *next;         /* otjd.sessions */
   ws_sess *arm_prev, *arm_next; /* otjd.arm_head, when on_arm_list */
-  int on_arm_list;
-  int closing;
-  enum lws_close_status close_code; /* sent when closing */
-  const char *close_why;            /* static text */
-  int close_sent;
-  int authed;
-  int bad_hellos;
-
+  const char *close_why;        /* static text, sent when closing */
   int64_t user_id;
-  int responsible;
+  ws_ref *ref; /* for replies that arrive after a Redis round trip; only while one is out */
+  void *live;  /* live rooms' attachments of this session (live_room.c) */
+  /* malloc'd: until hello the session cookie's token of the upgrade (used up
+   * by hello), after it the display name; `authed` tells which */
+  char *name;
+  ws_budget *budget; /* the user's budget, shared by their sessions */
+  uint8_t *rx;       /* reassembly of a fragmented message, only while one arrives */
+
+  /* The send queue, frames waiting for the socket: a ring of ring_cap slots,
+   * `one` (inline, capacity 1) until two frames wait at once, then malloc'd;
+   * an empty malloc'd ring goes back to `one` at the idle sweep. */
+  ws_frame **ring;
+  ws_frame *one;
+  uint32_t ring_cap, ring_head, q_count, q_bytes;
+
   unsigned char token_digest[AUTH_TOKEN_HASH_LEN]; /* of the session it said hello with */
-  ws_ref *ref;        /* for replies that arrive after a Redis round trip */
-  void *live;         /* live rooms' attachments of this session (live_room.c) */
-  char *name;         /* display name, after hello (malloc'd) */
-  char *cookie_token; /* session cookie of the upgrade, until hello (malloc'd) */
-
-  uint8_t *rx; /* reassembly of a fragmented message */
-  size_t rx_len, rx_cap;
-  int rx_oversize; /* the current message passed max_frame: drop it */
-
-  ws_frame **ring; /* the send queue: frames waiting for the socket */
-  uint32_t ring_cap, ring_head, q_count;
-  size_t q_bytes;
-
-  uint64_t rate_window_ms;
-  ws_budget *budget;      /* the user's budget, shared by their sessions */
-  uint64_t budget_err_ms; /* loop time of the last "over budget" err, or 0 */
-  uint64_t last_rx_ms;    /* loop time of the last frame received */
-  uint64_t opened_ms;     /* loop time of the upgrade */
+  uint64_t opened_ms;                              /* loop time of the upgrade */
+  /* loop times in ms, kept to 32 bits: only differences of seconds to
+   * minutes are taken of them (unsigned wrap-around is exact) */
+  uint32_t last_rx_ms; /* of the last frame received */
+  uint32_t rate_window_ms;
+  uint32_t budget_err_ms; /* of the last "over budget" err, or 0 */
   uint32_t rate_count;
+  uint32_t rx_len, rx_cap;
+  uint16_t peer_close; /* the close code the client sent, 0 if none */
+  uint16_t close_code; /* an enum lws_close_status, sent when closing */
+  uint8_t bad_hellos;
+  unsigned on_arm_list : 1, closing : 1, close_sent : 1, authed : 1, responsible : 1,
+      rx_oversize : 1; /* the current message passed max_frame: drop it */
 };
 
 size_t ws_sess_size(void) { return sizeof(ws_sess); }
@@ -138,8 +138,8 @@ static void on_arm_check(uv_check_t *h) {
        * -1, but a close it is asked for here sends the frame first. */
       if (!s->close_sent) {
         s->close_sent = 1;
-        lws_close_reason(s->wsi, s->close_code, (unsigned char *)s->close_why,
-                         strlen(s->close_why));
+        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+                         (unsigned char *)s->close_why, strlen(s->close_why));
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
       }
     } else if (s->q_count && !lws_partial_buffered(s->wsi)) {
@@ -160,18 +160,26 @@ static void on_arm_check(uv_check_t *h) {
 static void close_session(ws_sess *s, enum lws_close_status code, const char *reason) {
   if (s->closing) return;
   s->closing = 1;
-  s->close_code = code;
+  s->close_code = (uint16_t)code;
   s->close_why = reason;
   arm_add(s);
 }
 
+/* Made by the first ws_ref_get and freed when only the session's own
+ * reference is left: an idle connection holds none. */
 struct ws_ref {
   ws_sess *s;
-  int refs;
+  int refs; /* the holders', plus one of the session while it lives */
 };
 
 ws_ref *ws_ref_get(ws_sess *s) {
-  OTJ_ASSERT(s->ref && s->ref->refs > 0 && s->ref->s == s);
+  if (!s->ref) {
+    s->ref = malloc(sizeof *s->ref);
+    OTJ_ASSERT(s->ref != NULL); /* 16 bytes: out of memory here is not survivable */
+    s->ref->s = s;
+    s->ref->refs = 1;
+  }
+  OTJ_ASSERT(s->ref->refs > 0 && s->ref->s == s);
   s->ref->refs++;
   return s->ref;
 }
@@ -180,12 +188,17 @@ ws_sess *ws_ref_sess(const ws_ref *r) { return r->s; }
 
 void ws_ref_put(ws_ref *r) {
   OTJ_ASSERT(r->refs > 0);
-  if (--r->refs == 0) free(r);
+  if (--r->refs == 1 && r->s) { /* only the session's own is left */
+    OTJ_ASSERT(r->s->ref == r);
+    r->s->ref = NULL;
+    r->refs = 0;
+  }
+  if (r->refs == 0) free(r);
 }
 
 int64_t ws_user(const ws_sess *s) { return s->user_id; }
 uint64_t ws_id(const ws_sess *s) { return s->id; }
-const char *ws_user_name(const ws_sess *s) { return s->name ? s->name : ""; }
+const char *ws_user_name(const ws_sess *s) { return s->authed && s->name ? s->name : ""; }
 int ws_is_responsible(const ws_sess *s) { return s->responsible; }
 void **ws_live_slot(ws_sess *s) { return &s->live; }
 
@@ -236,7 +249,7 @@ void ws_frame_put(ws_frame *f) {
 int ws_send_frame(ws_sess *s, ws_frame *f) {
   otjd *d = s->d;
   if (s->closing) return -1;
-  if (s->q_count >= d->cfg.max_send_queue || s->q_bytes + f->len > d->cfg.max_send_bytes) {
+  if (s->q_count >= d->cfg.max_send_queue || (size_t)s->q_bytes + f->len > d->cfg.max_send_bytes) {
     /* A reader this far behind gets nothing more: its queue is dropped
      * (it resyncs on reconnect) and it is closed, without waiting for the
      * socket to drain. */
@@ -245,24 +258,30 @@ int ws_send_frame(ws_sess *s, ws_frame *f) {
     close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too slow: reconnect and sync");
     return -1;
   }
-  if (s->q_count == s->ring_cap) { /* grow the ring, keeping the order */
-    uint32_t cap = s->ring_cap ? s->ring_cap * 2 : WS_RING_MIN;
-    ws_frame **r = malloc(cap * sizeof *r);
-    if (!r) {
-      close_session(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-      return -1;
+  if (s->q_count == s->ring_cap) {
+    if (!s->ring_cap) { /* the inline slot holds the first frame */
+      s->ring = &s->one;
+      s->ring_cap = 1;
+      s->ring_head = 0;
+    } else { /* grow the ring, keeping the order */
+      uint32_t cap = s->ring_cap > 1 ? s->ring_cap * 2 : WS_RING_MIN;
+      ws_frame **r = malloc(cap * sizeof *r);
+      if (!r) {
+        close_session(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return -1;
+      }
+      for (uint32_t i = 0; i < s->q_count; i++) r[i] = s->ring[(s->ring_head + i) % s->ring_cap];
+      if (s->ring != &s->one) free(s->ring);
+      s->ring = r;
+      s->ring_cap = cap;
+      s->ring_head = 0;
     }
-    for (uint32_t i = 0; i < s->q_count; i++) r[i] = s->ring[(s->ring_head + i) % s->ring_cap];
-    free(s->ring);
-    s->ring = r;
-    s->ring_cap = cap;
-    s->ring_head = 0;
   }
   OTJ_ASSERT(f->refs > 0 && s->q_count < s->ring_cap);
   f->refs++;
   s->ring[(s->ring_head + s->q_count) % s->ring_cap] = f;
   s->q_count++;
-  s->q_bytes += f->len;
+  s->q_bytes += (uint32_t)f->len;
   arm_add(s);
   return 0;
 }
@@ -303,15 +322,22 @@ static ws_frame *ring_pop(ws_sess *s) {
   OTJ_ASSERT(f->refs > 0 && s->q_bytes >= f->len);
   s->ring_head = (s->ring_head + 1) % s->ring_cap;
   s->q_count--;
-  s->q_bytes -= f->len;
+  s->q_bytes -= (uint32_t)f->len;
   return f;
+}
+
+/* An empty send ring goes back to the inline slot (an idle connection
+ * keeps no ring on the heap). */
+static void ring_shrink(ws_sess *s) {
+  OTJ_ASSERT(s->q_count == 0);
+  if (s->ring != &s->one) free(s->ring);
+  s->ring = NULL;
+  s->ring_cap = s->ring_head = 0;
 }
 
 static void free_queue(ws_sess *s) {
   while (s->q_count) ws_frame_put(ring_pop(s));
-  free(s->ring);
-  s->ring = NULL;
-  s->ring_cap = s->ring_head = 0;
+  ring_shrink(s);
 }
 
 /* Writes a websocket header for a final binary frame of `len` bytes (a
@@ -483,9 +509,9 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
   if (m->hello.has_token) {
     tok = m->hello.token.ptr;
     toklen = m->hello.token.len;
-  } else if (s->cookie_token) {
-    tok = s->cookie_token;
-    toklen = strlen(s->cookie_token);
+  } else if (s->name) { /* before hello: the session cookie's token */
+    tok = s->name;
+    toklen = strlen(s->name);
   }
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
   int64_t uid = 0;
@@ -506,15 +532,13 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
                     : "Send hello with the token from /api/login.");
     return;
   }
+  free(s->name); /* the cookie's token, used up: not kept per connection */
+  s->name = strdup(u.name);
   s->authed = 1;
   s->user_id = u.id;
   s->budget = budget_get(u.id, otjd_now_ms(d), d->cfg.max_user_msgs_per_sec);
   memcpy(s->token_digest, digest, sizeof s->token_digest);
-  s->responsible = store_user_is_responsible(&u);
-  free(s->name);
-  s->name = strdup(u.name);
-  free(s->cookie_token); /* used up: not kept per connection */
-  s->cookie_token = NULL;
+  s->responsible = store_user_is_responsible(&u) != 0;
   d->st.ws_authed++;
   log_event(LOG_INFO, "ws hello", "session=%llu user=%lld responsible=%d",
             (unsigned long long)s->id, (long long)s->user_id, s->responsible);
@@ -527,8 +551,8 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
 
 static int rate_ok(ws_sess *s) {
   otjd *d = s->d;
-  uint64_t now = otjd_now_ms(d);
-  if (now - s->rate_window_ms >= 1000) {
+  uint32_t now = (uint32_t)otjd_now_ms(d);
+  if ((uint32_t)(now - s->rate_window_ms) >= 1000) {
     s->rate_window_ms = now;
     s->rate_count = 0;
   }
@@ -550,8 +574,8 @@ static void handle_frame(ws_sess *s, const uint8_t *buf, size_t len, int binary)
   if (s->budget && !budget_take(s->budget, otjd_now_ms(d), d->cfg.max_user_msgs_per_sec)) {
     d->st.rate_limited++;
     /* at most one err per second on each connection, as above */
-    uint64_t now = otjd_now_ms(d);
-    if (!s->budget_err_ms || now - s->budget_err_ms >= 1000) {
+    uint32_t now = (uint32_t)otjd_now_ms(d);
+    if (!s->budget_err_ms || (uint32_t)(now - s->budget_err_ms) >= 1000) {
       s->budget_err_ms = now ? now : 1;
       ws_send_err(s, PROTO_NO_RID, PROTO_RATE_LIMITED,
                   "Too many messages from your connections together: slow "
@@ -621,8 +645,9 @@ static void on_receive(ws_sess *s, const uint8_t *in, size_t len) {
       s->rx_len = s->rx_cap = 0;
     } else {
       if (s->rx_len + len > s->rx_cap) {
-        size_t cap = s->rx_cap ? s->rx_cap * 2 : 4096;
-        while (cap < s->rx_len + len) cap *= 2;
+        /* the rest of this frame is known: room for all of it at once */
+        size_t cap = s->rx_len + len + lws_remaining_packet_payload(wsi);
+        if (s->rx_cap && cap < (size_t)s->rx_cap * 2) cap = (size_t)s->rx_cap * 2;
         if (cap > d->cfg.max_frame) cap = d->cfg.max_frame;
         uint8_t *n = realloc(s->rx, cap);
         if (!n) {
@@ -630,21 +655,20 @@ static void on_receive(ws_sess *s, const uint8_t *in, size_t len) {
           return;
         }
         s->rx = n;
-        s->rx_cap = cap;
+        s->rx_cap = (uint32_t)cap;
       }
       memcpy(s->rx + s->rx_len, in, len);
-      s->rx_len += len;
+      s->rx_len += (uint32_t)len;
     }
   }
   if (!final) return;
   if (s->rx_oversize) goto too_large;
   handle_frame(s, s->rx, s->rx_len, binary);
-  s->rx_len = 0;
-  if (s->rx_cap > 4096) { /* do not keep a big buffer per idle session */
-    free(s->rx);
-    s->rx = NULL;
-    s->rx_cap = 0;
-  }
+  /* not kept: a buffer per connection that once sent a long message would
+   * stay with every idle connection */
+  free(s->rx);
+  s->rx = NULL;
+  s->rx_len = s->rx_cap = 0;
   return;
 too_large:
   s->rx_oversize = 0;
@@ -671,13 +695,9 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     memset(s, 0, sizeof *s);
     s->wsi = wsi;
     s->d = d;
-    s->ref = calloc(1, sizeof *s->ref);
-    if (!s->ref) return -1;
-    s->ref->s = s;
-    s->ref->refs = 1;
     {
       char tok[AUTH_TOKEN_LEN + 1];
-      if (read_cookie_token(wsi, tok, sizeof tok)) s->cookie_token = strdup(tok);
+      if (read_cookie_token(wsi, tok, sizeof tok)) s->name = strdup(tok); /* until hello */
     }
     s->next = d->sessions;
     if (d->sessions) d->sessions->prev = s;
@@ -686,7 +706,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     d->st.ws_open++;
     s->id = d->st.ws_accepted;
     s->opened_ms = otjd_now_ms(d);
-    s->last_rx_ms = otjd_now_ms(d);
+    s->last_rx_ms = (uint32_t)otjd_now_ms(d);
     {
       char addr[64] = "";
       lws_get_peer_simple(wsi, addr, sizeof addr);
@@ -698,12 +718,13 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
   case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
     /* the client's close frame: a 2-byte code (none: 1005), then a reason we do not keep */
     if (s && s->d)
-      s->peer_close = len >= 2 ? ((const uint8_t *)in)[0] << 8 | ((const uint8_t *)in)[1] : 1005;
+      s->peer_close =
+          len >= 2 ? (uint16_t)(((const uint8_t *)in)[0] << 8 | ((const uint8_t *)in)[1]) : 1005;
     return 0;
 
   case LWS_CALLBACK_RECEIVE:
     if (!s || !s->d || s->closing) return 0;
-    s->last_rx_ms = otjd_now_ms(s->d);
+    s->last_rx_ms = (uint32_t)otjd_now_ms(s->d);
     on_receive(s, in, len);
     return 0;
 
@@ -745,8 +766,6 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     s->rx = NULL;
     free(s->name);
     s->name = NULL;
-    free(s->cookie_token);
-    s->cookie_token = NULL;
     s->d = NULL;
     return 0;
 
@@ -779,12 +798,13 @@ static void on_idle_sweep(uv_timer_t *t) {
            hello = (uint64_t)d->cfg.hello_timeout_s * 1000;
   for (ws_sess *s = d->sessions; s; s = s->next) {
     if (s->closing) continue;
+    if (!s->q_count && s->ring_cap > 1) ring_shrink(s); /* a burst's ring, drained */
     if (!s->authed && now - s->opened_ms > hello)
       close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "hello expected");
-    else if (now - s->last_rx_ms > limit) {
+    else if ((uint32_t)((uint32_t)now - s->last_rx_ms) > limit) {
       uint64_t quiet = ms_since_peer_sent(s);
       if (quiet < limit)
-        s->last_rx_ms = now - quiet;
+        s->last_rx_ms = (uint32_t)(now - quiet);
       else
         close_session(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
                       "idle: send a ping at least every minute");
