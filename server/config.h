@@ -68,6 +68,7 @@ typedef struct otj_config {
   uint32_t room_idle_ttl_s;   /* Redis expiry of an idle room */
   uint32_t max_room_learners; /* learners in one room */
   uint32_t join_batch_ms;     /* joins to one room within this go to Redis as one */
+  uint32_t presence_hold_ms;  /* presence news waits this long for more (live_room.c) */
   uint32_t presence_stale_s;  /* an instance silent this long is gone */
   uint32_t ask_cooldown_s;    /* a learner asks for the same OTJ module again after this */
   uint32_t max_rooms_per_responsible; /* rooms one responsible has open */

@@ -162,6 +162,7 @@ int live_init(otjd *d) {
   dash_start(d);
   presence_start(d);
   live_join_start(d);
+  live_hold_start(d);
   static const char hex[] = "0123456789abcdef";
   for (int i = 0; i < LIVE_INSTANCE_LEN; i++) L.instance[i] = hex[randombytes_uniform(16)];
   L.instance[LIVE_INSTANCE_LEN] = '\0';
@@ -192,6 +193,7 @@ void live_fini(otjd *d) {
   }
   dash_stop();
   presence_stop();
+  live_hold_stop();
   live_join_stop();
   /* rooms that ops still hold are freed by live_free, after the loop */
 }

@@ -188,6 +188,10 @@ struct lroom {
   uint32_t n_known;
   int csecret_known;         /* csecret is read (live_confirm.c) */
   unsigned char csecret[32]; /* the room's confirmation secret: never sent */
+  /* presence news held back (live_room.c): the events held_from..held_to
+   * (0: none) wait in the ring, the room listed on L.holds until due_ms */
+  uint64_t held_from, held_to, held_due_ms;
+  struct lroom *held_next;
 };
 
 lroom *room_find(const char *id);
@@ -336,6 +340,11 @@ void live_sync(ws_sess *s, const proto_msg *m);
 void live_drop_code(const char *code);
 /* The "old" of a gap repair: a fresh snapshot for every connection here. */
 void live_resnapshot(lroom *r);
+/* Start and stop the holding of presence news (live_room.c); stop sends
+ * what is held. */
+void live_hold_start(otjd *d);
+void live_hold_stop(void);
+
 /* Start and stop the gathering of joins (live_join.c); stop drops what
  * waits (shutdown). */
 void live_join_start(otjd *d);
@@ -481,6 +490,11 @@ typedef struct live {
     int timer_ready, armed;
     lroom *due;
   } joins;
+  struct { /* presence news held per room: live_room.c */
+    uv_timer_t timer;
+    int timer_ready;
+    lroom *head, **tail; /* rooms in the order they are due */
+  } holds;
   struct { /* dashboard counts: live_dash.c */
     int running, again;
     uint64_t delay_ms;

@@ -308,9 +308,8 @@ static void after_delivery(lroom *r, const ev_msg *e) {
   }
 }
 
-/* Delivers one in-order event to every ready attachment that lacks it. */
-static void deliver(void *ud, const ev_msg *e) {
-  lroom *r = ud;
+/* Sends one in-order event to every ready attachment that lacks it. */
+static void deliver_now(lroom *r, const ev_msg *e) {
   variants_reset();
   for (attach *a = r->atts; a; a = a->rnext) {
     if (!a->ready || e->seq <= a->last) continue;
@@ -319,6 +318,102 @@ static void deliver(void *ud, const ev_msg *e) {
   }
   variants_reset();
   after_delivery(r, e);
+}
+
+/* ---- presence news, held ------------------------------------------------------
+ * Who came and who went waits up to cfg.presence_hold_ms for more news of
+ * the room, and then all of it goes at once: each member's connection gets
+ * the held events in one write, where a shift scanning the room's code made
+ * one write per member per join (in a room of 30, most of a join's cost is
+ * the kernel's sends of `joined` to the others). Any other event sends what
+ * is held first, so answers and marks are never late and order is kept;
+ * held events stay in the ring, so a connection that becomes ready meanwhile
+ * gets them from there. */
+
+static int is_presence(const ev_msg *e) {
+  return !strcmp(e->type, "joined") || !strcmp(e->type, "left");
+}
+
+/* Sends what room r holds (in seq order, each event's frames made once). */
+static void hold_release(lroom *r) {
+  uint64_t from = r->held_from, to = r->held_to;
+  r->held_from = r->held_to = 0;
+  for (uint64_t q = from; from && q <= to; q++) {
+    const ev_msg *e = ev_ring_get(&r->ring, q);
+    if (e) deliver_now(r, e);
+  }
+}
+
+static void on_hold_due(uv_timer_t *t);
+
+static void hold_arm(void) {
+  lroom *r = L.holds.head;
+  if (!r) return;
+  uint64_t now = uv_now(L.d->loop);
+  uv_timer_start(&L.holds.timer, on_hold_due, r->held_due_ms > now ? r->held_due_ms - now : 0, 0);
+}
+
+/* Rooms are listed in the order they are due (one hold time for all). */
+static void on_hold_due(uv_timer_t *t) {
+  (void)t;
+  uint64_t now = uv_now(L.d->loop);
+  while (L.holds.head && L.holds.head->held_due_ms <= now) {
+    lroom *r = L.holds.head;
+    L.holds.head = r->held_next;
+    if (!L.holds.head) L.holds.tail = &L.holds.head;
+    r->held_next = NULL;
+    r->held_due_ms = 0;
+    hold_release(r);
+    room_release(r); /* the list's hold */
+  }
+  hold_arm();
+}
+
+/* Delivers one in-order event (the ring's deliver): presence news is held
+ * while the room has nothing else to say. */
+static void deliver(void *ud, const ev_msg *e) {
+  lroom *r = ud;
+  uint32_t hold = L.d->cfg.presence_hold_ms;
+  if (hold && L.holds.timer_ready && is_presence(e)) {
+    if (!r->held_from) r->held_from = e->seq;
+    r->held_to = e->seq;
+    if (!r->held_due_ms) { /* listed: the list holds the room */
+      room_hold(r);
+      r->held_due_ms = uv_now(L.d->loop) + hold;
+      *L.holds.tail = r;
+      L.holds.tail = &r->held_next;
+      if (L.holds.head == r) hold_arm();
+    }
+    /* never more than the ring keeps */
+    if (r->held_to - r->held_from + 1 >= LIVE_RING / 2) hold_release(r);
+    return;
+  }
+  hold_release(r);
+  deliver_now(r, e);
+}
+
+void live_hold_start(otjd *d) {
+  uv_timer_init(d->loop, &L.holds.timer);
+  uv_unref((uv_handle_t *)&L.holds.timer);
+  L.holds.head = NULL;
+  L.holds.tail = &L.holds.head;
+  L.holds.timer_ready = 1;
+}
+
+void live_hold_stop(void) {
+  if (!L.holds.timer_ready) return;
+  uv_timer_stop(&L.holds.timer);
+  uv_close((uv_handle_t *)&L.holds.timer, NULL);
+  L.holds.timer_ready = 0;
+  while (L.holds.head) {
+    lroom *r = L.holds.head;
+    L.holds.head = r->held_next;
+    r->held_next = NULL;
+    r->held_due_ms = 0;
+    hold_release(r);
+    room_release(r);
+  }
+  L.holds.tail = &L.holds.head;
 }
 
 /* Takes e. The room is held meanwhile: a delivery may detach its last
