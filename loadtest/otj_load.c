@@ -50,6 +50,7 @@
 #define IMPORT_USERS_PER_DOC 5000  /* keeps an import under 1 MiB */
 #define TOKENS_PER_CALL      10000 /* POST /api/admin/tokens limit */
 #define PORTS_PER_SOURCE     10000 /* bind(0) gets ~14k ports per address fast */
+#define UNBOUND_MAX          20000 /* connect() alone: ~28k ports per server (32768-60999) */
 #define TICK_MS              1
 #define DRAIN_MAX_MS         5000
 #define BEHIND_LAG_MS        10.0 /* p99 send lag above this: fell behind */
@@ -804,8 +805,9 @@ static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
 
 static void start_connect(conn *c) {
   server *s = &G.servers[c->server];
-  char iface[32];
-  snprintf(iface, sizeof iface, "127.%d.%d.%d", G.src_b, G.src_c, 2 + c->idx % G.nsources);
+  char iface[32] = "";
+  if (G.nsources > 0)
+    snprintf(iface, sizeof iface, "127.%d.%d.%d", G.src_b, G.src_c, 2 + c->idx % G.nsources);
   struct lws_client_connect_info i;
   memset(&i, 0, sizeof i);
   i.context = G.ctx;
@@ -1942,8 +1944,8 @@ static void usage(FILE *f) {
           "  --max-connecting N   also bounds the storm's attempts in flight (default 1500\n"
           "                       there; the wait for a slot is reported)\n"
           "  --sources K          source addresses 127.B.C.2.. to bind (a fresh B.C per\n"
-          "                       run; default: enough"
-          " for %d connections each)\n"
+          "                       run; 0: none, the kernel's choice; default: none up to\n"
+          "                       %d connections, else enough for %d each)\n"
           "  --source-net B.C     the B.C of those addresses (one per generator process)\n"
           "  --ping S             each held connection sends `ping` every S seconds\n"
           "                       (connections: default 30; 0: never)\n"
@@ -1962,7 +1964,7 @@ static void usage(FILE *f) {
           "  --quiet              no progress line\n"
           "Exit: 0 when every message arrived once and in order and nothing failed,\n"
           "1 when something was lost, duplicated, refused or failed, 2 on bad usage.\n",
-          PORTS_PER_SOURCE);
+          UNBOUND_MAX, PORTS_PER_SOURCE);
 }
 
 static int parse_server(const char *url) {
@@ -2245,10 +2247,19 @@ int main(int argc, char **argv) {
   int total_conns = (G.fanout_rooms * (G.learners + 1)) + G.storm_n + G.idle_conns +
                     G.storm_n / (G.learners > 0 ? G.learners : 1) + 1 +
                     (int)(G.approve_rate * G.duration / ROOM_MAX_LEARNERS) + 1;
-  if (G.nsources < 0) G.nsources = (total_conns + PORTS_PER_SOURCE - 1) / PORTS_PER_SOURCE;
-  if (G.nsources < 1) G.nsources = 1;
-  if (G.nsources > 250) G.nsources = 250;
   if (sc_rs) total_conns += RS.rooms + RS.storm + RS.storm * RS.stay_pct / 100 + RS.rooms;
+  /* Source addresses are bound only when one address's ports would not
+   * do: unbound, connect() picks 127.0.0.1 and a port unique per server (the
+   * ephemeral range, ~28,000 here, for each), while a bound address costs a
+   * getifaddrs() per connect inside lws (a netlink dump: 18 % of the
+   * generator's CPU in the reconnect storm). */
+  if (G.nsources < 0)
+    G.nsources = !G.source_net && total_conns <= UNBOUND_MAX
+                     ? 0
+                     : (total_conns + PORTS_PER_SOURCE - 1) / PORTS_PER_SOURCE;
+  if (G.nsources < 1 && G.source_net) G.nsources = 1;
+  if (G.nsources < 0) G.nsources = 0;
+  if (G.nsources > 250) G.nsources = 250;
   if (G.timeout <= 0) G.timeout = G.duration + G.hold + 180 + total_conns / 500.0 + RS.bound;
 
   /* descriptors: one per connection, and some */
