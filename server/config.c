@@ -121,7 +121,7 @@ static const setting settings[] = {
      "rooms one responsible has open at once", 0},
     {"join_batch", SET_U32, U(join_batch_ms), "20", "MS",
      "joins that reach one room within this of each other are recorded as one (0: each alone)", 0},
-    {"presence_hold", SET_U32, U(presence_hold_ms), "100", "MS",
+    {"presence_hold", SET_U32, U(presence_hold_ms), "250", "MS",
      "news of who came or went waits this long for more before it goes to a room (0: at once)", 0},
     {"presence_stale", SET_U32, U(presence_stale_s), "30", "SECONDS",
      "an otjd instance silent this long is taken for gone", 0},
