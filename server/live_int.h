@@ -292,12 +292,13 @@ void live_when_subscribed(lroom *r, void (*fn)(void *, int), void *op);
  * code, msg} or {"old", seq}; Redis itself may answer an error (OOM ...). */
 typedef enum live_reply_kind {
   LIVE_REPLY_OK,
-  LIVE_REPLY_OLD,     /* sync: the log no longer reaches back */
-  LIVE_REPLY_ERR,     /* the script refused: code, msg */
-  LIVE_REPLY_NONE,    /* no reply (the connection dropped) */
-  LIVE_REPLY_FULL,    /* Redis is at maxmemory: nothing written */
-  LIVE_REPLY_REFUSED, /* another Redis error */
-  LIVE_REPLY_BAD,     /* not a shape room.lua makes */
+  LIVE_REPLY_OLD,      /* sync: the log no longer reaches back */
+  LIVE_REPLY_ERR,      /* the script refused: code, msg */
+  LIVE_REPLY_NONE,     /* no reply (the connection dropped) */
+  LIVE_REPLY_FULL,     /* Redis is at maxmemory: nothing written */
+  LIVE_REPLY_NOSCRIPT, /* Redis lost the script (flushed, restarted): it is loaded again */
+  LIVE_REPLY_REFUSED,  /* another Redis error */
+  LIVE_REPLY_BAD,      /* not a shape room.lua makes */
 } live_reply_kind;
 
 typedef struct live_reply {

@@ -142,8 +142,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
       rep = NULL; /* not what was sent: as if the connection had dropped */
     }
   }
-  if (rep && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "NOSCRIPT"))
-    L.sha_ok = 0; /* scripts were flushed: load again on the next call */
+  if (rep && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "NOSCRIPT") && L.sha_ok) {
+    /* scripts were flushed: load it again now (a join's queue does not
+     * send while it is away, so waiting for the next call could wait for
+     * the next heartbeat) */
+    L.sha_ok = 0;
+    if (rconn_up(L.d->redis)) live_load_script();
+  }
   o->inflight = 0;
   o->snap_sent = 0;
   o->in_cb = 1;
@@ -194,7 +199,10 @@ live_reply live_reply_parse(const redisReply *rep) {
   if (rep->type == REDIS_REPLY_ERROR) {
     /* OOM: Redis is at its maxmemory (noeviction): the write was not made,
      * nothing was evicted */
-    y.kind = rep->str && !strncmp(rep->str, "OOM", 3) ? LIVE_REPLY_FULL : LIVE_REPLY_REFUSED;
+    y.kind = !rep->str                           ? LIVE_REPLY_REFUSED
+             : !strncmp(rep->str, "OOM", 3)      ? LIVE_REPLY_FULL
+             : !strncmp(rep->str, "NOSCRIPT", 8) ? LIVE_REPLY_NOSCRIPT
+                                                 : LIVE_REPLY_REFUSED;
     y.msg = rep->str;
     return y;
   }
@@ -228,6 +236,9 @@ int live_reply_failed(live_op *o, redisReply *rep) {
   case LIVE_REPLY_FULL: /* the client retries later */
     ws_send_err(s, o->rid, PROTO_UNAVAILABLE,
                 "The room store is full for a moment; try again shortly.");
+    break;
+  case LIVE_REPLY_NOSCRIPT: /* nothing was done; the script is on its way back */
+    ws_send_err(s, o->rid, PROTO_UNAVAILABLE, "The room store is restarting; try again shortly.");
     break;
   case LIVE_REPLY_REFUSED:
     ws_send_err(s, o->rid, PROTO_INTERNAL, "The room store refused the request; try again.");

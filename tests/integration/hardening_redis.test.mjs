@@ -187,6 +187,31 @@ test('Redis out of memory: an answer gets unavailable, nothing is evicted, the s
   });
 });
 
+test('Redis forgets the room script (SCRIPT FLUSH): a join and a snapshot read in one MULTI are refused for a moment, then work again', async () => {
+  await withServer({}, async (srv, rc) => {
+    const { room, rita } = await demoRoom(srv);
+    redisCli(rc, 'SCRIPT', 'FLUSH');
+    const lea = await connectAs(srv, 'lea');
+    // the first call after the flush meets NOSCRIPT inside the MULTI: the
+    // client hears "unavailable" and otjd loads the script again
+    let joined = await ask(lea, { t: 'join', room });
+    for (let i = 0; i < 20 && joined.t === 'err'; i++) {
+      assert.equal(joined.code, 'unavailable', JSON.stringify(joined));
+      await sleep(100);
+      joined = await ask(lea, { t: 'join', room });
+    }
+    assert.equal(joined.t, 'snapshot', JSON.stringify(joined));
+    assert.equal(joined.room, room);
+    assert.ok(joined.learners.some((l) => l.online), 'she is online in her own snapshot');
+    // and the host, who was there all along, still gets the room's news
+    assert.equal((await ask(lea, { t: 'answer', room, task: 0, value: 1, key: 'after-flush' })).t, 'ack');
+    const seen = await drain(rita, 1500);
+    assert.ok(seen.some((m) => m.t === 'ev' && m.e.type === 'answer'), JSON.stringify(seen));
+    await lea.close();
+    await rita.close();
+  });
+});
+
 test('the private redis-server runs with a maxmemory and the noeviction policy', async () => {
   const srv = await startOtjd({ env: { OTJ_REDIS_MAXMEMORY_MB: '64' } });
   try {
