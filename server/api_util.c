@@ -92,10 +92,8 @@ json_t *user_json(const store_user *u) {
 
 int require_user(http_req *r, store_user *u) {
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
-  int64_t uid;
   if (r->token[0] && auth_token_digest(r->token, strlen(r->token), digest) == 0 &&
-      store_session_user(r->d->db, digest, (int64_t)time(NULL), &uid) == 0 &&
-      store_user_by_id(r->d->db, uid, u) == 0)
+      store_session_user(r->d->db, digest, (int64_t)time(NULL), u) == 0)
     return 0;
   http_reply_error(r, 401, "unauthorized",
                    r->token[0] ? "Your session has expired; log in again." : "Log in first.");

@@ -514,11 +514,9 @@ static void handle_hello(ws_sess *s, const proto_msg *m) {
     toklen = strlen(s->name);
   }
   unsigned char digest[AUTH_TOKEN_HASH_LEN];
-  int64_t uid = 0;
   store_user u;
   int ok = tok && auth_token_digest(tok, toklen, digest) == 0 &&
-           store_session_user(d->db, digest, (int64_t)time(NULL), &uid) == 0 &&
-           store_user_by_id(d->db, uid, &u) == 0;
+           store_session_user(d->db, digest, (int64_t)time(NULL), &u) == 0;
   if (!ok) {
     log_event(LOG_INFO, "ws hello refused", "session=%llu reason=%s tries=%d",
               (unsigned long long)s->id, tok ? "unknown_session" : "no_token", s->bad_hellos + 1);

@@ -22,10 +22,11 @@
   "SELECT " STORE_SQL_USER_COLUMNS ", u.password_hash FROM " STORE_SQL_USER_FROM
 static const char SQL_USER_BY_ID[] = SQL_USER_SELECT " WHERE u.id = ?1";
 static const char SQL_USER_BY_LOGIN[] = SQL_USER_SELECT " WHERE u.login = ?1";
-/* a deactivated user's sessions are deleted; the join makes sure */
+/* a deactivated user's sessions are deleted; `active` makes sure. One
+ * statement: every websocket hello and API request asks it. */
 static const char SQL_SESSION_USER[] =
-    "SELECT s.user_id FROM login_sessions s JOIN users u ON u.id = s.user_id"
-    " WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.active = 1";
+    SQL_USER_SELECT " JOIN login_sessions s ON s.user_id = u.id"
+                    " WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.active = 1";
 static const char SQL_SESSION_CREATE[] =
     "INSERT INTO login_sessions(token_hash, user_id, created_at, expires_at)"
     " VALUES (?1, ?2, ?3, ?4)";
@@ -717,23 +718,13 @@ int store_session_create(store *s, int64_t user_id, const unsigned char token_ha
   return store_step_done(s, st);
 }
 
-int store_session_user(store *s, const unsigned char token_hash[32], int64_t now,
-                       int64_t *user_id) {
+int store_session_user(store *s, const unsigned char token_hash[32], int64_t now, store_user *out) {
   sqlite3_stmt *st = store_stmt(s, ST_SESSION_USER, SQL_SESSION_USER);
   if (!st) return STORE_ERR;
   sqlite3_bind_blob(st, 1, token_hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, now);
-  int rc = sqlite3_step(st);
-  int code;
-  if (rc == SQLITE_ROW) {
-    *user_id = sqlite3_column_int64(st, 0);
-    code = 0;
-  } else if (rc == SQLITE_DONE) {
-    code = store_failf(s, STORE_NOTFOUND, "no live session for this token");
-  } else {
-    code = store_fail(s, rc);
-  }
-  sqlite3_reset(st);
+  int code = read_user(s, st, out);
+  if (code == STORE_NOTFOUND) store_failf(s, STORE_NOTFOUND, "no live session for this token");
   return code;
 }
 

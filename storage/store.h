@@ -267,9 +267,10 @@ int store_completion_renewable(store *s, int64_t user_id, int64_t module_id);
 int store_session_create(store *s, int64_t user_id, const unsigned char token_hash[32], int64_t now,
                          int64_t expires_at);
 
-/* Sets *user_id for a live session: one with now < expires_at.
- * STORE_NOTFOUND when absent or expired. */
-int store_session_user(store *s, const unsigned char token_hash[32], int64_t now, int64_t *user_id);
+/* Fills *out with the user of a live session (one with now < expires_at,
+ * of an active user), as store_user_by_id would, in one query. STORE_NOTFOUND
+ * when absent or expired. */
+int store_session_user(store *s, const unsigned char token_hash[32], int64_t now, store_user *out);
 
 /* Deletes the session. STORE_NOTFOUND when there was none. */
 int store_session_delete(store *s, const unsigned char token_hash[32]);

@@ -493,8 +493,9 @@ static void test_deactivated_user(void **state) {
   int64_t admin = USER("admin"), rita = USER("rita"), lea = USER("lea");
   unsigned char tok[32] = {7};
   assert_int_equal(store_session_create(f->s, lea, tok, T0, T0 + 3600), 0);
-  int64_t uid = 0;
-  assert_int_equal(store_session_user(f->s, tok, T0 + 1, &uid), 0);
+  store_user su;
+  assert_int_equal(store_session_user(f->s, tok, T0 + 1, &su), 0);
+  assert_int_equal(su.id, lea);
   assert_int_equal(store_responsible_reaches(f->s, rita, lea), 1);
   int before = store_audit_count(f->s), changed = -1;
 
@@ -504,7 +505,7 @@ static void test_deactivated_user(void **state) {
   assert_int_equal(store_user_by_id(f->s, lea, &u), 0);
   assert_int_equal(u.active, 0);
   /* no way in, nobody reaches her, the audit says so; her completion stays */
-  assert_int_equal(store_session_user(f->s, tok, T0 + 3, &uid), STORE_NOTFOUND);
+  assert_int_equal(store_session_user(f->s, tok, T0 + 3, &su), STORE_NOTFOUND);
   assert_int_equal(store_responsible_reaches(f->s, rita, lea), 0);
   assert_int_equal(store_audit_count(f->s), before + 1);
   assert_int_equal(store_completion_exists(f->s, lea, MODULE("Food safety basics"), NULL), 1);

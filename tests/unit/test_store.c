@@ -918,32 +918,33 @@ static void test_sessions(void **state) {
   unsigned char h[32], other[32];
   token(h, 1);
   token(other, 2);
-  int64_t uid = 0;
+  store_user su = {0};
 
-  assert_int_equal(store_session_user(s, h, T0, &uid), STORE_NOTFOUND);
+  assert_int_equal(store_session_user(s, h, T0, &su), STORE_NOTFOUND);
   assert_int_equal(store_session_create(s, rita, h, T0, T0 + 3600), 0);
-  assert_int_equal(store_session_user(s, h, T0, &uid), 0);
-  assert_int_equal(uid, rita);
-  uid = 0;
-  assert_int_equal(store_session_user(s, h, T0 + 3599, &uid), 0);
-  assert_int_equal(uid, rita);
-  assert_int_equal(store_session_user(s, h, T0 + 3600, &uid), STORE_NOTFOUND); /* expired */
-  assert_int_equal(store_session_user(s, h, T0 + 99999, &uid), STORE_NOTFOUND);
-  assert_int_equal(store_session_user(s, other, T0, &uid), STORE_NOTFOUND);
+  assert_int_equal(store_session_user(s, h, T0, &su), 0);
+  assert_int_equal(su.id, rita);
+  assert_string_equal(su.login, "rita");
+  su.id = 0;
+  assert_int_equal(store_session_user(s, h, T0 + 3599, &su), 0);
+  assert_int_equal(su.id, rita);
+  assert_int_equal(store_session_user(s, h, T0 + 3600, &su), STORE_NOTFOUND); /* expired */
+  assert_int_equal(store_session_user(s, h, T0 + 99999, &su), STORE_NOTFOUND);
+  assert_int_equal(store_session_user(s, other, T0, &su), STORE_NOTFOUND);
 
   assert_int_equal(store_session_create(s, rita, h, T0, T0 + 10), STORE_CONFLICT);
   assert_int_equal(store_session_create(s, 999999, other, T0, T0 + 10), STORE_INVALID);
 
   assert_int_equal(store_session_delete(s, h), 0);
-  assert_int_equal(store_session_user(s, h, T0, &uid), STORE_NOTFOUND);
+  assert_int_equal(store_session_user(s, h, T0, &su), STORE_NOTFOUND);
   assert_int_equal(store_session_delete(s, h), STORE_NOTFOUND);
 
   /* purge removes only expired sessions */
   assert_int_equal(store_session_create(s, rita, h, T0, T0 + 10), 0);
   assert_int_equal(store_session_create(s, rita, other, T0, T0 + 100), 0);
   assert_int_equal(store_session_purge(s, T0 + 50), 1);
-  assert_int_equal(store_session_user(s, other, T0 + 50, &uid), 0);
-  assert_int_equal(store_session_user(s, h, T0 + 5, &uid), STORE_NOTFOUND);
+  assert_int_equal(store_session_user(s, other, T0 + 50, &su), 0);
+  assert_int_equal(store_session_user(s, h, T0 + 5, &su), STORE_NOTFOUND);
 }
 
 static void test_strerror(void **state) {
