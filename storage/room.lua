@@ -216,11 +216,10 @@ elseif op == 'join' then
   -- `joined` event for all who came online: {user, role} for one person
   -- (with added = true when joining made them a learner of the room),
   -- {role = "learner", users = [...], added = [...]} for several. The reply
-  -- is one snapshot, after that event, and then each joiner's verdict:
+  -- is {"ok", seq, verdicts}, seq after that event, a verdict per joiner:
   -- "ok", or the code of the refusal ("forbidden", "too_large",
-  -- "not_found") for that joiner alone. The reply is {"ok", seq,
-  -- verdicts}: as for op snapshot, otjd reads the snapshot natively in the
-  -- same MULTI, after this call.
+  -- "not_found") for that joiner alone. As for op snapshot, otjd reads the
+  -- one snapshot they all get natively, in the same MULTI after this call.
   local state, host = unpack(redis.call('HMGET', META, 'state', 'host'))
   if not state then
     return {'err', 'not_found', 'This room does not exist or has ended.'}
