@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "store_int.h"
@@ -229,6 +230,8 @@ void store_bind_text(sqlite3_stmt *st, int idx, const char *text) {
 
 /* --- Lifetime ------------------------------------------------------------- */
 
+#define STORE_OPEN_RETRY_MS 20
+
 static int apply_pragmas(store *s) {
   int rc = sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
   if (rc != SQLITE_OK) return store_fail(s, rc);
@@ -276,8 +279,17 @@ int store_open(const char *path, store **out, char *err, size_t errlen) {
     goto fail;
   }
 
-  if ((code = apply_pragmas(s)) < 0) goto fail;
-  if ((code = store_migrate(s)) < 0) goto fail;
+  /* Several processes opening a fresh file at once can meet a lock SQLite
+   * does not wait for (the switch to WAL; two connections each waiting for
+   * the other's): both steps are safe to run again, so try again for as
+   * long as the busy timeout would have waited. */
+  for (int waited_ms = 0;; waited_ms += STORE_OPEN_RETRY_MS) {
+    code = apply_pragmas(s);
+    if (code == 0) code = store_migrate(s);
+    if (code != STORE_BUSY || waited_ms >= STORE_BUSY_TIMEOUT_MS) break;
+    usleep(STORE_OPEN_RETRY_MS * 1000);
+  }
+  if (code < 0) goto fail;
 
   *out = s;
   return 0;
