@@ -541,6 +541,9 @@ static int serve(int argc, char **argv) {
       log_event(LOG_INFO, "serving metrics", "url=http://%s:%d/metrics", d->cfg.metrics_addr,
                 d->cfg.metrics_port);
   }
+  /* what start-up said is out before anything is served (a client that
+   * got its first answer may read the log for "serving") */
+  log_flush();
 
   uv_run(d->loop, UV_RUN_DEFAULT);
 
