@@ -39,6 +39,7 @@
 
 #include "hist.h"
 #include "lhttp.h"
+#include "mpobj.h"
 #include "procstat.h"
 #include "reconnect.h"
 #include "rxparse.h"
@@ -308,28 +309,6 @@ static void pk_str(msgpack_packer *pk, const char *s) {
   size_t n = strlen(s);
   msgpack_pack_str(pk, n);
   msgpack_pack_str_body(pk, s, n);
-}
-
-static const msgpack_object *mp_get(const msgpack_object *map, const char *key) {
-  if (map->type != MSGPACK_OBJECT_MAP) return NULL;
-  size_t kl = strlen(key);
-  for (uint32_t i = 0; i < map->via.map.size; i++) {
-    const msgpack_object_kv *kv = &map->via.map.ptr[i];
-    if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kl &&
-        !memcmp(kv->key.via.str.ptr, key, kl))
-      return &kv->val;
-  }
-  return NULL;
-}
-
-static int mp_is(const msgpack_object *o, const char *s) {
-  size_t n = strlen(s);
-  return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-         !memcmp(o->via.str.ptr, s, n);
-}
-
-static uint64_t mp_u64(const msgpack_object *o) {
-  return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
 }
 
 static void mp_copy(const msgpack_object *o, char *dst, size_t cap) {

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "mpobj.h"
 #include "rxparse.h"
 
 static msgpack_sbuffer sb;
@@ -190,28 +191,6 @@ static void test_other_and_malformed(void **state) {
 
 /* ---- against msgpack-c: what the full unpacker and the old helpers read ---- */
 
-static const msgpack_object *get(const msgpack_object *map, const char *key) {
-  if (map->type != MSGPACK_OBJECT_MAP) return NULL;
-  size_t kl = strlen(key);
-  for (uint32_t i = 0; i < map->via.map.size; i++) {
-    const msgpack_object_kv *kv = &map->via.map.ptr[i];
-    if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kl &&
-        !memcmp(kv->key.via.str.ptr, key, kl))
-      return &kv->val;
-  }
-  return NULL;
-}
-
-static int is(const msgpack_object *o, const char *s) {
-  size_t n = strlen(s);
-  return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-         !memcmp(o->via.str.ptr, s, n);
-}
-
-static uint64_t u64(const msgpack_object *o) {
-  return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
-}
-
 static uint64_t num(const msgpack_object *o, size_t cap, size_t skip) {
   char tmp[64] = "";
   if (o && o->type == MSGPACK_OBJECT_STR) {
@@ -231,28 +210,28 @@ static int same_as_msgpack(const uint8_t *buf, size_t len) {
   size_t off = 0;
   int full = msgpack_unpack((const char *)buf, len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS &&
              o.type == MSGPACK_OBJECT_MAP;
-  const msgpack_object *t = full ? get(&o, "t") : NULL;
+  const msgpack_object *t = full ? mp_get(&o, "t") : NULL;
   rx_msg m;
   rx_kind k = rx_read(buf, len, &m);
   int hot = 0;
-  if (is(t, "ev")) {
+  if (mp_is(t, "ev")) {
     hot = 1;
     assert_int_equal(k, RX_EV);
-    assert_int_equal(m.seq, u64(get(&o, "seq")));
-    const msgpack_object *e = get(&o, "e");
-    int answer = e && is(get(e, "type"), "answer");
+    assert_int_equal(m.seq, mp_u64(mp_get(&o, "seq")));
+    const msgpack_object *e = mp_get(&o, "e");
+    int answer = e && mp_is(mp_get(e, "type"), "answer");
     assert_int_equal(m.answer, answer);
-    const msgpack_object *v = answer ? get(e, "value") : NULL;
+    const msgpack_object *v = answer ? mp_get(e, "value") : NULL;
     uint64_t due =
         v && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 1 && v->via.str.ptr[0] == 'T'
             ? num(v, 32, 1)
             : 0;
     assert_int_equal(rx_due(&m), due);
-  } else if (is(t, "ack")) {
+  } else if (mp_is(t, "ack")) {
     hot = 1;
     assert_int_equal(k, RX_ACK);
-    assert_int_equal(m.seq, u64(get(&o, "seq")));
-    assert_int_equal(rx_due(&m), num(get(&o, "key"), 64, 0));
+    assert_int_equal(m.seq, mp_u64(mp_get(&o, "seq")));
+    assert_int_equal(rx_due(&m), num(mp_get(&o, "key"), 64, 0));
   } else {
     /* not an ev or ack to msgpack-c: not one to rx_read either */
     assert_int_equal(k, RX_OTHER);
