@@ -513,7 +513,6 @@ static int serve(int argc, char **argv) {
   uv_check_init(d->loop, &log_check);
   uv_check_start(&log_check, on_log_check);
   uv_unref((uv_handle_t *)&log_check);
-  log_hold_begin();
   uv_signal_start(&sig_int, on_signal, SIGINT);
   uv_signal_start(&sig_term, on_signal, SIGTERM);
   uv_signal_start(&sig_chld, on_sigchld, SIGCHLD);
@@ -541,10 +540,10 @@ static int serve(int argc, char **argv) {
       log_event(LOG_INFO, "serving metrics", "url=http://%s:%d/metrics", d->cfg.metrics_addr,
                 d->cfg.metrics_port);
   }
-  /* what start-up said is out before anything is served (a client that
-   * got its first answer may read the log for "serving") */
-  log_flush();
-
+  /* held from here on: what start-up said is out before anything is
+   * served (a client that got its first answer may read the log for
+   * "serving") */
+  log_hold_begin();
   uv_run(d->loop, UV_RUN_DEFAULT);
 
 out_loop:
