@@ -4,6 +4,8 @@
 --   KEYS[1] meta      hash  host, module, code, task, ntasks, digest, state,
 --                           seq, opened (digest: the fingerprint of the
 --                           module's tasks as the room opened with them),
+--                           touched (ms: when the keys' expiry was last
+--                           pushed out, see touch),
 --                           and "try:<learner>" -> "window start (ms):tries"
 --                           (confirmation tries, op ctry)
 --   KEYS[2] members   hash  learner id -> display name (the room's learners)
@@ -61,12 +63,22 @@ local ATT_KEPT = 32
 -- (protocol/proto.c, proto_record_hidden_for) sends `redacted` to every
 -- learner but the subject, and `whole` to the subject and the host
 -- (server/live_room.c). The script never decides visibility itself.
+-- the keys this call may have made (see touch), filled by made()
+local fresh, is_fresh = {}, {}
+local function made(key)
+  if not is_fresh[key] then
+    is_fresh[key] = true
+    fresh[#fresh + 1] = key
+  end
+end
+
 local function emit(subject, whole, redacted)
   local seq = redis.call('HINCRBY', META, 'seq', 1)
   local msg = cmsgpack.pack({seq, tonumber(subject), whole, redacted})
   -- RPUSH answers the list's length: trim only when it is over the bound
-  local keep = tonumber(ARGV[6])
-  if redis.call('RPUSH', LOG, msg) > keep then redis.call('LTRIM', LOG, -keep, -1) end
+  local keep, len = tonumber(ARGV[6]), redis.call('RPUSH', LOG, msg)
+  if len > keep then redis.call('LTRIM', LOG, -keep, -1) end
+  if len == 1 then made(LOG) end
   local sent = msg .. cmsgpack.pack(tonumber(ARGV[2]))
   if ARGV[5] == '1' then
     redis.call('SPUBLISH', ARGV[4], sent)
@@ -76,15 +88,41 @@ local function emit(subject, whole, redacted)
   return seq
 end
 
--- an idle room expires: every mutation pushes its keys' expiry out again
-local function touch()
-  local ttl = tonumber(ARGV[3])
-  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
-end
-
 -- NOW for arithmetic; ARGV[2] itself where it is written (Lua 5.1 would
 -- write a 13-digit number in exponent notation)
 local NOW, INST, STALE = tonumber(ARGV[2]), ARGV[7], tonumber(ARGV[8])
+
+-- An idle room expires ARGV[3] seconds (TTL) after its last mutation.
+-- Pushing all nine keys' expiry out on every mutation was a third of a
+-- join's time in Redis, so it is done at most once per TOUCH_EVERY (ms):
+-- the keys then expire TTL + TOUCH_EVERY after META's `touched`, never
+-- sooner than TTL after a mutation and at most TOUCH_EVERY later. A key
+-- made since then has no expiry: every write that may have made one (a
+-- hash's new field: the hash may have been empty, i.e. absent; the log's
+-- first event) names it with made(), and touch gives it the same deadline.
+-- Expiries are relative (PEXPIRE): Redis' clock and otjd's may differ.
+local TTL_MS = tonumber(ARGV[3]) * 1000
+local TOUCH_EVERY = math.max(1000, math.floor(TTL_MS / 16))
+-- META's `touched` when the op read it already (false: not set), else nil
+local touched
+
+-- refresh: a mutation (false: beat, which keeps made keys from living for
+-- ever but must not keep an idle room alive)
+local function touch(refresh)
+  local t = touched
+  if t == nil then t = redis.call('HGET', META, 'touched') end
+  t = tonumber(t)
+  if refresh ~= false and (not t or NOW - t >= TOUCH_EVERY) then
+    redis.call('HSET', META, 'touched', ARGV[2])
+    for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], TTL_MS + TOUCH_EVERY) end
+    return
+  end
+  if #fresh == 0 or not t then return end
+  local left = t + TTL_MS + TOUCH_EVERY - NOW
+  if left < TTL_MS then left = TTL_MS end -- a clock behind another's
+  left = string.format('%d', left)
+  for i = 1, #fresh do redis.call('PEXPIRE', fresh[i], left) end
+end
 
 -- {user id -> true} of everyone with a live presence entry (or with any
 -- entry at all, stale ones included, when `any` is true)
@@ -100,22 +138,24 @@ local function online_set(any)
   return set
 end
 
--- whether `user` has a live presence entry on some instance: Redis finds
--- that user's entries itself (HSCAN MATCH, in C; user ids are digits, no
--- glob characters), and only those are parsed here. Reading the whole hash
--- into Lua made this the dearest part of a join in a room of 200.
+-- whether `user` has a live presence entry on some instance, and their
+-- connections on this one (as my_count): Redis finds that user's entries
+-- itself (HSCAN MATCH, in C; user ids are digits, no glob characters), and
+-- only those are parsed here. Reading the whole hash into Lua made this the
+-- dearest part of a join in a room of 200.
 local function is_online(user)
-  local cursor = '0'
+  local cursor, live, mine, own = '0', false, 0, user .. '|' .. INST
   repeat
     local r = redis.call('HSCAN', PRESENCE, cursor, 'MATCH', user .. '|*', 'COUNT', 1000)
     cursor = r[1]
     local found = r[2]
     for i = 1, #found, 2 do
       local n, t = string.match(found[i + 1], '^(%d+):(%d+)$')
-      if n and tonumber(n) > 0 and NOW - tonumber(t) <= STALE then return true end
+      if n and tonumber(n) > 0 and NOW - tonumber(t) <= STALE then live = true end
+      if found[i] == own then mine = tonumber(string.match(found[i + 1], '^(%d+):')) or 0 end
     end
   until cursor == '0'
-  return false
+  return live, mine
 end
 
 local function my_count(user)
@@ -128,7 +168,8 @@ end
 local function attend(user, here, is_host)
   if is_host == nil then is_host = redis.call('HGET', META, 'host') == tostring(user) end
   if is_host then return end
-  local v = redis.call('HGET', ATTEND, user) or '0;'
+  local had = redis.call('HGET', ATTEND, user)
+  local v = had or '0;'
   local earlier, rest = string.match(v, '^(%d+);(.*)$')
   earlier = tonumber(earlier or '0')
   local list = {}
@@ -150,6 +191,7 @@ local function attend(user, here, is_host)
   local parts = {}
   for i = 1, #list do parts[i] = list[i][1] .. '-' .. list[i][2] end
   redis.call('HSET', ATTEND, user, string.format('%d', earlier) .. ';' .. table.concat(parts, ','))
+  if not had then made(ATTEND) end
 end
 
 local function seq_now()
@@ -192,6 +234,7 @@ if op == 'open' then
   for i = 14, #ARGV, 2 do
     redis.call('HSET', MEMBERS, ARGV[i], ARGV[i + 1])
   end
+  touched = false
   touch()
   return {'ok', 0}
 
@@ -220,7 +263,8 @@ elseif op == 'join' then
   -- "ok", or the code of the refusal ("forbidden", "too_large",
   -- "not_found") for that joiner alone. As for op snapshot, otjd reads the
   -- one snapshot they all get natively, in the same MULTI after this call.
-  local state, host = unpack(redis.call('HMGET', META, 'state', 'host'))
+  local state, host, t = unpack(redis.call('HMGET', META, 'state', 'host', 'touched'))
+  touched = t
   if not state then
     return {'err', 'not_found', 'This room does not exist or has ended.'}
   end
@@ -243,19 +287,29 @@ elseif op == 'join' then
     local new = false
     verdicts[i] = 'ok'
     if urole == 'learner' and redis.call('HEXISTS', MEMBERS, user) == 0 then
+      local len = may_add == '1' and redis.call('HLEN', MEMBERS)
       if may_add ~= '1' then
         verdicts[i] = 'forbidden'
-      elseif redis.call('HLEN', MEMBERS) >= max then
+      elseif len >= max then
         verdicts[i] = 'too_large'
       else
         redis.call('HSET', MEMBERS, user, name)
+        if len == 0 then made(MEMBERS) end
         new = true
       end
     end
     if verdicts[i] == 'ok' then
-      local was = online[user] == true or (not new and is_online(user))
+      -- a user new to the room has no presence entries
+      local was, mine = false, 0
+      if online[user] then
+        was, mine = true, my_count(user)
+      elseif not new then
+        was, mine = is_online(user)
+      end
       online[user] = true
-      redis.call('HSET', PRESENCE, user .. '|' .. INST, (my_count(user) + 1) .. ':' .. ARGV[2])
+      if redis.call('HSET', PRESENCE, user .. '|' .. INST, (mine + 1) .. ':' .. ARGV[2]) == 1 then
+        made(PRESENCE)
+      end
       if not was then
         attend(user, true, user == host)
         came[#came + 1] = tonumber(user)
@@ -302,10 +356,12 @@ elseif op == 'add' then
   local e = must_be_open()
   if e then return e end
   if redis.call('HEXISTS', MEMBERS, ARGV[9]) == 1 then return {'ok', seq_now()} end
-  if redis.call('HLEN', MEMBERS) >= tonumber(ARGV[12]) then
+  local len = redis.call('HLEN', MEMBERS)
+  if len >= tonumber(ARGV[12]) then
     return {'err', 'too_large', 'This room is full.'}
   end
   redis.call('HSET', MEMBERS, ARGV[9], ARGV[10])
+  if len == 0 then made(MEMBERS) end
   local seq = emit(ARGV[9], ARGV[11], '')
   touch()
   return {'ok', seq}
@@ -348,9 +404,10 @@ elseif op == 'answer' then
   if ARGV[16] == '1' and redis.call('HGET', META, 'task') ~= ARGV[11] then
     return {'err', 'conflict', 'The room has moved to another task; answer the current one.'}
   end
-  redis.call('HSET', ANSWERS, ARGV[10] .. ':' .. ARGV[11], ARGV[13])
+  if redis.call('HSET', ANSWERS, ARGV[10] .. ':' .. ARGV[11], ARGV[13]) == 1 then made(ANSWERS) end
   local seq = emit(ARGV[10], ARGV[14], ARGV[15])
   redis.call('HSET', IKEYS, ik, seq)
+  made(IKEYS)
   -- only the last IKEYS_KEPT keys of this learner for this task are kept
   local of = 'o:' .. ARGV[10] .. ':' .. ARGV[11]
   local packed = redis.call('HGET', IKEYS, of)
@@ -385,6 +442,7 @@ elseif op == 'mark' and ARGV[9] == '*' then
     if redis.call('HEXISTS', MARKS, field) == 0 then
       -- the record as otjd writes it: [learner, task, result, note or nil]
       redis.call('HSET', MARKS, field, '\148' .. cmsgpack.pack(tonumber(ARGV[i])) .. tail)
+      made(MARKS)
       marked[#marked + 1] = tonumber(ARGV[i])
     end
   end
@@ -403,7 +461,7 @@ elseif op == 'mark' then
   if redis.call('HEXISTS', MEMBERS, ARGV[9]) == 0 then
     return {'err', 'not_found', 'That learner is not in this room.'}
   end
-  redis.call('HSET', MARKS, ARGV[9] .. ':' .. ARGV[10], ARGV[11])
+  if redis.call('HSET', MARKS, ARGV[9] .. ':' .. ARGV[10], ARGV[11]) == 1 then made(MARKS) end
   local seq = emit(ARGV[9], ARGV[12], ARGV[13])
   touch()
   return {'ok', seq}
@@ -414,7 +472,7 @@ elseif op == 'outcomes' then
   if e then return e end
   local seq = seq_now()
   for i = 9, #ARGV, 4 do
-    redis.call('HSET', OUTCOMES, ARGV[i], ARGV[i + 1])
+    if redis.call('HSET', OUTCOMES, ARGV[i], ARGV[i + 1]) == 1 then made(OUTCOMES) end
     seq = emit(ARGV[i], ARGV[i + 2], ARGV[i + 3])
   end
   touch()
@@ -498,7 +556,9 @@ elseif op == 'beat' then
     -- is here
     local n = my_count(ARGV[i])
     if n < 1 then n = 1 end
-    redis.call('HSET', PRESENCE, ARGV[i] .. '|' .. INST, n .. ':' .. ARGV[2])
+    if redis.call('HSET', PRESENCE, ARGV[i] .. '|' .. INST, n .. ':' .. ARGV[2]) == 1 then
+      made(PRESENCE)
+    end
   end
   local all = redis.call('HGETALL', PRESENCE)
   for i = 1, #all, 2 do
@@ -523,6 +583,7 @@ elseif op == 'beat' then
       if not before[user] then presence_event('joined', user) end
     end
   end
+  touch(false)
   return {'ok', seq_now()}
 
 elseif op == 'sync' then
