@@ -680,10 +680,10 @@ static void usage(FILE *f) {
              "       otj-floor --join [--joins N (3000)] [--rate JOINS_PER_S (3000)] "
              "[--room N (30)]\n"
              "                 [--presence-writes W (2.7)] [--timeout S (30)] [--json]\n"
-             "                 [--req-bytes 230] [--resp-bytes 129] [--hello-bytes 75] "
-             "[--welcome-bytes 160]\n"
-             "                 [--join-bytes 30] [--snapshot-bytes 2600] "
-             "[--presence-bytes 60]\n");
+             "                 [--req-bytes 225] [--resp-bytes 161] [--hello-bytes 69] "
+             "[--welcome-bytes 55]\n"
+             "                 [--join-bytes 26] [--snapshot-bytes 900] "
+             "[--presence-bytes 100]\n");
 }
 
 /* Options of one mode only; the other mode refuses them. */
@@ -697,7 +697,7 @@ int main(int argc, char **argv) {
   g_frame = 120;
   g_rate = 50000;
   g_seconds = 2;
-  struct join_opts jo = {.bytes = {230, 129, 75, 160, 30, 2600, 60},
+  struct join_opts jo = {.bytes = {225, 161, 69, 55, 26, 900, 100}, /* otjd's, 3,000-join storm */
                          .joins = 3000,
                          .room = 30,
                          .rate = 3000,
