@@ -363,6 +363,46 @@ static const char MIGRATION_CONFIRM_ATTENDANCE[] =
     "ALTER TABLE otj_confirmations ADD COLUMN attendance TEXT"
     " CHECK (attendance IS NULL OR json_valid(attendance));";
 
+/* Every department with each of its ancestors and itself, kept by triggers
+ * on departments: R1's "at or below" is one indexed lookup instead of a
+ * recursive walk up (a walk takes SQLite's temporary tables, which were most
+ * of what the R7 check at every join cost). A move takes the moved
+ * subtree off its old ancestors and puts it under the new parent's; the
+ * cycle check above runs first. A department's id never changes. */
+static const char MIGRATION_DEPT_ANCESTORS[] =
+    "CREATE TABLE dept_ancestors ("
+    "  dept_id     INTEGER NOT NULL REFERENCES departments(id) ON DELETE CASCADE,"
+    "  ancestor_id INTEGER NOT NULL REFERENCES departments(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (dept_id, ancestor_id)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX dept_ancestors_ancestor ON dept_ancestors(ancestor_id);"
+    "INSERT INTO dept_ancestors(dept_id, ancestor_id)"
+    "  WITH RECURSIVE up(dept, anc) AS (SELECT id, id FROM departments"
+    "    UNION SELECT up.dept, d.parent_id FROM departments d JOIN up ON d.id = up.anc"
+    "    WHERE d.parent_id IS NOT NULL)"
+    "  SELECT dept, anc FROM up;"
+    /* its own parent: refused by departments_no_self_parent */
+    "CREATE TRIGGER departments_ancestors_insert AFTER INSERT ON departments"
+    "  WHEN NEW.parent_id IS NOT NEW.id "
+    "BEGIN"
+    "  INSERT INTO dept_ancestors(dept_id, ancestor_id) VALUES (NEW.id, NEW.id);"
+    "  INSERT INTO dept_ancestors(dept_id, ancestor_id)"
+    "    SELECT NEW.id, ancestor_id FROM dept_ancestors WHERE dept_id = NEW.parent_id;"
+    "END;"
+    "CREATE TRIGGER departments_ancestors_move AFTER UPDATE OF parent_id ON departments"
+    "  WHEN OLD.parent_id IS NOT NEW.parent_id "
+    "BEGIN"
+    "  DELETE FROM dept_ancestors"
+    "    WHERE dept_id IN (SELECT dept_id FROM dept_ancestors WHERE ancestor_id = NEW.id)"
+    "      AND ancestor_id NOT IN (SELECT dept_id FROM dept_ancestors WHERE ancestor_id = NEW.id);"
+    "  INSERT INTO dept_ancestors(dept_id, ancestor_id)"
+    "    SELECT sub.dept_id, sup.ancestor_id FROM dept_ancestors sub, dept_ancestors sup"
+    "    WHERE sub.ancestor_id = NEW.id AND sup.dept_id = NEW.parent_id;"
+    "END;"
+    "CREATE TRIGGER departments_id_kept BEFORE UPDATE OF id ON departments"
+    "  WHEN NEW.id IS NOT OLD.id "
+    "BEGIN SELECT RAISE(ABORT, 'a department keeps its id'); END;";
+
 static const migration MIGRATIONS[] = {
     {"domain of DESIGN §2: departments, users, permissions, modules, tasks, paths, "
      "sharings, rooms, completions, sessions, audit",
@@ -381,6 +421,8 @@ static const migration MIGRATIONS[] = {
      MIGRATION_LEARNER_EVIDENCE},
     {"otj_confirmations.attendance: a confirmed completion keeps the learner's attendance",
      MIGRATION_CONFIRM_ATTENDANCE},
+    {"dept_ancestors: every department with its ancestors, kept by triggers",
+     MIGRATION_DEPT_ANCESTORS},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

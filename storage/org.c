@@ -49,33 +49,37 @@ static const char SQL_LEARNER_PATHS[] =
     "    WHERE cc.user_id = ?1 AND cc.module_id = m.id ORDER BY cc.renewal DESC LIMIT 1)"
     " ORDER BY p.title, p.id, pm.position";
 
-/* R1 + R2: ?1 reaches ?2. Walks up from the learner's department. */
+/* R1 + R2: ?1 reaches ?2: the learner's department is at or below the
+ * responsible's (dept_ancestors: primary-key lookups only, no walk). Asked
+ * at every join, so it must stay free of SQLite's temporary tables. */
 static const char SQL_REACHES[] =
-    "WITH RECURSIVE up(id) AS (SELECT department_id FROM users WHERE id = ?2"
-    "  UNION SELECT d.parent_id FROM departments d JOIN up ON d.id = up.id"
-    "  WHERE d.parent_id IS NOT NULL)"
-    "SELECT EXISTS (SELECT 1 FROM users r JOIN permissions p ON p.user_id = r.id"
-    " WHERE r.id = ?1 AND r.id <> ?2 AND p.management = 1 AND p.facilitate_otj = 1"
-    "   AND r.active = 1 AND (SELECT active FROM users WHERE id = ?2) = 1"
-    "   AND r.department_id IN (SELECT id FROM up))";
+    "SELECT EXISTS (SELECT 1 FROM users r JOIN permissions p ON p.user_id = r.id,"
+    "  users l, dept_ancestors a"
+    " WHERE r.id = ?1 AND l.id = ?2 AND r.id <> ?2 AND p.management = 1"
+    "   AND p.facilitate_otj = 1 AND r.active = 1 AND l.active = 1"
+    "   AND a.dept_id = l.department_id AND a.ancestor_id = r.department_id)";
 
 /* R5 + R7 for learner ?1 and module ?2 at ?3 (now): 1 when the module is
  * OTJ, in a path shared with the learner, without a completion that counts,
  * and every module before it in that path has one that counts, i.e. the
  * path's next module (what SQL_LEARNER_PATHS and next_cb decide from all of
  * the learner's steps). A module's completion that counts is its latest
- * renewal, unexpired. */
+ * renewal, unexpired. Asked at every join, so EXISTS and primary-key
+ * lookups only (a path shared with the learner, or with a department at or
+ * above theirs: dept_ancestors): SQLite builds no temporary table for it. */
 #define SQL_COUNTS(module)                                                                         \
   "EXISTS (SELECT 1 FROM completions c JOIN modules cm ON cm.id = c.module_id"                     \
   "  WHERE c.id = (SELECT cc.id FROM completions cc WHERE cc.user_id = ?1"                         \
   "    AND cc.module_id = " module " ORDER BY cc.renewal DESC LIMIT 1)"                            \
   "  AND " STORE_SQL_VALID_AT("c", "cm", "?3") ")"
 static const char SQL_OTJ_WAITING[] =
-    "WITH RECURSIVE " SQL_UP_OF_USER "SELECT EXISTS (SELECT 1 FROM path_modules pm"
+    "SELECT EXISTS (SELECT 1 FROM path_modules pm"
     "  JOIN modules m ON m.id = pm.module_id AND m.otj = 1"
     " WHERE pm.module_id = ?2"
-    "   AND pm.path_id IN (SELECT path_id FROM sharings"
-    "     WHERE user_id = ?1 OR department_id IN (SELECT id FROM up))"
+    "   AND EXISTS (SELECT 1 FROM sharings s WHERE s.path_id = pm.path_id"
+    "     AND (s.user_id = ?1 OR EXISTS (SELECT 1 FROM users u"
+    "       JOIN dept_ancestors a ON a.dept_id = u.department_id"
+    "       WHERE u.id = ?1 AND a.ancestor_id = s.department_id)))"
     "   AND NOT " SQL_COUNTS(
         "?2") "   AND NOT EXISTS (SELECT 1 FROM path_modules pb WHERE pb.path_id = pm.path_id"
               "     AND pb.position < pm.position AND NOT " SQL_COUNTS("pb.module_id") "))";

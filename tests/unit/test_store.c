@@ -698,6 +698,76 @@ static void test_department_cycle_refused(void **state) {
   assert_int_equal(store_department_create(s, "Orphan", 999, NULL), STORE_INVALID);
 }
 
+/* dept_ancestors (what R1 reads at every join) holds exactly the walk up
+ * the parent links, after every create and move. */
+static void assert_ancestors_follow_parents(fixture *f) {
+  sqlite3 *db = raw_open(f->path);
+  const char *differ =
+      "WITH RECURSIVE up(dept, anc) AS (SELECT id, id FROM departments"
+      "  UNION SELECT up.dept, d.parent_id FROM departments d JOIN up ON d.id = up.anc"
+      "  WHERE d.parent_id IS NOT NULL)"
+      "SELECT (SELECT count(*) FROM (SELECT dept, anc FROM up"
+      "          EXCEPT SELECT dept_id, ancestor_id FROM dept_ancestors))"
+      "     + (SELECT count(*) FROM (SELECT dept_id, ancestor_id FROM dept_ancestors"
+      "          EXCEPT SELECT dept, anc FROM up))";
+  assert_int_equal(raw_int(db, differ), 0);
+  assert_true(raw_int(db, "SELECT count(*) FROM dept_ancestors") >
+              raw_int(db, "SELECT count(*) FROM departments"));
+  sqlite3_close(db);
+}
+
+static void test_reach_follows_department_moves(void **state) {
+  fixture *f = *state;
+  store *s = open_demo(f);
+  int64_t rita = id_of(s, STORE_USER, "rita");
+  int64_t liv = id_of(s, STORE_USER, "liv"); /* in Cold kitchen, below rita's */
+  int64_t plant = id_of(s, STORE_DEPARTMENT, "Plant Bergen");
+  store_user u;
+  assert_int_equal(store_user_by_id(s, liv, &u), 0);
+  int64_t livs = u.department_id;
+  assert_int_equal(store_user_by_id(s, rita, &u), 0);
+  int64_t ritas = u.department_id;
+  assert_ancestors_follow_parents(f);
+  assert_int_equal(store_responsible_reaches(s, rita, liv), 1);
+
+  /* a new department below liv's, and one below that: reached through both */
+  int64_t sub = 0, subsub = 0;
+  assert_int_equal(store_department_create(s, "Pastry", livs, &sub), 0);
+  assert_int_equal(store_department_create(s, "Pastry, cold room", sub, &subsub), 0);
+  assert_ancestors_follow_parents(f);
+  assert_int_equal(store_dept_within_reach(s, ritas, subsub), 1);
+
+  /* negative: liv's department (with its new subtree) moves to another
+   * branch: rita no longer reaches her, at once */
+  int64_t was_parent = 0;
+  {
+    sqlite3 *db = raw_open(f->path);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT parent_id FROM departments WHERE id = %lld", (long long)livs);
+    was_parent = raw_int(db, sql);
+    sqlite3_close(db);
+  }
+  assert_int_equal(store_department_move(s, livs, plant), 0);
+  assert_ancestors_follow_parents(f);
+  assert_int_equal(store_responsible_reaches(s, rita, liv), 0);
+
+  /* a root of its own, then back where it was: reached again */
+  assert_int_equal(store_department_move(s, livs, 0), 0);
+  assert_ancestors_follow_parents(f);
+  assert_int_equal(store_responsible_reaches(s, rita, liv), 0);
+  assert_int_equal(store_department_move(s, livs, was_parent), 0);
+  assert_ancestors_follow_parents(f);
+  assert_int_equal(store_responsible_reaches(s, rita, liv), 1);
+
+  /* a department's id cannot change under the table */
+  sqlite3 *db = raw_open(f->path);
+  char sql[96];
+  snprintf(sql, sizeof sql, "UPDATE departments SET id = 1000 WHERE id = %lld", (long long)sub);
+  assert_int_equal(raw_exec(db, sql), SQLITE_CONSTRAINT_TRIGGER);
+  sqlite3_close(db);
+  assert_ancestors_follow_parents(f);
+}
+
 /* --- R2 permissions ---------------------------------------------------------- */
 
 static void test_r2_permissions(void **state) {
@@ -972,6 +1042,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_demo_refused_when_db_has_users, setup, teardown),
       cmocka_unit_test_setup_teardown(test_r1_within_reach, setup, teardown),
       cmocka_unit_test_setup_teardown(test_department_cycle_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reach_follows_department_moves, setup, teardown),
       cmocka_unit_test_setup_teardown(test_r2_permissions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_r3_database_enforces, setup, teardown),
       cmocka_unit_test_setup_teardown(test_r3_api, setup, teardown),
