@@ -123,9 +123,12 @@ int room_module_load(store *db, int64_t id, room_module **out) {
 }
 
 int room_may_join(store *db, int64_t host, int64_t learner, int64_t module) {
-  return store_responsible_reaches(db, host, learner) == 1 &&
-         (store_learner_otj_waiting(db, learner, module) == 1 ||
-          store_completion_renewable(db, learner, module) == 1); /* a re-drill */
+  int began = store_read_begin(db); /* one read lock for the two or three */
+  int ok = store_responsible_reaches(db, host, learner) == 1 &&
+           (store_learner_otj_waiting(db, learner, module) == 1 ||
+            store_completion_renewable(db, learner, module) == 1); /* a re-drill */
+  store_read_end(db, began);
+  return ok;
 }
 
 proto_code room_check_answer(const room_module *m, uint32_t task, const proto_value *value,

@@ -131,6 +131,23 @@ int store_exec(store *s, const char *sql) {
 int store_begin(store *s) { return store_exec(s, "BEGIN IMMEDIATE"); }
 int store_commit(store *s) { return store_exec(s, "COMMIT"); }
 
+int store_read_begin(store *s) {
+  if (!sqlite3_get_autocommit(s->db)) return 0; /* the caller's transaction holds */
+  sqlite3_stmt *st = store_stmt(s, ST_READ_BEGIN, "BEGIN");
+  if (!st) return STORE_ERR;
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 1 : store_fail(s, rc);
+}
+
+void store_read_end(store *s, int began) {
+  if (began != 1 || sqlite3_get_autocommit(s->db)) return;
+  sqlite3_stmt *st = store_stmt(s, ST_READ_END, "COMMIT");
+  int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+  if (st) sqlite3_reset(st);
+  if (rc != SQLITE_DONE) store_rollback(s);
+}
+
 void store_rollback(store *s) {
   if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }

@@ -258,6 +258,14 @@ int store_completion_exists(store *s, int64_t user_id, int64_t module_id, int64_
  * 0 when not, <0 on error. */
 int store_completion_renewable(store *s, int64_t user_id, int64_t module_id);
 
+/* A read transaction around queries that should see one state of the
+ * database and take its read lock once (each query alone takes and drops
+ * it). Returns 1 when it began one, 0 when the caller is in a transaction
+ * already (store_read_end then leaves it alone), or a STORE_ code. Every
+ * statement run inside must be reset before store_read_end. */
+int store_read_begin(store *s);
+void store_read_end(store *s, int began);
+
 /* --- Login sessions ------------------------------------------------------ */
 
 #define STORE_TOKEN_HASH_LEN 32

@@ -25,6 +25,8 @@ typedef enum store_stmt_id {
   ST_AUDIT_APPEND,
   ST_WITHIN_REACH,
   ST_COMPLETION_EXISTS,
+  ST_READ_BEGIN,
+  ST_READ_END,
   /* org.c's (its SQL lives there) */
   ST_ORG_LEARNER_PATHS,
   ST_ORG_REACHES,
