@@ -59,10 +59,6 @@ local ATTEND = KEYS[9]
 -- are folded into one total, so a flaky phone cannot grow it without end
 local ATT_KEPT = 32
 
--- `subject` is the learner the event is about: otjd's visibility rule
--- (protocol/proto.c, proto_record_hidden_for) sends `redacted` to every
--- learner but the subject, and `whole` to the subject and the host
--- (server/live_room.c). The script never decides visibility itself.
 -- the keys this call may have made (see touch), filled by made()
 local fresh, is_fresh = {}, {}
 local function made(key)
@@ -72,6 +68,10 @@ local function made(key)
   end
 end
 
+-- `subject` is the learner the event is about: otjd's visibility rule
+-- (protocol/proto.c, proto_record_hidden_for) sends `redacted` to every
+-- learner but the subject, and `whole` to the subject and the host
+-- (server/live_room.c). The script never decides visibility itself.
 local function emit(subject, whole, redacted)
   local seq = redis.call('HINCRBY', META, 'seq', 1)
   local msg = cmsgpack.pack({seq, tonumber(subject), whole, redacted})
