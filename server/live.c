@@ -87,7 +87,10 @@ static void on_channel(void *ud, const char *chan, size_t chanlen, const char *d
  * instance still holds; the same call drops the entries of instances that
  * stopped beating (they died) and announces who left. Each tick serves one
  * slice of the rooms, so a thousand rooms do not land on Redis in the same
- * millisecond. */
+ * millisecond. The beat also keeps the room's join code alive: it was set
+ * to expire `room_idle_ttl` after the room opened, and a drill longer than
+ * that lost it while learners were still scanning it. (A closed room's code
+ * is deleted; PEXPIRE does not make it again.) */
 static void beat_room(lroom *r) {
   rstore_call rc = live_rcall(r);
   rstore_cmd c;
@@ -103,6 +106,12 @@ static void beat_room(lroom *r) {
     rstore_beat_user(&c, u);
   }
   live_call(&c, NULL, NULL, PROTO_NO_RID, r);
+  if (r->code[0]) {
+    char key[64];
+    rstore_code_key(r->code, key, sizeof key);
+    rconn_command(L.d->redis, NULL, NULL, "PEXPIRE %s %llu", key,
+                  (unsigned long long)L.d->cfg.room_idle_ttl_s * 1000ULL);
+  }
 }
 
 static void on_beat(uv_timer_t *t) {

@@ -21,9 +21,10 @@ after(async () => {
   }
 });
 
-async function setup(ttl) {
+async function setup(ttl, env = {}) {
   const redis = await startRedis();
-  const srv = await startOtjd({ redis: redis.addr, env: { OTJ_ROOM_IDLE_TTL: String(ttl) } });
+  const srv = await startOtjd({ redis: redis.addr,
+    env: { OTJ_ROOM_IDLE_TTL: String(ttl), ...env } });
   started.push({ srv, redis });
   const sql = sqlOf(srv);
   const cli = (...args) =>
@@ -114,4 +115,33 @@ test('an idle room expires after the TTL; a change pushes that out', async () =>
   const gone = await rita.ask({ t: 'step', room: busy, task: 2 });
   assert.equal(gone.t, 'err');
   assert.equal(gone.code, 'not_found');
+});
+
+test('a drill busy for longer than the TTL keeps its join code', async () => {
+  // TTL 3 s; the beat (which keeps the code) every second
+  const w = await setup(3, { OTJ_PRESENCE_STALE: '3' });
+  const lea = w.id('lea');
+  const rita = await as(w.srv, 'rita');
+  const snap = await rita.ask({ t: 'open', module: w.moduleId('Hand hygiene'), learners: [lea] });
+  assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
+  const { room, code } = snap;
+  // the drill goes on for 5 s: a step every second
+  const t0 = Date.now();
+  for (let task = 1; Date.now() - t0 < 5000; task = task % 3 + 1) {
+    assert.equal((await rita.ask({ t: 'step', room, task })).t, 'ok');
+    await sleep(1000);
+  }
+  // lars (within rita's reach, waiting) scans the code now
+  const lars = await as(w.srv, 'lars');
+  const s = await lars.ask({ t: 'join', code });
+  assert.equal(s.t, 'snapshot', `join by code after 5 s: ${JSON.stringify(s)}`);
+  assert.equal(s.room, room);
+  const pttl = Number(w.cli('PTTL', `otj:code:${code}`));
+  assert.ok(pttl > 0 && pttl <= 3000, `the code expires within the TTL: ${pttl} ms`);
+  // once the room is closed, its code is let go (the beat does not make it again)
+  assert.equal((await rita.ask({ t: 'close', room })).t, 'ok');
+  await sleep(1500);
+  assert.equal(w.cli('EXISTS', `otj:code:${code}`), '0');
+  const late = await (await as(w.srv, 'liv')).ask({ t: 'join', code });
+  assert.equal(late.code, 'not_found');
 });
