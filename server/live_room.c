@@ -346,6 +346,17 @@ static void hold_release(lroom *r) {
 
 static void on_hold_due(uv_timer_t *t);
 
+/* Takes the first room off the list and sends what it holds. */
+static void hold_pop(void) {
+  lroom *r = L.holds.head;
+  L.holds.head = r->held_next;
+  if (!L.holds.head) L.holds.tail = &L.holds.head;
+  r->held_next = NULL;
+  r->held_due_ms = 0;
+  hold_release(r);
+  room_release(r); /* the list's hold */
+}
+
 static void hold_arm(void) {
   lroom *r = L.holds.head;
   if (!r) return;
@@ -357,15 +368,7 @@ static void hold_arm(void) {
 static void on_hold_due(uv_timer_t *t) {
   (void)t;
   uint64_t now = uv_now(L.d->loop);
-  while (L.holds.head && L.holds.head->held_due_ms <= now) {
-    lroom *r = L.holds.head;
-    L.holds.head = r->held_next;
-    if (!L.holds.head) L.holds.tail = &L.holds.head;
-    r->held_next = NULL;
-    r->held_due_ms = 0;
-    hold_release(r);
-    room_release(r); /* the list's hold */
-  }
+  while (L.holds.head && L.holds.head->held_due_ms <= now) hold_pop();
   hold_arm();
 }
 
@@ -405,15 +408,7 @@ void live_hold_stop(void) {
   uv_timer_stop(&L.holds.timer);
   uv_close((uv_handle_t *)&L.holds.timer, NULL);
   L.holds.timer_ready = 0;
-  while (L.holds.head) {
-    lroom *r = L.holds.head;
-    L.holds.head = r->held_next;
-    r->held_next = NULL;
-    r->held_due_ms = 0;
-    hold_release(r);
-    room_release(r);
-  }
-  L.holds.tail = &L.holds.head;
+  while (L.holds.head) hold_pop();
 }
 
 /* Takes e. The room is held meanwhile: a delivery may detach its last

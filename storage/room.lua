@@ -152,7 +152,7 @@ local function is_online(user)
     for i = 1, #found, 2 do
       local n, t = string.match(found[i + 1], '^(%d+):(%d+)$')
       if n and tonumber(n) > 0 and NOW - tonumber(t) <= STALE then live = true end
-      if found[i] == own then mine = tonumber(string.match(found[i + 1], '^(%d+):')) or 0 end
+      if found[i] == own then mine = tonumber(n) or 0 end
     end
   until cursor == '0'
   return live, mine
