@@ -10,6 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, startOtjd } from '../integration/harness.mjs';
+import { decode } from '@msgpack/msgpack';
 import { launch, person, logIn, shoot, netProxy, PHONE, DESKTOP } from './browser.mjs';
 
 let redis, srv, browser, proxy;
@@ -123,9 +124,18 @@ test('rita runs Hand hygiene with lea, leo and lars through approval', async () 
     'the unacknowledged answer waits on the phone');
   await shoot(lea.page, 'learner-offline', { both: false });
   await lea.page.waitForTimeout(3000);
+  // what the phone asks for once it is back (frames it sends on the new socket)
+  const resent = [];
+  lea.page.on('websocket', (ws) => ws.on('framesent', (f) => {
+    if (typeof f.payload !== 'string') resent.push(decode(f.payload));
+  }));
   proxy.set('pass');
   await lea.page.locator('#conn[data-status="online"]').waitFor({ timeout: T });
   await lea.page.locator('[data-state="saved"]').waitFor({ timeout: T });
+  const asked = resent.filter((m) => m.t === 'join' || m.t === 'sync');
+  assert.equal(asked.length, 1, `one request brings the room back: ${JSON.stringify(asked)}`);
+  assert.equal(asked[0].t, 'sync', 'the reconnect asks only for what it missed, not the whole room');
+  assert.ok(asked[0].since > 0, 'from the last event the phone saw');
   assert.equal(await lea.page.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => k.startsWith('otj.outbox.'))) || '[]').length), 0,
     'the outbox is empty once acknowledged');
 

@@ -4,8 +4,8 @@
 //
 // The idea: the connection may drop at any moment (a phone on poor Wi-Fi),
 // so nothing the person did may live only in the socket. Rooms the page is in
-// are rejoined after every reconnect and brought up to date with `sync`;
-// answers wait in localStorage (the outbox) until their `ack` arrives and are
+// are rejoined after every reconnect by one `sync` each, which brings only what
+// they missed; answers wait in localStorage (the outbox) until their `ack` arrives and are
 // re-sent with the same idempotency key after every reconnect, so the server
 // records each exactly once.
 
@@ -366,15 +366,21 @@ export class Live extends EventTarget {
 
   untrack(roomId) { this.rooms.delete(roomId); }
 
+  // One `sync` per room after a reconnect: the server joins this connection
+  // to the room on the way and sends only the events it missed (or a
+  // snapshot when it no longer keeps them), one round trip and no whole room
+  // when a phone's Wi-Fi blinked.
   async rejoin(room) {
+    room.syncing = true;
     try {
-      const s = await this.requestOn(this.ws, { t: 'join', room: room.id });
-      room.applySnapshot(s);
-      await this.sync(room);
+      const r = await this.requestOn(this.ws, { t: 'sync', room: room.id, since: room.seq });
+      if (r.t === 'snapshot') room.applySnapshot(r);
+      room.syncing = false;
       this.emitRoom(room);
       this.flushOutbox(room.id);
       this.flushDecisions(room.id);
     } catch (e) {
+      room.syncing = false;
       if (e.code === 'not_found' || e.code === 'forbidden') {
         room.state = 'closed';
         this.emitRoom(room);
