@@ -565,6 +565,8 @@ static void api_metrics(http_req *r) {
             (unsigned long long)atomic_load_explicit(&metrics.decisions[i], memory_order_relaxed));
   G("otj_redis_up", "1 when Redis is connected.", "gauge", rconn_up(d->redis) ? 1 : 0);
   G("otj_redis_losses_total", "Redis connections lost.", "counter", rconn_losses(d->redis));
+  G("otj_redis_stalls_total", "Redis connections dropped because Redis stopped answering.",
+    "counter", rconn_stalls(d->redis));
   metrics_write_hist(f, "otj_redis_roundtrip_seconds", "Redis commands, from sent to answered.",
                      &metrics.redis_rtt);
   metrics_write_hist(f, "otj_sqlite_commit_seconds",

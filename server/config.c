@@ -129,6 +129,10 @@ static const setting settings[] = {
      "a learner may ask for the same OTJ module again after this long", 0},
     {"room_log_keep", SET_U32, U(room_log_keep), "1000", "N",
      "events a room's log in Redis keeps for resync", 0},
+    {"redis_reply_timeout", SET_U32, U(redis_reply_timeout_ms), "5000", "MS",
+     "replies owed and nothing from Redis this long: the connection is dropped and made again "
+     "(0: wait for ever)",
+     0},
     {"redis_maxmemory_mb", SET_U32, U(redis_maxmemory_mb), "1024", "MB",
      "maxmemory of the private redis-server (noeviction: a full Redis refuses writes)", 0},
     {"db_loop_busy_ms", SET_U32, U(db_loop_busy_ms), "20", "MS",

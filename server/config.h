@@ -73,6 +73,7 @@ typedef struct otj_config {
   uint32_t ask_cooldown_s;    /* a learner asks for the same OTJ module again after this */
   uint32_t max_rooms_per_responsible; /* rooms one responsible has open */
   uint32_t room_log_keep;             /* events a room's log in Redis keeps */
+  uint32_t redis_reply_timeout_ms;    /* Redis silent this long with replies owed: reconnect */
   uint32_t redis_maxmemory_mb;        /* maxmemory of the private redis-server */
   uint32_t db_loop_busy_ms;           /* the loop's longest wait for a SQLite lock */
   uint32_t min_free_mb;               /* free disk below this: /readyz says not ready */

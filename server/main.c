@@ -524,6 +524,7 @@ static int serve(int argc, char **argv) {
     goto out_loop;
   }
   d->redis = rconn_create(d->loop, d->redis_addr, on_redis_state, d);
+  if (d->redis) rconn_set_reply_timeout(d->redis, d->cfg.redis_reply_timeout_ms);
   if (d->redis && live_init(d) != 0) {
     rc = EX_SOFTWARE;
     begin_shutdown("cannot start live rooms");

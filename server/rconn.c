@@ -20,6 +20,13 @@ struct rconn {
   int closing;
   unsigned attempt; /* failures in a row, for the backoff */
   unsigned long losses;
+  unsigned long stalls; /* connections dropped for a Redis that stopped answering */
+  uv_timer_t watch;     /* the stall watchdog (rconn_set_reply_timeout) */
+  uint32_t reply_timeout_ms;
+  uint64_t reads;       /* times the socket had something to read */
+  uint64_t watch_reads; /* reads at the watchdog's last look */
+  uint64_t quiet_since; /* ms: when the watchdog last saw a read or no reply owed */
+  int handles;          /* open uv handles of this struct, freed at 0 */
   char host[256];
   int port; /* 0: host is a unix socket path */
   rconn_state_fn *cb;
@@ -64,7 +71,11 @@ typedef struct rconn_ev {
 static void ev_on_poll(uv_poll_t *h, int status, int events) {
   rconn_ev *e = h->data;
   int ev = status != 0 ? e->events : events;
-  if (e->ac && (ev & UV_READABLE)) redisAsyncHandleRead(e->ac);
+  if (e->ac && (ev & UV_READABLE)) {
+    rconn *r = e->ac->data;
+    if (r) r->reads++; /* Redis is answering: the watchdog's sign of life */
+    redisAsyncHandleRead(e->ac);
+  }
   if (e->ac && (ev & UV_WRITABLE)) redisAsyncHandleWrite(e->ac);
 }
 
@@ -248,6 +259,44 @@ static void start_connect(rconn *r) {
   uv_timer_start(&r->timer, on_connect_timeout, RCONN_CONNECT_TIMEOUT_MS, 0);
 }
 
+/* ---- the stall watchdog ----------------------------------------------------
+ * A Redis that is stopped (SIGSTOP, a frozen VM, a network path that drops
+ * packets without a reset) keeps its TCP connection: nothing fails, every
+ * command waits for ever and the output piles up in hiredis. While replies
+ * are owed and nothing at all has come back for reply_timeout_ms, the
+ * connection is dropped like a lost one: the waiting commands get their
+ * NULL reply (their clients hear `unavailable` and retry), new commands are
+ * refused at once, and the reconnect backoff takes over. */
+
+static void on_watch(uv_timer_t *t) {
+  rconn *r = t->data;
+  uint64_t now = uv_now(r->loop);
+  int owed = r->connected && r->ac && r->ac->replies.head;
+  if (!owed || r->reads != r->watch_reads) {
+    r->watch_reads = r->reads;
+    r->quiet_since = now;
+    return;
+  }
+  if (now - r->quiet_since < r->reply_timeout_ms) return;
+  r->stalls++;
+  log_event(LOG_WARN, "redis: no reply; dropping the connection and reconnecting",
+            "redis=%s port=%d waited_ms=%llu", r->host, r->port,
+            (unsigned long long)(now - r->quiet_since));
+  r->quiet_since = now;
+  redisAsyncFree(r->ac); /* NULL replies, then on_disconnect: the backoff */
+}
+
+void rconn_set_reply_timeout(rconn *r, uint32_t ms) {
+  r->reply_timeout_ms = ms;
+  uv_timer_stop(&r->watch);
+  if (!ms) return;
+  uint64_t every = ms / 4 ? ms / 4 : 1;
+  r->quiet_since = uv_now(r->loop);
+  uv_timer_start(&r->watch, on_watch, every, every);
+}
+
+unsigned long rconn_stalls(const rconn *r) { return r ? r->stalls : 0; }
+
 rconn *rconn_create(uv_loop_t *loop, const char *addr, rconn_state_fn *cb, void *ud) {
   rconn *r = calloc(1, sizeof *r);
   if (!r) return NULL;
@@ -266,6 +315,10 @@ rconn *rconn_create(uv_loop_t *loop, const char *addr, rconn_state_fn *cb, void 
   }
   uv_timer_init(loop, &r->timer);
   r->timer.data = r;
+  uv_timer_init(loop, &r->watch);
+  r->watch.data = r;
+  uv_unref((uv_handle_t *)&r->watch);
+  r->handles = 2;
   start_connect(r);
   return r;
 fail:
@@ -273,7 +326,10 @@ fail:
   return NULL;
 }
 
-static void free_after_close(uv_handle_t *h) { free(h->data); }
+static void free_after_close(uv_handle_t *h) {
+  rconn *r = h->data;
+  if (--r->handles == 0) free(r);
+}
 
 void rconn_destroy(rconn *r) {
   if (!r) return;
@@ -290,7 +346,9 @@ void rconn_destroy(rconn *r) {
   }
   r->connected = 0;
   r->timer.data = r;
+  uv_timer_stop(&r->watch);
   uv_close((uv_handle_t *)&r->timer, free_after_close);
+  uv_close((uv_handle_t *)&r->watch, free_after_close);
 }
 
 int rconn_up(const rconn *r) { return r && r->connected && r->ac; }

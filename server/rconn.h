@@ -50,6 +50,14 @@ int rconn_command_argv(rconn *r, redisCallbackFn *fn, void *privdata, int argc, 
 int rconn_transaction(rconn *r, redisCallbackFn *fn, void *privdata, int n, const int *argc,
                       const char **const *argv, const size_t *const *argvlen);
 
+/* Drops the connection (as if lost: waiting commands get a NULL reply, then
+ * the reconnect) when replies are owed and nothing has come back from Redis
+ * for `ms`; 0 turns this off. */
+void rconn_set_reply_timeout(rconn *r, uint32_t ms);
+
+/* Connections dropped so because Redis stopped answering (for /metrics). */
+unsigned long rconn_stalls(const rconn *r);
+
 /* Number of connection losses since start (for /metrics). */
 unsigned long rconn_losses(const rconn *r);
 

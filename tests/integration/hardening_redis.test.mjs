@@ -187,6 +187,56 @@ test('Redis out of memory: an answer gets unavailable, nothing is evicted, the s
   });
 });
 
+test('a Redis that stops answering (SIGSTOP) is dropped after the reply timeout: requests get unavailable instead of waiting for ever; once it answers again nothing acknowledged is lost', async () => {
+  const redis = await startRedis();
+  const srv = await startOtjd({ redis: redis.addr, env: { OTJ_REDIS_REPLY_TIMEOUT: '1000' } });
+  let stopped = false;
+  try {
+    const { room, rita } = await demoRoom(srv);
+    const lea = await connectAs(srv, 'lea');
+    assert.equal((await ask(lea, { t: 'join', room })).t, 'snapshot');
+    const before = await ask(lea, { t: 'answer', room, task: 0, value: 1, key: 'before' });
+    assert.equal(before.t, 'ack');
+    redis.proc.kill('SIGSTOP');
+    stopped = true;
+    // the TCP connection stays up; without the watchdog this waits for ever
+    const stuck = await ask(lea, { t: 'answer', room, task: 0, value: 2, key: 'while-stopped' }, 6000);
+    assert.equal(stuck.t, 'err');
+    assert.equal(stuck.code, 'unavailable');
+    // the server goes on serving, and says what is wrong
+    assert.equal((await ask(lea, { t: 'ping' })).t, 'pong');
+    const health = await fetch(`${srv.base}/healthz`);
+    assert.equal(health.status, 503);
+    assert.equal((await health.json()).redis.ok, false);
+    const metrics = await (await fetch(`${srv.base}/metrics`, srv.metricsAuth)).text();
+    assert.match(metrics, /^otj_redis_stalls_total [1-9]/m);
+    redis.proc.kill('SIGCONT');
+    stopped = false;
+    // Redis answers again: otjd reconnects, and the answer goes through
+    let again;
+    for (let i = 0; i < 40; i++) {
+      again = await ask(lea, { t: 'answer', room, task: 0, value: 2, key: 'while-stopped' });
+      if (again.t === 'ack') break;
+      assert.equal(again.code, 'unavailable');
+      await sleep(250);
+    }
+    assert.equal(again.t, 'ack');
+    // what was acknowledged before the stall is still there, under its seq
+    const resent = await ask(lea, { t: 'answer', room, task: 0, value: 1, key: 'before' });
+    assert.equal(resent.t, 'ack');
+    assert.equal(resent.seq, before.seq);
+    assert.equal((await fetch(`${srv.base}/healthz`)).status, 200);
+    await lea.close();
+    await rita.close();
+    await srv.stopClean();
+  } finally {
+    if (stopped) redis.proc.kill('SIGCONT');
+    await srv.stop();
+    srv.cleanup();
+    await redis.stop();
+  }
+});
+
 test('Redis forgets the room script (SCRIPT FLUSH): a join and a snapshot read in one MULTI are refused for a moment, then work again', async () => {
   await withServer({}, async (srv, rc) => {
     const { room, rita } = await demoRoom(srv);
