@@ -30,6 +30,7 @@ attach *live_member_of(ws_sess *s, proto_rid rid, proto_str room, int host_only)
     ws_send_err(s, rid, PROTO_NOT_FOUND, "Join the room first.");
     return NULL;
   }
+  att_touch(a);
   if (host_only && !a->host) {
     ws_send_err(s, rid, PROTO_FORBIDDEN, "Only the responsible who runs this room may do that.");
     return NULL;
@@ -367,6 +368,23 @@ void live_send_leave(lroom *r, int64_t user, ws_sess *s, proto_rid rid) {
   rstore_cmd c;
   rstore_leave(&c, &rc, user, live_event(&ev, 0));
   live_call(&c, live_ok_reply, s, rid, r);
+}
+
+/* A responsible who runs drill after drill in one browser tab holds every
+ * room she closed: without this, the 17th room was refused until a reload. */
+int live_let_go_closed(ws_sess *s) {
+  attach *old = NULL;
+  for (attach *a = *ws_live_slot(s); a; a = a->snext)
+    if (a->r->closed && a->ready) old = a; /* the list runs from the most recently used */
+  if (!old) return 0;
+  lroom *r = old->r;
+  log_event(LOG_INFO, "room let go", "room=%s user=%lld session=%llu reason=closed", r->id,
+            (long long)ws_user(s), (unsigned long long)ws_id(s));
+  room_hold(r);
+  att_remove(old);
+  live_send_leave(r, ws_user(s), NULL, PROTO_NO_RID);
+  room_release(r);
+  return 1;
 }
 
 void live_leave(ws_sess *s, const proto_msg *m) {

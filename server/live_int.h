@@ -46,8 +46,9 @@
 #define LIVE_RING           256  /* recent events an instance keeps per room */
 #define LIVE_PENDING_MAX    4096 /* out-of-order events held per room */
 #define LIVE_ATTACH_MAX     16   /* rooms one connection may be in */
-#define LIVE_CODE_TRIES     20   /* attempts to find a free join code */
-#define LIVE_WRONG_CODES    10   /* wrong join codes per user per minute */
+#define LIVE_TOO_MANY_ROOMS "This connection is in too many open rooms; leave one first."
+#define LIVE_CODE_TRIES     20 /* attempts to find a free join code */
+#define LIVE_WRONG_CODES    10 /* wrong join codes per user per minute */
 #define LIVE_THROTTLE_SLOTS 4096
 #define LIVE_ROOM_ID_LEN    12
 #define LIVE_INSTANCE_LEN   16  /* this process's name in presence entries */
@@ -173,7 +174,9 @@ struct lroom {
   char host_name[128];
   room_module *mod;
   attach *atts;
-  int refs; /* ops in flight */
+  int refs;   /* ops in flight */
+  int closed; /* this instance has seen the room closed (its `closed` event or
+               * a snapshot saying so): its attachments may be let go */
   /* joins gathered to go to Redis together (live_join.c): queued ops, one
    * call in flight at a time, the room listed on L.joins.due while a flush
    * is scheduled */
@@ -208,6 +211,9 @@ void room_destroy(lroom *r);
 attach *att_find(ws_sess *s, proto_str room);
 size_t att_count(ws_sess *s);
 attach *att_add(ws_sess *s, lroom *r, int host);
+/* The client used a: it goes first in its session's list, which is so
+ * ordered from the most to the least recently used. */
+void att_touch(attach *a);
 /* Unlinks and frees a; may free its room. */
 void att_remove(attach *a);
 
@@ -360,6 +366,9 @@ void live_leave(ws_sess *s, const proto_msg *m);
 void live_close(ws_sess *s, const proto_msg *m);
 /* This connection leaves room r (presence); s may be NULL: nobody to answer. */
 void live_send_leave(lroom *r, int64_t user, ws_sess *s, proto_rid rid);
+/* Makes space for one more room on a full connection: it leaves the closed
+ * room it used least recently. Returns 0 when none of its rooms is closed. */
+int live_let_go_closed(ws_sess *s);
 /* The client's attachment to `room`, or an err sent and NULL. */
 attach *live_member_of(ws_sess *s, proto_rid rid, proto_str room, int host_only);
 /* ok {rid, seq} for a script reply {"ok", seq}. */

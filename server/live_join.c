@@ -227,6 +227,7 @@ static int snap_read_reply(lroom *r, const redisReply *snap, uint64_t seq, snap_
       .outcomes = orecs,
       .closed = state && strcmp(state, "open") != 0,
   };
+  if (x->sn.closed) r->closed = 1;
   return 0;
 }
 
@@ -359,9 +360,8 @@ static void join_one(live_op *o, batch_snap *bs, uint64_t seq) {
   if (!s) return;
   attach *a = att_find(s, proto_s(r->id));
   if (!a) {
-    if (att_count(s) >= LIVE_ATTACH_MAX) {
-      ws_send_err(s, o->rid, PROTO_TOO_LARGE,
-                  "This connection is in too many rooms; leave one first.");
+    if (att_count(s) >= LIVE_ATTACH_MAX && !live_let_go_closed(s)) {
+      ws_send_err(s, o->rid, PROTO_TOO_LARGE, LIVE_TOO_MANY_ROOMS);
       return;
     }
     a = att_add(s, r, ws_user(s) == r->host);
@@ -722,6 +722,7 @@ void live_join(ws_sess *s, const proto_msg *m) {
 void live_sync(ws_sess *s, const proto_msg *m) {
   proto_rid rid = proto_rid_of(m);
   attach *a = att_find(s, m->sync.room);
+  if (a) att_touch(a);
   if (!a) {
     char room[PROTO_MAX_ROOM + 1];
     live_copy_str(room, sizeof room, m->sync.room);
@@ -941,6 +942,12 @@ void live_open(ws_sess *s, const proto_msg *m) {
   }
   if (m->open.n_learners > L.d->cfg.max_room_learners) {
     ws_send_err(s, rid, PROTO_TOO_LARGE, "Too many learners for one room.");
+    return;
+  }
+  /* before the room is made: a room its host cannot be in would stay open
+   * with nobody to run it */
+  if (att_count(s) >= LIVE_ATTACH_MAX && !live_let_go_closed(s)) {
+    ws_send_err(s, rid, PROTO_TOO_LARGE, LIVE_TOO_MANY_ROOMS);
     return;
   }
   int64_t now = (int64_t)time(NULL);

@@ -391,6 +391,7 @@ static void deliver(void *ud, const ev_msg *e) {
     if (r->held_to - r->held_from + 1 >= LIVE_RING / 2) hold_release(r);
     return;
   }
+  if (!strcmp(e->type, "closed")) r->closed = 1;
   hold_release(r);
   deliver_now(r, e);
 }
@@ -568,6 +569,18 @@ attach *att_find(ws_sess *s, proto_str room) {
   for (attach *a = *ws_live_slot(s); a; a = a->snext)
     if (proto_str_eq(room, a->r->id)) return a;
   return NULL;
+}
+
+void att_touch(attach *a) {
+  attach **head = (attach **)ws_live_slot(a->s);
+  if (*head == a) return;
+  for (attach **pp = head; *pp; pp = &(*pp)->snext)
+    if (*pp == a) {
+      *pp = a->snext;
+      a->snext = *head;
+      *head = a;
+      return;
+    }
 }
 
 size_t att_count(ws_sess *s) {

@@ -48,6 +48,51 @@ test('a full room refuses one learner more; a responsible has a bounded number o
   });
 });
 
+test('drill after drill in one tab: closed rooms make way for new ones, the least recently used first; sixteen open rooms are a connection\'s limit', async () => {
+  const env = { OTJ_MAX_ROOMS_PER_RESPONSIBLE: '40', OTJ_MAX_MSGS_PER_SEC: '1000', OTJ_MAX_USER_MSGS_PER_SEC: '1000' };
+  await withServer(env, async (srv) => {
+    const sql = sqlOf(srv);
+    const HH = sql(`SELECT id FROM modules WHERE title='Hand hygiene'`)[0].id;
+    const lea = sql(`SELECT id FROM users WHERE login='lea'`)[0].id;
+    const rita = await connectAs(srv, 'rita');
+    const drills = [];
+    for (let i = 0; i < 20; i++) {
+      const snap = await rita.ask({ t: 'open', module: HH, learners: [lea] });
+      assert.equal(snap.t, 'snapshot', `drill ${i + 1} opens: ${snap.msg || ''}`);
+      drills.push(snap.room);
+      assert.equal((await rita.ask({ t: 'close', room: snap.room })).t, 'ok');
+      // she looks back at the first drill now and then: it stays hers
+      if (i >= 14) assert.equal((await rita.ask({ t: 'sync', room: drills[0], since: 0 })).t, 'ok');
+    }
+    // the first drill, used lately, is still joined; the second was let go
+    assert.equal((await rita.ask({ t: 'leave', room: drills[0] })).t, 'ok');
+    const gone = await rita.ask({ t: 'leave', room: drills[1] });
+    assert.equal(gone.code, 'not_found');
+    // a room let go can be looked at again
+    const back = await rita.ask({ t: 'join', room: drills[1] });
+    assert.equal(back.t, 'snapshot');
+    assert.equal(back.state, 'closed');
+    await rita.close();
+
+    // open rooms are never let go: the 17th on one connection is refused
+    const ruth = await connectAs(srv, 'rita');
+    const open = [];
+    for (let i = 0; i < 16; i++) {
+      const snap = await ruth.ask({ t: 'open', module: HH, learners: [] });
+      assert.equal(snap.t, 'snapshot');
+      open.push(snap.room);
+    }
+    const openNow = () => sql(`SELECT count(*) AS n FROM otj_rooms WHERE closed_at IS NULL`)[0].n;
+    assert.equal(openNow(), 16);
+    const refused = await ruth.ask({ t: 'open', module: HH, learners: [] });
+    assert.equal(refused.code, 'too_large');
+    assert.match(refused.msg, /too many open rooms/);
+    assert.equal(openNow(), 16, 'the refused room was not made');
+    for (const room of open) assert.equal((await ruth.ask({ t: 'close', room })).t, 'ok');
+    await ruth.close();
+  });
+});
+
 test('a connection that says nothing past the idle timeout is closed; a pinging one stays', async () => {
   await withServer({ OTJ_IDLE_TIMEOUT: '2' }, async (srv) => {
     const quiet = await connectAs(srv, 'lea');
