@@ -368,6 +368,8 @@ static void join_one(live_op *o, batch_snap *bs, uint64_t seq) {
     if (!a) return;
     log_event(LOG_INFO, "room joined", "room=%s user=%lld session=%llu role=%s", r->id,
               (long long)ws_user(s), (unsigned long long)ws_id(s), a->host ? "host" : "learner");
+  } else {
+    att_touch(a);
   }
   if (o->is_sync) {
     /* a sync from a connection that was not in the room: now it is; send
