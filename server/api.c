@@ -260,8 +260,8 @@ static void api_login(http_req *r) {
     http_reply_error(r, 401, "unauthorized", "Wrong login or password.");
     return;
   }
-  char addr[64] = "";
-  if (r->wsi) lws_get_peer_simple(r->wsi, addr, sizeof addr);
+  char addr[CONFIG_ADDR_MAX];
+  http_client_addr(r->wsi, d, addr, sizeof addr);
   uint64_t keys[TK__COUNT];
   throttle_keys(login, addr, keys);
   uint64_t wait = throttled(d, keys);

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -62,6 +63,10 @@ static const setting settings[] = {
     {"redis_server", SET_STR, S(redis_server_bin), "redis-server", "PATH",
      "the redis-server program of the private Redis", 0},
     {"web", SET_STR, S(web_root), OTJ_WEB_DEFAULT, "DIR", "folder of the web client", 0},
+    {"trusted_proxies", SET_STR, S(trusted_proxies), "", "LIST",
+     "comma-separated addresses of reverse proxies (nginx: 127.0.0.1): a request from one of them "
+     "is counted for the client address the proxy put last in X-Forwarded-For",
+     0},
     {"origins", SET_STR, S(origins), "", "LIST",
      "comma-separated other Origins allowed to use the session cookie (own host always is)", 0},
     {"public_url", SET_URL, S(public_url), "", "URL",
@@ -420,6 +425,22 @@ static void set_defaults(otj_config *c) {
   }
 }
 
+int config_addr_normal(const char *in, size_t len, char *out, size_t cap) {
+  char s[CONFIG_ADDR_MAX];
+  while (len && isspace((unsigned char)*in)) in++, len--;
+  while (len && isspace((unsigned char)in[len - 1])) len--;
+  if (len == 0 || len >= sizeof s) return -1;
+  memcpy(s, in, len);
+  s[len] = '\0';
+  unsigned char b[16];
+  if (inet_pton(AF_INET, s, b) == 1) return inet_ntop(AF_INET, b, out, (socklen_t)cap) ? 0 : -1;
+  if (inet_pton(AF_INET6, s, b) != 1) return -1;
+  static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!memcmp(b, v4mapped, sizeof v4mapped))
+    return inet_ntop(AF_INET, b + 12, out, (socklen_t)cap) ? 0 : -1;
+  return inet_ntop(AF_INET6, b, out, (socklen_t)cap) ? 0 : -1;
+}
+
 /* The settings together: what no single value can say. Returns 0, or -1
  * with the message on stderr. */
 static int check_all(otj_config *c) {
@@ -441,6 +462,17 @@ static int check_all(otj_config *c) {
   if (c->metrics_port && c->metrics_port == c->listen_port) {
     config_error("metrics_listen must use another port than listen (%d)", c->listen_port);
     return -1;
+  }
+  for (const char *p = c->trusted_proxies; *p;) {
+    size_t n = strcspn(p, ",");
+    char one[CONFIG_ADDR_MAX];
+    if (config_addr_normal(p, n, one, sizeof one) != 0) {
+      config_error("trusted_proxies: '%.*s' is not an IP address (want e.g. 127.0.0.1,::1)", (int)n,
+                   p);
+      return -1;
+    }
+    p += n;
+    if (*p == ',') p++;
   }
   if (c->metrics_token[0] && strlen(c->metrics_token) < CONFIG_METRICS_TOKEN_MIN) {
     config_error("metrics_token must be at least %d characters long", CONFIG_METRICS_TOKEN_MIN);

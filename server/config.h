@@ -33,6 +33,7 @@ typedef struct otj_config {
   char redis_server_bin[256]; /* redis_server: the redis-server to start */
   char web_root[512];         /* web: static files */
   char origins[1024];         /* origins: other Origins allowed for cookie upgrades */
+  char trusted_proxies[512];  /* trusted_proxies: peers whose X-Forwarded-For names the client */
   char public_url[256];       /* public_url: base of join links, no trailing '/' */
   int demo;                   /* demo */
   int verbose;                /* verbose (-v): log_level debug unless log_level is set */
@@ -112,5 +113,12 @@ void config_print(FILE *out, const otj_config *c);
 /* 1 when users reach this server over https: TLS is on, or the public URL
  * is https (TLS ended by a proxy in front). */
 int config_https(const otj_config *c);
+
+/* An IP address as text, of `len` bytes (blanks around it allowed), written
+ * in one canonical form to `out` ("::ffff:1.2.3.4" becomes "1.2.3.4"), so
+ * that two spellings of one address compare equal. 0, or -1 when `in` is
+ * not an address. */
+#define CONFIG_ADDR_MAX 64
+int config_addr_normal(const char *in, size_t len, char *out, size_t cap);
 
 #endif

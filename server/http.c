@@ -236,6 +236,33 @@ int http_cookie_value(const char *header, const char *name, char *out, size_t ca
   return -1;
 }
 
+static int listed(const char *list, const char *addr) {
+  while (*list) {
+    size_t n = strcspn(list, ",");
+    char one[CONFIG_ADDR_MAX];
+    if (config_addr_normal(list, n, one, sizeof one) == 0 && !strcmp(one, addr)) return 1;
+    list += n;
+    if (*list == ',') list++;
+  }
+  return 0;
+}
+
+void http_client_addr(struct lws *wsi, const otjd *d, char *out, size_t cap) {
+  char peer[CONFIG_ADDR_MAX] = "", xff[512];
+  out[0] = '\0';
+  if (!wsi) return;
+  lws_get_peer_simple(wsi, peer, sizeof peer);
+  if (config_addr_normal(peer, strlen(peer), out, cap) != 0) snprintf(out, cap, "%s", peer);
+  if (!d->cfg.trusted_proxies[0] || !listed(d->cfg.trusted_proxies, out)) return;
+  int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
+  if (n <= 0) return;
+  const char *last = strrchr(xff, ',');
+  last = last ? last + 1 : xff;
+  char client[CONFIG_ADDR_MAX];
+  if (config_addr_normal(last, strlen(last), client, sizeof client) == 0)
+    snprintf(out, cap, "%s", client);
+}
+
 /* 1 when `origin` ("scheme://host[:port]") is this server's own (the Host
  * header) or one of --origins. */
 static int origin_value_allowed(struct lws *wsi, const otjd *d, const char *origin) {

@@ -92,4 +92,10 @@ int http_cookie_value(const char *header, const char *name, char *out, size_t ca
  * the same host as the Host header, or one of --origins. */
 int http_origin_allowed(struct lws *wsi, const otjd *d);
 
+/* The client's address for limits and logs: the TCP peer; or, when the
+ * peer is one of cfg.trusted_proxies, the last address of X-Forwarded-For,
+ * the one that proxy appended (those before it came with the request and
+ * prove nothing). "" when unknown. */
+void http_client_addr(struct lws *wsi, const otjd *d, char *out, size_t cap);
+
 #endif

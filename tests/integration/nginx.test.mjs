@@ -105,10 +105,12 @@ async function startNginx(site, { httpsPort, ca }) {
 }
 
 // One HTTPS request that trusts only `ca`. Resolves {status, headers, body}.
-function httpsRequest(url, { ca, method = 'GET', headers = {}, body } = {}) {
+// `from`: the local address to connect from (127.0.0.0/8 has them all).
+function httpsRequest(url, { ca, method = 'GET', headers = {}, body, from } = {}) {
   return new Promise((resolve, reject) => {
     if (body) headers = { ...headers, 'content-length': Buffer.byteLength(body) };
-    const req = https.request(url, { method, headers, ca, agent: false }, (res) => {
+    const lib = url.startsWith('https:') ? https : http;
+    const req = lib.request(url, { method, headers, ca, agent: false, localAddress: from }, (res) => {
       let data = '';
       res.setEncoding('utf8');
       res.on('data', (d) => { data += d; });
@@ -387,4 +389,53 @@ test('a keepalive pool added to the example\'s upstream does no harm: otjd close
     srv.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('with trusted_proxies, failed logins count for each client nginx saw, not for nginx; a forged X-Forwarded-For changes nothing', { skip: noNginx }, async () => {
+  const dir = tmp('otj-ngx-cert-');
+  const { cert, key, pem } = makeCert(dir);
+  const httpPort = await freePort(), httpsPort = await freePort();
+  const pub = `https://127.0.0.1:${httpsPort}`;
+  const srv = await startOtjd({ env: { OTJ_PUBLIC_URL: pub, OTJ_TRUSTED_PROXIES: '127.0.0.1, ::1', OTJ_LOGIN_PER_ADDRESS: '3' } });
+  let ngx;
+  try {
+    ngx = await startNginx(renderExample({ httpPort, httpsPort, cert, key, upstream: `127.0.0.1:${srv.port}` }),
+      { httpsPort, ca: pem });
+    const login = (base, from, name, password, headers = {}) => httpsRequest(`${base}/api/login`, {
+      ca: pem, method: 'POST', from, headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ login: name, password }),
+    });
+    // three wrong passwords from one client, at three names, through nginx;
+    // each names another client in X-Forwarded-For, which nginx keeps in front
+    for (let i = 1; i <= 3; i++) {
+      const r = await login(pub, '127.0.0.2', `nobody${i}`, 'wrong', { 'x-forwarded-for': `10.0.0.${i}` });
+      assert.equal(r.status, 401, r.body);
+    }
+    // that client is out of tries, even with the right password
+    const spent = await login(pub, '127.0.0.2', 'rita', 'otj-demo');
+    assert.equal(spent.status, 429, spent.body);
+    // everyone else behind the same nginx logs in
+    assert.equal((await login(pub, '127.0.0.3', 'rita', 'otj-demo')).status, 200);
+    assert.equal((await login(pub, '127.0.0.4', 'lea', 'otj-demo')).status, 200);
+    // straight to otjd from an address that is not a trusted proxy, the
+    // header is not believed: the failures count for that address
+    const direct = `http://127.0.0.1:${srv.port}`;
+    for (let i = 1; i <= 3; i++)
+      assert.equal((await login(direct, '127.0.0.5', `nobody${i}`, 'wrong', { 'x-forwarded-for': `10.1.0.${i}` })).status, 401);
+    assert.equal((await login(direct, '127.0.0.5', 'rita', 'otj-demo', { 'x-forwarded-for': '10.1.0.9' })).status, 429);
+    assert.doesNotMatch(ngx.log, /\[(error|crit|alert|emerg)\]/, ngx.log);
+  } finally {
+    if (ngx) await ngx.stop();
+    await srv.stopClean();
+    srv.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('trusted_proxies must list IP addresses', () => {
+  const r = spawnSync(OTJD, ['check-config', '--trusted-proxies', '127.0.0.1,nginx.local'], { encoding: 'utf8' });
+  assert.equal(r.status, 64, r.stdout + r.stderr);
+  assert.match(r.stderr, /trusted_proxies: 'nginx\.local' is not an IP address/);
+  const ok = spawnSync(OTJD, ['check-config', '--trusted-proxies', '127.0.0.1, ::ffff:10.0.0.1,::1'], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
 });
