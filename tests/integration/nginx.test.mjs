@@ -357,20 +357,38 @@ test('through nginx: https login with a Secure cookie, otj.v1 over wss, a room j
   }
 });
 
-test('a keepalive pool added to the example\'s upstream does no harm: otjd closes after each answer and nginx opens a new connection', { skip: noNginx }, async () => {
+// otjd (with `env`) behind nginx on the example (`edit` may change the
+// site first); fn({pub, pem, srv, ngx}); both stopped after, and nginx must
+// have logged no error.
+async function behindNginx({ env = {}, edit = (site) => site }, fn) {
   const dir = tmp('otj-ngx-cert-');
   const { cert, key, pem } = makeCert(dir);
   const httpPort = await freePort(), httpsPort = await freePort();
   const pub = `https://127.0.0.1:${httpsPort}`;
-  const srv = await startOtjd({ env: { OTJ_PUBLIC_URL: pub } });
+  const srv = await startOtjd({ env: { OTJ_PUBLIC_URL: pub, ...env } });
   let ngx;
   try {
-    let site = renderExample({ httpPort, httpsPort, cert, key, upstream: `127.0.0.1:${srv.port}` });
+    const site = edit(renderExample({ httpPort, httpsPort, cert, key, upstream: `127.0.0.1:${srv.port}` }));
+    ngx = await startNginx(site, { httpsPort, ca: pem });
+    await fn({ pub, pem, srv, ngx });
+    assert.doesNotMatch(ngx.log, /\[(error|crit|alert|emerg)\]/, ngx.log);
+  } finally {
+    if (ngx) await ngx.stop();
+    await srv.stopClean();
+    srv.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a keepalive pool added to the example\'s upstream does no harm: otjd closes after each answer and nginx opens a new connection', { skip: noNginx }, async () => {
+  const edit = (site) => {
     site = site.replace(/(server 127\.0\.0\.1:\d+;)/, '$1\n    keepalive 8;')
       .replace(/(location \/ \{\n\s*proxy_pass http:\/\/otjd;)/, '$1\n        proxy_set_header Connection "";');
     assert.match(site, /keepalive 8;/);
     assert.match(site, /proxy_set_header Connection "";/);
-    ngx = await startNginx(site, { httpsPort, ca: pem });
+    return site;
+  };
+  await behindNginx({ edit }, async ({ pub, pem }) => {
     for (let i = 0; i < 10; i++) {
       const r = await httpsRequest(`${pub}/api/login`, {
         ca: pem, method: 'POST', headers: { 'content-type': 'application/json' },
@@ -382,25 +400,12 @@ test('a keepalive pool added to the example\'s upstream does no harm: otjd close
       assert.equal(me.status, 200, me.body);
       assert.equal(JSON.parse(me.body).login, 'lea');
     }
-    assert.doesNotMatch(ngx.log, /\[(error|crit|alert|emerg)\]/, ngx.log);
-  } finally {
-    if (ngx) await ngx.stop();
-    await srv.stopClean();
-    srv.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('with trusted_proxies, failed logins count for each client nginx saw, not for nginx; a forged X-Forwarded-For changes nothing', { skip: noNginx }, async () => {
-  const dir = tmp('otj-ngx-cert-');
-  const { cert, key, pem } = makeCert(dir);
-  const httpPort = await freePort(), httpsPort = await freePort();
-  const pub = `https://127.0.0.1:${httpsPort}`;
-  const srv = await startOtjd({ env: { OTJ_PUBLIC_URL: pub, OTJ_TRUSTED_PROXIES: '127.0.0.1, ::1', OTJ_LOGIN_PER_ADDRESS: '3' } });
-  let ngx;
-  try {
-    ngx = await startNginx(renderExample({ httpPort, httpsPort, cert, key, upstream: `127.0.0.1:${srv.port}` }),
-      { httpsPort, ca: pem });
+  const env = { OTJ_TRUSTED_PROXIES: '127.0.0.1, ::1', OTJ_LOGIN_PER_ADDRESS: '3' };
+  await behindNginx({ env }, async ({ pub, pem, srv }) => {
     const login = (base, from, name, password, headers = {}) => httpsRequest(`${base}/api/login`, {
       ca: pem, method: 'POST', from, headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify({ login: name, password }),
@@ -423,13 +428,7 @@ test('with trusted_proxies, failed logins count for each client nginx saw, not f
     for (let i = 1; i <= 3; i++)
       assert.equal((await login(direct, '127.0.0.5', `nobody${i}`, 'wrong', { 'x-forwarded-for': `10.1.0.${i}` })).status, 401);
     assert.equal((await login(direct, '127.0.0.5', 'rita', 'otj-demo', { 'x-forwarded-for': '10.1.0.9' })).status, 429);
-    assert.doesNotMatch(ngx.log, /\[(error|crit|alert|emerg)\]/, ngx.log);
-  } finally {
-    if (ngx) await ngx.stop();
-    await srv.stopClean();
-    srv.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('trusted_proxies must list IP addresses', () => {
