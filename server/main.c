@@ -29,6 +29,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "backoff.h"
 #include "backup_cmd.h"
 #include "clock.h"
 #include "verify_cmd.h"
@@ -50,6 +51,8 @@
 static otjd g_d;
 static uv_signal_t sig_int, sig_term, sig_chld;
 static uv_timer_t shutdown_timer;
+static uv_timer_t redis_retry; /* the next try at a private redis-server that did not start */
+static unsigned redis_tries;   /* failed starts in a row */
 static uint64_t shutdown_started;
 
 static int mkdir_p(const char *path) {
@@ -99,6 +102,8 @@ static void finish_shutdown(void) {
   otjd *d = &g_d;
   uv_timer_stop(&shutdown_timer);
   close_handle((uv_handle_t *)&shutdown_timer);
+  uv_timer_stop(&redis_retry);
+  close_handle((uv_handle_t *)&redis_retry);
   if (d->lws) {
     lws_context_destroy(d->lws);
     d->lws = NULL;
@@ -139,6 +144,27 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 /* The private redis-server died under us: start a new one (its rooms are
  * gone; clients resync) unless we are stopping anyway. */
+static void restart_private_redis(uv_timer_t *t) {
+  (void)t;
+  otjd *d = &g_d;
+  if (d->shutting_down || d->redis_child > 0) return;
+  char err[512], sock[512];
+  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir, d->cfg.redis_maxmemory_mb,
+                               sock, sizeof sock, err, sizeof err);
+  if (pid > 0) {
+    d->redis_child = pid;
+    redis_tries = 0;
+    log_event(LOG_INFO, "private redis-server started", "pid=%d socket=%s", (int)pid, sock);
+    return; /* rconn reconnects to the same socket path by itself */
+  }
+  /* a start that failed once (no memory to fork, say) is tried again, so
+   * live rooms come back without an operator */
+  uint64_t wait = backoff_delay_ms(redis_tries++);
+  log_event(LOG_ERROR, "private redis-server did not start; trying again", "error=%s retry_ms=%llu",
+            err, (unsigned long long)wait);
+  uv_timer_start(&redis_retry, restart_private_redis, wait, 0);
+}
+
 static void on_sigchld(uv_signal_t *h, int signum) {
   otjd *d = &g_d;
   if (d->redis_child <= 0) return;
@@ -147,16 +173,7 @@ static void on_sigchld(uv_signal_t *h, int signum) {
   d->redis_child = 0;
   if (d->shutting_down) return;
   log_event(LOG_ERROR, "private redis-server exited; starting a new one", "status=%d", status);
-  char err[512], sock[512];
-  pid_t pid = redischild_start(d->cfg.redis_server_bin, d->cfg.data_dir, d->cfg.redis_maxmemory_mb,
-                               sock, sizeof sock, err, sizeof err);
-  if (pid > 0) {
-    d->redis_child = pid;
-    log_event(LOG_INFO, "private redis-server started", "pid=%d socket=%s", (int)pid, sock);
-  } else {
-    log_event(LOG_ERROR, "private redis-server did not start", "error=%s", err);
-  }
-  /* rconn reconnects to the same socket path by itself */
+  restart_private_redis(NULL);
 }
 
 /* ---- start ------------------------------------------------------------- */
@@ -509,6 +526,7 @@ static int serve(int argc, char **argv) {
   uv_signal_init(d->loop, &sig_term);
   uv_signal_init(d->loop, &sig_chld);
   uv_timer_init(d->loop, &shutdown_timer);
+  uv_timer_init(d->loop, &redis_retry);
   /* the loop's info lines leave once per turn (log.h) */
   uv_check_init(d->loop, &log_check);
   uv_check_start(&log_check, on_log_check);

@@ -1,9 +1,11 @@
 // otjd's life: the embedded redis-server, graceful stop, missing Redis.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startOtjd, connectAs, childPids, alive, exited, freePort, OTJD, sleep, waitFor } from './harness.mjs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 
 test('without --redis otjd runs its own redis-server and stops it on SIGTERM', async () => {
   const srv = await startOtjd(); // no redis: embedded
@@ -129,5 +131,42 @@ test('the private redis-server dies: otjd starts a new one, rooms tell their mem
   } finally {
     await srv.stop();
     srv.cleanup();
+  }
+});
+
+test('a new private redis-server that fails to start is tried again until one runs', async () => {
+  // a redis-server that runs the first time, fails the next two, then runs
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'otj-flaky-redis-'));
+  const bin = path.join(dir, 'redis-server');
+  const real = execFileSync('sh', ['-c', 'command -v redis-server']).toString().trim();
+  writeFileSync(bin, `#!/bin/sh
+n=$(cat "${dir}/starts" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "${dir}/starts"
+[ $n -eq 2 ] || [ $n -eq 3 ] && exit 1
+exec "${real}" "$@"
+`, { mode: 0o755 });
+  const srv = await startOtjd({ env: { OTJ_REDIS_SERVER: bin } });
+  try {
+    const health = async () => (await fetch(`${srv.base}/healthz`)).status;
+    assert.equal(await health(), 200);
+    const first = childPids(srv.proc.pid).find((k) => k.comm.startsWith('redis-server')).pid;
+    process.kill(first, 'SIGKILL');
+    await waitFor(async () => readFileSync(path.join(dir, 'starts'), 'utf8').trim() === '4' && await health() === 200,
+      'the fourth start to run and Redis to answer', 15000);
+    const rita = await connectAs(srv, 'rita');
+    let snap;
+    for (let i = 0; i < 50; i++) {
+      rita.send({ t: 'open', module: 2, learners: [], rid: i + 1 });
+      snap = await rita.next(5000);
+      if (snap.t === 'snapshot') break;
+      await sleep(100);
+    }
+    assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
+    assert.equal((srv.log.match(/did not start; trying again/g) || []).length, 2, srv.log);
+    await srv.stopClean();
+    await rita.close();
+  } finally {
+    await srv.stop();
+    srv.cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
