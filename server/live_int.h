@@ -46,15 +46,17 @@
 #define LIVE_RING           256  /* recent events an instance keeps per room */
 #define LIVE_PENDING_MAX    4096 /* out-of-order events held per room */
 #define LIVE_ATTACH_MAX     16   /* rooms one connection may be in */
-#define LIVE_TOO_MANY_ROOMS "This connection is in too many open rooms; leave one first."
-#define LIVE_CODE_TRIES     20 /* attempts to find a free join code */
-#define LIVE_WRONG_CODES    10 /* wrong join codes per user per minute */
+#define LIVE_CODE_TRIES     20   /* attempts to find a free join code */
+#define LIVE_WRONG_CODES    10   /* wrong join codes per user per minute */
 #define LIVE_THROTTLE_SLOTS 4096
 #define LIVE_ROOM_ID_LEN    12
 #define LIVE_INSTANCE_LEN   16  /* this process's name in presence entries */
 #define LIVE_DASH_DELAY_MS  300 /* dashboard refreshes are folded this long */
 #define LIVE_BEAT_SLICES    10  /* the heartbeat serves the rooms in slices */
 #define LIVE_WATCH_MAX      64  /* responsibles one `watch` follows */
+
+/* the refusal when a connection's LIVE_ATTACH_MAX rooms are all open */
+#define LIVE_TOO_MANY_ROOMS "This connection is in too many open rooms; leave one first."
 
 /* ---- events (live_room.c) ----------------------------------------------- */
 

@@ -142,8 +142,9 @@ static void on_signal(uv_signal_t *h, int signum) {
   begin_shutdown(signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-/* The private redis-server died under us: start a new one (its rooms are
- * gone; clients resync) unless we are stopping anyway. */
+/* Starts the private redis-server again; one that does not start is tried
+ * again after a backoff, so live rooms come back without an operator (a
+ * fork that found no memory, say). */
 static void restart_private_redis(uv_timer_t *t) {
   (void)t;
   otjd *d = &g_d;
@@ -157,14 +158,14 @@ static void restart_private_redis(uv_timer_t *t) {
     log_event(LOG_INFO, "private redis-server started", "pid=%d socket=%s", (int)pid, sock);
     return; /* rconn reconnects to the same socket path by itself */
   }
-  /* a start that failed once (no memory to fork, say) is tried again, so
-   * live rooms come back without an operator */
   uint64_t wait = backoff_delay_ms(redis_tries++);
   log_event(LOG_ERROR, "private redis-server did not start; trying again", "error=%s retry_ms=%llu",
             err, (unsigned long long)wait);
   uv_timer_start(&redis_retry, restart_private_redis, wait, 0);
 }
 
+/* The private redis-server died under us: start a new one (its rooms are
+ * gone; clients resync) unless we are stopping anyway. */
 static void on_sigchld(uv_signal_t *h, int signum) {
   otjd *d = &g_d;
   if (d->redis_child <= 0) return;
