@@ -15,6 +15,8 @@ const REQUEST_TIMEOUT_MS = 10000;
 const PING_EVERY_MS = 10000;
 const PONG_WITHIN_MS = 4000;
 const BACKOFF_MS = [300, 1000, 2000, 4000];
+// waits between tries when the server cannot reach its room store (below)
+const STORE_RETRY_MS = [1000, 2000, 4000, 8000, 10000];
 // Close codes of the server (protocol/PROTOCOL.md, section 2).
 const CLOSE_SESSION_ENDED = 4401; // logged out or deactivated: log in again
 const CLOSE_RIGHTS_CHANGED = 4403; // rights changed: reconnect to get the new ones
@@ -191,6 +193,8 @@ export class Live extends EventTarget {
   // dead network may never complete it).
   drop() {
     clearInterval(this.pingTimer);
+    clearTimeout(this.storeTimer);
+    this.storeTimer = null;
     clearTimeout(this.pongTimer);
     const ws = this.ws;
     this.ws = null;
@@ -225,6 +229,7 @@ export class Live extends EventTarget {
       if (w.t !== 'welcome') throw new LiveError('unauthorized', 'The server did not accept this session.');
       this.user = w.user;
       this.attempt = 0;
+      this.storeTries = 0;
       this.startPing(ws);
       this.setStatus('online');
       this.dispatchEvent(new CustomEvent('welcome', { detail: w.user }));
@@ -290,7 +295,7 @@ export class Live extends EventTarget {
       case 'online': this.dispatchEvent(new CustomEvent('online', { detail: msg })); break;
       case 'err':
         this.dispatchEvent(new CustomEvent('servererror', { detail: msg }));
-        if (msg.code === 'unavailable') this.resyncAll();
+        if (msg.code === 'unavailable') this.storeTrouble();
         break;
       default: break; // unknown types are ignored
     }
@@ -384,24 +389,59 @@ export class Live extends EventTarget {
       if (e.code === 'not_found' || e.code === 'forbidden') {
         room.state = 'closed';
         this.emitRoom(room);
+      } else if (e.code === 'unavailable') {
+        this.storeTrouble();
       }
     }
   }
 
+  // Brings the room up to date. Resolves with null, or the code of the
+  // error (the next reconnect tries again, or storeRetry for `unavailable`).
   async sync(room) {
-    if (room.syncing) return;
+    if (room.syncing) return null;
     room.syncing = true;
+    let err = null;
     try {
       const r = await this.requestOn(this.ws, { t: 'sync', room: room.id, since: room.seq });
       if (r.t === 'snapshot') room.applySnapshot(r);
-    } catch { /* next reconnect tries again */ } finally {
+    } catch (e) {
+      err = e.code || 'unavailable';
+    } finally {
       room.syncing = false;
     }
     this.emitRoom(room);
+    if (err === 'unavailable') this.storeTrouble();
+    return err;
   }
 
-  resyncAll() {
-    for (const room of this.rooms.values()) this.sync(room);
+  // The server cannot reach its room store right now (`unavailable`: Redis
+  // restarting or stalled) while this socket stays up. Nothing else would
+  // bring the rooms up to date, or send the answers and decisions waiting
+  // here again, before the next reconnect: so the page tries by itself,
+  // waiting longer each time (with jitter, so that a room full of phones
+  // does not come back at once), until the server answers.
+  storeTrouble() {
+    if (this.storeTimer || this.status !== 'online') return;
+    this.storeTries = this.storeTries || 0;
+    const base = STORE_RETRY_MS[Math.min(this.storeTries++, STORE_RETRY_MS.length - 1)];
+    this.storeTimer = setTimeout(() => this.storeRetry(), base + Math.random() * 500);
+  }
+
+  async storeRetry() {
+    this.storeTimer = null;
+    const ws = this.ws;
+    if (this.status !== 'online') return;
+    const errs = await Promise.all([...this.rooms.values()].map((room) => this.sync(room)));
+    if (this.ws !== ws) return; // reconnected meanwhile: the rejoin did it all
+    if (errs.some((e) => e === 'unavailable' || e === 'timeout')) {
+      this.storeTrouble();
+      return;
+    }
+    this.storeTries = 0;
+    for (const room of this.rooms.values()) {
+      this.flushOutbox(room.id);
+      this.flushDecisions(room.id);
+    }
   }
 
   onEvent(msg) {
@@ -471,6 +511,7 @@ export class Live extends EventTarget {
         this.dispatchEvent(new CustomEvent('answerfailed', { detail: { item, error: e } }));
       }
       // otherwise (lost, timeout, unavailable, rate limited) it stays and is re-sent
+      if (e.code === 'unavailable') this.storeTrouble();
     });
   }
 
@@ -551,7 +592,8 @@ export class Live extends EventTarget {
         w.reject(e);
       } else {
         w.inflight = false; // lost, timeout, unavailable: re-sent after the rejoin
-        if (this.status === 'online' && e.code !== 'unavailable') setTimeout(() => this.sendDecision(item), 1000);
+        if (e.code === 'unavailable') this.storeTrouble();
+        else if (this.status === 'online') setTimeout(() => this.sendDecision(item), 1000);
       }
     });
     return w.promise;
