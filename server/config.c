@@ -101,6 +101,10 @@ static const setting settings[] = {
      "bytes queued for one slow client before it is dropped", 0},
     {"max_connections", SET_U32, U(max_connections), "120000", "N",
      "websocket connections at once (kept below the descriptor limit)", 0},
+    {"max_http_bodies", SET_U32, U(max_http_bodies), "268435456", "BYTES",
+     "bytes of HTTP request bodies held at once, all connections together (uploads included): "
+     "a request whose body would go over it is answered 503 with Retry-After",
+     0},
     {"max_http_body", SET_U32, U(max_http_body), "1048576", "BYTES",
      "bytes of one HTTP request body", 0},
     {"login_per_minute", SET_U32, U(login_per_minute), "10", "N",
@@ -473,6 +477,13 @@ static int check_all(otj_config *c) {
     }
     p += n;
     if (*p == ',') p++;
+  }
+  if (c->max_http_bodies <= c->max_http_body || c->max_http_bodies <= c->evidence_max_bytes) {
+    /* else a request within its own limit could never be served */
+    config_error("max_http_bodies (%u) must be more than max_http_body (%u) and "
+                 "evidence_max_bytes (%u)",
+                 c->max_http_bodies, c->max_http_body, c->evidence_max_bytes);
+    return -1;
   }
   if (c->metrics_token[0] && strlen(c->metrics_token) < CONFIG_METRICS_TOKEN_MIN) {
     config_error("metrics_token must be at least %d characters long", CONFIG_METRICS_TOKEN_MIN);

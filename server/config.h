@@ -57,6 +57,7 @@ typedef struct otj_config {
   uint32_t max_send_bytes;        /* bytes queued for one slow client */
   uint32_t max_connections;
   uint32_t max_http_body;     /* bytes of one HTTP request body */
+  uint32_t max_http_bodies;   /* bytes of all request bodies held at once */
   uint32_t login_per_minute;  /* login attempts per login name from one address per window */
   uint32_t login_per_name;    /* login attempts per login name from all addresses per window */
   uint32_t login_per_address; /* login attempts from one address per window */

@@ -31,11 +31,20 @@ typedef struct http_pss {
 
 size_t http_pss_size(void) { return sizeof(http_pss); }
 
+/* Every body is held whole until its request is freed (an upload until its
+ * file is written): without a bound over all of them, a few hundred slow
+ * clients declaring large bodies (no login needed for 1 MiB) would hold
+ * gigabytes. */
+static size_t g_bodies_held;
+
+size_t http_bodies_held(void) { return g_bodies_held; }
+
 void http_req_ref(http_req *r) { r->refs++; }
 
 void http_req_unref(http_req *r) {
   if (--r->refs > 0) return;
   if (r->handler_free) r->handler_free(r->handler_data);
+  g_bodies_held -= r->body_held;
   free(r->body);
   free(r->resp);
   free(r);
@@ -425,8 +434,16 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
     if ((r->method == HTTP_POST || r->method == HTTP_PUT || r->method == HTTP_PATCH) &&
         r->body_expected > 0) {
-      r->body = malloc(r->body_expected + 1);
+      size_t need = r->body_expected + 1; /* and its NUL */
+      if (g_bodies_held + need > r->d->cfg.max_http_bodies) {
+        /* read and dropped like a body over its limit, then 503 */
+        r->busy = 1;
+        return 0;
+      }
+      r->body = malloc(need);
       if (!r->body) return -1;
+      r->body_held = need;
+      g_bodies_held += need;
       return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     return dispatch(pss);
@@ -434,7 +451,7 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
   case LWS_CALLBACK_HTTP_BODY: {
     http_req *r = pss ? pss->req : NULL;
-    if (r && r->too_large) {
+    if (r && (r->too_large || r->busy)) {
       r->body_len += len;
       return r->body_len > r->body_expected ? -1 : 0;
     }
@@ -448,6 +465,15 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
     http_req *r = pss ? pss->req : NULL;
     if (!r) return -1;
+    if (r->busy) {
+      lws_rx_flow_control(wsi, 0);
+      r->d->st.http_busy++;
+      http_add_header(r, "Retry-After", "1");
+      http_reply_error(r, 503, "unavailable",
+                       "The server is receiving many large requests right now; try again in a "
+                       "moment.");
+      return 0;
+    }
     if (r->too_large) {
       lws_rx_flow_control(wsi, 0);
       reply_too_large(r);

@@ -46,8 +46,10 @@ typedef struct http_req {
   char *body;                /* NUL-terminated, body_len bytes */
   size_t body_len;
   size_t body_expected;
-  size_t body_cap; /* the limit of this request's body (max_http_body, or an upload's) */
-  int too_large;   /* the body is over the limit: drained, 413 */
+  size_t body_cap;  /* the limit of this request's body (max_http_body, or an upload's) */
+  int too_large;    /* the body is over the limit: drained, 413 */
+  int busy;         /* the bodies held at once are at their limit: 503, drained */
+  size_t body_held; /* bytes of http_bodies_held() that are this request's body */
 
   /* response */
   int answered;
@@ -66,6 +68,9 @@ typedef struct http_req {
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len);
 size_t http_pss_size(void);
+
+/* Bytes of request bodies held in memory now, all requests together. */
+size_t http_bodies_held(void);
 
 /* Takes a reference (for a worker or timer that will answer later). */
 void http_req_ref(http_req *r);

@@ -7,8 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import WebSocket from 'ws';
-import { startOtjd, login, connectAs, alive, sleep } from './harness.mjs';
+import { startOtjd, login, connectAs, alive, sleep, OTJD } from './harness.mjs';
 
 // Stops otjd even when its loop is stuck (SIGTERM would never be handled):
 // a test must fail, never hang the suite.
@@ -308,4 +309,57 @@ test('a large answer reaches a slow reader whole before the connection closes', 
     assert.equal(JSON.parse(payload.toString('utf8')).tasks.length, 256);
     assert.ok(await bestHealthz(srv) < 100, '/healthz answers within 100 ms afterwards');
   });
+});
+
+// ---- memory held by request bodies ----------------------------------------
+
+// A connection that declares a 1 MiB body and sends only its first bytes:
+// the server holds the whole body's buffer until the rest arrives.
+function holdBody(port) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    sock.on('error', () => {});
+    sock.on('connect', () => {
+      sock.write('POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+                 'Content-Length: 1048576\r\n\r\n{"login":"');
+      setTimeout(() => resolve(sock), 200);
+    });
+    setTimeout(() => reject(new Error('no connection')), 3000);
+  });
+}
+
+test('bodies held at once are bounded: the request over the bound is answered 503 and the server keeps serving', async () => {
+  // room for two 1 MiB bodies, not three
+  await withServer({ OTJ_MAX_HTTP_BODIES: String(3 * 1024 * 1024 - 1), OTJ_EVIDENCE_MAX_BYTES: '1048576' }, async (srv) => {
+    const full = loginReq(JSON.stringify({ login: 'x'.repeat(1048576 - 27), password: 'p' }));
+    assert.equal(Buffer.byteLength(full.slice(full.indexOf('\r\n\r\n') + 4)), 1048576);
+    const a = await holdBody(srv.port);
+    const b = await holdBody(srv.port);
+    assert.ok(await metric(srv, 'otj_http_body_bytes') >= 2 * 1048576, 'two bodies are held');
+
+    const refused = await exchange(srv.port, [full], { gap: 0, ms: 5000 });
+    assert.deepEqual(statuses(refused.data), [503], refused.data.slice(0, 300));
+    assert.match(refused.data, /\r\nretry-after: 1\r\n/i);
+    assert.match(refused.data, /"unavailable"/);
+    assert.equal(await metric(srv, 'otj_http_busy_total'), 1);
+
+    // one held body let go: a request of the same size is read again
+    a.destroy();
+    await sleep(200);
+    const served = await exchange(srv.port, [full], { gap: 0, ms: 5000 });
+    const [status] = statuses(served.data);
+    assert.ok(status && status !== 503, `served once there is room (got ${status})`);
+    b.destroy();
+    await sleep(200);
+    assert.equal(await metric(srv, 'otj_http_body_bytes'), 0, 'nothing is held once they are gone');
+    await assertStillServing(srv);
+  });
+});
+
+test('max_http_bodies must leave room for one largest request', () => {
+  const r = spawnSync(OTJD, ['check-config', '--max-http-bodies', '1048576'], { encoding: 'utf8' });
+  assert.equal(r.status, 64, r.stdout + r.stderr);
+  assert.match(r.stderr, /max_http_bodies \(1048576\) must be more than max_http_body/);
+  const ok = spawnSync(OTJD, ['check-config', '--max-http-bodies', '67108864'], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
 });
