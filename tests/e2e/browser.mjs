@@ -115,20 +115,28 @@ async function settle(page) {
 // A TCP proxy in front of otjd for one phone. mode 'pass' forwards; 'down'
 // cuts every connection and refuses new ones (the network is gone);
 // 'blackhole' keeps the sockets but forwards nothing (packets lost).
+// latency(ms) delays everything by ms each way (a phone network).
 export async function netProxy(targetPort) {
   const pairs = new Set();
   let mode = 'pass';
+  let delay = 0; // ms each way, as a phone network's latency
   const server = net.createServer((client) => {
     if (mode === 'down') { client.destroy(); return; }
     const upstream = net.connect(targetPort, '127.0.0.1');
     const pair = { client, upstream };
     pairs.add(pair);
-    const forward = (from, to) => from.on('data', (d) => { if (mode === 'pass') to.write(d); });
+    const forward = (from, to) => from.on('data', (d) => {
+      if (mode !== 'pass') return;
+      if (!delay) to.write(d);
+      else setTimeout(() => { if (mode === 'pass' && !to.destroyed) to.write(d); }, delay);
+    });
     forward(client, upstream);
     forward(upstream, client);
     const end = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
-    client.on('close', end);
-    upstream.on('close', end);
+    // what is still on its way arrives before the close does
+    const closed = () => (delay ? setTimeout(end, delay + 5) : end());
+    client.on('close', closed);
+    upstream.on('close', closed);
     client.on('error', end);
     upstream.on('error', end);
   });
@@ -136,6 +144,7 @@ export async function netProxy(targetPort) {
   return {
     port: server.address().port,
     base: `http://127.0.0.1:${server.address().port}`,
+    latency(ms) { delay = ms; },
     set(m) {
       mode = m;
       if (m === 'down') for (const p of [...pairs]) { p.client.destroy(); p.upstream.destroy(); }

@@ -13,13 +13,14 @@ import { startRedis, startOtjd } from '../integration/harness.mjs';
 import { decode } from '@msgpack/msgpack';
 import { launch, person, logIn, shoot, netProxy, PHONE, DESKTOP } from './browser.mjs';
 
-let redis, srv, browser, proxy;
+let redis, srv, browser, proxy, leoNet;
 const people = [];
 
 before(async () => {
   redis = await startRedis();
   srv = await startOtjd({ redis: redis.addr });
   proxy = await netProxy(srv.port);
+  leoNet = await netProxy(srv.port);
   browser = await launch();
 });
 
@@ -27,6 +28,7 @@ after(async () => {
   for (const p of people) await p.context.close().catch(() => {});
   if (browser) await browser.close();
   if (proxy) await proxy.close();
+  if (leoNet) await leoNet.close();
   if (srv) { await srv.stop(); srv.cleanup(); }
   if (redis) await redis.stop();
 });
@@ -42,7 +44,7 @@ const T = 20000; // generous waits: the machine may be busy with other tests
 test('rita runs Hand hygiene with lea, leo and lars through approval', async () => {
   const rita = await as('rita', DESKTOP);
   const lea = await as('lea', PHONE, proxy.base); // lea's phone network goes through the proxy
-  const leo = await as('leo', PHONE);
+  const leo = await as('leo', PHONE, leoNet.base); // leo's phone is 150 ms away when he scans
   const lars = await as('lars', PHONE);
 
   // the learners wait on their home pages
@@ -81,9 +83,22 @@ test('rita runs Hand hygiene with lea, leo and lars through approval', async () 
   await banner.getByRole('link', { name: 'Join now' }).click();
   await lea.page.locator('#task-text', { hasText: 'How long should you rub your hands with soap?' }).waitFor({ timeout: T });
 
-  // leo: the join link, the address the QR code holds
-  await leo.page.goto(`${srv.base}/join/${code}`);
+  // leo: the join link, the address the QR code holds, on a phone network
+  // 150 ms away: his join goes right behind his hello, without waiting a
+  // round trip for the welcome
+  const leoFrames = [];
+  const t = (f) => (typeof f.payload === 'string' ? '?' : decode(f.payload).t);
+  leo.page.on('websocket', (ws) => {
+    ws.on('framesent', (f) => leoFrames.push(`sent ${t(f)}`));
+    ws.on('framereceived', (f) => leoFrames.push(`got ${t(f)}`));
+  });
+  leoNet.latency(150);
+  await leo.page.goto(`${leoNet.base}/join/${code}`);
   await leo.page.locator('#task-text', { hasText: 'How long should you rub your hands with soap?' }).waitFor({ timeout: T });
+  leoNet.latency(0);
+  const order = leoFrames.filter((f) => /hello|welcome|join|snapshot/.test(f));
+  assert.deepEqual(order.slice(0, 4), ['sent hello', 'sent join', 'got welcome', 'got snapshot'],
+    `the scanned code is joined one round trip sooner: ${leoFrames.join(', ')}`);
 
   // lars: types the code
   await lars.page.getByLabel('Room code').fill(code);

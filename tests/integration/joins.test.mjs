@@ -4,7 +4,7 @@
 // Redis' raw entries by otjd, across two instances.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, startOtjd, connectAs as as, sleep } from './harness.mjs';
+import { startRedis, startOtjd, connectAs as as, sleep, login, Client } from './harness.mjs';
 import { sqlOf } from './group_org.mjs';
 
 let redis, A, B, sql;
@@ -188,4 +188,39 @@ test('a learner taken out of the room is decided by R7 when she comes back, what
     sql(`UPDATE users SET department_id=${home} WHERE id=${leo}`);
   }
   for (const c of [rita, cLea, cLeo]) c.close();
+});
+
+// A phone that scanned a QR code sends its join right behind its hello,
+// without waiting a round trip for the welcome: the server reads them in
+// order. Behind a hello it refused, the join is refused too.
+test('a join sent right behind hello is answered after the welcome; behind a refused hello it is unauthorized', async () => {
+  const rita = await as(A, 'rita');
+  const snap = await rita.ask({ t: 'open', module: moduleId('Hand hygiene'), learners: [id('lea')] });
+  assert.equal(snap.t, 'snapshot', JSON.stringify(snap));
+
+  const { body } = await login(A, 'lea');
+  const lea = new Client(A);
+  await lea.opened();
+  lea.send({ t: 'hello', v: 1, token: body.token, rid: 1 });
+  lea.send({ t: 'join', code: snap.code, rid: 2 });
+  const first = await lea.next();
+  assert.equal(first.t, 'welcome', JSON.stringify(first));
+  let reply = await lea.next();
+  while (reply.rid !== 2) reply = await lea.next(); // an `ev` may come first
+  assert.equal(reply.t, 'snapshot', JSON.stringify(reply));
+  assert.equal(reply.room, snap.room);
+  lea.close();
+
+  const stranger = new Client(A);
+  await stranger.opened();
+  stranger.send({ t: 'hello', v: 1, token: 'not-a-token', rid: 1 });
+  stranger.send({ t: 'join', code: snap.code, rid: 2 });
+  const refused = await stranger.next();
+  assert.equal(refused.t, 'err', JSON.stringify(refused));
+  assert.equal(refused.code, 'unauthorized');
+  const join = await stranger.next();
+  assert.equal(join.rid, 2, JSON.stringify(join));
+  assert.deepEqual([join.t, join.code], ['err', 'unauthorized'], 'the join is not let through');
+  stranger.close();
+  rita.close();
 });

@@ -123,6 +123,8 @@ export class Live extends EventTarget {
     this.attempt = 0;
     this.stopped = true;
     this.readyWaiters = [];
+    this.helloWs = null; // the socket whose hello is on its way
+    this.helloWaiters = []; // early requests waiting for a hello to be sent
     window.addEventListener('online', () => this.kick());
   }
 
@@ -192,6 +194,8 @@ export class Live extends EventTarget {
   // Forget the current socket without waiting for its close handshake (a
   // dead network may never complete it).
   drop() {
+    this.helloWs = null;
+    this.wakeEarly();
     clearInterval(this.pingTimer);
     clearTimeout(this.storeTimer);
     this.storeTimer = null;
@@ -225,7 +229,11 @@ export class Live extends EventTarget {
 
   async onOpen(ws) {
     try {
-      const w = await this.requestOn(ws, { t: 'hello', v: 1 });
+      const hello = this.requestOn(ws, { t: 'hello', v: 1 });
+      this.helloWs = ws;
+      this.wakeEarly();
+      const w = await hello;
+      if (this.helloWs === ws) this.helloWs = null;
       if (w.t !== 'welcome') throw new LiveError('unauthorized', 'The server did not accept this session.');
       this.user = w.user;
       this.attempt = 0;
@@ -239,6 +247,7 @@ export class Live extends EventTarget {
       this.readyWaiters = [];
       waiters.forEach((f) => f());
     } catch (e) {
+      if (this.helloWs === ws) this.helloWs = null;
       if (e.code === 'unauthorized') {
         this.stopped = true;
         this.setStatus('offline');
@@ -327,6 +336,30 @@ export class Live extends EventTarget {
     return this.requestOn(this.ws, msg);
   }
 
+  // A request that need not wait for `welcome`: sent right behind this
+  // socket's hello (the server reads a connection's messages in order), so a
+  // phone that scanned a QR code has its room one round trip sooner. When
+  // that socket goes before answering, or its hello is refused, it waits for
+  // a connection as any request does.
+  async requestEarly(msg) {
+    if (this.status === 'connecting' && !this.helloWs) await new Promise((r) => this.helloWaiters.push(r));
+    const ws = this.helloWs;
+    if (this.status !== 'online' && ws && ws === this.ws) {
+      try {
+        return await this.requestOn(ws, msg);
+      } catch (e) {
+        if (!(e.code === 'unavailable' && this.ws !== ws) && e.code !== 'unauthorized') throw e;
+      }
+    }
+    return this.request(msg);
+  }
+
+  wakeEarly() {
+    const waiters = this.helloWaiters;
+    this.helloWaiters = [];
+    waiters.forEach((f) => f());
+  }
+
   // ---- who of my responsibles is online (the OTJ pop-up) ------------------
 
   // Follows them until unwatchOnline(): every answer and change arrives as an
@@ -352,7 +385,7 @@ export class Live extends EventTarget {
   }
 
   async join(by) { // {code} or {room}
-    const s = await this.request({ t: 'join', ...by });
+    const s = await this.requestEarly({ t: 'join', ...by });
     if (s.t !== 'snapshot') throw new LiveError('internal', 'The server did not send the room.');
     return this.track(s);
   }
