@@ -541,8 +541,7 @@ static void api_metrics(http_req *r) {
   G("otj_http_busy_total",
     "HTTP requests refused 503 because the bodies held at once were at max_http_bodies.", "counter",
     s->http_busy);
-  G("otj_http_body_bytes", "Bytes of HTTP request bodies held now.", "gauge",
-    (unsigned long long)http_bodies_held());
+  G("otj_http_body_bytes", "Bytes of HTTP request bodies held now.", "gauge", s->http_body_bytes);
   HEAD("otj_http_errors_total", "HTTP API answers with an error status, by status.", "counter");
   for (int i = 0; i < OTJD_HTTP_ERRORS; i++)
     if (s->http_errors[i] || i == 4 || i == 100) /* 404 and 500 always */

@@ -31,20 +31,12 @@ typedef struct http_pss {
 
 size_t http_pss_size(void) { return sizeof(http_pss); }
 
-/* Every body is held whole until its request is freed (an upload until its
- * file is written): without a bound over all of them, a few hundred slow
- * clients declaring large bodies (no login needed for 1 MiB) would hold
- * gigabytes. */
-static size_t g_bodies_held;
-
-size_t http_bodies_held(void) { return g_bodies_held; }
-
 void http_req_ref(http_req *r) { r->refs++; }
 
 void http_req_unref(http_req *r) {
   if (--r->refs > 0) return;
   if (r->handler_free) r->handler_free(r->handler_data);
-  g_bodies_held -= r->body_held;
+  if (r->body) r->d->st.http_body_bytes -= r->body_expected + 1;
   free(r->body);
   free(r->resp);
   free(r);
@@ -401,6 +393,19 @@ static void reply_too_large(http_req *r) {
   http_reply_error(r, 413, "too_large", msg);
 }
 
+/* The refusal of a drained body. */
+static void reply_drained(http_req *r) {
+  if (r->drain == HTTP_DRAIN_TOO_LARGE) {
+    reply_too_large(r);
+    return;
+  }
+  r->d->st.http_busy++;
+  http_add_header(r, "Retry-After", "1");
+  http_reply_error(r, 503, "unavailable",
+                   "The server is receiving many large requests right now; try again in a "
+                   "moment.");
+}
+
 static int dispatch(http_pss *pss) {
   http_req *r = pss->req;
   /* The request is whole: read nothing more from this connection (see
@@ -425,7 +430,7 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     if (r->body_expected > r->body_cap) {
       /* Read and drop a moderately large body so the client sees the 413;
        * refuse a huge one at once and close. */
-      r->too_large = 1;
+      r->drain = HTTP_DRAIN_TOO_LARGE;
       if (r->body_expected / HTTP_DRAIN_FACTOR > r->body_cap) {
         r->close_after = 1;
         reply_too_large(r);
@@ -434,16 +439,19 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
     if ((r->method == HTTP_POST || r->method == HTTP_PUT || r->method == HTTP_PATCH) &&
         r->body_expected > 0) {
+      /* Every body is held whole until its request is freed (an upload
+       * until its file is written): without a bound over all of them, a
+       * few thousand slow clients declaring 1 MiB (no login needed) would
+       * hold gigabytes. */
       size_t need = r->body_expected + 1; /* and its NUL */
-      if (g_bodies_held + need > r->d->cfg.max_http_bodies) {
-        /* read and dropped like a body over its limit, then 503 */
-        r->busy = 1;
+      uint64_t *held = &r->d->st.http_body_bytes;
+      if (*held + need > r->d->cfg.max_http_bodies) {
+        r->drain = HTTP_DRAIN_BUSY;
         return 0;
       }
       r->body = malloc(need);
       if (!r->body) return -1;
-      r->body_held = need;
-      g_bodies_held += need;
+      *held += need;
       return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     return dispatch(pss);
@@ -451,7 +459,7 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
   case LWS_CALLBACK_HTTP_BODY: {
     http_req *r = pss ? pss->req : NULL;
-    if (r && (r->too_large || r->busy)) {
+    if (r && r->drain) {
       r->body_len += len;
       return r->body_len > r->body_expected ? -1 : 0;
     }
@@ -465,18 +473,9 @@ static int on_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
     http_req *r = pss ? pss->req : NULL;
     if (!r) return -1;
-    if (r->busy) {
+    if (r->drain) {
       lws_rx_flow_control(wsi, 0);
-      r->d->st.http_busy++;
-      http_add_header(r, "Retry-After", "1");
-      http_reply_error(r, 503, "unavailable",
-                       "The server is receiving many large requests right now; try again in a "
-                       "moment.");
-      return 0;
-    }
-    if (r->too_large) {
-      lws_rx_flow_control(wsi, 0);
-      reply_too_large(r);
+      reply_drained(r);
       return 0;
     }
     if (r->body) r->body[r->body_len] = '\0';

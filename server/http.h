@@ -22,6 +22,12 @@
 #define HTTP_DRAIN_FACTOR    16   /* bodies up to 16x the limit are read and dropped */
 #define HTTP_FLUSH_TIMEOUT_S 30   /* to send the tail of an answer to a slow reader */
 
+/* Why a request's body is read and dropped instead of kept (http_req.drain). */
+enum {
+  HTTP_DRAIN_TOO_LARGE = 1, /* over its own limit: 413 */
+  HTTP_DRAIN_BUSY,          /* the bodies held at once are at max_http_bodies: 503 */
+};
+
 typedef enum http_method {
   HTTP_GET = 1,
   HTTP_POST,
@@ -46,10 +52,8 @@ typedef struct http_req {
   char *body;                /* NUL-terminated, body_len bytes */
   size_t body_len;
   size_t body_expected;
-  size_t body_cap;  /* the limit of this request's body (max_http_body, or an upload's) */
-  int too_large;    /* the body is over the limit: drained, 413 */
-  int busy;         /* the bodies held at once are at their limit: 503, drained */
-  size_t body_held; /* bytes of http_bodies_held() that are this request's body */
+  size_t body_cap; /* the limit of this request's body (max_http_body, or an upload's) */
+  int drain;       /* HTTP_DRAIN_*: the body is read and dropped, then refused */
 
   /* response */
   int answered;
@@ -68,9 +72,6 @@ typedef struct http_req {
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len);
 size_t http_pss_size(void);
-
-/* Bytes of request bodies held in memory now, all requests together. */
-size_t http_bodies_held(void);
 
 /* Takes a reference (for a worker or timer that will answer later). */
 void http_req_ref(http_req *r);

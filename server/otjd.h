@@ -28,7 +28,8 @@ typedef struct otjd_stats {
   uint64_t frames_in, frames_out, bytes_out, writes_out;
   uint64_t bad_frames, rate_limited, dropped_slow;
   uint64_t http_requests;
-  uint64_t http_busy; /* requests refused 503: the bodies held at once were at their bound */
+  uint64_t http_busy;       /* requests refused 503: the bodies held at once were at their bound */
+  uint64_t http_body_bytes; /* now: bytes of request bodies held, all requests together */
   uint64_t logins_ok, logins_failed, logins_throttled;
   uint64_t logins_busy;                   /* refused: too many checks at once */
   uint64_t ws_errors[OTJD_ERR_CODES];     /* err frames sent, by proto_code */

@@ -123,7 +123,7 @@ export class Live extends EventTarget {
     this.attempt = 0;
     this.stopped = true;
     this.readyWaiters = [];
-    this.helloWs = null; // the socket whose hello is on its way
+    this.helloWs = null; // the socket whose hello was sent (while connecting)
     this.helloWaiters = []; // early requests waiting for a hello to be sent
     window.addEventListener('online', () => this.kick());
   }
@@ -233,7 +233,6 @@ export class Live extends EventTarget {
       this.helloWs = ws;
       this.wakeEarly();
       const w = await hello;
-      if (this.helloWs === ws) this.helloWs = null;
       if (w.t !== 'welcome') throw new LiveError('unauthorized', 'The server did not accept this session.');
       this.user = w.user;
       this.attempt = 0;
@@ -247,7 +246,6 @@ export class Live extends EventTarget {
       this.readyWaiters = [];
       waiters.forEach((f) => f());
     } catch (e) {
-      if (this.helloWs === ws) this.helloWs = null;
       if (e.code === 'unauthorized') {
         this.stopped = true;
         this.setStatus('offline');
@@ -344,11 +342,12 @@ export class Live extends EventTarget {
   async requestEarly(msg) {
     if (this.status === 'connecting' && !this.helloWs) await new Promise((r) => this.helloWaiters.push(r));
     const ws = this.helloWs;
-    if (this.status !== 'online' && ws && ws === this.ws) {
+    if (this.status === 'connecting' && ws && ws === this.ws) {
       try {
         return await this.requestOn(ws, msg);
       } catch (e) {
-        if (!(e.code === 'unavailable' && this.ws !== ws) && e.code !== 'unauthorized') throw e;
+        const waitForNext = e.code === 'unauthorized' || (e.code === 'unavailable' && this.ws !== ws);
+        if (!waitForNext) throw e;
       }
     }
     return this.request(msg);
